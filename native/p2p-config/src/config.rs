@@ -1,0 +1,150 @@
+//! The configuration of one initiator tunnel and of one target, as every front end builds it:
+//! connectd's command line, a provisioning file, the C ABI's JSON and the cmdlets' parameters.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use p2p_proto::control::Credential;
+use p2p_proto::{EncryptionMode, Uid};
+use serde::{Deserialize, Serialize};
+
+/// connectd's `autoconnect`: 1 connects once and ends on a lost session, 2 also reconnects by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoConnect {
+    #[default]
+    Once,
+    Reconnect,
+}
+
+/// One initiator tunnel. JSON form (the C ABI's `p2p_session_start` takes it):
+/// `{"device_id":"80:00:00:00:01:00:0A:C2","user":"me@example.com","password":"...",
+///   "server":"127.0.0.1:5980","server_key":"<base64>","local_port":33000}`; everything else optional.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InitiatorConfig {
+    /// A name for the tunnel (cmdlets' `-Name`); defaults to the UID.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub device_id: Uid,
+    pub user: String,
+    /// Exactly one of `password` / `auth_hash` (see [`InitiatorConfig::credential`]).
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub auth_hash: Option<String>,
+    /// `host:port` of the server's control listener. Filled from `-y`, the environment or the file.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// The server's pinned static public key (base64 of 32 bytes).
+    #[serde(default)]
+    pub server_key: Option<String>,
+    /// 0 picks a free port and reports it.
+    #[serde(default)]
+    pub local_port: u16,
+    #[serde(default = "loopback")]
+    pub bind_address: IpAddr,
+    #[serde(default)]
+    pub encryption: EncryptionMode,
+    /// connectd's MAXOUTSTANDING / `max_depth`: a fixed per-stream window of unacknowledged packets.
+    /// `None` uses the adaptive, congestion-controlled window.
+    #[serde(default)]
+    pub max_outstanding: Option<u32>,
+    #[serde(default)]
+    pub autoconnect: AutoConnect,
+    /// Only this client address may use the local port (`-p`'s RESTRICT_IP; None or 0.0.0.0 = any).
+    #[serde(default)]
+    pub restrict_ip: Option<IpAddr>,
+    /// End the tunnel after this many minutes (0 = never).
+    #[serde(default)]
+    pub lifetime_min: u32,
+    /// End the tunnel after this many seconds without traffic (0 = never).
+    #[serde(default)]
+    pub idle_limit_sec: u32,
+}
+
+fn loopback() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+/// One target (device) daemon.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub uid: Uid,
+    /// The device secret (connectd's `password` key).
+    #[serde(skip_serializing)]
+    pub secret: String,
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub server_key: Option<String>,
+    /// The local service every stream is forwarded to.
+    pub proxy_dest_ip: IpAddr,
+    pub proxy_dest_port: u16,
+    /// connectd's application type (ssh 28, web 7, https 33, vnc 4, rdp 5, tcp 1, smb 34).
+    #[serde(default = "tcp_app")]
+    pub application_type: u16,
+}
+
+fn tcp_app() -> u16 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no credential: give a password or an auth_hash")]
+    NoCredential,
+    #[error("both a password and an auth_hash were given: use one")]
+    TwoCredentials,
+    #[error("no server: set it with -y host:port, --server, the environment P2P_SERVER, or the file's 'server' key")]
+    NoServer,
+    #[error("no server key: set it with --server-key, the environment P2P_SERVER_KEY, or the file's 'server_key' key")]
+    NoServerKey,
+    #[error("invalid server key: expected the base64 of 32 bytes as printed by 'p2p-server init'")]
+    BadServerKey,
+}
+
+impl InitiatorConfig {
+    pub fn credential(&self) -> Result<Credential, ConfigError> {
+        match (&self.password, &self.auth_hash) {
+            (Some(p), None) => Ok(Credential::Password(p.clone())),
+            (None, Some(h)) => Ok(Credential::AuthHash(h.clone())),
+            (None, None) => Err(ConfigError::NoCredential),
+            (Some(_), Some(_)) => Err(ConfigError::TwoCredentials),
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.device_id.to_string())
+    }
+}
+
+/// Decodes a `server_key` value.
+pub fn decode_server_key(text: &str) -> Result<[u8; 32], ConfigError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ConfigError::BadServerKey)?;
+    bytes.try_into().map_err(|_| ConfigError::BadServerKey)
+}
+
+/// Where to find the server: resolves `server`/`server_key` from the config, then the environment
+/// (`P2P_SERVER`, `P2P_SERVER_KEY`), with a clear error when neither has it. `env` is injected for tests.
+pub fn resolve_server(
+    server: &Option<String>,
+    server_key: &Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(String, [u8; 32]), ConfigError> {
+    let server = server
+        .clone()
+        .or_else(|| env("P2P_SERVER"))
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(ConfigError::NoServer)?;
+    let key = server_key
+        .clone()
+        .or_else(|| env("P2P_SERVER_KEY"))
+        .ok_or(ConfigError::NoServerKey)?;
+    Ok((server.trim().to_string(), decode_server_key(&key)?))
+}

@@ -1,0 +1,57 @@
+//! connectd's documented exit codes, printed as `!!exit [CODE] : MESSAGE` and used as the process status.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ExitCode {
+    Ok = 0,
+    LifetimeEnded = 1,
+    ShutdownPacket = 2,
+    Signal = 3,
+    Disabled = 4,
+    BadUser = 10,
+    AuthError = 11,
+    AutoconnectFailed = 12,
+    SessionCreateFailed = 13,
+    ServiceTimeout = 14,
+    NoUid = 15,
+    UdpBind = 16,
+    ProxyPortBind = 17,
+    PeerClosed = 20,
+    P2pFailed = 21,
+    Unknown = 25,
+    ConsoleExit = 30,
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// connectd's short description of the code.
+    pub fn description(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "ok",
+            ExitCode::LifetimeEnded => "lifetime ended",
+            ExitCode::ShutdownPacket => "shutdown packet received",
+            ExitCode::Signal => "terminated by signal",
+            ExitCode::Disabled => "disabled",
+            ExitCode::BadUser => "bad user",
+            ExitCode::AuthError => "authentication error",
+            ExitCode::AutoconnectFailed => "autoconnect failed",
+            ExitCode::SessionCreateFailed => "session create failed",
+            ExitCode::ServiceTimeout => "service timeout",
+            ExitCode::NoUid => "no such UID",
+            ExitCode::UdpBind => "UDP bind failed",
+            ExitCode::ProxyPortBind => "proxy port bind failed",
+            ExitCode::PeerClosed => "peer closed or timed out",
+            ExitCode::P2pFailed => "P2P failed",
+            ExitCode::Unknown => "unknown error",
+            ExitCode::ConsoleExit => "console exit",
+        }
+    }
+
+    /// The `!!exit` line: `!!exit [003] : terminated by signal`.
+    pub fn status_line(self, message: &str) -> String {
+        format!("!!exit [{:03}] : {}", self.code(), message)
+    }
+}

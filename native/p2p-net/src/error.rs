@@ -1,0 +1,104 @@
+//! Errors of the driver, each with connectd's exit code.
+
+use p2p_config::exit_code::ExitCode;
+use p2p_proto::control::ErrorCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidConfig,
+    BadUser,
+    AuthFailed,
+    Throttled,
+    UnknownUid,
+    NotShared,
+    DeviceOffline,
+    BadSecret,
+    SessionFailed,
+    ServerUnreachable,
+    ServerKeyMismatch,
+    UdpBind,
+    PortInUse,
+    PeerTimeout,
+    P2pFailed,
+    LimitReached,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> ExitCode {
+        use ErrorKind::*;
+        match self {
+            InvalidConfig => ExitCode::Unknown,
+            BadUser => ExitCode::BadUser,
+            AuthFailed | Throttled => ExitCode::AuthError,
+            UnknownUid | NotShared | BadSecret => ExitCode::NoUid,
+            DeviceOffline => ExitCode::ServiceTimeout,
+            SessionFailed | LimitReached => ExitCode::SessionCreateFailed,
+            ServerUnreachable | ServerKeyMismatch => ExitCode::SessionCreateFailed,
+            UdpBind => ExitCode::UdpBind,
+            PortInUse => ExitCode::ProxyPortBind,
+            PeerTimeout => ExitCode::PeerClosed,
+            P2pFailed => ExitCode::P2pFailed,
+            Internal => ExitCode::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            InvalidConfig => "InvalidConfig",
+            BadUser => "BadUser",
+            AuthFailed => "AuthFailed",
+            Throttled => "Throttled",
+            UnknownUid => "UnknownUid",
+            NotShared => "NotShared",
+            DeviceOffline => "DeviceOffline",
+            BadSecret => "BadSecret",
+            SessionFailed => "SessionFailed",
+            ServerUnreachable => "ServerUnreachable",
+            ServerKeyMismatch => "ServerKeyMismatch",
+            UdpBind => "UdpBind",
+            PortInUse => "PortInUse",
+            PeerTimeout => "PeerTimeout",
+            P2pFailed => "P2PFailed",
+            LimitReached => "LimitReached",
+            Internal => "Internal",
+        }
+    }
+}
+
+impl From<ErrorCode> for ErrorKind {
+    fn from(c: ErrorCode) -> Self {
+        match c {
+            ErrorCode::BadUser => ErrorKind::BadUser,
+            ErrorCode::AuthFailed => ErrorKind::AuthFailed,
+            ErrorCode::Throttled => ErrorKind::Throttled,
+            ErrorCode::UnknownUid => ErrorKind::UnknownUid,
+            ErrorCode::NotShared => ErrorKind::NotShared,
+            ErrorCode::DeviceOffline => ErrorKind::DeviceOffline,
+            ErrorCode::BadSecret => ErrorKind::BadSecret,
+            ErrorCode::SessionFailed => ErrorKind::SessionFailed,
+            ErrorCode::LimitReached => ErrorKind::LimitReached,
+            ErrorCode::BadRequest | ErrorCode::Internal => ErrorKind::Internal,
+        }
+    }
+}
+
+/// An error with the one plain line a user reads ("wrong password for user 'bob'").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

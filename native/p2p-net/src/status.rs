@@ -1,0 +1,64 @@
+//! The status snapshot of one tunnel: what `connectd -s`, the C ABI's JSON and `Get-P2PConnection` show.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TunnelState {
+    /// Logging in, asking for the device, handshaking.
+    Connecting,
+    /// The session is up: streams flow.
+    Connected,
+    /// `autoconnect 2`: the session was lost and is being re-established; the local port stays open.
+    Reconnecting,
+    /// Ended by `stop`, a signal, the lifetime or idle limit.
+    Stopped,
+    /// Ended by an error (see `last_error`).
+    Failed,
+}
+
+impl TunnelState {
+    pub fn is_final(self) -> bool {
+        matches!(self, TunnelState::Stopped | TunnelState::Failed)
+    }
+}
+
+/// Which way the session's packets go right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathKind {
+    Direct,
+    Relayed,
+    /// Direct, through a port mapping obtained from the router (NAT-PMP / UPnP).
+    PortMapped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    /// Stable identifier (`ErrorKind`'s name, e.g. "AuthFailed").
+    pub kind: String,
+    /// connectd's exit code for it.
+    pub exit_code: u8,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    pub name: String,
+    pub device_id: String,
+    pub state: TunnelState,
+    /// `address:port` the user points ssh or a browser at.
+    pub local_endpoint: String,
+    pub path: Option<PathKind>,
+    pub encryption: String,
+    pub peer_endpoint: Option<String>,
+    pub session_id: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rtt_ms: Option<f64>,
+    pub packets_lost: u64,
+    pub streams_open: u32,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub connected_at: Option<String>,
+    pub reconnects: u32,
+    pub last_error: Option<LastError>,
+}

@@ -1,0 +1,310 @@
+//! The outer header of every UDP datagram, and the datagrams that talk to the server rather than a peer.
+//!
+//! ```text
+//! 0      version (1)
+//! 1      kind     (see `Kind`)
+//! 2..10  session id (u64, big endian)          -- session kinds only
+//! 10..18 packet number (u64, big endian)       -- session kinds only
+//! 18..   protected payload (frames), see `frame.rs`
+//! ```
+//! Server-bound kinds (`RelayBind`, `Probe*`) have their own short layouts below. The header is sent in
+//! clear (the relay routes on it) and is authenticated as associated data in every mode but 0.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+pub const VERSION: u8 = 1;
+pub const SESSION_HEADER_LEN: usize = 18;
+/// Largest UDP payload we send: a real path's MTU (1500) minus IP and UDP headers with margin.
+pub const MAX_DATAGRAM: usize = 1400;
+
+/// Which peer sent a session datagram: the relay forwards it to the other one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Initiator,
+    Target,
+}
+
+impl Role {
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Initiator => Role::Target,
+            Role::Target => Role::Initiator,
+        }
+    }
+    fn bit(self) -> u8 {
+        match self {
+            Role::Initiator => 0,
+            Role::Target => 1,
+        }
+    }
+    fn from_bit(b: u8) -> Role {
+        if b & 1 == 0 {
+            Role::Initiator
+        } else {
+            Role::Target
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Protected frames of an established session (0x10 from the initiator, 0x11 from the target).
+    Data(Role),
+    /// Peer handshake (0x12 from the initiator, 0x13 from the target).
+    Handshake(Role),
+    /// Peer to server: bind this socket's address to a session on the relay (0x20).
+    RelayBind,
+    /// Server to peer: the bind was accepted (0x21).
+    RelayBindAck,
+    /// Peer to server: what address do you see me as? (0x30)
+    ProbeRequest,
+    /// Server to peer: the answer (0x31).
+    ProbeResponse,
+}
+
+impl Kind {
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Kind::Data(r) => 0x10 | r.bit(),
+            Kind::Handshake(r) => 0x12 | r.bit(),
+            Kind::RelayBind => 0x20,
+            Kind::RelayBindAck => 0x21,
+            Kind::ProbeRequest => 0x30,
+            Kind::ProbeResponse => 0x31,
+        }
+    }
+    pub fn from_byte(b: u8) -> Option<Kind> {
+        Some(match b {
+            0x10 | 0x11 => Kind::Data(Role::from_bit(b)),
+            0x12 | 0x13 => Kind::Handshake(Role::from_bit(b)),
+            0x20 => Kind::RelayBind,
+            0x21 => Kind::RelayBindAck,
+            0x30 => Kind::ProbeRequest,
+            0x31 => Kind::ProbeResponse,
+            _ => return None,
+        })
+    }
+    pub fn is_session(self) -> bool {
+        matches!(self, Kind::Data(_) | Kind::Handshake(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("datagram too short")]
+    Truncated,
+    #[error("unsupported protocol version {0}")]
+    Version(u8),
+    #[error("unknown datagram kind 0x{0:02x}")]
+    UnknownKind(u8),
+    #[error("malformed datagram")]
+    Malformed,
+}
+
+/// The clear header of a session datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionHeader {
+    pub kind: Kind,
+    pub session_id: u64,
+    pub packet_number: u64,
+}
+
+impl SessionHeader {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.push(self.kind.to_byte());
+        out.extend_from_slice(&self.session_id.to_be_bytes());
+        out.extend_from_slice(&self.packet_number.to_be_bytes());
+    }
+
+    /// Splits a session datagram into its header and the protected payload.
+    pub fn decode(d: &[u8]) -> Result<(SessionHeader, &[u8]), WireError> {
+        let kind = peek_kind(d)?;
+        if !kind.is_session() {
+            return Err(WireError::Malformed);
+        }
+        if d.len() < SESSION_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let session_id = u64::from_be_bytes(d[2..10].try_into().unwrap());
+        let packet_number = u64::from_be_bytes(d[10..18].try_into().unwrap());
+        Ok((
+            SessionHeader {
+                kind,
+                session_id,
+                packet_number,
+            },
+            &d[SESSION_HEADER_LEN..],
+        ))
+    }
+}
+
+/// Reads version and kind, the only two bytes every datagram shares.
+pub fn peek_kind(d: &[u8]) -> Result<Kind, WireError> {
+    if d.len() < 2 {
+        return Err(WireError::Truncated);
+    }
+    if d[0] != VERSION {
+        return Err(WireError::Version(d[0]));
+    }
+    Kind::from_byte(d[1]).ok_or(WireError::UnknownKind(d[1]))
+}
+
+/// The session id of a session datagram, for routing to the right session.
+pub fn peek_session_id(d: &[u8]) -> Option<u64> {
+    if d.len() >= SESSION_HEADER_LEN && peek_kind(d).map(Kind::is_session).unwrap_or(false) {
+        Some(u64::from_be_bytes(d[2..10].try_into().unwrap()))
+    } else {
+        None
+    }
+}
+
+/// `RelayBind`: version, kind, session id (8), role (1), relay token (16). Also used as the relay keepalive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayBind {
+    pub session_id: u64,
+    pub role: Role,
+    pub token: [u8; 16],
+}
+
+impl RelayBind {
+    pub const LEN: usize = 2 + 8 + 1 + 16;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(VERSION);
+        out.push(Kind::RelayBind.to_byte());
+        out.extend_from_slice(&self.session_id.to_be_bytes());
+        out.push(self.role.bit());
+        out.extend_from_slice(&self.token);
+        out
+    }
+    pub fn decode(d: &[u8]) -> Result<Self, WireError> {
+        if peek_kind(d)? != Kind::RelayBind {
+            return Err(WireError::Malformed);
+        }
+        if d.len() != Self::LEN || d[10] > 1 {
+            return Err(WireError::Malformed);
+        }
+        Ok(RelayBind {
+            session_id: u64::from_be_bytes(d[2..10].try_into().unwrap()),
+            role: Role::from_bit(d[10]),
+            token: d[11..27].try_into().unwrap(),
+        })
+    }
+}
+
+/// `RelayBindAck`: version, kind, session id (8).
+pub fn encode_relay_bind_ack(session_id: u64) -> Vec<u8> {
+    let mut out = vec![VERSION, Kind::RelayBindAck.to_byte()];
+    out.extend_from_slice(&session_id.to_be_bytes());
+    out
+}
+
+pub fn decode_relay_bind_ack(d: &[u8]) -> Result<u64, WireError> {
+    if peek_kind(d)? != Kind::RelayBindAck || d.len() != 10 {
+        return Err(WireError::Malformed);
+    }
+    Ok(u64::from_be_bytes(d[2..10].try_into().unwrap()))
+}
+
+/// `ProbeRequest`: version, kind, transaction id (12). The server answers from the port it was asked on.
+pub fn encode_probe_request(txid: [u8; 12]) -> Vec<u8> {
+    let mut out = vec![VERSION, Kind::ProbeRequest.to_byte()];
+    out.extend_from_slice(&txid);
+    out
+}
+
+pub fn decode_probe_request(d: &[u8]) -> Result<[u8; 12], WireError> {
+    if peek_kind(d)? != Kind::ProbeRequest || d.len() != 14 {
+        return Err(WireError::Malformed);
+    }
+    Ok(d[2..14].try_into().unwrap())
+}
+
+/// `ProbeResponse`: version, kind, transaction id (12), family (4 or 6), port (2), address (4 or 16):
+/// the source address the server saw the request come from.
+pub fn encode_probe_response(txid: [u8; 12], seen: SocketAddr) -> Vec<u8> {
+    let mut out = vec![VERSION, Kind::ProbeResponse.to_byte()];
+    out.extend_from_slice(&txid);
+    match seen.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&seen.port().to_be_bytes());
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&seen.port().to_be_bytes());
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out
+}
+
+pub fn decode_probe_response(d: &[u8]) -> Result<([u8; 12], SocketAddr), WireError> {
+    if peek_kind(d)? != Kind::ProbeResponse || d.len() < 17 {
+        return Err(WireError::Malformed);
+    }
+    let txid: [u8; 12] = d[2..14].try_into().unwrap();
+    let port = u16::from_be_bytes([d[15], d[16]]);
+    let ip = match (d[14], d.len()) {
+        (4, 21) => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&d[17..21]).unwrap())),
+        (6, 33) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[17..33]).unwrap())),
+        _ => return Err(WireError::Malformed),
+    };
+    Ok((txid, SocketAddr::new(ip, port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_header_round_trips() {
+        let h = SessionHeader {
+            kind: Kind::Data(Role::Target),
+            session_id: 0x0102030405060708,
+            packet_number: 77,
+        };
+        let mut buf = Vec::new();
+        h.encode(&mut buf);
+        buf.extend_from_slice(b"payload");
+        let (back, rest) = SessionHeader::decode(&buf).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(rest, b"payload");
+        assert_eq!(peek_session_id(&buf), Some(0x0102030405060708));
+    }
+
+    #[test]
+    fn short_or_foreign_datagrams_are_rejected() {
+        assert_eq!(peek_kind(&[]), Err(WireError::Truncated));
+        assert_eq!(peek_kind(&[9, 0x10]), Err(WireError::Version(9)));
+        assert_eq!(peek_kind(&[1, 0x99]), Err(WireError::UnknownKind(0x99)));
+        assert_eq!(
+            SessionHeader::decode(&[1, 0x10, 0, 0]),
+            Err(WireError::Truncated)
+        );
+        assert!(RelayBind::decode(&[1, 0x20, 1]).is_err());
+    }
+
+    #[test]
+    fn probe_and_bind_round_trip() {
+        let addr: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+        let r = encode_probe_response([7; 12], addr);
+        assert_eq!(decode_probe_response(&r).unwrap(), ([7; 12], addr));
+        let addr6: SocketAddr = "[2001:db8::1]:5".parse().unwrap();
+        assert_eq!(
+            decode_probe_response(&encode_probe_response([1; 12], addr6))
+                .unwrap()
+                .1,
+            addr6
+        );
+        let b = RelayBind {
+            session_id: 9,
+            role: Role::Target,
+            token: [3; 16],
+        };
+        assert_eq!(RelayBind::decode(&b.encode()).unwrap(), b);
+        assert_eq!(decode_relay_bind_ack(&encode_relay_bind_ack(5)).unwrap(), 5);
+    }
+}
