@@ -19,7 +19,9 @@ pub enum AutoConnect {
 /// One initiator tunnel. JSON form (the C ABI's `p2p_session_start` takes it):
 /// `{"device_id":"80:00:00:00:01:00:0A:C2","user":"me@example.com","password":"...",
 ///   "server":"127.0.0.1:5980","server_key":"<base64>","local_port":33000}`; everything else optional.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+///
+/// `Debug` is written by hand so a logged config never shows the password or the auth hash.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct InitiatorConfig {
     /// A name for the tunnel (cmdlets' `-Name`); defaults to the UID.
@@ -28,8 +30,22 @@ pub struct InitiatorConfig {
     pub device_id: Uid,
     pub user: String,
     /// Exactly one of `password` / `auth_hash` (see [`InitiatorConfig::credential`]).
+    /// Never serialized, so status and JSON views of a config cannot leak it.
     #[serde(default, skip_serializing)]
     pub password: Option<String>,
+    /// A credential that stands in for the password, so scripts and provisioning files need not hold it.
+    ///
+    /// connectd's `auth_hash` is a 40-hex-character value returned by remote.it's login API; how it is
+    /// derived is not public, and it means nothing to our server. Ours has the form `<id>.<secret>`:
+    /// - issued by our server after a password login: `connectd --auth-hash --user NAME` (the password is
+    ///   read without echo) prints it;
+    /// - random, not derived from the password, so it reveals nothing about the password and is useless
+    ///   on any other server;
+    /// - stored by the server only as a hash of the secret, so a copy of the server's database does not
+    ///   yield working credentials;
+    /// - revocable one by one, by its `<id>`: `p2p-server authhash revoke ID`.
+    ///
+    /// Never serialized (like `password`).
     #[serde(default, skip_serializing)]
     pub auth_hash: Option<String>,
     /// `host:port` of the server's control listener. Filled from `-y`, the environment or the file.
@@ -62,12 +78,13 @@ pub struct InitiatorConfig {
     pub idle_limit_sec: u32,
 }
 
-fn loopback() -> IpAddr {
+/// The default bind address of an initiator and destination of a target.
+pub(crate) fn loopback() -> IpAddr {
     IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
-/// One target (device) daemon.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// One target (device) daemon. `Debug` is written by hand so the device secret never shows.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub uid: Uid,
@@ -86,8 +103,86 @@ pub struct TargetConfig {
     pub application_type: u16,
 }
 
+/// connectd's application type when none is given: plain TCP.
+pub const DEFAULT_APPLICATION_TYPE: u16 = 1;
+
 fn tcp_app() -> u16 {
-    1
+    DEFAULT_APPLICATION_TYPE
+}
+
+/// Shows whether a secret is set, never what it is.
+struct Redacted<'a>(&'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(<redacted>)"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+impl std::fmt::Debug for InitiatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be added without deciding here whether it is secret.
+        let Self {
+            name,
+            device_id,
+            user,
+            password,
+            auth_hash,
+            server,
+            server_key,
+            local_port,
+            bind_address,
+            encryption,
+            max_outstanding,
+            autoconnect,
+            restrict_ip,
+            lifetime_min,
+            idle_limit_sec,
+        } = self;
+        f.debug_struct("InitiatorConfig")
+            .field("name", name)
+            .field("device_id", device_id)
+            .field("user", user)
+            .field("password", &Redacted(password))
+            .field("auth_hash", &Redacted(auth_hash))
+            .field("server", server)
+            .field("server_key", server_key)
+            .field("local_port", local_port)
+            .field("bind_address", bind_address)
+            .field("encryption", encryption)
+            .field("max_outstanding", max_outstanding)
+            .field("autoconnect", autoconnect)
+            .field("restrict_ip", restrict_ip)
+            .field("lifetime_min", lifetime_min)
+            .field("idle_limit_sec", idle_limit_sec)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TargetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            uid,
+            secret: _,
+            server,
+            server_key,
+            proxy_dest_ip,
+            proxy_dest_port,
+            application_type,
+        } = self;
+        f.debug_struct("TargetConfig")
+            .field("uid", uid)
+            .field("secret", &format_args!("<redacted>"))
+            .field("server", server)
+            .field("server_key", server_key)
+            .field("proxy_dest_ip", proxy_dest_ip)
+            .field("proxy_dest_port", proxy_dest_port)
+            .field("application_type", application_type)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,359 @@
+// The C ABI of native/p2p-ffi (include/remoteitp2p.h), bound by explicit loading (NativeLibraryLoader) and
+// delegates, so that the same netstandard2.0 assembly works on Windows PowerShell 5.1 and PowerShell 7.
+// Strings cross as UTF-8: in as NUL-terminated byte arrays, out as char* freed with p2p_string_free.
+// The error of a failed call is per calling thread in the library: it is read right after the call, on the
+// same thread, and turned into a P2PException.
+
+using System;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading;
+
+namespace RemoteItP2P.Native
+{
+    /// <summary>Result codes of the C ABI.</summary>
+    public enum P2PResultCode
+    {
+        Ok = 0,
+        InvalidArgument = 1,
+        InvalidConfig = 2,
+        InvalidHandle = 3,
+        PortInUse = 4,
+        Panic = 5,
+        Timeout = 6,
+        Provisioning = 7,
+        NotSupported = 8,
+        Internal = 9,
+        BufferTooSmall = 10,
+    }
+
+    /// <summary>A log line from the native library, queued by its threads and written by a cmdlet.</summary>
+    public sealed class NativeLogEntry
+    {
+        public NativeLogEntry(int level, string message)
+        {
+            Level = level;
+            Message = message;
+            Time = DateTime.Now;
+        }
+
+        /// <summary>1 error, 2 warn, 3 info, 4 debug, 5 trace.</summary>
+        public int Level { get; }
+        public string Message { get; }
+        public DateTime Time { get; }
+    }
+
+    /// <summary>The bound functions. All members are thread-safe.</summary>
+    public static class NativeMethods
+    {
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr VersionFn();
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFn(byte[] configJson, out ulong handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int HandleJsonFn(ulong handle, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int JsonFn(out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StopFn(ulong handle, uint timeoutMs);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int HandleFn(ulong handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int TimeoutFn(uint timeoutMs);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInJsonOutFn(byte[] input, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void FreeFn(IntPtr s);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NoArgFn();
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void LogCallback(int level, IntPtr message, IntPtr userData);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SetLogCallbackFn(LogCallback cb, IntPtr userData, int maxLevel);
+
+        private static readonly object Gate = new object();
+        private static volatile bool _loaded;
+        private static IntPtr _library;
+
+        private static VersionFn _version;
+        private static StartFn _sessionStart;
+        private static HandleJsonFn _sessionStatus;
+        private static JsonFn _sessionList;
+        private static StopFn _sessionStop;
+        private static HandleFn _sessionForget;
+        private static TimeoutFn _shutdown;
+        private static StringInJsonOutFn _networkTest;
+        private static StringInJsonOutFn _provisioningParse;
+        private static JsonFn _lastError;
+        private static JsonFn _lastErrorKind;
+        private static FreeFn _stringFree;
+        private static SetLogCallbackFn _setLogCallback;
+        private static NoArgFn _injectPanic;
+
+        // Kept alive for the life of the process: the library holds a pointer to it.
+        private static readonly LogCallback LogCallbackKeepAlive = OnNativeLog;
+        private static readonly ConcurrentQueue<NativeLogEntry> LogQueue = new ConcurrentQueue<NativeLogEntry>();
+        private static int _logCount;
+        private const int LogQueueLimit = 5000;
+        private static int _logLevel = 3;
+        private static int _droppedLogs;
+
+        /// <summary>Loads the library and binds every export (once). Throws P2PNativeLibraryException.</summary>
+        public static void EnsureLoaded()
+        {
+            if (_loaded) return;
+            lock (Gate)
+            {
+                if (_loaded) return;
+                _library = NativeLibraryLoader.Load();
+                _version = Bind<VersionFn>("p2p_version");
+                _sessionStart = Bind<StartFn>("p2p_session_start");
+                _sessionStatus = Bind<HandleJsonFn>("p2p_session_status");
+                _sessionList = Bind<JsonFn>("p2p_session_list");
+                _sessionStop = Bind<StopFn>("p2p_session_stop");
+                _sessionForget = Bind<HandleFn>("p2p_session_forget");
+                _shutdown = Bind<TimeoutFn>("p2p_shutdown");
+                _networkTest = Bind<StringInJsonOutFn>("p2p_network_test");
+                _provisioningParse = Bind<StringInJsonOutFn>("p2p_provisioning_parse");
+                _lastError = Bind<JsonFn>("p2p_last_error");
+                _lastErrorKind = Bind<JsonFn>("p2p_last_error_kind");
+                _stringFree = Bind<FreeFn>("p2p_string_free");
+                _setLogCallback = Bind<SetLogCallbackFn>("p2p_set_log_callback");
+                _injectPanic = Bind<NoArgFn>("p2p_test_inject_panic");
+                if (_setLogCallback != null)
+                {
+                    try { _setLogCallback(LogCallbackKeepAlive, IntPtr.Zero, _logLevel); }
+                    catch { /* logging is best effort */ }
+                }
+                AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+                _loaded = true;
+            }
+        }
+
+        /// <summary>True once the library is loaded in this process.</summary>
+        public static bool IsLoaded => _loaded;
+
+        private static T Bind<T>(string name) where T : class
+        {
+            IntPtr p = NativeLibraryLoader.GetExport(_library, name);
+            return p == IntPtr.Zero ? null : Marshal.GetDelegateForFunctionPointer<T>(p);
+        }
+
+        private static T Need<T>(T fn, string name) where T : class
+        {
+            EnsureLoaded();
+            if (fn == null)
+                throw new P2PException(P2PResultCode.NotSupported, "NotSupported",
+                    "The native library " + NativeLibraryLoader.LoadedPath + " has no export '" + name +
+                    "': it is older than this module.");
+            return fn;
+        }
+
+        // ---- strings -------------------------------------------------------------------------------------------
+
+        private static byte[] Utf8Z(string s)
+        {
+            if (s == null) return null;
+            int n = Encoding.UTF8.GetByteCount(s);
+            var b = new byte[n + 1];
+            Encoding.UTF8.GetBytes(s, 0, s.Length, b, 0);
+            return b;
+        }
+
+        private static string FromUtf8(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            int len = 0;
+            while (Marshal.ReadByte(p, len) != 0) len++;
+            var buf = new byte[len];
+            Marshal.Copy(p, buf, 0, len);
+            return Encoding.UTF8.GetString(buf);
+        }
+
+        private static string TakeString(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            try { return FromUtf8(p); }
+            finally { _stringFree?.Invoke(p); }
+        }
+
+        /// <summary>Turns a failed result code into an exception with the thread's last error.</summary>
+        private static P2PException Failure(int code, string what)
+        {
+            string message = null, kind = null;
+            try
+            {
+                if (_lastError != null && _lastError(out IntPtr m) == 0) message = TakeString(m);
+                if (_lastErrorKind != null && _lastErrorKind(out IntPtr k) == 0) kind = TakeString(k);
+            }
+            catch { /* best effort */ }
+            var rc = (P2PResultCode)code;
+            if (string.IsNullOrEmpty(message)) message = what + " failed: " + rc;
+            if (string.IsNullOrEmpty(kind)) kind = KindFromCode(rc);
+            return new P2PException(rc, kind, message);
+        }
+
+        private static string KindFromCode(P2PResultCode rc)
+        {
+            switch (rc)
+            {
+                case P2PResultCode.InvalidConfig:
+                case P2PResultCode.InvalidArgument: return "InvalidConfig";
+                case P2PResultCode.InvalidHandle: return "NotFound";
+                case P2PResultCode.PortInUse: return "PortInUse";
+                case P2PResultCode.Panic: return "Panic";
+                case P2PResultCode.Timeout: return "Timeout";
+                case P2PResultCode.Provisioning: return "Provisioning";
+                case P2PResultCode.NotSupported: return "NotSupported";
+                default: return "Internal";
+            }
+        }
+
+        // ---- the calls -----------------------------------------------------------------------------------------
+
+        public static string Version()
+        {
+            EnsureLoaded();
+            var fn = Need(_version, "p2p_version");
+            return FromUtf8(fn());
+        }
+
+        /// <summary>Starts a session; returns its handle once the local port is bound.</summary>
+        public static ulong SessionStart(string configJson)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionStart, "p2p_session_start");
+            int rc = fn(Utf8Z(configJson), out ulong handle);
+            if (rc != 0) throw Failure(rc, "p2p_session_start");
+            return handle;
+        }
+
+        /// <summary>The status JSON of a session, or null when the handle is unknown.</summary>
+        public static string SessionStatus(ulong handle)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionStatus, "p2p_session_status");
+            int rc = fn(handle, out IntPtr json);
+            if (rc == (int)P2PResultCode.InvalidHandle) return null;
+            if (rc != 0) throw Failure(rc, "p2p_session_status");
+            return TakeString(json);
+        }
+
+        /// <summary>The JSON array of every session's status.</summary>
+        public static string SessionList()
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionList, "p2p_session_list");
+            int rc = fn(out IntPtr json);
+            if (rc != 0) throw Failure(rc, "p2p_session_list");
+            return TakeString(json);
+        }
+
+        /// <summary>Stops a session (idempotent); false when the handle is unknown.</summary>
+        public static bool SessionStop(ulong handle, uint timeoutMs)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionStop, "p2p_session_stop");
+            int rc = fn(handle, timeoutMs);
+            if (rc == (int)P2PResultCode.InvalidHandle) return false;
+            if (rc != 0) throw Failure(rc, "p2p_session_stop");
+            return true;
+        }
+
+        /// <summary>Removes a stopped session from the registry; false when the handle is unknown.</summary>
+        public static bool SessionForget(ulong handle)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionForget, "p2p_session_forget");
+            int rc = fn(handle);
+            if (rc == (int)P2PResultCode.InvalidHandle) return false;
+            if (rc != 0) throw Failure(rc, "p2p_session_forget");
+            return true;
+        }
+
+        /// <summary>Stops every session in the process. Does nothing when the library was never loaded.</summary>
+        public static void Shutdown(uint timeoutMs)
+        {
+            if (!_loaded || _shutdown == null) return;
+            int rc = _shutdown(timeoutMs);
+            if (rc != 0) throw Failure(rc, "p2p_shutdown");
+        }
+
+        /// <summary>Runs the network self-test; returns its JSON report.</summary>
+        public static string NetworkTest(string optionsJson)
+        {
+            EnsureLoaded();
+            var fn = Need(_networkTest, "p2p_network_test");
+            int rc = fn(Utf8Z(optionsJson), out IntPtr json);
+            if (rc != 0) throw Failure(rc, "p2p_network_test");
+            return TakeString(json);
+        }
+
+        /// <summary>Parses a provisioning file; throws P2PException (Provisioning) with "FILE:LINE: key 'K': message".</summary>
+        public static string ProvisioningParse(string path)
+        {
+            EnsureLoaded();
+            var fn = Need(_provisioningParse, "p2p_provisioning_parse");
+            int rc = fn(Utf8Z(path), out IntPtr json);
+            if (rc != 0) throw Failure(rc, "p2p_provisioning_parse");
+            return TakeString(json);
+        }
+
+        /// <summary>Test hook: makes the library panic inside a call; the panic is caught at the boundary.</summary>
+        public static void InjectPanicForTest()
+        {
+            EnsureLoaded();
+            var fn = Need(_injectPanic, "p2p_test_inject_panic");
+            int rc = fn();
+            if (rc != 0) throw Failure(rc, "p2p_test_inject_panic");
+        }
+
+        // ---- log -----------------------------------------------------------------------------------------------
+
+        /// <summary>The most detailed level the library sends (1 error .. 5 trace).</summary>
+        public static int LogLevel => _logLevel;
+
+        /// <summary>Raises (never lowers below info) the level the library sends; cmdlets call it for -Debug.</summary>
+        public static void RequestLogLevel(int level)
+        {
+            if (level < 3) level = 3;
+            if (level > 5) level = 5;
+            if (level == _logLevel || !_loaded || _setLogCallback == null) return;
+            lock (Gate)
+            {
+                _logLevel = level;
+                try { _setLogCallback(LogCallbackKeepAlive, IntPtr.Zero, level); }
+                catch { }
+            }
+        }
+
+        // Runs on the library's threads: only enqueue, never throw.
+        private static void OnNativeLog(int level, IntPtr message, IntPtr userData)
+        {
+            try
+            {
+                if (Interlocked.Increment(ref _logCount) > LogQueueLimit)
+                {
+                    Interlocked.Decrement(ref _logCount);
+                    Interlocked.Increment(ref _droppedLogs);
+                    return;
+                }
+                LogQueue.Enqueue(new NativeLogEntry(level, FromUtf8(message) ?? ""));
+            }
+            catch { }
+        }
+
+        /// <summary>Takes the next queued log line; false when none.</summary>
+        public static bool TryDequeueLog(out NativeLogEntry entry)
+        {
+            if (LogQueue.TryDequeue(out entry))
+            {
+                Interlocked.Decrement(ref _logCount);
+                return true;
+            }
+            int dropped = Interlocked.Exchange(ref _droppedLogs, 0);
+            if (dropped > 0)
+            {
+                entry = new NativeLogEntry(2, dropped + " native log lines were dropped (queue full)");
+                return true;
+            }
+            return false;
+        }
+
+        // ---- process exit --------------------------------------------------------------------------------------
+
+        private static void OnProcessExit(object sender, EventArgs e)
+        {
+            try { Shutdown(2000); } catch { }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The session operations behind the exports: start, status, list, stop, forget, shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use p2p_config::InitiatorConfig;
+use p2p_net::Tunnel;
+use tokio::task::JoinHandle;
+
+use crate::error::{FfiError, P2P_ERR_PANIC, P2P_ERR_TIMEOUT};
+use crate::json::{self, StatusWithId};
+use crate::registry::{self, Session};
+use crate::runtime::{block_on, runtime};
+
+/// How long `p2p_session_forget` waits for a session that is still running to stop.
+pub const FORGET_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts a tunnel and registers it. Returns once the local port is bound.
+pub fn start(cfg: InitiatorConfig) -> Result<u64, FfiError> {
+    // Never format `cfg` itself: it holds the credential.
+    log::info!(
+        "starting session '{}' to {} on {}:{}",
+        cfg.display_name(),
+        cfg.device_id,
+        cfg.bind_address,
+        cfg.local_port
+    );
+    let tunnel = block_on(Tunnel::start(cfg))??;
+    let local = tunnel.local_addr();
+    let handle = registry::insert(tunnel);
+    log::info!("session {handle} listening on {local}");
+    Ok(handle)
+}
+
+fn status_of(handle: u64, session: &Session) -> Result<String, FfiError> {
+    let status = session.tunnel().status();
+    json::to_json(&StatusWithId {
+        id: handle,
+        status: &status,
+    })
+}
+
+pub fn status_json(handle: u64) -> Result<String, FfiError> {
+    let session = registry::get(handle)?;
+    status_of(handle, &session)
+}
+
+pub fn list_json() -> Result<String, FfiError> {
+    let sessions = registry::all();
+    let statuses: Vec<_> = sessions
+        .iter()
+        .map(|(handle, session)| (*handle, session.tunnel().status()))
+        .collect();
+    let views: Vec<_> = statuses
+        .iter()
+        .map(|(id, status)| StatusWithId { id: *id, status })
+        .collect();
+    json::to_json(&views)
+}
+
+/// Starts stopping `session` on the runtime. The stop goes on even when the caller stops waiting.
+fn spawn_stop(session: Arc<Session>) -> Result<JoinHandle<()>, FfiError> {
+    Ok(runtime()?.spawn(async move { session.tunnel().stop().await }))
+}
+
+/// The outcome of a finished stop task.
+fn stop_result(handle: u64, joined: Result<(), tokio::task::JoinError>) -> Result<(), FfiError> {
+    match joined {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_panic() => Err(FfiError::new(
+            P2P_ERR_PANIC,
+            format!(
+                "internal error while stopping session {handle} (a bug, please report it): {}",
+                crate::boundary::panic_message(&e.into_panic())
+            ),
+        )),
+        Err(e) => Err(FfiError::internal(format!(
+            "stopping session {handle} was cancelled: {e}"
+        ))),
+    }
+}
+
+fn timeout_error(what: &str, wait: Duration) -> FfiError {
+    FfiError::new(
+        P2P_ERR_TIMEOUT,
+        format!(
+            "{what} did not finish within {} ms; it goes on in the background",
+            wait.as_millis()
+        ),
+    )
+}
+
+/// Stops a session and waits up to `wait` for its port to close.
+pub fn stop(handle: u64, wait: Duration) -> Result<(), FfiError> {
+    let session = registry::get(handle)?;
+    log::debug!("stopping session {handle}");
+    let task = spawn_stop(session)?;
+    match block_on(async move { tokio::time::timeout(wait, task).await })? {
+        Ok(joined) => stop_result(handle, joined),
+        Err(_elapsed) => Err(timeout_error(&format!("stopping session {handle}"), wait)),
+    }
+}
+
+/// Stops a session if needed, then drops it from the registry. On a failed or timed-out stop the session
+/// stays registered, so its state remains visible and the call can be repeated.
+pub fn forget(handle: u64) -> Result<(), FfiError> {
+    stop(handle, FORGET_STOP_TIMEOUT)?;
+    registry::remove(handle);
+    log::debug!("session {handle} forgotten");
+    Ok(())
+}
+
+/// Stops every session at once, waiting up to `wait` in all, and forgets those whose stop finished.
+pub fn shutdown(wait: Duration) -> Result<(), FfiError> {
+    let sessions = registry::all();
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    log::debug!("shutting down {} session(s)", sessions.len());
+    let mut tasks = Vec::with_capacity(sessions.len());
+    for (handle, session) in sessions {
+        tasks.push((handle, spawn_stop(session)?));
+    }
+    let (finished, first_error) = block_on(async move {
+        let mut finished = Vec::new();
+        let mut first_error = None;
+        let _ = tokio::time::timeout(wait, async {
+            for (handle, task) in tasks.iter_mut() {
+                let outcome = stop_result(*handle, task.await);
+                finished.push(*handle);
+                if let Err(e) = outcome {
+                    first_error.get_or_insert(e);
+                }
+            }
+        })
+        .await;
+        (finished, first_error)
+    })?;
+    let total = registry::all().len();
+    for handle in &finished {
+        registry::remove(*handle);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if finished.len() < total {
+        return Err(timeout_error(
+            &format!("stopping {} session(s)", total - finished.len()),
+            wait,
+        ));
+    }
+    Ok(())
+}

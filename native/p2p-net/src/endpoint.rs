@@ -1,0 +1,572 @@
+//! One UDP socket and the sessions that use it: the I/O loop around `p2p_proto::session::Session`.
+//!
+//! The initiator runs one endpoint per tunnel (one session); the target runs one endpoint for all its
+//! sessions, so its public mapping is the same for every session. The endpoint task owns the socket, the
+//! sans-IO sessions and the TCP side of every stream; everything else talks to it through commands.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use p2p_proto::session::{
+    CloseReason, Event, PathKind as ProtoPath, ReadResult, Session, SessionConfig, SessionStats,
+    StreamId,
+};
+use p2p_proto::wire::{self, Kind, RelayBind, Role};
+use p2p_proto::EncryptionMode;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::direct_filter::DirectFilter;
+use crate::stream_io::{self, ReaderMsg, WriterMsg, READER_CREDIT, WRITER_CREDIT};
+
+/// How often an unacknowledged relay bind is repeated, and how often an acknowledged one is refreshed
+/// (it keeps the relay's binding and the NAT mapping toward the server alive).
+const BIND_RETRY: Duration = Duration::from_millis(300);
+const BIND_REFRESH: Duration = Duration::from_secs(15);
+/// How often live counters are published to the owner.
+const STATS_EVERY: Duration = Duration::from_millis(250);
+
+/// Everything needed to add one session to an endpoint.
+pub struct SessionSpec {
+    pub role: Role,
+    pub session_id: u64,
+    pub mode: EncryptionMode,
+    pub session_secret: [u8; 32],
+    pub relay: SocketAddr,
+    pub relay_token: [u8; 16],
+    pub max_outstanding: Option<u32>,
+    /// Target side: where each stream the initiator opens is forwarded.
+    pub forward_to: Option<SocketAddr>,
+    pub notices: mpsc::UnboundedSender<Notice>,
+    pub stats: Arc<Mutex<Option<SessionStats>>>,
+}
+
+/// What an endpoint tells the owner of a session.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Connected,
+    PathChanged(ProtoPath),
+    StreamOpened(StreamId),
+    StreamClosed(StreamId),
+    Closed(CloseReason),
+}
+
+pub enum Command {
+    AddSession(Box<SessionSpec>),
+    Punch { session_id: u64, candidates: Vec<SocketAddr> },
+    /// Initiator: carry this accepted TCP connection as a new stream.
+    OpenStream { session_id: u64, tcp: TcpStream },
+    CloseSession { session_id: u64, code: u64, text: String },
+    Shutdown,
+    // From stream tasks.
+    Reader { session_id: u64, stream: StreamId, msg: ReaderMsg },
+    WriterDrained { session_id: u64, stream: StreamId, bytes: usize },
+    WriterFailed { session_id: u64, stream: StreamId },
+    ForwardConnected { session_id: u64, stream: StreamId, result: std::io::Result<TcpStream> },
+}
+
+/// A handle to a running endpoint task.
+#[derive(Clone)]
+pub struct Endpoint {
+    commands: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl Endpoint {
+    /// Starts an endpoint on `socket`. The task ends on `Shutdown` or when every handle is dropped.
+    pub fn spawn(socket: UdpSocket) -> std::io::Result<(Endpoint, JoinHandle<()>)> {
+        let local_addr = socket.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = EndpointTask {
+            socket,
+            sessions: HashMap::new(),
+            commands_tx: tx.downgrade(),
+            direct: DirectFilter::from_env(),
+            relay_override: crate::env_knobs::relay_override(),
+        };
+        let join = tokio::spawn(task.run(rx));
+        Ok((Endpoint { commands: tx, local_addr }, join))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sends a command; false when the endpoint has ended.
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
+    }
+}
+
+/// The TCP side of one stream.
+struct StreamSlot {
+    /// Bytes read from TCP, not yet accepted by the session.
+    pending: std::collections::VecDeque<Vec<u8>>,
+    pending_offset: usize,
+    /// The TCP reader reached end of file: finish the stream once `pending` is empty.
+    reader_done: bool,
+    reader_credit: Option<Arc<Semaphore>>,
+    writer: Option<mpsc::UnboundedSender<WriterMsg>>,
+    /// Bytes we may still hand to the TCP writer before it reports some drained.
+    writer_budget: usize,
+    /// The peer's FIN was handed to the writer.
+    writer_finished: bool,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl StreamSlot {
+    fn new() -> Self {
+        StreamSlot {
+            pending: Default::default(),
+            pending_offset: 0,
+            reader_done: false,
+            reader_credit: None,
+            writer: None,
+            writer_budget: WRITER_CREDIT,
+            writer_finished: false,
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+struct SessionSlot {
+    session: Session,
+    spec: SessionSpec,
+    streams: HashMap<StreamId, StreamSlot>,
+    bind_acked: bool,
+    next_bind: Instant,
+    next_stats: Instant,
+}
+
+struct EndpointTask {
+    socket: UdpSocket,
+    sessions: HashMap<u64, SessionSlot>,
+    /// For spawning stream tasks that report back; weak so the task ends when all handles are gone.
+    commands_tx: mpsc::WeakUnboundedSender<Command>,
+    direct: DirectFilter,
+    relay_override: Option<SocketAddr>,
+}
+
+impl EndpointTask {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut recv_buf = vec![0u8; 65536];
+        let mut send_buf = Vec::with_capacity(wire::MAX_DATAGRAM + 64);
+        loop {
+            let now = Instant::now();
+            self.service_timers(now);
+            self.flush(now, &mut send_buf).await;
+            self.reap_closed();
+            let deadline = self.next_deadline(now);
+            tokio::select! {
+                received = self.socket.recv_from(&mut recv_buf) => match received {
+                    Ok((n, from)) => {
+                        self.on_datagram(from, &recv_buf[..n]);
+                        // Drain what else is queued before flushing, so ACKs and data coalesce.
+                        for _ in 0..64 {
+                            match self.socket.try_recv_from(&mut recv_buf) {
+                                Ok((n, from)) => self.on_datagram(from, &recv_buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // ICMP port unreachable surfaces as an error on some OSes: not fatal for UDP.
+                    Err(e) => log::debug!("udp receive error: {e}"),
+                },
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        while let Ok(cmd) = commands.try_recv() {
+                            if matches!(cmd, Command::Shutdown) {
+                                self.shutdown(&mut send_buf).await;
+                                return;
+                            }
+                            self.on_command(cmd);
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+        self.shutdown(&mut send_buf).await;
+    }
+
+    async fn shutdown(&mut self, send_buf: &mut Vec<u8>) {
+        let now = Instant::now();
+        for slot in self.sessions.values_mut() {
+            slot.session.close(now, 0, "endpoint shut down");
+        }
+        self.flush(now, send_buf).await;
+        for slot in self.sessions.values_mut() {
+            let _ = slot.spec.notices.send(Notice::Closed(CloseReason::Local));
+        }
+        self.sessions.clear();
+    }
+
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut deadline = now + Duration::from_secs(1);
+        for slot in self.sessions.values() {
+            if let Some(t) = slot.session.poll_timeout() {
+                deadline = deadline.min(t);
+            }
+            deadline = deadline.min(slot.next_bind).min(slot.next_stats);
+        }
+        deadline.max(now)
+    }
+
+    fn service_timers(&mut self, now: Instant) {
+        let socket = &self.socket;
+        for slot in self.sessions.values_mut() {
+            if slot.session.poll_timeout().is_some_and(|t| t <= now) {
+                slot.session.handle_timeout(now);
+            }
+            if slot.next_bind <= now {
+                let bind = RelayBind {
+                    session_id: slot.spec.session_id,
+                    role: slot.spec.role,
+                    token: slot.spec.relay_token,
+                };
+                // A lost bind is repeated on the next tick: no need to wait for the socket.
+                let _ = socket.try_send_to(&bind.encode(), slot.spec.relay);
+                slot.next_bind = now + if slot.bind_acked { BIND_REFRESH } else { BIND_RETRY };
+            }
+            if slot.next_stats <= now {
+                *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(slot.session.stats());
+                slot.next_stats = now + STATS_EVERY;
+            }
+        }
+        self.process_events();
+    }
+
+    /// Sends every datagram the sessions want to send.
+    async fn flush(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        self.direct.refresh(now);
+        for slot in self.sessions.values_mut() {
+            while let Some(dest) = slot.session.poll_transmit(now, buf) {
+                if dest != slot.spec.relay && self.direct.blocked() {
+                    continue;
+                }
+                if let Err(e) = self.socket.send_to(buf, dest).await {
+                    log::debug!("udp send to {dest} failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        let Ok(kind) = wire::peek_kind(data) else {
+            return;
+        };
+        match kind {
+            Kind::Data(_) | Kind::Handshake(_) => {
+                let Some(id) = wire::peek_session_id(data) else { return };
+                let Some(slot) = self.sessions.get_mut(&id) else { return };
+                if from != slot.spec.relay && self.direct.blocked() {
+                    return;
+                }
+                slot.session.handle_datagram(Instant::now(), from, data);
+            }
+            Kind::RelayBindAck => {
+                if let Ok(id) = wire::decode_relay_bind_ack(data) {
+                    if let Some(slot) = self.sessions.get_mut(&id) {
+                        if !slot.bind_acked {
+                            slot.bind_acked = true;
+                            slot.next_bind = Instant::now() + BIND_REFRESH;
+                        }
+                    }
+                }
+            }
+            // Probes are answered by the server; peers ignore stray ones.
+            _ => {}
+        }
+        self.process_events();
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddSession(spec) => self.add_session(*spec),
+            Command::Punch { session_id, candidates } => {
+                if let Some(slot) = self.sessions.get_mut(&session_id) {
+                    slot.session.add_candidates(Instant::now(), &candidates);
+                }
+            }
+            Command::OpenStream { session_id, tcp } => self.open_stream(session_id, tcp),
+            Command::CloseSession { session_id, code, text } => {
+                if let Some(slot) = self.sessions.get_mut(&session_id) {
+                    slot.session.close(Instant::now(), code, &text);
+                }
+            }
+            Command::Shutdown => {}
+            Command::Reader { session_id, stream, msg } => self.on_reader(session_id, stream, msg),
+            Command::WriterDrained { session_id, stream, bytes } => {
+                if let Some(slot) = self.sessions.get_mut(&session_id) {
+                    if let Some(s) = slot.streams.get_mut(&stream) {
+                        s.writer_budget += bytes;
+                    }
+                    pump_to_tcp(slot, stream);
+                }
+            }
+            Command::WriterFailed { session_id, stream } => {
+                if let Some(slot) = self.sessions.get_mut(&session_id) {
+                    slot.session.reset(stream, stream_io::RESET_TCP_ERROR);
+                    slot.streams.remove(&stream);
+                }
+            }
+            Command::ForwardConnected { session_id, stream, result } => {
+                self.on_forward_connected(session_id, stream, result)
+            }
+        }
+        self.process_events();
+    }
+
+    fn add_session(&mut self, spec: SessionSpec) {
+        let mut cfg = SessionConfig::new(spec.role, spec.session_id, spec.mode, spec.session_secret);
+        let relay = self.relay_override.unwrap_or(spec.relay);
+        cfg.relay = Some(relay);
+        cfg.max_outstanding = spec.max_outstanding;
+        let mut random = [0u8; 64];
+        if getrandom::getrandom(&mut random).is_err() {
+            log::error!("no operating-system randomness: session refused");
+            let _ = spec.notices.send(Notice::Closed(CloseReason::HandshakeTimeout));
+            return;
+        }
+        let now = Instant::now();
+        let session = Session::new(cfg, now, random);
+        let id = spec.session_id;
+        let spec = SessionSpec { relay, ..spec };
+        self.sessions.insert(
+            id,
+            SessionSlot {
+                session,
+                spec,
+                streams: HashMap::new(),
+                bind_acked: false,
+                next_bind: now,
+                next_stats: now,
+            },
+        );
+    }
+
+    fn open_stream(&mut self, session_id: u64, tcp: TcpStream) {
+        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
+        match slot.session.open_stream() {
+            Ok(id) => {
+                let mut s = StreamSlot::new();
+                attach_tcp(&mut s, tcp, session_id, id, &self.commands_tx);
+                slot.streams.insert(id, s);
+            }
+            Err(e) => log::warn!("cannot open a stream for a new connection: {e}"),
+        }
+    }
+
+    fn on_forward_connected(
+        &mut self,
+        session_id: u64,
+        stream: StreamId,
+        result: std::io::Result<TcpStream>,
+    ) {
+        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
+        match result {
+            Ok(tcp) => {
+                let Some(s) = slot.streams.get_mut(&stream) else { return };
+                attach_tcp(s, tcp, session_id, stream, &self.commands_tx);
+                pump_to_tcp(slot, stream);
+            }
+            Err(e) => {
+                log::warn!("stream {stream}: cannot reach the local service: {e}");
+                slot.session.reset(stream, stream_io::RESET_SERVICE_UNREACHABLE);
+                slot.streams.remove(&stream);
+            }
+        }
+    }
+
+    fn on_reader(&mut self, session_id: u64, stream: StreamId, msg: ReaderMsg) {
+        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
+        let Some(s) = slot.streams.get_mut(&stream) else { return };
+        match msg {
+            ReaderMsg::Data(data) => s.pending.push_back(data),
+            ReaderMsg::Eof => s.reader_done = true,
+            ReaderMsg::Failed => {
+                slot.session.reset(stream, stream_io::RESET_TCP_ERROR);
+                slot.streams.remove(&stream);
+                return;
+            }
+        }
+        pump_from_tcp(slot, stream);
+    }
+
+    /// Handles every event the sessions produced since the last call.
+    fn process_events(&mut self) {
+        let commands_tx = self.commands_tx.clone();
+        for (&id, slot) in self.sessions.iter_mut() {
+            while let Some(ev) = slot.session.poll_event() {
+                match ev {
+                    Event::Connected => {
+                        let _ = slot.spec.notices.send(Notice::Connected);
+                    }
+                    Event::PathChanged(p) => {
+                        let _ = slot.spec.notices.send(Notice::PathChanged(p));
+                    }
+                    Event::StreamOpened(stream) => {
+                        slot.streams.insert(stream, StreamSlot::new());
+                        if let Some(dest) = slot.spec.forward_to {
+                            spawn_forward(dest, id, stream, &commands_tx);
+                        }
+                        let _ = slot.spec.notices.send(Notice::StreamOpened(stream));
+                    }
+                    Event::StreamReadable(stream) | Event::StreamFinished(stream) => {
+                        pump_to_tcp(slot, stream)
+                    }
+                    Event::StreamWritable(stream) => pump_from_tcp(slot, stream),
+                    Event::StreamReset(stream, reason) => {
+                        log::debug!("stream {stream} reset by peer (reason {reason})");
+                        if let Some(s) = slot.streams.remove(&stream) {
+                            if let Some(w) = &s.writer {
+                                let _ = w.send(WriterMsg::Reset);
+                            }
+                        }
+                    }
+                    Event::StreamClosed(stream) => {
+                        // The writer task ends by itself once it has flushed; keep it running.
+                        if let Some(mut s) = slot.streams.remove(&stream) {
+                            s.tasks.clear();
+                        }
+                        let _ = slot.spec.notices.send(Notice::StreamClosed(stream));
+                    }
+                    Event::Closed(reason) => {
+                        let _ = slot.spec.notices.send(Notice::Closed(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes sessions that have closed and have nothing left to send.
+    fn reap_closed(&mut self) {
+        self.sessions.retain(|_, slot| {
+            if slot.session.is_closed() {
+                *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(slot.session.stats());
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// Starts the reader and writer tasks of a TCP connection carried by `stream`.
+fn attach_tcp(
+    s: &mut StreamSlot,
+    tcp: TcpStream,
+    session_id: u64,
+    stream: StreamId,
+    commands: &mpsc::WeakUnboundedSender<Command>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (read_half, write_half) = tcp.into_split();
+    let credit = Arc::new(Semaphore::new(READER_CREDIT));
+    let (wtx, wrx) = mpsc::unbounded_channel();
+    let c1 = commands.clone();
+    let c2 = commands.clone();
+    s.tasks.push(tokio::spawn(stream_io::read_tcp(
+        read_half,
+        credit.clone(),
+        move |msg| send_weak(&c1, Command::Reader { session_id, stream, msg }),
+    )));
+    s.tasks.push(tokio::spawn(stream_io::write_tcp(write_half, wrx, move |drained| {
+        send_weak(
+            &c2,
+            match drained {
+                Some(bytes) => Command::WriterDrained { session_id, stream, bytes },
+                None => Command::WriterFailed { session_id, stream },
+            },
+        )
+    })));
+    s.reader_credit = Some(credit);
+    s.writer = Some(wtx);
+}
+
+fn send_weak(commands: &mpsc::WeakUnboundedSender<Command>, cmd: Command) -> bool {
+    commands.upgrade().is_some_and(|tx| tx.send(cmd).is_ok())
+}
+
+fn spawn_forward(
+    dest: SocketAddr,
+    session_id: u64,
+    stream: StreamId,
+    commands: &mpsc::WeakUnboundedSender<Command>,
+) {
+    let commands = commands.clone();
+    tokio::spawn(async move {
+        let result = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(dest)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
+        };
+        send_weak(&commands, Command::ForwardConnected { session_id, stream, result });
+    });
+}
+
+/// Moves bytes read from TCP into the session, as far as the session accepts them.
+fn pump_from_tcp(slot: &mut SessionSlot, stream: StreamId) {
+    let Some(s) = slot.streams.get_mut(&stream) else { return };
+    while let Some(chunk) = s.pending.front() {
+        let rest = &chunk[s.pending_offset..];
+        match slot.session.write(stream, rest) {
+            Ok(0) => return,
+            Ok(n) => {
+                if let Some(c) = &s.reader_credit {
+                    c.add_permits(n);
+                }
+                s.pending_offset += n;
+                if s.pending_offset == chunk.len() {
+                    s.pending.pop_front();
+                    s.pending_offset = 0;
+                }
+            }
+            Err(e) => {
+                log::debug!("stream {stream}: write refused: {e}");
+                s.pending.clear();
+                return;
+            }
+        }
+    }
+    if s.reader_done {
+        s.reader_done = false;
+        let _ = slot.session.finish(stream);
+    }
+}
+
+/// Moves bytes received on the session to the TCP writer, as far as its budget allows.
+fn pump_to_tcp(slot: &mut SessionSlot, stream: StreamId) {
+    let Some(s) = slot.streams.get_mut(&stream) else { return };
+    let Some(writer) = &s.writer else { return };
+    while s.writer_budget > 0 && !s.writer_finished {
+        let mut buf = vec![0u8; s.writer_budget.min(64 * 1024)];
+        match slot.session.read(stream, &mut buf) {
+            Ok(ReadResult::Data(n)) => {
+                buf.truncate(n);
+                s.writer_budget -= n;
+                let _ = writer.send(WriterMsg::Data(buf));
+            }
+            Ok(ReadResult::Fin) => {
+                s.writer_finished = true;
+                let _ = writer.send(WriterMsg::Fin);
+            }
+            Ok(ReadResult::Blocked) | Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The initiator tunnel: one local TCP listener, one session to one device, with start / status / stop.
+//! This is the one initiator API used by `connectd`, by the C ABI (and so the cmdlets) and by tests.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use p2p_config::{AutoConnect, InitiatorConfig};
+use p2p_proto::control::{ClientMsg, ServerMsg};
+use p2p_proto::session::{CloseReason, PathKind as ProtoPath, SessionStats};
+use p2p_proto::wire::Role;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::control_channel::ControlClient;
+use crate::endpoint::{Command, Endpoint, Notice, SessionSpec};
+use crate::error::{Error, ErrorKind};
+use crate::grant::ParsedGrant;
+use crate::status::{LastError, PathKind, TunnelState, TunnelStatus};
+use crate::{clock, net_util, Result};
+
+/// How long a TCP connection accepted while no session is up may wait for one before it is closed.
+const PENDING_CONNECTION_WAIT: Duration = Duration::from_secs(30);
+/// How long the peer handshake may take once the server has granted a session.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(15);
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+const STATUS_REFRESH: Duration = Duration::from_millis(250);
+/// Reconnect backoff (autoconnect 2): doubles from the first value up to the second.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// A running (or ended) tunnel. Dropping it stops the tunnel in the background; call [`Tunnel::stop`] to
+/// wait until the local port is closed.
+pub struct Tunnel {
+    status: watch::Receiver<TunnelStatus>,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Tunnel {
+    /// Validates `cfg`, binds the local port (a port in use fails here, with `ErrorKind::PortInUse`) and
+    /// spawns the tunnel on the current tokio runtime. Returns at once: logging in, reaching the device and
+    /// the handshake happen in the background and show in [`Tunnel::status`] (state `Connecting`, then
+    /// `Connected`, or `Failed` with `last_error`).
+    pub async fn start(cfg: InitiatorConfig) -> Result<Tunnel> {
+        let invalid = |e: p2p_config::ConfigError| Error::new(ErrorKind::InvalidConfig, e.to_string());
+        cfg.credential().map_err(invalid)?;
+        let (server, server_key) =
+            p2p_config::config::resolve_server(&cfg.server, &cfg.server_key, |k| {
+                std::env::var(k).ok()
+            })
+            .map_err(invalid)?;
+        let bind = SocketAddr::new(cfg.bind_address, cfg.local_port);
+        let listener = TcpListener::bind(bind).await.map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
+                ErrorKind::PortInUse
+            } else {
+                ErrorKind::InvalidConfig
+            };
+            Error::new(kind, format!("cannot listen on {bind}: {e}"))
+        })?;
+        let local_addr = listener.local_addr().map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+        let status = TunnelStatus {
+            name: cfg.display_name(),
+            device_id: cfg.device_id.to_string(),
+            state: TunnelState::Connecting,
+            local_endpoint: local_addr.to_string(),
+            path: None,
+            encryption: cfg.encryption.name().to_string(),
+            peer_endpoint: None,
+            session_id: None,
+            local_udp_port: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            rtt_ms: None,
+            packets_lost: 0,
+            streams_open: 0,
+            started_at: clock::now_rfc3339(),
+            connected_at: None,
+            reconnects: 0,
+            last_error: None,
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = Runner { cfg, server, server_key, status: status_tx };
+        tokio::spawn(runner.run(listener, stop_rx));
+        Ok(Tunnel { status: status_rx, local_addr, stop: stop_tx })
+    }
+
+    /// A snapshot with live counters.
+    pub fn status(&self) -> TunnelStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Notified on every state or path change (not on counter changes).
+    pub fn watch(&self) -> watch::Receiver<TunnelStatus> {
+        self.status.clone()
+    }
+
+    /// The bound local address (the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the tunnel: closes the local port and every stream, tells the peer, and returns once the port
+    /// is closed. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let mut rx = self.status.clone();
+        let _ = rx.wait_for(|s| s.state.is_final()).await;
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// How a connected session ended.
+enum Outcome {
+    Stopped,
+    Lost(Error),
+    Ended(LastError),
+}
+
+/// A session granted by the server, with the endpoint that carries it.
+struct Live {
+    endpoint: Endpoint,
+    session_id: u64,
+    relay: SocketAddr,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    control: mpsc::UnboundedReceiver<ServerMsg>,
+    stats: Arc<Mutex<Option<SessionStats>>>,
+}
+
+struct Runner {
+    cfg: InitiatorConfig,
+    server: String,
+    server_key: [u8; 32],
+    status: watch::Sender<TunnelStatus>,
+}
+
+/// What changes while a tunnel runs, kept apart from `Runner` so that setting up a session (which borrows
+/// the runner) and accepting connections (which changes this) can run at once.
+struct Local {
+    listener: Option<TcpListener>,
+    stop: watch::Receiver<bool>,
+    /// Connections accepted while no session was up, with when they arrived.
+    waiting: VecDeque<(TcpStream, Instant)>,
+    /// Bytes moved by earlier sessions of this tunnel (after reconnects).
+    totals: (u64, u64),
+    connected_once: bool,
+    started: Instant,
+}
+
+impl Runner {
+    async fn run(self, listener: TcpListener, stop: watch::Receiver<bool>) {
+        let mut local = Local {
+            listener: Some(listener),
+            stop,
+            waiting: VecDeque::new(),
+            totals: (0, 0),
+            connected_once: false,
+            started: Instant::now(),
+        };
+        let mut backoff = BACKOFF_START;
+        let final_state = loop {
+            if *local.stop.borrow() {
+                break (TunnelState::Stopped, None);
+            }
+            let attempt = tokio::select! {
+                r = self.establish() => r,
+                _ = local.stop.changed() => break (TunnelState::Stopped, None),
+                _ = accept_waiting(&local.listener, &mut local.waiting, self.cfg.restrict_ip) => continue,
+            };
+            let err = match attempt {
+                Ok(live) => {
+                    backoff = BACKOFF_START;
+                    match self.carry(live, &mut local).await {
+                        Outcome::Stopped => break (TunnelState::Stopped, None),
+                        Outcome::Ended(why) => break (TunnelState::Stopped, Some(why)),
+                        Outcome::Lost(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            let retry = self.cfg.autoconnect == AutoConnect::Reconnect && is_transient(err.kind);
+            log::warn!("{}", err.message);
+            self.set(|s| s.last_error = Some(last_error(&err)));
+            if !retry {
+                break (TunnelState::Failed, Some(last_error(&err)));
+            }
+            self.set(|s| {
+                s.state = TunnelState::Reconnecting;
+                s.path = None;
+                s.reconnects += 1;
+            });
+            let sleep = tokio::time::sleep(backoff);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    _ = local.stop.changed() => break,
+                    _ = accept_waiting(&local.listener, &mut local.waiting, self.cfg.restrict_ip) => {}
+                }
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        };
+        // Close the port before announcing the final state: `stop` returns when the port is free.
+        drop(local);
+        let (state, error) = final_state;
+        self.set(|s| {
+            s.state = state;
+            s.path = None;
+            s.streams_open = 0;
+            if error.is_some() {
+                s.last_error = error;
+            }
+        });
+    }
+
+    fn set(&self, f: impl FnOnce(&mut TunnelStatus)) {
+        self.status.send_modify(f);
+    }
+
+    /// Logs in, asks for the device and sets up the session on a new endpoint.
+    async fn establish(&self) -> Result<Live> {
+        let server_addr = net_util::resolve(&self.server).await?;
+        let mut control = ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
+        let credential = self.cfg.credential().map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        control.send(&ClientMsg::Login { user: self.cfg.user.clone(), credential }).await?;
+        match control.recv().await? {
+            ServerMsg::LoginOk { .. } => {}
+            other => return Err(unexpected(other, "login")),
+        }
+        log::info!("logged in to {} as {}", self.server, self.cfg.user);
+        let socket = net_util::bind_udp(server_addr).await?;
+        let (endpoint, _join) = Endpoint::spawn(socket)
+            .map_err(|e| Error::new(ErrorKind::UdpBind, format!("cannot start the UDP endpoint: {e}")))?;
+        let local_candidates = net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        control
+            .send(&ClientMsg::Connect { uid: self.cfg.device_id, mode: self.cfg.encryption, local_candidates })
+            .await?;
+        let grant = match tokio::time::timeout(CONTROL_TIMEOUT, control.recv()).await {
+            Ok(Ok(ServerMsg::Session(grant))) => ParsedGrant::parse(&grant, server_addr)?,
+            Ok(Ok(other)) => return Err(unexpected(other, "connect")),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::new(ErrorKind::SessionFailed, "the server did not answer the connect request in time"))
+            }
+        };
+        log::info!("session {:016x} granted for {} ({})", grant.session_id, self.cfg.device_id, grant.mode);
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(None));
+        endpoint.send(Command::AddSession(Box::new(SessionSpec {
+            role: Role::Initiator,
+            session_id: grant.session_id,
+            mode: grant.mode,
+            session_secret: grant.session_secret,
+            relay: grant.relay,
+            relay_token: grant.relay_token,
+            max_outstanding: self.cfg.max_outstanding,
+            forward_to: None,
+            notices: notices_tx,
+            stats: stats.clone(),
+        })));
+        let local_udp = endpoint.local_addr().port();
+        self.set(|s| {
+            s.session_id = Some(format!("{:016x}", grant.session_id));
+            s.local_udp_port = Some(local_udp);
+        });
+        Ok(Live {
+            endpoint,
+            session_id: grant.session_id,
+            relay: grant.relay,
+            notices,
+            control: crate::control_channel::spawn_reader(control),
+            stats,
+        })
+    }
+
+    /// Carries streams over a granted session until it ends.
+    async fn carry(&self, mut live: Live, local: &mut Local) -> Outcome {
+        let started = local.started;
+        let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
+        let mut connected = false;
+        let mut refresh = tokio::time::interval(STATUS_REFRESH);
+        let lifetime = (self.cfg.lifetime_min > 0).then(|| Duration::from_secs(60 * u64::from(self.cfg.lifetime_min)));
+        let idle_limit = (self.cfg.idle_limit_sec > 0).then(|| Duration::from_secs(u64::from(self.cfg.idle_limit_sec)));
+        let mut last_activity = (Instant::now(), 0u64);
+        let outcome = loop {
+            tokio::select! {
+                notice = live.notices.recv() => match notice {
+                    Some(Notice::Connected) => {
+                        connected = true;
+                        let reconnect = local.connected_once;
+                        local.connected_once = true;
+                        self.set(|s| {
+                            s.state = TunnelState::Connected;
+                            s.path = Some(PathKind::Relayed);
+                            s.peer_endpoint = Some(live.relay.to_string());
+                            s.connected_at = Some(clock::now_rfc3339());
+                            s.last_error = None;
+                        });
+                        log::info!("{} to {}", if reconnect { "reconnected" } else { "connected" }, self.cfg.device_id);
+                        // Connections that waited for the session go first, oldest first.
+                        for (tcp, _) in local.waiting.drain(..) {
+                            live.endpoint.send(Command::OpenStream { session_id: live.session_id, tcp });
+                        }
+                    }
+                    Some(Notice::PathChanged(p)) => {
+                        let (kind, peer) = match p {
+                            ProtoPath::Relayed => (PathKind::Relayed, live.relay),
+                            ProtoPath::Direct(a) => (PathKind::Direct, a),
+                        };
+                        log::info!("path is now {kind:?} ({peer})");
+                        self.set(|s| {
+                            s.path = Some(kind);
+                            s.peer_endpoint = Some(peer.to_string());
+                        });
+                    }
+                    Some(Notice::Closed(reason)) => break Outcome::Lost(close_error(&reason)),
+                    Some(_) => {}
+                    None => break Outcome::Lost(Error::new(ErrorKind::Internal, "the session endpoint ended")),
+                },
+                msg = live.control.recv() => match msg {
+                    Some(ServerMsg::Punch { session_id, candidates }) if session_id == live.session_id => {
+                        log::debug!("punching toward {} candidate(s)", candidates.len());
+                        live.endpoint.send(Command::Punch { session_id, candidates });
+                    }
+                    Some(ServerMsg::Error { code, message }) => log::warn!("server: {message} ({code:?})"),
+                    Some(_) => {}
+                    // The control connection is only needed to set up the session: a live session
+                    // outlives a server restart.
+                    None => live.control = closed_receiver(),
+                },
+                accepted = accept_one(&local.listener, self.cfg.restrict_ip) => {
+                    if let Some(tcp) = accepted {
+                        if connected {
+                            live.endpoint.send(Command::OpenStream { session_id: live.session_id, tcp });
+                        } else {
+                            local.waiting.push_back((tcp, Instant::now()));
+                        }
+                    }
+                }
+                _ = refresh.tick() => {
+                    let snapshot = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if let Some(st) = snapshot {
+                        let moved = st.bytes_sent + st.bytes_received;
+                        if moved != last_activity.1 {
+                            last_activity = (Instant::now(), moved);
+                        }
+                        self.publish_counters(&st, local.totals);
+                    }
+                    local.waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
+                    if !connected && tokio::time::Instant::now() > handshake_deadline {
+                        break Outcome::Lost(Error::new(ErrorKind::P2pFailed, "the device did not complete the handshake in time"));
+                    }
+                    if lifetime.is_some_and(|l| started.elapsed() >= l) {
+                        break Outcome::Ended(ended("LifetimeEnded", p2p_config::ExitCode::LifetimeEnded, format!("lifetime of {} minute(s) ended", self.cfg.lifetime_min)));
+                    }
+                    if idle_limit.is_some_and(|l| last_activity.0.elapsed() >= l) {
+                        break Outcome::Ended(ended("IdleLimit", p2p_config::ExitCode::LifetimeEnded, format!("no traffic for {} second(s): idle limit reached", self.cfg.idle_limit_sec)));
+                    }
+                }
+                _ = local.stop.changed() => break Outcome::Stopped,
+            }
+        };
+        // Tell the peer, let the endpoint send the CLOSE, then end it.
+        live.endpoint.send(Command::CloseSession { session_id: live.session_id, code: 0, text: "initiator closed".into() });
+        live.endpoint.send(Command::Shutdown);
+        let last = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(st) = last {
+            local.totals.0 += st.bytes_sent;
+            local.totals.1 += st.bytes_received;
+        }
+        outcome
+    }
+
+    fn publish_counters(&self, st: &SessionStats, totals: (u64, u64)) {
+        let (sent, received) = (totals.0 + st.bytes_sent, totals.1 + st.bytes_received);
+        // Counters change constantly: update them without waking watchers (those wait for state changes).
+        self.status.send_if_modified(|s| {
+            s.bytes_sent = sent;
+            s.bytes_received = received;
+            s.rtt_ms = st.rtt.map(|r| r.as_secs_f64() * 1000.0);
+            s.packets_lost = st.packets_lost;
+            s.streams_open = st.streams_open;
+            false
+        });
+    }
+}
+
+fn ended(kind: &str, code: p2p_config::ExitCode, message: String) -> LastError {
+    LastError { kind: kind.to_string(), exit_code: code.code(), message }
+}
+
+fn last_error(e: &Error) -> LastError {
+    LastError { kind: e.kind.name().to_string(), exit_code: e.kind.exit_code().code(), message: e.message.clone() }
+}
+
+/// Errors worth retrying with `autoconnect 2`: the network, the server or the device may come back;
+/// a wrong password or an unknown device will not.
+fn is_transient(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ServerUnreachable
+            | ErrorKind::DeviceOffline
+            | ErrorKind::SessionFailed
+            | ErrorKind::PeerTimeout
+            | ErrorKind::P2pFailed
+            | ErrorKind::UdpBind
+            | ErrorKind::Throttled
+            | ErrorKind::Internal
+    )
+}
+
+fn close_error(reason: &CloseReason) -> Error {
+    match reason {
+        CloseReason::IdleTimeout => Error::new(ErrorKind::PeerTimeout, "the device stopped answering (peer timed out)"),
+        CloseReason::HandshakeTimeout => Error::new(ErrorKind::P2pFailed, "the device did not complete the handshake"),
+        CloseReason::Remote { text, .. } => Error::new(ErrorKind::PeerTimeout, format!("the device closed the session: {text}")),
+        CloseReason::Local => Error::new(ErrorKind::PeerTimeout, "the session was closed"),
+    }
+}
+
+fn unexpected(msg: ServerMsg, during: &str) -> Error {
+    match msg {
+        ServerMsg::Error { code, message } => Error::new(ErrorKind::from(code), message),
+        other => Error::new(ErrorKind::Internal, format!("unexpected server message during {during}: {other:?}")),
+    }
+}
+
+fn closed_receiver() -> mpsc::UnboundedReceiver<ServerMsg> {
+    mpsc::unbounded_channel().1
+}
+
+/// Accepts one connection, honouring `restrict_ip` (connections from other addresses are closed).
+/// Pending forever when there is no listener.
+async fn accept_one(listener: &Option<TcpListener>, restrict: Option<std::net::IpAddr>) -> Option<TcpStream> {
+    let Some(l) = listener else { return std::future::pending().await };
+    match l.accept().await {
+        Ok((tcp, peer)) => {
+            if restrict.is_some_and(|ip| !ip.is_unspecified() && ip != peer.ip()) {
+                log::warn!("refused a connection from {peer}: only {} may use this tunnel", restrict.unwrap_or(peer.ip()));
+                return None;
+            }
+            Some(tcp)
+        }
+        Err(e) => {
+            log::debug!("accept failed: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// While no session is up, keeps accepting so clients are not refused; they wait (bounded) for one.
+async fn accept_waiting(
+    listener: &Option<TcpListener>,
+    waiting: &mut VecDeque<(TcpStream, Instant)>,
+    restrict: Option<std::net::IpAddr>,
+) {
+    loop {
+        if let Some(tcp) = accept_one(listener, restrict).await {
+            waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
+            waiting.push_back((tcp, Instant::now()));
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Peer handshake and packet protection of session datagrams (PROTOCOL.md, "Handshake" and "Packet
+//! protection"). Sans-IO like the rest of the crate: no clock and no OS randomness; the caller passes
+//! the handshake's random bytes in.
+//!
+//! - [`Handshake`]: each side's HS1/HS2 message and the key derivation; yields a [`Protection`].
+//! - [`Protection`]: seal/open for one session in one [`EncryptionMode`](crate::EncryptionMode), with the [`ReplayWindow`].
+//! - [`xxtea`]: the Corrected Block TEA cipher of mode 2.
+//! - [`self_test`]: known-answer tests for `connectd -n`.
+
+mod aead;
+mod handshake;
+mod keys;
+mod legacy;
+mod protection;
+mod rc4;
+mod replay;
+mod selftest;
+pub mod xxtea;
+
+#[cfg(test)]
+mod tests;
+
+pub use handshake::Handshake;
+pub use protection::Protection;
+pub use replay::{ReplayWindow, WINDOW_BITS};
+pub use selftest::self_test;
+
+/// Length of the per-session secret the server hands both peers.
+pub const SECRET_LEN: usize = 32;
+/// Random bytes [`Handshake::new`] needs: 32 for the ephemeral X25519 key, 16 for the nonce.
+pub const HANDSHAKE_RANDOM_LEN: usize = 48;
+/// Length of a handshake payload: `mode(1) ephemeral_public(32) nonce(16) mac(32)`.
+pub const HANDSHAKE_MESSAGE_LEN: usize = 81;
+
+/// Why a handshake message or a packet was refused. The caller drops the datagram and counts it.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("datagram payload too short")]
+    Truncated,
+    #[error("authentication failed")]
+    BadMac,
+    #[error("duplicate or too old packet number")]
+    Replay,
+    #[error("peer uses a different encryption mode")]
+    ModeMismatch,
+    #[error("malformed handshake or packet")]
+    Malformed,
+}

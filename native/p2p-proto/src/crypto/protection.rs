@@ -1,0 +1,134 @@
+//! Per-session packet protection: seals our packets, opens the peer's, keeps the replay window.
+
+use std::fmt;
+
+use super::keys::DirectionKeys;
+use super::legacy::{self, Cipher};
+use super::replay::ReplayWindow;
+use super::{aead, CryptoError};
+use crate::EncryptionMode;
+
+/// Seals our packets and opens the peer's, for one session and one mode. Made by
+/// [`Handshake::receive`](super::Handshake::receive). Keys are wiped when it is dropped.
+pub struct Protection {
+    mode: EncryptionMode,
+    /// Keys of our direction.
+    seal: DirectionKeys,
+    /// Keys of the peer's direction.
+    open: DirectionKeys,
+    replay: ReplayWindow,
+}
+
+impl Protection {
+    pub(crate) fn new(mode: EncryptionMode, seal: DirectionKeys, open: DirectionKeys) -> Protection {
+        Protection {
+            mode,
+            seal,
+            open,
+            replay: ReplayWindow::new(),
+        }
+    }
+
+    pub fn mode(&self) -> EncryptionMode {
+        self.mode
+    }
+
+    /// Most bytes [`seal`](Self::seal) can add to a payload of any length: 0, 20, 28 (tag + up to 8
+    /// padding bytes) or 16.
+    pub fn max_overhead(&self) -> usize {
+        match self.mode {
+            EncryptionMode::None => 0,
+            EncryptionMode::Rc4 => legacy::TAG_LEN,
+            EncryptionMode::Xxtea => legacy::TAG_LEN + legacy::XXTEA_MAX_PAD,
+            EncryptionMode::ChaCha20Poly1305 => aead::TAG_LEN,
+        }
+    }
+
+    /// The receive replay window (for tests and statistics).
+    pub fn replay_window(&self) -> &ReplayWindow {
+        &self.replay
+    }
+
+    /// Protects `payload` in place for packet number `pn` (which must be the one in `header`, the 18
+    /// clear header bytes, and must never repeat: it is the nonce).
+    pub fn seal(&self, header: &[u8], pn: u64, payload: &mut Vec<u8>) {
+        match self.mode {
+            EncryptionMode::None => {}
+            EncryptionMode::Rc4 => legacy::seal(Cipher::Rc4, &self.seal, header, pn, payload),
+            EncryptionMode::Xxtea => legacy::seal(Cipher::Xxtea, &self.seal, header, pn, payload),
+            EncryptionMode::ChaCha20Poly1305 => aead::seal(&self.seal.enc, header, pn, payload),
+        }
+    }
+
+    /// Authenticates, decrypts and replay-checks the peer's packet `pn` (taken from `header`). On
+    /// success `out` holds the plaintext frames; on any error `out` is empty and the replay window
+    /// is unchanged, so a forged packet cannot move it.
+    pub fn open(
+        &mut self,
+        header: &[u8],
+        pn: u64,
+        protected: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        out.clear();
+        let result = self.open_unchecked(header, pn, protected, out).and_then(|()| {
+            if self.replay.check(pn) {
+                Ok(())
+            } else {
+                Err(CryptoError::Replay)
+            }
+        });
+        match result {
+            Ok(()) => self.replay.commit(pn),
+            Err(_) => out.clear(),
+        }
+        result
+    }
+
+    /// Authentication and decryption alone. The replay check comes after it so that an unauthentic
+    /// packet is reported as such whatever its number.
+    fn open_unchecked(
+        &self,
+        header: &[u8],
+        pn: u64,
+        protected: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        match self.mode {
+            EncryptionMode::None => {
+                out.extend_from_slice(protected);
+                Ok(())
+            }
+            EncryptionMode::Rc4 => {
+                legacy::open(Cipher::Rc4, &self.open, header, pn, protected, out)
+            }
+            EncryptionMode::Xxtea => {
+                legacy::open(Cipher::Xxtea, &self.open, header, pn, protected, out)
+            }
+            EncryptionMode::ChaCha20Poly1305 => {
+                aead::open(&self.open.enc, header, pn, protected, out)
+            }
+        }
+    }
+}
+
+/// Equal when mode, keys (compared in constant time) and replay state are: a retransmitted handshake
+/// yields a `Protection` equal to the first one.
+impl PartialEq for Protection {
+    fn eq(&self, other: &Protection) -> bool {
+        let keys = self.seal.ct_eq(&other.seal) & self.open.ct_eq(&other.open);
+        self.mode == other.mode && bool::from(keys) && self.replay == other.replay
+    }
+}
+impl Eq for Protection {}
+
+/// Keys never appear in logs.
+impl fmt::Debug for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Protection")
+            .field("mode", &self.mode)
+            .field("highest_received", &self.replay.highest())
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}

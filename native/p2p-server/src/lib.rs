@@ -1,0 +1,21 @@
+//! The RemoteItP2P server: the control channel (accounts, devices, brokering sessions), the UDP relay and
+//! the NAT probe responders. `main.rs` is only the command line; everything here is also usable
+//! in-process (the integration tests start a server on port 0).
+
+pub mod accounts;
+pub mod admin;
+pub mod broker;
+pub mod cli;
+pub mod control;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod probe;
+pub mod relay;
+pub mod secret_input;
+pub mod server;
+pub mod throttle;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use server::{Config, ServerHandle};
