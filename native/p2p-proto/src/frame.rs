@@ -455,7 +455,10 @@ mod tests {
             (37u64, &[0x25u8][..]),
             (15293, &[0x7b, 0xbd]),
             (494_878_333, &[0x9d, 0x7f, 0x3e, 0x7d]),
-            (151_288_809_941_952_652, &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]),
+            (
+                151_288_809_941_952_652,
+                &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c],
+            ),
         ] {
             let mut out = Vec::new();
             put_varint(&mut out, v);
@@ -532,21 +535,20 @@ mod tests {
     #[test]
     fn malformed_frames_are_errors_not_panics() {
         let bad: &[&[u8]] = &[
-            &[0x02, 5, 0, 0, 9],                      // first range above largest
-            &[0x02, 5, 0, 1, 0, 9, 0],                // gap below zero
-            &[0x02, 5, 0, 0x80, 0, 0, 0],             // range count with no pairs
-            &[0x03, 1, 0, 0x02, 0],                   // unknown stream flag
-            &[0x03, 1, 0, 0, 10, 1, 2],               // data shorter than len
-            &[0x03, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 9], // offset overflow
-            &[0x06, 1, 2, 3],                         // short challenge
-            &[0x08, 0, 2, 0xff, 0xfe],                // invalid UTF-8
-            &[0x0a],                                  // unknown type
+            &[0x02, 5, 0, 0, 9],          // first range above largest
+            &[0x02, 5, 0, 1, 0, 9, 0],    // gap below zero
+            &[0x02, 5, 0, 0x80, 0, 0, 0], // range count with no pairs
+            &[0x03, 1, 0, 0x02, 0],       // unknown stream flag
+            &[0x03, 1, 0, 0, 10, 1, 2],   // data shorter than len
+            &[
+                0x03, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 9,
+            ], // offset overflow
+            &[0x06, 1, 2, 3],             // short challenge
+            &[0x08, 0, 2, 0xff, 0xfe],    // invalid UTF-8
+            &[0x0a],                      // unknown type
         ];
         for b in bad {
-            assert!(
-                parse(b).any(|f| f.is_err()),
-                "accepted {b:02x?}"
-            );
+            assert!(parse(b).any(|f| f.is_err()), "accepted {b:02x?}");
         }
     }
 

@@ -3,7 +3,10 @@
 //! timeouts are tested deterministically.
 
 pub mod control;
+pub mod crypto;
+pub mod frame;
 pub mod mode;
+pub mod session;
 pub mod uid;
 pub mod wire;
 

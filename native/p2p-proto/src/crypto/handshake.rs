@@ -125,8 +125,18 @@ impl Handshake {
             _ => None,
         };
         let (nonce_i, nonce_t, eph_i, eph_t) = match self.role {
-            Role::Initiator => (&self.nonce, &peer_nonce, &self.ephemeral_public, &peer_public),
-            Role::Target => (&peer_nonce, &self.nonce, &peer_public, &self.ephemeral_public),
+            Role::Initiator => (
+                &self.nonce,
+                &peer_nonce,
+                &self.ephemeral_public,
+                &peer_public,
+            ),
+            Role::Target => (
+                &peer_nonce,
+                &self.nonce,
+                &peer_public,
+                &self.ephemeral_public,
+            ),
         };
         let keys = derive(&KeyInput {
             session_secret: &self.session_secret,

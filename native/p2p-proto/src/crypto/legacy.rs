@@ -88,7 +88,7 @@ pub(crate) fn open(
         Cipher::Xxtea => {
             // Only a peer holding the MAC key can get here with a bad length or padding: that is a
             // bug on its side, reported as Malformed rather than trusted.
-            if out.len() % 4 != 0 {
+            if !out.len().is_multiple_of(4) {
                 return Err(CryptoError::Malformed);
             }
             xxtea_bytes(out, &key, xxtea::decrypt);
@@ -101,7 +101,7 @@ pub(crate) fn open(
 /// unambiguous whatever the payload ends with).
 fn pad(payload: &mut Vec<u8>) {
     payload.push(0x80);
-    while payload.len() % 4 != 0 || payload.len() < XXTEA_MIN {
+    while !payload.len().is_multiple_of(4) || payload.len() < XXTEA_MIN {
         payload.push(0);
     }
 }
@@ -144,7 +144,9 @@ mod tests {
     fn padding_is_minimal_and_reversible() {
         for len in 0..40usize {
             // Payloads ending in 0x80 and zeros must survive too.
-            let mut p: Vec<u8> = (0..len).map(|i| if i % 3 == 0 { 0x80 } else { 0 }).collect();
+            let mut p: Vec<u8> = (0..len)
+                .map(|i| if i % 3 == 0 { 0x80 } else { 0 })
+                .collect();
             let orig = p.clone();
             pad(&mut p);
             assert_eq!(p.len() % 4, 0);

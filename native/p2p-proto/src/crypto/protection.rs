@@ -20,7 +20,11 @@ pub struct Protection {
 }
 
 impl Protection {
-    pub(crate) fn new(mode: EncryptionMode, seal: DirectionKeys, open: DirectionKeys) -> Protection {
+    pub(crate) fn new(
+        mode: EncryptionMode,
+        seal: DirectionKeys,
+        open: DirectionKeys,
+    ) -> Protection {
         Protection {
             mode,
             seal,
@@ -71,13 +75,21 @@ impl Protection {
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
         out.clear();
-        let result = self.open_unchecked(header, pn, protected, out).and_then(|()| {
-            if self.replay.check(pn) {
-                Ok(())
-            } else {
-                Err(CryptoError::Replay)
-            }
-        });
+        // The number must be the one the header carries: legacy modes key on it but authenticate the
+        // header, so a mismatch would decrypt to garbage instead of failing.
+        let legacy = matches!(self.mode, EncryptionMode::Rc4 | EncryptionMode::Xxtea);
+        if legacy && header.get(10..18) != Some(&pn.to_be_bytes()[..]) {
+            return Err(CryptoError::BadMac);
+        }
+        let result = self
+            .open_unchecked(header, pn, protected, out)
+            .and_then(|()| {
+                if self.replay.check(pn) {
+                    Ok(())
+                } else {
+                    Err(CryptoError::Replay)
+                }
+            });
         match result {
             Ok(()) => self.replay.commit(pn),
             Err(_) => out.clear(),

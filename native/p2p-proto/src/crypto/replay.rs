@@ -164,7 +164,7 @@ mod tests {
             let mut highest: Option<u64> = None;
             for pn in pns {
                 let fresh = !seen.contains(&pn)
-                    && highest.map_or(true, |h| pn > h || h - pn < WINDOW_BITS);
+                    && highest.is_none_or(|h| pn > h || h - pn < WINDOW_BITS);
                 prop_assert_eq!(accept(&mut w, pn), fresh, "pn {}", pn);
                 if fresh {
                     seen.insert(pn);

@@ -30,7 +30,9 @@ fn sha1_ok() -> bool {
 }
 
 /// RFC 6229 section 2: keystream of two keys at offsets around the 256 bytes mode 1 drops.
-pub(crate) const RFC6229: &[(&[u8], &[(usize, [u8; 16])])] = &[
+/// (key, [(keystream offset, 16 expected bytes)]) pairs.
+type KeystreamVectors = &'static [(&'static [u8], &'static [(usize, [u8; 16])])];
+pub(crate) const RFC6229: KeystreamVectors = &[
     (
         &[1, 2, 3, 4, 5],
         &[
@@ -77,11 +79,14 @@ fn chacha20poly1305_ok() -> bool {
     const KEY: [u8; 32] = hex(b"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
     const NONCE: [u8; 12] = hex(b"070000004041424344454647");
     const AAD: [u8; 12] = hex(b"50515253c0c1c2c3c4c5c6c7");
-    const PLAIN: &[u8] = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip \
+    const PLAIN: &[u8] =
+        b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip \
 for the future, sunscreen would be it.";
-    const CIPHER: [u8; 114] = hex(b"d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6\
+    const CIPHER: [u8; 114] = hex(
+        b"d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6\
 3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58\
-fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116");
+fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116",
+    );
     const TAG: [u8; 16] = hex(b"1ae10b594f09e26a7e902ecbd0600691");
 
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&KEY));
@@ -106,15 +111,19 @@ fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116");
 
 /// RFC 7748 section 5.2 (first scalar-multiplication vector) and section 6.1 (Alice and Bob).
 fn x25519_ok() -> bool {
-    const SCALAR: [u8; 32] = hex(b"a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
+    const SCALAR: [u8; 32] =
+        hex(b"a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
     const U: [u8; 32] = hex(b"e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c");
     const OUT: [u8; 32] = hex(b"c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
-    const ALICE: [u8; 32] = hex(b"77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+    const ALICE: [u8; 32] =
+        hex(b"77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
     const ALICE_PUB: [u8; 32] =
         hex(b"8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
     const BOB: [u8; 32] = hex(b"5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
-    const BOB_PUB: [u8; 32] = hex(b"de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
-    const SHARED: [u8; 32] = hex(b"4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+    const BOB_PUB: [u8; 32] =
+        hex(b"de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    const SHARED: [u8; 32] =
+        hex(b"4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
 
     let ladder = StaticSecret::from(SCALAR).diffie_hellman(&PublicKey::from(U));
     let alice = StaticSecret::from(ALICE);

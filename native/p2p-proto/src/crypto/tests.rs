@@ -48,7 +48,9 @@ fn session(
     let t = Handshake::new(Role::Target, mode, secret, rt);
     let (h1, h2) = (hs_header(Role::Initiator), hs_header(Role::Target));
     let pt = t.receive(&h1, &i.message(&h1)).expect("target accepts HS1");
-    let pi = i.receive(&h2, &t.message(&h2)).expect("initiator accepts HS2");
+    let pi = i
+        .receive(&h2, &t.message(&h2))
+        .expect("initiator accepts HS2");
     (pi, pt)
 }
 
@@ -83,10 +85,11 @@ fn every_mode_round_trips_sizes_0_to_2000_both_ways() {
         for len in 0..2000usize {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let pn = len as u64;
-            for (from, tx, rx) in [
-                (Role::Initiator, &pi, &mut pt),
-                (Role::Target, &pt, &mut pi),
-            ] {
+            for from in [Role::Initiator, Role::Target] {
+                let (tx, rx) = match from {
+                    Role::Initiator => (&pi, &mut pt),
+                    Role::Target => (&pt, &mut pi),
+                };
                 let wire = sealed(tx, from, pn, &payload);
                 let overhead = wire.len() - len;
                 assert!(overhead <= tx.max_overhead(), "{mode} len {len}");
@@ -174,7 +177,10 @@ fn replays_and_too_old_packets_are_refused_in_every_mode() {
             Err(CryptoError::Replay),
             "{mode}"
         );
-        assert!(open(&mut pt, Role::Initiator, 3, &pkt(3)).is_ok(), "reordered");
+        assert!(
+            open(&mut pt, Role::Initiator, 3, &pkt(3)).is_ok(),
+            "reordered"
+        );
         assert!(open(&mut pt, Role::Initiator, 2000, &pkt(2000)).is_ok());
         assert_eq!(
             open(&mut pt, Role::Initiator, 900, &pkt(900)),
@@ -222,7 +228,10 @@ fn ciphertext_does_not_contain_the_plaintext() {
         }
     }
     let (pi, _) = pair(EncryptionMode::None);
-    assert!(contains(&sealed(&pi, Role::Initiator, 0, &payload), &marker));
+    assert!(contains(
+        &sealed(&pi, Role::Initiator, 0, &payload),
+        &marker
+    ));
 }
 
 #[test]
@@ -233,7 +242,10 @@ fn same_payload_and_number_differ_between_packets_and_sessions() {
         let payload = [0u8; 64];
         let wa = sealed(&a, Role::Initiator, 9, &payload);
         let wb = sealed(&b, Role::Initiator, 9, &payload);
-        assert_ne!(wa, wb, "{mode}: same secret, new randomness, same ciphertext");
+        assert_ne!(
+            wa, wb,
+            "{mode}: same secret, new randomness, same ciphertext"
+        );
         assert_eq!(
             open(&mut a_rx, Role::Initiator, 9, &wb),
             Err(CryptoError::BadMac),
@@ -312,7 +324,11 @@ fn handshake_messages_are_bound_to_their_header_and_length() {
         for b in (0..h1.len()).filter(|b| *b != 1) {
             let mut h = h1.clone();
             h[b] ^= 0x04;
-            assert_eq!(t.receive(&h, &msg), Err(CryptoError::BadMac), "header byte {b}");
+            assert_eq!(
+                t.receive(&h, &msg),
+                Err(CryptoError::BadMac),
+                "header byte {b}"
+            );
         }
         // Reflection: our own message (kind = our role) is refused before its mac is even checked.
         assert_eq!(i.receive(&h1, &msg), Err(CryptoError::Malformed));

@@ -1,0 +1,1068 @@
+//! One peer-to-peer session as a sans-IO state machine: datagrams and instants in, datagrams and
+//! events out (PROTOCOL.md, "Session datagrams" onwards).
+//!
+//! The driver calls [`Session::handle_datagram`] for every datagram of this session,
+//! [`Session::handle_timeout`] when [`Session::poll_timeout`] passes, and drains
+//! [`Session::poll_transmit`] and [`Session::poll_event`] after each call. Streams carry the bytes of
+//! the TCP connections; the session multiplexes them over one packet-number space with selective
+//! acknowledgement, RTT-based loss detection, a probe timeout, NewReno congestion control (or a fixed
+//! per-stream packet budget when `max_outstanding` is set) and per-stream flow control.
+
+pub mod ack_ranges;
+mod paths;
+mod recovery;
+mod recv_buffer;
+pub mod send_buffer;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ack_ranges::RangeSet;
+pub use paths::PathKind;
+use paths::Paths;
+use recovery::{Congestion, RttEstimator, MAX_ACK_DELAY};
+use stream::Stream;
+
+use crate::crypto::{self, Handshake, Protection, HANDSHAKE_RANDOM_LEN};
+use crate::frame::{self, Frame, STREAM_OVERHEAD_MAX};
+use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
+use crate::EncryptionMode;
+
+pub type StreamId = u64;
+
+/// Random bytes [`Session::new`] takes: the handshake's, then 8 for path challenge tokens, the rest spare.
+pub const SESSION_RANDOM_LEN: usize = 64;
+
+/// How long the ACK-only ranges we remember may grow: older ranges are forgotten (the peer retransmits
+/// what it still misses under new numbers, so an old range lost from our ACKs costs at most a resend).
+const MAX_ACK_RANGES: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub role: Role,
+    pub session_id: u64,
+    pub mode: EncryptionMode,
+    pub session_secret: [u8; crypto::SECRET_LEN],
+    /// The server's relay; packets go there until a direct path is validated.
+    pub relay: Option<SocketAddr>,
+    /// connectd's MAXOUTSTANDING: at most this many unacknowledged packets per stream, instead of
+    /// the adaptive congestion window.
+    pub max_outstanding: Option<u32>,
+    /// Nothing received for this long: the session is dead.
+    pub idle_timeout: Duration,
+    /// The handshake must complete within this.
+    pub handshake_timeout: Duration,
+    /// A PING is sent after this long without sending anything ack-eliciting (NAT mappings expire
+    /// after 30 s; keep well under it).
+    pub keepalive: Duration,
+    /// Streams open at once.
+    pub max_streams: usize,
+}
+
+impl SessionConfig {
+    pub fn new(
+        role: Role,
+        session_id: u64,
+        mode: EncryptionMode,
+        session_secret: [u8; crypto::SECRET_LEN],
+    ) -> SessionConfig {
+        SessionConfig {
+            role,
+            session_id,
+            mode,
+            session_secret,
+            relay: None,
+            max_outstanding: None,
+            idle_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(12),
+            keepalive: Duration::from_secs(2),
+            max_streams: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Nothing was received for the idle timeout.
+    IdleTimeout,
+    /// The peer handshake did not complete in time.
+    HandshakeTimeout,
+    /// The peer closed the session.
+    Remote { code: u64, text: String },
+    /// We closed it.
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed: streams may flow.
+    Connected,
+    PathChanged(PathKind),
+    /// The peer opened a stream (target side).
+    StreamOpened(StreamId),
+    /// `read` has data or the FIN for this stream.
+    StreamReadable(StreamId),
+    /// The peer finished its direction (reported through `read` returning `Fin` as well).
+    StreamFinished(StreamId),
+    /// Space freed after a short `write`.
+    StreamWritable(StreamId),
+    /// The peer reset the stream (reason code).
+    StreamReset(StreamId, u64),
+    /// The stream is gone: both directions finished, or it was reset.
+    StreamClosed(StreamId),
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadResult {
+    Data(usize),
+    /// The peer finished its direction; no more data will come.
+    Fin,
+    /// Nothing to read now.
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("no such stream {0}")]
+    UnknownStream(StreamId),
+    #[error("stream {0} was already finished")]
+    Finished(StreamId),
+    #[error("too many streams open at once (limit {0})")]
+    TooManyStreams(usize),
+    #[error("only the initiator opens streams")]
+    NotInitiator,
+    #[error("the session is closed")]
+    SessionClosed,
+}
+
+/// Live figures of a session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionStats {
+    /// Stream bytes sent the first time (retransmissions not counted).
+    pub bytes_sent: u64,
+    /// Stream bytes delivered to the application.
+    pub bytes_received: u64,
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    /// Packets declared lost (their data was sent again).
+    pub packets_lost: u64,
+    /// Datagrams refused: wrong session, failed authentication, replayed, malformed.
+    pub packets_dropped: u64,
+    pub rtt: Option<Duration>,
+    pub congestion_window: usize,
+    pub streams_open: u32,
+    pub path: Option<PathKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshaking,
+    Established,
+    Closed,
+}
+
+/// What a sent packet carried, so an acknowledgement or a loss can be applied to it.
+#[derive(Debug)]
+enum SentFrame {
+    /// `counted`: this frame carried the packet's count in the stream's `outstanding`.
+    Stream {
+        id: StreamId,
+        offset: u64,
+        len: usize,
+        fin: bool,
+        counted: bool,
+    },
+    MaxStreamData {
+        id: StreamId,
+    },
+    Reset {
+        id: StreamId,
+        reason: u64,
+    },
+}
+
+#[derive(Debug)]
+struct SentPacket {
+    time: Instant,
+    size: usize,
+    frames: Vec<SentFrame>,
+}
+
+/// A packet that must go to a given address (path validation), outside the normal flow.
+#[derive(Debug, Clone, Copy)]
+enum PathFrame {
+    Challenge([u8; 8]),
+    Response([u8; 8]),
+}
+
+pub struct Session {
+    cfg: SessionConfig,
+    state: State,
+    handshake: Handshake,
+    protection: Option<Protection>,
+    /// Initiator: when HS1 is sent next, and the backoff after that.
+    hs_next: Instant,
+    hs_backoff: Duration,
+    hs_deadline: Instant,
+    /// Target: addresses owed an HS2.
+    hs_replies: VecDeque<SocketAddr>,
+
+    next_pn: u64,
+    sent: BTreeMap<u64, SentPacket>,
+    largest_acked: Option<u64>,
+    loss_time: Option<Instant>,
+    pto_backoff: u32,
+    last_eliciting_sent: Instant,
+    rtt: RttEstimator,
+    congestion: Congestion,
+
+    received: RangeSet,
+    largest_received_at: Option<Instant>,
+    unacked_eliciting: u32,
+    ack_deadline: Option<Instant>,
+
+    streams: BTreeMap<StreamId, Stream>,
+    next_local_stream: StreamId,
+    next_peer_stream: StreamId,
+    /// Where the round-robin over streams resumes.
+    next_stream_turn: StreamId,
+    resets: VecDeque<(StreamId, u64)>,
+    ping_pending: bool,
+    path_sends: VecDeque<(SocketAddr, PathFrame)>,
+    close_pending: Option<(u64, String)>,
+    paths: Paths,
+    last_received: Instant,
+
+    events: VecDeque<Event>,
+    stats: SessionStats,
+    /// Reused buffers: the decrypted payload and the payload being built.
+    plain: Vec<u8>,
+    building: Vec<u8>,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig, now: Instant, random: [u8; SESSION_RANDOM_LEN]) -> Session {
+        let mut hs_random = [0u8; HANDSHAKE_RANDOM_LEN];
+        hs_random.copy_from_slice(&random[..HANDSHAKE_RANDOM_LEN]);
+        let handshake = Handshake::new(cfg.role, cfg.mode, &cfg.session_secret, &hs_random);
+        let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
+        Session {
+            state: State::Handshaking,
+            handshake,
+            protection: None,
+            hs_next: now,
+            hs_backoff: Duration::from_millis(200),
+            hs_deadline: now + cfg.handshake_timeout,
+            hs_replies: VecDeque::new(),
+            next_pn: 0,
+            sent: BTreeMap::new(),
+            largest_acked: None,
+            loss_time: None,
+            pto_backoff: 0,
+            last_eliciting_sent: now,
+            rtt: RttEstimator::default(),
+            congestion: Congestion::new(MAX_DATAGRAM),
+            received: RangeSet::new(),
+            largest_received_at: None,
+            unacked_eliciting: 0,
+            ack_deadline: None,
+            streams: BTreeMap::new(),
+            next_local_stream: 0,
+            next_peer_stream: 0,
+            next_stream_turn: 0,
+            resets: VecDeque::new(),
+            ping_pending: false,
+            path_sends: VecDeque::new(),
+            close_pending: None,
+            paths: Paths::new(cfg.relay, token_seed, now),
+            last_received: now,
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+            plain: Vec::new(),
+            building: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.cfg.session_id
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Closed, with nothing left to send: the driver may drop it.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.close_pending.is_none()
+    }
+
+    pub fn path(&self) -> PathKind {
+        self.paths.kind()
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            rtt: self.rtt.smoothed(),
+            congestion_window: self.congestion.window(),
+            streams_open: self.streams.len() as u32,
+            path: Some(self.paths.kind()),
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Streams (the application side)
+
+    /// Initiator: opens a new stream (one per accepted TCP connection).
+    pub fn open_stream(&mut self) -> Result<StreamId, StreamError> {
+        if self.state == State::Closed {
+            return Err(StreamError::SessionClosed);
+        }
+        if self.cfg.role != Role::Initiator {
+            return Err(StreamError::NotInitiator);
+        }
+        if self.streams.len() >= self.cfg.max_streams {
+            return Err(StreamError::TooManyStreams(self.cfg.max_streams));
+        }
+        let id = self.next_local_stream;
+        self.next_local_stream += 1;
+        self.streams.insert(id, Stream::new());
+        Ok(id)
+    }
+
+    /// Queues bytes on a stream; returns how many were taken (0 when its buffer is full; a
+    /// `StreamWritable` event follows when space frees).
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
+        let s = self
+            .streams
+            .get_mut(&id)
+            .ok_or(StreamError::UnknownStream(id))?;
+        if s.send.is_finished() {
+            return Err(StreamError::Finished(id));
+        }
+        let n = s.send.write(data);
+        if n < data.len() {
+            s.write_blocked = true;
+        }
+        Ok(n)
+    }
+
+    /// Ends our direction of the stream (half-close): the peer reads a FIN after the data.
+    pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
+        let s = self
+            .streams
+            .get_mut(&id)
+            .ok_or(StreamError::UnknownStream(id))?;
+        s.send.finish();
+        Ok(())
+    }
+
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<ReadResult, StreamError> {
+        let s = self
+            .streams
+            .get_mut(&id)
+            .ok_or(StreamError::UnknownStream(id))?;
+        match s.recv.read(buf) {
+            Some(0) => {
+                self.close_stream_if_finished(id);
+                Ok(ReadResult::Fin)
+            }
+            Some(n) => {
+                s.after_read();
+                self.stats.bytes_received += n as u64;
+                Ok(ReadResult::Data(n))
+            }
+            None => Ok(ReadResult::Blocked),
+        }
+    }
+
+    /// Abandons a stream both ways and tells the peer why.
+    pub fn reset(&mut self, id: StreamId, reason: u64) {
+        if self.streams.remove(&id).is_some() {
+            self.resets.push_back((id, reason));
+            self.events.push_back(Event::StreamClosed(id));
+        }
+    }
+
+    fn close_stream_if_finished(&mut self, id: StreamId) {
+        if self.streams.get(&id).is_some_and(|s| s.is_finished()) {
+            self.streams.remove(&id);
+            self.events.push_back(Event::StreamClosed(id));
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Paths and closing
+
+    /// The server's Punch: the peer's candidate addresses. Probing starts at once.
+    pub fn add_candidates(&mut self, now: Instant, candidates: &[SocketAddr]) {
+        self.paths.add_candidates(now, candidates);
+    }
+
+    /// Closes the session, telling the peer (when keys exist) with one CLOSE.
+    pub fn close(&mut self, _now: Instant, code: u64, text: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.protection.is_some() {
+            self.close_pending = Some((code, text.to_string()));
+        }
+        self.enter_closed(CloseReason::Local);
+    }
+
+    fn enter_closed(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.streams.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Input
+
+    /// One datagram of this session (kind Data or Handshake) from `from`. Anything that does not
+    /// authenticate is dropped and counted.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        let Ok((header, payload)) = SessionHeader::decode(data) else {
+            self.stats.packets_dropped += 1;
+            return;
+        };
+        let header_bytes = &data[..SESSION_HEADER_LEN];
+        let peer = self.cfg.role.peer();
+        if header.session_id != self.cfg.session_id {
+            self.stats.packets_dropped += 1;
+            return;
+        }
+        match header.kind {
+            Kind::Handshake(r) if r == peer => self.on_handshake(now, from, header_bytes, payload),
+            Kind::Data(r) if r == peer => {
+                self.on_data(now, from, header.packet_number, header_bytes, payload)
+            }
+            // Our own kind reflected back, or not a session kind.
+            _ => self.stats.packets_dropped += 1,
+        }
+    }
+
+    fn on_handshake(&mut self, now: Instant, from: SocketAddr, header: &[u8], payload: &[u8]) {
+        let protection = match self.handshake.receive(header, payload) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.packets_dropped += 1;
+                return;
+            }
+        };
+        self.stats.datagrams_received += 1;
+        self.last_received = now;
+        if self.cfg.role == Role::Target {
+            // Re-answer a retransmitted HS1 with the same HS2 (it is deterministic).
+            if !self.hs_replies.contains(&from) {
+                self.hs_replies.push_back(from);
+            }
+        }
+        if self.protection.is_none() {
+            self.protection = Some(protection);
+            self.state = State::Established;
+            self.events.push_back(Event::Connected);
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        pn: u64,
+        header: &[u8],
+        protected: &[u8],
+    ) {
+        let Some(protection) = self.protection.as_mut() else {
+            // Data before our handshake finished (our HS2 or their HS1 still on the way).
+            self.stats.packets_dropped += 1;
+            return;
+        };
+        let mut plain = std::mem::take(&mut self.plain);
+        if protection.open(header, pn, protected, &mut plain).is_err() {
+            self.plain = plain;
+            self.stats.packets_dropped += 1;
+            return;
+        }
+        self.stats.datagrams_received += 1;
+        self.last_received = now;
+        let (changed, unknown_source) = self.paths.on_authenticated(now, from);
+        if let Some(p) = changed {
+            self.events.push_back(Event::PathChanged(p));
+        }
+        if unknown_source {
+            // The peer reached us from an address we did not know (its NAT's mapping toward us):
+            // validate it as a direct path.
+            self.paths.add_candidates(now, &[from]);
+        }
+        let mut eliciting = false;
+        for f in frame::parse(&plain) {
+            let Ok(f) = f else {
+                // An authentic but malformed payload: keep what came before, drop the rest.
+                self.stats.packets_dropped += 1;
+                break;
+            };
+            eliciting |= f.is_ack_eliciting();
+            self.on_frame(now, from, f);
+            if self.state == State::Closed {
+                break;
+            }
+        }
+        self.plain = plain;
+        self.received.insert(pn..pn + 1);
+        while self.received.range_count() > MAX_ACK_RANGES {
+            self.received.pop_lowest();
+        }
+        if self.received.max() == Some(pn) {
+            self.largest_received_at = Some(now);
+        }
+        if eliciting {
+            self.unacked_eliciting += 1;
+            // Acknowledge every second packet at once, otherwise after the delayed-ACK timer.
+            self.ack_deadline = Some(if self.unacked_eliciting >= 2 {
+                now
+            } else {
+                now + MAX_ACK_DELAY
+            });
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, from: SocketAddr, f: Frame<'_>) {
+        match f {
+            Frame::Padding | Frame::Ping => {}
+            Frame::Ack(ack) => self.on_ack(now, &ack),
+            Frame::Stream {
+                id,
+                offset,
+                fin,
+                data,
+            } => self.on_stream_frame(id, offset, fin, data),
+            Frame::MaxStreamData { id, max_offset } => {
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.send_limit = s.send_limit.max(max_offset);
+                }
+            }
+            Frame::ResetStream { id, reason } | Frame::StopSending { id, reason } => {
+                if self.streams.remove(&id).is_some() {
+                    self.events.push_back(Event::StreamReset(id, reason));
+                    self.events.push_back(Event::StreamClosed(id));
+                }
+            }
+            Frame::PathChallenge(token) => {
+                self.path_sends
+                    .push_back((from, PathFrame::Response(token)));
+            }
+            Frame::PathResponse(token) => {
+                if let Some(p) = self.paths.on_response(now, from, token) {
+                    self.events.push_back(Event::PathChanged(p));
+                }
+            }
+            Frame::Close { code, text } => {
+                let text = text.to_string();
+                self.enter_closed(CloseReason::Remote { code, text });
+            }
+        }
+    }
+
+    fn on_stream_frame(&mut self, id: StreamId, offset: u64, fin: bool, data: &[u8]) {
+        if !self.streams.contains_key(&id) {
+            // Only the initiator opens streams; an id below the next one was closed already.
+            if self.cfg.role != Role::Target || id < self.next_peer_stream {
+                return;
+            }
+            let new = id - self.next_peer_stream + 1;
+            if self.streams.len() as u64 + new > self.cfg.max_streams as u64 {
+                self.resets.push_back((id, RESET_TOO_MANY_STREAMS));
+                return;
+            }
+            // Open every id up to this one: their first frames may still be on the way.
+            for opened in self.next_peer_stream..=id {
+                self.streams.insert(opened, Stream::new());
+                self.events.push_back(Event::StreamOpened(opened));
+            }
+            self.next_peer_stream = id + 1;
+        }
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match s.recv.insert(offset, data, fin, s.recv_limit) {
+            Ok(true) => {
+                self.events.push_back(Event::StreamReadable(id));
+                if fin && s.recv.readable() {
+                    self.events.push_back(Event::StreamFinished(id));
+                }
+            }
+            Ok(false) => {}
+            // Data past our limit or past the final size: the peer broke the stream's rules.
+            Err(_) => {
+                self.reset(id, RESET_PROTOCOL_VIOLATION);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: &frame::AckFrame<'_>) {
+        if ack.largest >= self.next_pn {
+            // Acknowledges a packet we never sent: ignore the frame.
+            return;
+        }
+        let mut newly: Vec<(u64, SentPacket)> = Vec::new();
+        for r in ack.ranges() {
+            let pns: Vec<u64> = self.sent.range(r).map(|(&pn, _)| pn).collect();
+            for pn in pns {
+                if let Some(p) = self.sent.remove(&pn) {
+                    newly.push((pn, p));
+                }
+            }
+        }
+        if newly.is_empty() {
+            return;
+        }
+        if self.largest_acked.is_none_or(|l| ack.largest > l) {
+            self.largest_acked = Some(ack.largest);
+            if let Some((_, p)) = newly.iter().find(|(pn, _)| *pn == ack.largest) {
+                let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
+                self.rtt
+                    .update(now.saturating_duration_since(p.time), delay);
+            }
+        }
+        for (_, p) in newly {
+            self.congestion.on_acked(p.size, p.time);
+            for f in p.frames {
+                self.on_frame_acked(f);
+            }
+        }
+        self.pto_backoff = 0;
+        self.detect_lost(now);
+    }
+
+    fn on_frame_acked(&mut self, f: SentFrame) {
+        let SentFrame::Stream {
+            id,
+            offset,
+            len,
+            fin,
+            counted,
+        } = f
+        else {
+            return;
+        };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if counted {
+            s.outstanding = s.outstanding.saturating_sub(1);
+        }
+        let freed = s.send.on_acked(offset, len, fin);
+        if freed > 0 && s.write_blocked {
+            s.write_blocked = false;
+            self.events.push_back(Event::StreamWritable(id));
+        }
+        self.close_stream_if_finished(id);
+    }
+
+    /// Declares lost what a later acknowledgement or the RTT says is lost (RFC 9002 §6.1).
+    fn detect_lost(&mut self, now: Instant) {
+        self.loss_time = None;
+        let Some(largest) = self.largest_acked else {
+            return;
+        };
+        let delay = self.rtt.loss_delay();
+        let mut lost = Vec::new();
+        for (&pn, p) in self.sent.range(..largest) {
+            if largest >= pn + 3 || now >= p.time + delay {
+                lost.push(pn);
+            } else {
+                let t = p.time + delay;
+                self.loss_time = Some(self.loss_time.map_or(t, |l: Instant| l.min(t)));
+            }
+        }
+        for pn in lost {
+            if let Some(p) = self.sent.remove(&pn) {
+                self.stats.packets_lost += 1;
+                self.congestion.on_lost(p.size, p.time, now);
+                self.requeue(p.frames);
+            }
+        }
+    }
+
+    /// Puts the contents of a lost packet back in line to be sent again in a new packet.
+    fn requeue(&mut self, frames: Vec<SentFrame>) {
+        for f in frames {
+            match f {
+                SentFrame::Stream {
+                    id,
+                    offset,
+                    len,
+                    fin,
+                    counted,
+                } => {
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        if counted {
+                            s.outstanding = s.outstanding.saturating_sub(1);
+                        }
+                        s.send.on_lost(offset, len, fin);
+                    }
+                }
+                SentFrame::MaxStreamData { id } => {
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        s.max_data_pending = true;
+                    }
+                }
+                SentFrame::Reset { id, reason } => self.resets.push_back((id, reason)),
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |y| y.min(x)));
+            }
+        };
+        match self.state {
+            State::Closed => return None,
+            State::Handshaking => {
+                consider(Some(self.hs_deadline));
+                if self.cfg.role == Role::Initiator {
+                    consider(Some(self.hs_next));
+                }
+            }
+            State::Established => {
+                consider(Some(self.last_received + self.cfg.idle_timeout));
+                consider(self.paths.next_deadline());
+                // Without any path nothing can be sent: sending deadlines would only spin the driver.
+                if self.paths.active().is_some() {
+                    consider(self.ack_deadline);
+                    consider(self.recovery_deadline());
+                    consider(Some(self.last_eliciting_sent + self.cfg.keepalive));
+                }
+            }
+        }
+        t
+    }
+
+    /// The loss timer, or the probe timeout while ack-eliciting packets are in flight.
+    fn recovery_deadline(&self) -> Option<Instant> {
+        if self.loss_time.is_some() {
+            return self.loss_time;
+        }
+        if self.sent.is_empty() {
+            return None;
+        }
+        Some(self.last_eliciting_sent + self.rtt.pto(self.pto_backoff))
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::Handshaking => {
+                if now >= self.hs_deadline {
+                    self.enter_closed(CloseReason::HandshakeTimeout);
+                }
+                // HS1 retransmission is decided in poll_transmit from `hs_next`.
+            }
+            State::Established => self.established_timeout(now),
+        }
+    }
+
+    fn established_timeout(&mut self, now: Instant) {
+        if now >= self.last_received + self.cfg.idle_timeout {
+            self.enter_closed(CloseReason::IdleTimeout);
+            return;
+        }
+        if let Some(t) = self.loss_time {
+            if now >= t {
+                self.detect_lost(now);
+            }
+        } else if self.recovery_deadline().is_some_and(|t| now >= t) {
+            self.on_probe_timeout();
+        }
+        if now >= self.last_eliciting_sent + self.cfg.keepalive {
+            self.ping_pending = true;
+        }
+        if let Some(p) = self.paths.on_timer(now) {
+            self.events.push_back(Event::PathChanged(p));
+        }
+    }
+
+    /// Nothing was acknowledged for a probe timeout: send the oldest unacknowledged data again (a
+    /// tail-loss probe) so the peer's answer restarts the clock. Not a congestion signal.
+    fn on_probe_timeout(&mut self) {
+        self.pto_backoff += 1;
+        match self.sent.pop_first() {
+            Some((_, p)) => {
+                self.congestion.on_forgotten(p.size);
+                self.requeue(p.frames);
+            }
+            None => self.ping_pending = true,
+        }
+        self.ping_pending = true;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Output
+
+    /// Writes the next datagram into `buf` (cleared first) and returns where it goes; `None` when
+    /// there is nothing to send now.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        buf.clear();
+        if let Some(dest) = self.transmit_handshake(now, buf) {
+            return Some(dest);
+        }
+        if self.state == State::Closed {
+            let (code, text) = self.close_pending.take()?;
+            let dest = self.paths.active()?;
+            let mut payload = std::mem::take(&mut self.building);
+            payload.clear();
+            Frame::Close { code, text: &text }.encode(&mut payload);
+            self.seal_into(buf, payload);
+            return Some(dest);
+        }
+        if self.state != State::Established {
+            return None;
+        }
+        for (addr, token) in self.paths.due_probes(now) {
+            self.path_sends
+                .push_back((addr, PathFrame::Challenge(token)));
+        }
+        if let Some((dest, pf)) = self.path_sends.pop_front() {
+            let mut payload = std::mem::take(&mut self.building);
+            payload.clear();
+            match pf {
+                PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(&mut payload),
+                PathFrame::Response(t) => Frame::PathResponse(t).encode(&mut payload),
+            }
+            self.seal_into(buf, payload);
+            return Some(dest);
+        }
+        let dest = self.paths.active()?;
+        self.transmit_normal(now, buf).then_some(dest)
+    }
+
+    /// Initiator: HS1 on its schedule; target: HS2 to whoever sent a valid HS1.
+    fn transmit_handshake(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let dest = match self.cfg.role {
+            Role::Target => self.hs_replies.pop_front()?,
+            Role::Initiator => {
+                if self.state != State::Handshaking || now < self.hs_next {
+                    return None;
+                }
+                self.hs_next = now + self.hs_backoff;
+                self.hs_backoff = (self.hs_backoff * 2).min(Duration::from_secs(1));
+                self.paths.relay()?
+            }
+        };
+        SessionHeader {
+            kind: Kind::Handshake(self.cfg.role),
+            session_id: self.cfg.session_id,
+            packet_number: 0,
+        }
+        .encode(buf);
+        let message = self.handshake.message(&buf[..SESSION_HEADER_LEN]);
+        buf.extend_from_slice(&message);
+        self.stats.datagrams_sent += 1;
+        Some(dest)
+    }
+
+    /// Header, then `payload` protected under the next packet number. Gives `payload` back as the
+    /// reusable building buffer.
+    fn seal_into(&mut self, buf: &mut Vec<u8>, mut payload: Vec<u8>) -> u64 {
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        buf.clear();
+        SessionHeader {
+            kind: Kind::Data(self.cfg.role),
+            session_id: self.cfg.session_id,
+            packet_number: pn,
+        }
+        .encode(buf);
+        if let Some(p) = &self.protection {
+            p.seal(&buf[..SESSION_HEADER_LEN], pn, &mut payload);
+        }
+        buf.extend_from_slice(&payload);
+        payload.clear();
+        self.building = payload;
+        self.stats.datagrams_sent += 1;
+        pn
+    }
+
+    fn max_payload(&self) -> usize {
+        let overhead = self.protection.as_ref().map_or(0, |p| p.max_overhead());
+        MAX_DATAGRAM - SESSION_HEADER_LEN - overhead
+    }
+
+    /// Builds one packet to the active path: ACK, control frames, then stream data as the
+    /// congestion window (or the per-stream budget) allows. False when there is nothing to send.
+    fn transmit_normal(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+        let max = self.max_payload();
+        let mut payload = std::mem::take(&mut self.building);
+        payload.clear();
+        let mut frames = Vec::new();
+        let ack_due = self.ack_deadline.is_some_and(|t| now >= t);
+        // Stream data may be sent with this packet when the window has room for a full packet.
+        let window_open =
+            self.cfg.max_outstanding.is_some() || self.congestion.can_send(MAX_DATAGRAM);
+        let has_stream_data = window_open && self.any_stream_sendable();
+        let eliciting_pending = self.ping_pending
+            || !self.resets.is_empty()
+            || self.streams.values().any(|s| s.max_data_pending)
+            || has_stream_data;
+        if !ack_due && !eliciting_pending {
+            self.building = payload;
+            return false;
+        }
+        if self.ack_deadline.is_some() || ack_due {
+            self.write_ack(now, &mut payload, max);
+        }
+        let before_eliciting = payload.len();
+        self.write_control_frames(&mut payload, &mut frames, max);
+        if has_stream_data {
+            self.write_stream_frames(&mut payload, &mut frames, max);
+        }
+        if self.ping_pending && payload.len() == before_eliciting {
+            Frame::Ping.encode(&mut payload);
+        }
+        self.ping_pending = false;
+        let eliciting = payload.len() > before_eliciting;
+        if payload.is_empty() {
+            self.building = payload;
+            return false;
+        }
+        let pn = self.seal_into(buf, payload);
+        if eliciting {
+            let size = buf.len();
+            self.congestion.on_sent(size);
+            self.sent.insert(
+                pn,
+                SentPacket {
+                    time: now,
+                    size,
+                    frames,
+                },
+            );
+            self.last_eliciting_sent = now;
+        }
+        true
+    }
+
+    fn write_ack(&mut self, now: Instant, payload: &mut Vec<u8>, max: usize) {
+        let delay = self
+            .largest_received_at
+            .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
+        if frame::encode_ack(payload, self.received.iter_desc(), delay, 32, max / 4) {
+            self.ack_deadline = None;
+            self.unacked_eliciting = 0;
+        }
+    }
+
+    fn write_control_frames(
+        &mut self,
+        payload: &mut Vec<u8>,
+        frames: &mut Vec<SentFrame>,
+        max: usize,
+    ) {
+        while let Some(&(id, reason)) = self.resets.front() {
+            if payload.len() + 20 > max {
+                return;
+            }
+            self.resets.pop_front();
+            Frame::ResetStream { id, reason }.encode(payload);
+            frames.push(SentFrame::Reset { id, reason });
+        }
+        for (&id, s) in self.streams.iter_mut() {
+            if !s.max_data_pending {
+                continue;
+            }
+            if payload.len() + 20 > max {
+                return;
+            }
+            s.max_data_pending = false;
+            Frame::MaxStreamData {
+                id,
+                max_offset: s.recv_limit,
+            }
+            .encode(payload);
+            frames.push(SentFrame::MaxStreamData { id });
+        }
+    }
+
+    fn stream_may_send(&self, s: &Stream) -> bool {
+        s.send.has_sendable(s.send_limit)
+            && self.cfg.max_outstanding.is_none_or(|m| s.outstanding < m)
+    }
+
+    fn any_stream_sendable(&self) -> bool {
+        self.streams.values().any(|s| self.stream_may_send(s))
+    }
+
+    /// Fills the packet with stream data, taking streams in turn so that one busy stream cannot
+    /// starve the others.
+    fn write_stream_frames(
+        &mut self,
+        payload: &mut Vec<u8>,
+        frames: &mut Vec<SentFrame>,
+        max: usize,
+    ) {
+        let order: Vec<StreamId> = self
+            .streams
+            .range(self.next_stream_turn..)
+            .chain(self.streams.range(..self.next_stream_turn))
+            .filter(|(_, s)| self.stream_may_send(s))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in order {
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            let mut counted = false;
+            while payload.len() + STREAM_OVERHEAD_MAX < max {
+                let room = max - payload.len() - STREAM_OVERHEAD_MAX;
+                let Some(chunk) = s.send.next_chunk(room, s.send_limit) else {
+                    break;
+                };
+                frame::put_stream_header(payload, id, chunk.offset, chunk.fin, chunk.len);
+                s.send.copy_to(chunk.offset, chunk.len, payload);
+                if !chunk.retransmit {
+                    self.stats.bytes_sent += chunk.len as u64;
+                }
+                let counts = !counted;
+                counted = true;
+                if counts {
+                    s.outstanding += 1;
+                }
+                frames.push(SentFrame::Stream {
+                    id,
+                    offset: chunk.offset,
+                    len: chunk.len,
+                    fin: chunk.fin,
+                    counted: counts,
+                });
+            }
+            self.next_stream_turn = id + 1;
+            if payload.len() + STREAM_OVERHEAD_MAX >= max {
+                break;
+            }
+        }
+    }
+}
+
+/// Reset reasons the session itself sends (the driver has its own for TCP errors).
+pub const RESET_PROTOCOL_VIOLATION: u64 = 100;
+pub const RESET_TOO_MANY_STREAMS: u64 = 101;
