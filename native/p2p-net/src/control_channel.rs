@@ -255,6 +255,52 @@ impl ControlClient {
     }
 }
 
+/// How often an otherwise idle control connection sends a `Ping`: keeps NAT and firewall state for the
+/// TCP connection alive, and makes a dead connection show up as a write error.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// Hands every message the server sends (but `Pong`) to the returned channel, from a background task
+/// that also owns the write half and sends a `Ping` every [`KEEPALIVE_EVERY`], so the connection stays
+/// open for as long as the receiver lives.
+///
+/// The channel closes (`recv` gives `None`) when the connection fails or the server closes it; dropping
+/// the receiver ends the task and closes the connection.
+pub fn spawn_reader(client: ControlClient) -> tokio::sync::mpsc::UnboundedReceiver<ServerMsg> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (mut reader, mut writer) = client.into_split();
+    tokio::spawn(async move {
+        let mut keepalive = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_EVERY,
+            KEEPALIVE_EVERY,
+        );
+        loop {
+            tokio::select! {
+                msg = reader.recv() => match msg {
+                    Ok(ServerMsg::Pong) => {}
+                    Ok(msg) => {
+                        if tx.send(msg).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        log::debug!("control connection ended: {e}");
+                        break;
+                    }
+                },
+                _ = keepalive.tick() => {
+                    if let Err(e) = writer.send(&ClientMsg::Ping).await {
+                        log::debug!("control keepalive failed: {e}");
+                        break;
+                    }
+                }
+                _ = tx.closed() => break,
+            }
+        }
+        writer.shutdown().await;
+    });
+    rx
+}
+
 fn key_mismatch(addr: SocketAddr) -> Error {
     Error::new(
         ErrorKind::ServerKeyMismatch,
@@ -465,7 +511,10 @@ impl<M: DeserializeOwned> ControlReadHalf<M> {
         if self.broken {
             return Err(Error::new(
                 self.peer.io_kind(),
-                format!("control connection with {} is unusable after an earlier error", self.peer),
+                format!(
+                    "control connection with {} is unusable after an earlier error",
+                    self.peer
+                ),
             ));
         }
         loop {
@@ -554,11 +603,18 @@ impl<M: Serialize> ControlWriteHalf<M> {
         if self.broken {
             return Err(Error::new(
                 self.peer.io_kind(),
-                format!("control connection with {} is unusable after an earlier error", self.peer),
+                format!(
+                    "control connection with {} is unusable after an earlier error",
+                    self.peer
+                ),
             ));
         }
-        let json = serde_json::to_vec(msg)
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("encoding a control message: {e}")))?;
+        let json = serde_json::to_vec(msg).map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("encoding a control message: {e}"),
+            )
+        })?;
         if json.len() > MAX_MESSAGE {
             return Err(Error::new(
                 ErrorKind::LimitReached,
@@ -650,7 +706,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::ServerKeyMismatch, "{e}");
-        assert!(e.message.contains("server key does not match the pinned key"));
+        assert!(e
+            .message
+            .contains("server key does not match the pinned key"));
         server.await.unwrap();
     }
 
@@ -683,7 +741,7 @@ mod tests {
             Duration::from_millis(200),
         )
         .await
-            .unwrap_err();
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::ServerUnreachable, "{e}");
     }
 
@@ -714,7 +772,9 @@ mod tests {
         raw.send(&serde_json::json!({"type": "no_such_message"}))
             .await
             .unwrap();
-        raw.send(&serde_json::json!({"type": "ping"})).await.unwrap();
+        raw.send(&serde_json::json!({"type": "ping"}))
+            .await
+            .unwrap();
         server.await.unwrap();
     }
 
@@ -751,5 +811,33 @@ mod tests {
         let mut s = TcpStream::connect(&addr).await.unwrap();
         s.write_all(b"\x00\x05hello").await.unwrap();
         assert!(server.await.unwrap().is_err());
+    }
+    #[tokio::test]
+    async fn spawned_reader_forwards_messages_and_closes_with_the_connection() {
+        let (private, public) = generate_server_keypair().unwrap();
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut conn = ControlServerConn::accept(s, &private).await.unwrap();
+            conn.send(&ServerMsg::Pong).await.unwrap();
+            conn.send(&ServerMsg::LoginOk { user: "u".into() })
+                .await
+                .unwrap();
+            // Dropping the connection closes the client's channel.
+        });
+        let c = ControlClient::connect(&addr, &public, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let mut rx = spawn_reader(c);
+        // Pong is swallowed: only the login answer arrives.
+        assert_eq!(
+            rx.recv().await,
+            Some(ServerMsg::LoginOk { user: "u".into() })
+        );
+        server.await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(end, None);
     }
 }

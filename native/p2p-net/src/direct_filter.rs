@@ -19,7 +19,12 @@ impl DirectFilter {
         let always = std::env::var("P2P_DISABLE_DIRECT").is_ok_and(|v| v == "1");
         let file = std::env::var_os("P2P_DISABLE_DIRECT_FILE").map(PathBuf::from);
         let file_present = file.as_ref().is_some_and(|f| f.exists());
-        DirectFilter { always, file, file_present, next_check: Instant::now() + Duration::from_secs(1) }
+        DirectFilter {
+            always,
+            file,
+            file_present,
+            next_check: Instant::now() + Duration::from_secs(1),
+        }
     }
 
     pub fn refresh(&mut self, now: Instant) {

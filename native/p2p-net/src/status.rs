@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TunnelState {
     /// Logging in, asking for the device, handshaking.
@@ -40,6 +42,16 @@ pub struct LastError {
     pub message: String,
 }
 
+impl From<&Error> for LastError {
+    fn from(e: &Error) -> Self {
+        LastError {
+            kind: e.kind.name().to_string(),
+            exit_code: e.kind.exit_code().code(),
+            message: e.message.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TunnelStatus {
     pub name: String,
@@ -51,6 +63,8 @@ pub struct TunnelStatus {
     pub encryption: String,
     pub peer_endpoint: Option<String>,
     pub session_id: Option<String>,
+    /// Port of our UDP session socket (what a firewall rule or a capture needs).
+    pub local_udp_port: Option<u16>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub rtt_ms: Option<f64>,
@@ -59,6 +73,46 @@ pub struct TunnelStatus {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub connected_at: Option<String>,
+    pub reconnects: u32,
+    pub last_error: Option<LastError>,
+}
+
+/// The state of a target (device) daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetState {
+    /// Connecting to the server and registering (first time).
+    Connecting,
+    /// Registered: initiators can reach the device.
+    Registered,
+    /// The control connection was lost; reconnecting with backoff. Running sessions go on.
+    Reconnecting,
+    /// Ended by `stop`.
+    Stopped,
+    /// Ended by an error that retrying cannot fix (wrong secret, unknown UID, wrong server key).
+    Failed,
+}
+
+impl TargetState {
+    pub fn is_final(self) -> bool {
+        matches!(self, TargetState::Stopped | TargetState::Failed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub uid: String,
+    pub state: TargetState,
+    /// `address:port` of the local service every stream is forwarded to.
+    pub service: String,
+    pub server: String,
+    /// Port of the UDP socket shared by every session.
+    pub local_udp_port: Option<u16>,
+    pub sessions_open: u32,
+    pub sessions_total: u64,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub registered_at: Option<String>,
+    /// Registrations after the first one (server restarts, network outages).
     pub reconnects: u32,
     pub last_error: Option<LastError>,
 }

@@ -41,7 +41,9 @@ pub async fn read_tcp(
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let Ok(permit) = credit.acquire_many(READ_CHUNK as u32).await else { return };
+        let Ok(permit) = credit.acquire_many(READ_CHUNK as u32).await else {
+            return;
+        };
         // The endpoint gives back exactly what the session accepted; keep only what we read.
         permit.forget();
         let msg = match tcp.read(&mut buf).await {

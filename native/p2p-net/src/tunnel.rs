@@ -44,7 +44,8 @@ impl Tunnel {
     /// the handshake happen in the background and show in [`Tunnel::status`] (state `Connecting`, then
     /// `Connected`, or `Failed` with `last_error`).
     pub async fn start(cfg: InitiatorConfig) -> Result<Tunnel> {
-        let invalid = |e: p2p_config::ConfigError| Error::new(ErrorKind::InvalidConfig, e.to_string());
+        let invalid =
+            |e: p2p_config::ConfigError| Error::new(ErrorKind::InvalidConfig, e.to_string());
         cfg.credential().map_err(invalid)?;
         let (server, server_key) =
             p2p_config::config::resolve_server(&cfg.server, &cfg.server_key, |k| {
@@ -60,7 +61,9 @@ impl Tunnel {
             };
             Error::new(kind, format!("cannot listen on {bind}: {e}"))
         })?;
-        let local_addr = listener.local_addr().map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
         let status = TunnelStatus {
             name: cfg.display_name(),
             device_id: cfg.device_id.to_string(),
@@ -83,9 +86,18 @@ impl Tunnel {
         };
         let (status_tx, status_rx) = watch::channel(status);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let runner = Runner { cfg, server, server_key, status: status_tx };
+        let runner = Runner {
+            cfg,
+            server,
+            server_key,
+            status: status_tx,
+        };
         tokio::spawn(runner.run(listener, stop_rx));
-        Ok(Tunnel { status: status_rx, local_addr, stop: stop_tx })
+        Ok(Tunnel {
+            status: status_rx,
+            local_addr,
+            stop: stop_tx,
+        })
     }
 
     /// A snapshot with live counters.
@@ -228,30 +240,55 @@ impl Runner {
     /// Logs in, asks for the device and sets up the session on a new endpoint.
     async fn establish(&self) -> Result<Live> {
         let server_addr = net_util::resolve(&self.server).await?;
-        let mut control = ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
-        let credential = self.cfg.credential().map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
-        control.send(&ClientMsg::Login { user: self.cfg.user.clone(), credential }).await?;
+        let mut control =
+            ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
+        let credential = self
+            .cfg
+            .credential()
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        control
+            .send(&ClientMsg::Login {
+                user: self.cfg.user.clone(),
+                credential,
+            })
+            .await?;
         match control.recv().await? {
             ServerMsg::LoginOk { .. } => {}
             other => return Err(unexpected(other, "login")),
         }
         log::info!("logged in to {} as {}", self.server, self.cfg.user);
         let socket = net_util::bind_udp(server_addr).await?;
-        let (endpoint, _join) = Endpoint::spawn(socket)
-            .map_err(|e| Error::new(ErrorKind::UdpBind, format!("cannot start the UDP endpoint: {e}")))?;
+        let (endpoint, _join) = Endpoint::spawn(socket).map_err(|e| {
+            Error::new(
+                ErrorKind::UdpBind,
+                format!("cannot start the UDP endpoint: {e}"),
+            )
+        })?;
         let local_candidates = net_util::host_candidates(server_addr, endpoint.local_addr().port());
         control
-            .send(&ClientMsg::Connect { uid: self.cfg.device_id, mode: self.cfg.encryption, local_candidates })
+            .send(&ClientMsg::Connect {
+                uid: self.cfg.device_id,
+                mode: self.cfg.encryption,
+                local_candidates,
+            })
             .await?;
         let grant = match tokio::time::timeout(CONTROL_TIMEOUT, control.recv()).await {
             Ok(Ok(ServerMsg::Session(grant))) => ParsedGrant::parse(&grant, server_addr)?,
             Ok(Ok(other)) => return Err(unexpected(other, "connect")),
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                return Err(Error::new(ErrorKind::SessionFailed, "the server did not answer the connect request in time"))
+                return Err(Error::new(
+                    ErrorKind::SessionFailed,
+                    "the server did not answer the connect request in time",
+                ))
             }
         };
-        log::info!("session {:016x} granted for {} ({})", grant.session_id, self.cfg.device_id, grant.mode);
+        log::info!(
+            "session {:016x} granted for {} ({})",
+            grant.session_id,
+            self.cfg.device_id,
+            grant.mode
+        );
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(None));
         endpoint.send(Command::AddSession(Box::new(SessionSpec {
@@ -287,8 +324,10 @@ impl Runner {
         let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
         let mut connected = false;
         let mut refresh = tokio::time::interval(STATUS_REFRESH);
-        let lifetime = (self.cfg.lifetime_min > 0).then(|| Duration::from_secs(60 * u64::from(self.cfg.lifetime_min)));
-        let idle_limit = (self.cfg.idle_limit_sec > 0).then(|| Duration::from_secs(u64::from(self.cfg.idle_limit_sec)));
+        let lifetime = (self.cfg.lifetime_min > 0)
+            .then(|| Duration::from_secs(60 * u64::from(self.cfg.lifetime_min)));
+        let idle_limit = (self.cfg.idle_limit_sec > 0)
+            .then(|| Duration::from_secs(u64::from(self.cfg.idle_limit_sec)));
         let mut last_activity = (Instant::now(), 0u64);
         let outcome = loop {
             tokio::select! {
@@ -369,7 +408,11 @@ impl Runner {
             }
         };
         // Tell the peer, let the endpoint send the CLOSE, then end it.
-        live.endpoint.send(Command::CloseSession { session_id: live.session_id, code: 0, text: "initiator closed".into() });
+        live.endpoint.send(Command::CloseSession {
+            session_id: live.session_id,
+            code: 0,
+            text: "initiator closed".into(),
+        });
         live.endpoint.send(Command::Shutdown);
         let last = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(st) = last {
@@ -394,11 +437,15 @@ impl Runner {
 }
 
 fn ended(kind: &str, code: p2p_config::ExitCode, message: String) -> LastError {
-    LastError { kind: kind.to_string(), exit_code: code.code(), message }
+    LastError {
+        kind: kind.to_string(),
+        exit_code: code.code(),
+        message,
+    }
 }
 
 fn last_error(e: &Error) -> LastError {
-    LastError { kind: e.kind.name().to_string(), exit_code: e.kind.exit_code().code(), message: e.message.clone() }
+    LastError::from(e)
 }
 
 /// Errors worth retrying with `autoconnect 2`: the network, the server or the device may come back;
@@ -419,9 +466,18 @@ fn is_transient(kind: ErrorKind) -> bool {
 
 fn close_error(reason: &CloseReason) -> Error {
     match reason {
-        CloseReason::IdleTimeout => Error::new(ErrorKind::PeerTimeout, "the device stopped answering (peer timed out)"),
-        CloseReason::HandshakeTimeout => Error::new(ErrorKind::P2pFailed, "the device did not complete the handshake"),
-        CloseReason::Remote { text, .. } => Error::new(ErrorKind::PeerTimeout, format!("the device closed the session: {text}")),
+        CloseReason::IdleTimeout => Error::new(
+            ErrorKind::PeerTimeout,
+            "the device stopped answering (peer timed out)",
+        ),
+        CloseReason::HandshakeTimeout => Error::new(
+            ErrorKind::P2pFailed,
+            "the device did not complete the handshake",
+        ),
+        CloseReason::Remote { text, .. } => Error::new(
+            ErrorKind::PeerTimeout,
+            format!("the device closed the session: {text}"),
+        ),
         CloseReason::Local => Error::new(ErrorKind::PeerTimeout, "the session was closed"),
     }
 }
@@ -429,7 +485,10 @@ fn close_error(reason: &CloseReason) -> Error {
 fn unexpected(msg: ServerMsg, during: &str) -> Error {
     match msg {
         ServerMsg::Error { code, message } => Error::new(ErrorKind::from(code), message),
-        other => Error::new(ErrorKind::Internal, format!("unexpected server message during {during}: {other:?}")),
+        other => Error::new(
+            ErrorKind::Internal,
+            format!("unexpected server message during {during}: {other:?}"),
+        ),
     }
 }
 
@@ -439,12 +498,20 @@ fn closed_receiver() -> mpsc::UnboundedReceiver<ServerMsg> {
 
 /// Accepts one connection, honouring `restrict_ip` (connections from other addresses are closed).
 /// Pending forever when there is no listener.
-async fn accept_one(listener: &Option<TcpListener>, restrict: Option<std::net::IpAddr>) -> Option<TcpStream> {
-    let Some(l) = listener else { return std::future::pending().await };
+async fn accept_one(
+    listener: &Option<TcpListener>,
+    restrict: Option<std::net::IpAddr>,
+) -> Option<TcpStream> {
+    let Some(l) = listener else {
+        return std::future::pending().await;
+    };
     match l.accept().await {
         Ok((tcp, peer)) => {
             if restrict.is_some_and(|ip| !ip.is_unspecified() && ip != peer.ip()) {
-                log::warn!("refused a connection from {peer}: only {} may use this tunnel", restrict.unwrap_or(peer.ip()));
+                log::warn!(
+                    "refused a connection from {peer}: only {} may use this tunnel",
+                    restrict.unwrap_or(peer.ip())
+                );
                 return None;
             }
             Some(tcp)

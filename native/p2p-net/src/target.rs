@@ -1,0 +1,650 @@
+//! The target (device) daemon: registers a UID with the server, accepts the sessions initiators ask for,
+//! and forwards each of their streams to the local service (`proxy_dest_ip:proxy_dest_port`).
+//!
+//! One UDP [`Endpoint`] carries every session, so the device's public mapping is the same for all of them.
+//! The control connection is only needed to set sessions up: when it drops (server restart, network
+//! outage) the daemon reconnects and registers again with backoff while running sessions go on.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use p2p_config::TargetConfig;
+use p2p_proto::control::{ClientMsg, ServerMsg, SessionGrant};
+use p2p_proto::session::SessionStats;
+use p2p_proto::wire::Role;
+use tokio::sync::{mpsc, watch};
+
+use crate::control_channel::{ControlClient, ControlReadHalf, ControlWriteHalf, KEEPALIVE_EVERY};
+use crate::endpoint::{Command, Endpoint, Notice, SessionSpec};
+use crate::error::{Error, ErrorKind, Result};
+use crate::grant::ParsedGrant;
+use crate::status::{LastError, TargetState, TargetStatus};
+use crate::{clock, net_util};
+
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnect backoff: doubles from the first value up to the second, back to the first after a
+/// successful registration.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A server that has not said anything (not even `Pong`) for this long is gone, even if TCP has not
+/// noticed (a silently dropped connection would otherwise keep the device unreachable for hours).
+const SILENCE_LIMIT: Duration = Duration::from_secs(3 * KEEPALIVE_EVERY.as_secs());
+
+/// A running (or ended) target daemon. Dropping it stops the daemon in the background.
+pub struct Target {
+    status: watch::Receiver<TargetStatus>,
+    stop: watch::Sender<bool>,
+}
+
+impl Target {
+    /// Validates `cfg` and starts the daemon on the current tokio runtime. Returns at once: connecting
+    /// and registering happen in the background and show in [`Target::status`]; use
+    /// [`Target::registered`] to wait for the first registration.
+    ///
+    /// Errors here are configuration errors ([`ErrorKind::InvalidConfig`]): no server, a bad server key,
+    /// an empty secret, port 0 as the service port.
+    pub async fn start(cfg: TargetConfig) -> Result<Target> {
+        let invalid = |m: String| Error::new(ErrorKind::InvalidConfig, m);
+        let (server, server_key) =
+            p2p_config::config::resolve_server(&cfg.server, &cfg.server_key, |k| {
+                std::env::var(k).ok()
+            })
+            .map_err(|e| invalid(e.to_string()))?;
+        if cfg.secret.is_empty() {
+            return Err(invalid(format!("no device secret for UID {}", cfg.uid)));
+        }
+        if cfg.proxy_dest_port == 0 {
+            return Err(invalid(
+                "proxy_dest_port must be the local service's port (1-65535), not 0".into(),
+            ));
+        }
+        let service = SocketAddr::new(cfg.proxy_dest_ip, cfg.proxy_dest_port);
+        let status = TargetStatus {
+            uid: cfg.uid.to_string(),
+            state: TargetState::Connecting,
+            service: service.to_string(),
+            server: server.clone(),
+            local_udp_port: None,
+            sessions_open: 0,
+            sessions_total: 0,
+            started_at: clock::now_rfc3339(),
+            registered_at: None,
+            reconnects: 0,
+            last_error: None,
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let daemon = Daemon {
+            cfg,
+            server,
+            server_key,
+            service,
+            status: Arc::new(status_tx),
+            endpoint: None,
+            sessions: Arc::new(Mutex::new(HashSet::new())),
+            registered_once: false,
+        };
+        tokio::spawn(daemon.run(stop_rx));
+        Ok(Target {
+            status: status_rx,
+            stop: stop_tx,
+        })
+    }
+
+    /// A snapshot of the daemon's state.
+    pub fn status(&self) -> TargetStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Notified on every change of the status.
+    pub fn watch(&self) -> watch::Receiver<TargetStatus> {
+        self.status.clone()
+    }
+
+    /// Waits until the daemon is registered (`Ok`) or has ended (`Err` with the reason). While the server
+    /// is unreachable this keeps waiting (the daemon retries): bound it with a timeout if needed.
+    pub async fn registered(&self) -> std::result::Result<(), LastError> {
+        let mut rx = self.status.clone();
+        let outcome = rx
+            .wait_for(|s| s.state == TargetState::Registered || s.state.is_final())
+            .await
+            .map(|s| s.clone());
+        match outcome {
+            Ok(s) if s.state == TargetState::Registered => Ok(()),
+            Ok(s) => Err(s.last_error.unwrap_or_else(stopped)),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    /// Waits until the daemon has ended (stopped, or failed with an error retrying cannot fix).
+    pub async fn wait(&self) -> TargetStatus {
+        let mut rx = self.status.clone();
+        let _ = rx.wait_for(|s| s.state.is_final()).await;
+        let s = rx.borrow().clone();
+        s
+    }
+
+    /// Stops the daemon: closes every session (telling the initiators) and the control connection.
+    /// Returns once it has ended. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        self.wait().await;
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn stopped() -> LastError {
+    LastError {
+        kind: "Stopped".into(),
+        exit_code: p2p_config::ExitCode::Signal.code(),
+        message: "the target daemon was stopped".into(),
+    }
+}
+
+/// Errors that registering again cannot fix: the daemon ends with them.
+fn is_fatal(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::BadSecret
+            | ErrorKind::UnknownUid
+            | ErrorKind::ServerKeyMismatch
+            | ErrorKind::InvalidConfig
+            | ErrorKind::UdpBind
+            | ErrorKind::BadUser
+            | ErrorKind::AuthFailed
+            | ErrorKind::NotShared
+    )
+}
+
+/// How a registered control connection ended.
+enum Served {
+    Stopped,
+    Lost(Error),
+}
+
+struct Daemon {
+    cfg: TargetConfig,
+    server: String,
+    server_key: [u8; 32],
+    service: SocketAddr,
+    /// Shared with the per-session watcher tasks, which update the session counts.
+    status: Arc<watch::Sender<TargetStatus>>,
+    /// Created on the first connection attempt and kept for the daemon's life: sessions outlive
+    /// control connections.
+    endpoint: Option<Endpoint>,
+    /// Sessions the endpoint is running (removed by their watcher when they close).
+    sessions: Arc<Mutex<HashSet<u64>>>,
+    registered_once: bool,
+}
+
+impl Daemon {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = BACKOFF_START;
+        let (state, error) = loop {
+            if *stop.borrow() {
+                break (TargetState::Stopped, None);
+            }
+            let attempt = tokio::select! {
+                r = self.register() => r,
+                _ = stop.changed() => break (TargetState::Stopped, None),
+            };
+            let err = match attempt {
+                Ok((reader, writer, server_addr)) => {
+                    backoff = BACKOFF_START;
+                    match self.serve(reader, writer, server_addr, &mut stop).await {
+                        Served::Stopped => break (TargetState::Stopped, None),
+                        Served::Lost(e) => e,
+                    }
+                }
+                Err(e) if is_fatal(e.kind) => {
+                    log::error!("{}", e.message);
+                    break (TargetState::Failed, Some(LastError::from(&e)));
+                }
+                Err(e) => e,
+            };
+            log::warn!(
+                "{}; registering again in {} ms",
+                err.message,
+                backoff.as_millis()
+            );
+            self.set(|s| {
+                s.state = if s.registered_at.is_some() {
+                    TargetState::Reconnecting
+                } else {
+                    TargetState::Connecting
+                };
+                s.last_error = Some(LastError::from(&err));
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        };
+        // Close every session with a CLOSE to its initiator before announcing the end.
+        if let Some(ep) = self.endpoint.take() {
+            ep.send(Command::Shutdown);
+        }
+        self.set(|s| {
+            s.state = state;
+            if error.is_some() {
+                s.last_error = error;
+            }
+        });
+    }
+
+    fn set(&self, f: impl FnOnce(&mut TargetStatus)) {
+        self.status.send_modify(f);
+    }
+
+    /// The shared endpoint, started on first use (its socket's family follows the server's address).
+    async fn endpoint(&mut self, server_addr: SocketAddr) -> Result<Endpoint> {
+        if let Some(ep) = &self.endpoint {
+            return Ok(ep.clone());
+        }
+        let socket = net_util::bind_udp(server_addr).await?;
+        let (ep, _join) = Endpoint::spawn(socket).map_err(|e| {
+            Error::new(
+                ErrorKind::UdpBind,
+                format!("cannot start the UDP endpoint: {e}"),
+            )
+        })?;
+        let port = ep.local_addr().port();
+        self.set(|s| s.local_udp_port = Some(port));
+        self.endpoint = Some(ep.clone());
+        Ok(ep)
+    }
+
+    /// Connects the control channel and registers the UID.
+    async fn register(
+        &mut self,
+    ) -> Result<(
+        ControlReadHalf<ServerMsg>,
+        ControlWriteHalf<ClientMsg>,
+        SocketAddr,
+    )> {
+        let server_addr = net_util::resolve(&self.server).await?;
+        let endpoint = self.endpoint(server_addr).await?;
+        let mut control =
+            ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
+        let server_addr = control.server_addr();
+        let local_candidates = net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        control
+            .send(&ClientMsg::Register {
+                uid: self.cfg.uid,
+                secret: self.cfg.secret.clone(),
+                application_type: self.cfg.application_type,
+                local_candidates,
+            })
+            .await?;
+        let uid = self.cfg.uid;
+        match tokio::time::timeout(CONTROL_TIMEOUT, control.recv()).await {
+            Ok(Ok(ServerMsg::Registered { .. })) => {}
+            Ok(Ok(ServerMsg::Error { code, message })) => {
+                let kind = ErrorKind::from(code);
+                let what = match kind {
+                    ErrorKind::BadSecret => format!("wrong device secret for UID {uid}"),
+                    ErrorKind::UnknownUid => format!("the server does not know device UID {uid}"),
+                    _ => format!("the server refused to register UID {uid}"),
+                };
+                return Err(Error::new(kind, format!("{what}: {message}")));
+            }
+            Ok(Ok(other)) => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("unexpected server message while registering: {other:?}"),
+                ))
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::ServerUnreachable,
+                    format!(
+                        "server {} did not answer the registration in time",
+                        self.server
+                    ),
+                ))
+            }
+        }
+        log::info!("registered as {uid}");
+        let reconnect = self.registered_once;
+        self.registered_once = true;
+        self.set(|s| {
+            s.state = TargetState::Registered;
+            s.registered_at = Some(clock::now_rfc3339());
+            s.last_error = None;
+            if reconnect {
+                s.reconnects += 1;
+            }
+        });
+        let (reader, writer) = control.into_split();
+        Ok((reader, writer, server_addr))
+    }
+
+    /// Answers the server until the connection ends or the daemon is stopped.
+    async fn serve(
+        &mut self,
+        mut reader: ControlReadHalf<ServerMsg>,
+        mut writer: ControlWriteHalf<ClientMsg>,
+        server_addr: SocketAddr,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Served {
+        let mut keepalive = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_EVERY,
+            KEEPALIVE_EVERY,
+        );
+        let mut last_heard = Instant::now();
+        let served = loop {
+            tokio::select! {
+                msg = reader.recv() => match msg {
+                    Ok(msg) => {
+                        last_heard = Instant::now();
+                        if let Err(e) = self.on_server_msg(msg, &mut writer, server_addr).await {
+                            break Served::Lost(e);
+                        }
+                    }
+                    Err(e) => break Served::Lost(e),
+                },
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() >= SILENCE_LIMIT {
+                        break Served::Lost(Error::new(
+                            ErrorKind::ServerUnreachable,
+                            format!("server {} stopped answering", self.server),
+                        ));
+                    }
+                    if let Err(e) = writer.send(&ClientMsg::Ping).await {
+                        break Served::Lost(e);
+                    }
+                }
+                _ = stop.changed() => break Served::Stopped,
+            }
+        };
+        writer.shutdown().await;
+        served
+    }
+
+    async fn on_server_msg(
+        &mut self,
+        msg: ServerMsg,
+        writer: &mut ControlWriteHalf<ClientMsg>,
+        server_addr: SocketAddr,
+    ) -> Result<()> {
+        match msg {
+            ServerMsg::Incoming(grant) => {
+                let answer = self.accept(&grant, server_addr);
+                writer.send(&answer).await
+            }
+            ServerMsg::Punch {
+                session_id,
+                candidates,
+            } => {
+                log::debug!(
+                    "session {session_id:016x}: punching toward {} candidate(s)",
+                    candidates.len()
+                );
+                if let Some(ep) = &self.endpoint {
+                    ep.send(Command::Punch {
+                        session_id,
+                        candidates,
+                    });
+                }
+                Ok(())
+            }
+            ServerMsg::Error { code, message } => {
+                log::warn!("server: {message} ({code:?})");
+                Ok(())
+            }
+            ServerMsg::Pong | ServerMsg::Registered { .. } => Ok(()),
+            other => {
+                log::debug!("ignoring unexpected server message {other:?}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the session an initiator asked for to the endpoint; the answer to send to the server.
+    fn accept(&mut self, grant: &SessionGrant, server_addr: SocketAddr) -> ClientMsg {
+        let session_id = grant.session_id;
+        let reject = |reason: String| {
+            log::warn!("session {session_id:016x} refused: {reason}");
+            ClientMsg::Reject { session_id, reason }
+        };
+        if grant.uid != self.cfg.uid {
+            return reject(format!(
+                "this device is {}, not {}",
+                self.cfg.uid, grant.uid
+            ));
+        }
+        let parsed = match ParsedGrant::parse(grant, server_addr) {
+            Ok(p) => p,
+            Err(e) => return reject(e.message),
+        };
+        let Some(endpoint) = self.endpoint.clone() else {
+            return reject("the device's UDP endpoint is not running".into());
+        };
+        // A repeated `Incoming` (the server retrying) must not start a second session with the same id.
+        let fresh = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session_id);
+        if !fresh {
+            return ClientMsg::Accept { session_id };
+        }
+        let (notices_tx, notices) = mpsc::unbounded_channel();
+        let stats: Arc<Mutex<Option<SessionStats>>> = Arc::new(Mutex::new(None));
+        let added = endpoint.send(Command::AddSession(Box::new(SessionSpec {
+            role: Role::Target,
+            session_id,
+            mode: parsed.mode,
+            session_secret: parsed.session_secret,
+            relay: parsed.relay,
+            relay_token: parsed.relay_token,
+            max_outstanding: None,
+            forward_to: Some(self.service),
+            notices: notices_tx,
+            stats,
+        })));
+        if !added {
+            self.sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&session_id);
+            return reject("the device's UDP endpoint has ended".into());
+        }
+        log::info!(
+            "session {session_id:016x} from user '{}' ({}), forwarding to {}",
+            parsed.user,
+            parsed.mode,
+            self.service
+        );
+        let open = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as u32;
+        self.set(|s| {
+            s.sessions_open = open;
+            s.sessions_total += 1;
+        });
+        tokio::spawn(watch_session(
+            session_id,
+            notices,
+            self.sessions.clone(),
+            self.status.clone(),
+        ));
+        ClientMsg::Accept { session_id }
+    }
+}
+
+/// Logs what happens to one session and forgets it when it closes.
+async fn watch_session(
+    session_id: u64,
+    mut notices: mpsc::UnboundedReceiver<Notice>,
+    sessions: Arc<Mutex<HashSet<u64>>>,
+    status: Arc<watch::Sender<TargetStatus>>,
+) {
+    while let Some(notice) = notices.recv().await {
+        match notice {
+            Notice::Connected => log::info!("session {session_id:016x} connected"),
+            Notice::PathChanged(p) => log::info!("session {session_id:016x}: path is now {p:?}"),
+            Notice::StreamOpened(s) => log::debug!("session {session_id:016x}: stream {s} opened"),
+            Notice::StreamClosed(s) => log::debug!("session {session_id:016x}: stream {s} closed"),
+            Notice::Closed(reason) => {
+                log::info!("session {session_id:016x} closed: {reason:?}");
+                break;
+            }
+        }
+    }
+    let open = {
+        let mut set = sessions.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&session_id);
+        set.len() as u32
+    };
+    status.send_modify(|s| s.sessions_open = open);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control_channel::{generate_server_keypair, ControlServerConn};
+    use p2p_proto::control::ErrorCode;
+    use tokio::net::TcpListener;
+
+    fn config(server: &str, public: &[u8; 32]) -> TargetConfig {
+        use base64::Engine;
+        TargetConfig {
+            uid: "80:00:00:00:01:00:0A:C2".parse().unwrap(),
+            secret: "device-secret".into(),
+            server: Some(server.into()),
+            server_key: Some(base64::engine::general_purpose::STANDARD.encode(public)),
+            proxy_dest_ip: "127.0.0.1".parse().unwrap(),
+            proxy_dest_port: 22,
+            application_type: 28,
+        }
+    }
+
+    /// Accepts one control connection and answers its `Register` with `answer`; returns the request.
+    async fn answer_one(
+        l: &TcpListener,
+        private: &[u8; 32],
+        answer: ServerMsg,
+    ) -> ControlServerConn {
+        let (s, _) = l.accept().await.unwrap();
+        let mut conn = ControlServerConn::accept(s, private).await.unwrap();
+        match conn.recv().await.unwrap() {
+            ClientMsg::Register {
+                secret,
+                application_type,
+                local_candidates,
+                ..
+            } => {
+                assert_eq!(secret, "device-secret");
+                assert_eq!(application_type, 28);
+                assert!(!local_candidates.is_empty());
+            }
+            other => panic!("expected Register, got {other:?}"),
+        }
+        conn.send(&answer).await.unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_is_fatal_with_a_clear_message() {
+        let (private, public) = generate_server_keypair().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let t = Target::start(config(&addr, &public)).await.unwrap();
+        let _conn = answer_one(
+            &l,
+            &private,
+            ServerMsg::Error {
+                code: ErrorCode::BadSecret,
+                message: "bad device secret".into(),
+            },
+        )
+        .await;
+        let e = tokio::time::timeout(Duration::from_secs(5), t.registered())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind, "BadSecret");
+        assert!(
+            e.message
+                .contains("wrong device secret for UID 80:00:00:00:01:00:0A:C2"),
+            "{}",
+            e.message
+        );
+        assert_eq!(t.status().state, TargetState::Failed);
+    }
+
+    #[tokio::test]
+    async fn registers_again_after_the_server_restarts() {
+        let (private, public) = generate_server_keypair().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let uid = "80:00:00:00:01:00:0A:C2".parse().unwrap();
+        let t = Target::start(config(&addr, &public)).await.unwrap();
+        let conn = answer_one(&l, &private, ServerMsg::Registered { uid }).await;
+        t.registered().await.unwrap();
+        assert_eq!(t.status().reconnects, 0);
+        assert!(t.status().local_udp_port.is_some());
+        // "Restart": drop the connection; the daemon comes back within its first backoff steps.
+        drop(conn);
+        let _conn2 = tokio::time::timeout(
+            Duration::from_secs(5),
+            answer_one(&l, &private, ServerMsg::Registered { uid }),
+        )
+        .await
+        .unwrap();
+        let mut w = t.watch();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            w.wait_for(|s| s.state == TargetState::Registered && s.reconnects == 1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        t.stop().await;
+        assert_eq!(t.status().state, TargetState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_retried_not_fatal() {
+        let (_, public) = generate_server_keypair().unwrap();
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let t = Target::start(config(&addr, &public)).await.unwrap();
+        let mut w = t.watch();
+        let s = tokio::time::timeout(
+            Duration::from_secs(5),
+            w.wait_for(|s| s.last_error.is_some()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+        assert_eq!(s.state, TargetState::Connecting);
+        assert_eq!(s.last_error.unwrap().kind, "ServerUnreachable");
+        t.stop().await;
+    }
+
+    #[tokio::test]
+    async fn missing_server_and_zero_port_are_config_errors() {
+        let (_, public) = generate_server_keypair().unwrap();
+        let mut c = config("127.0.0.1:1", &public);
+        c.proxy_dest_port = 0;
+        let e = Target::start(c).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        assert!(e.message.contains("proxy_dest_port"), "{e}");
+    }
+}
