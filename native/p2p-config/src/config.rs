@@ -43,7 +43,7 @@ pub struct InitiatorConfig {
     ///   on any other server;
     /// - stored by the server only as a hash of the secret, so a copy of the server's database does not
     ///   yield working credentials;
-    /// - revocable one by one, by its `<id>`: `p2p-server authhash revoke ID`.
+    /// - revocable one by one, by its `<id>`: `p2p-server auth-hash revoke ID`.
     ///
     /// Never serialized (like `password`).
     #[serde(default, skip_serializing)]

@@ -23,8 +23,36 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    pub const ALL: [ExitCode; 17] = [
+        ExitCode::Ok,
+        ExitCode::LifetimeEnded,
+        ExitCode::ShutdownPacket,
+        ExitCode::Signal,
+        ExitCode::Disabled,
+        ExitCode::BadUser,
+        ExitCode::AuthError,
+        ExitCode::AutoconnectFailed,
+        ExitCode::SessionCreateFailed,
+        ExitCode::ServiceTimeout,
+        ExitCode::NoUid,
+        ExitCode::UdpBind,
+        ExitCode::ProxyPortBind,
+        ExitCode::PeerClosed,
+        ExitCode::P2pFailed,
+        ExitCode::Unknown,
+        ExitCode::ConsoleExit,
+    ];
+
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The code a status reports as a number (`LastError::exit_code`); an unknown number is `Unknown`.
+    pub fn from_code(code: u8) -> ExitCode {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == code)
+            .unwrap_or(ExitCode::Unknown)
     }
 
     /// connectd's short description of the code.
@@ -53,5 +81,22 @@ impl ExitCode {
     /// The `!!exit` line: `!!exit [003] : terminated by signal`.
     pub fn status_line(self, message: &str) -> String {
         format!("!!exit [{:03}] : {}", self.code(), message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_lines_have_three_digits() {
+        for c in ExitCode::ALL {
+            assert_eq!(ExitCode::from_code(c.code()), c);
+        }
+        assert_eq!(ExitCode::from_code(99), ExitCode::Unknown);
+        assert_eq!(
+            ExitCode::Signal.status_line("terminated by signal"),
+            "!!exit [003] : terminated by signal"
+        );
     }
 }

@@ -7,7 +7,7 @@ pub mod exit_code;
 pub mod provisioning;
 pub mod values;
 
-pub use cli_args::{parse_args, usage, Command, RunOptions, UsageError};
+pub use cli_args::{parse_args, usage, without_background, Command, RunOptions, UsageError};
 pub use config::{AutoConnect, ConfigError, InitiatorConfig, TargetConfig};
 pub use exit_code::ExitCode;
 pub use provisioning::{

@@ -48,7 +48,7 @@ pub fn parse_provisioning(bytes: &[u8], file: &str) -> Result<Provisioning, Prov
         .map_err(|e| ProvisionError::new(file, e.line(), None, &e.message()))?;
     let mut warnings = Vec::new();
     let entries = entries::known_entries(&text, file, &mut warnings)?;
-    let kind = match entries::file_kind(&entries, file)? {
+    let kind = match entries::file_kind(&entries, file, &warnings)? {
         FileKind::Target => {
             ProvisioningKind::Target(target_file::build(&entries, file, &mut warnings)?)
         }
@@ -78,9 +78,8 @@ pub fn parse_provisioning_file(path: impl AsRef<Path>) -> Result<Provisioning, P
 /// breaks and spaces ignored, as a blob pasted from an e-mail or a script may have them).
 pub fn parse_provisioning_base64(blob: &str) -> Result<Provisioning, ProvisionError> {
     let compact: String = blob.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = decode_base64(&compact).ok_or_else(|| {
-        ProvisionError::new(BLOB_NAME, None, None, "invalid base64 in -e blob")
-    })?;
+    let bytes = decode_base64(&compact)
+        .ok_or_else(|| ProvisionError::new(BLOB_NAME, None, None, "invalid base64 in -e blob"))?;
     parse_provisioning(&bytes, BLOB_NAME)
 }
 

@@ -196,10 +196,23 @@ mod tests {
 
     #[test]
     fn server_addresses() {
-        for good in ["relay.example.com:5980", "127.0.0.1:5980", "[::1]:5980", "a_b-c:1"] {
+        for good in [
+            "relay.example.com:5980",
+            "127.0.0.1:5980",
+            "[::1]:5980",
+            "a_b-c:1",
+        ] {
             assert_eq!(check_server_address(good), Ok(()), "{good}");
         }
-        for bad in ["relay.example.com", ":5980", "host:0", "host:x", "::1:5980", "a b:1", "[zz]:1"] {
+        for bad in [
+            "relay.example.com",
+            ":5980",
+            "host:0",
+            "host:x",
+            "::1:5980",
+            "a b:1",
+            "[zz]:1",
+        ] {
             assert!(check_server_address(bad).is_err(), "{bad}");
         }
     }
@@ -216,10 +229,17 @@ mod tests {
 
     #[test]
     fn base64_with_or_without_padding() {
-        assert_eq!(decode_base64("c3VwM3JzZWtyZXQh").as_deref(), Some(&b"sup3rsekret!"[..]));
+        assert_eq!(
+            decode_base64("c3VwM3JzZWtyZXQh").as_deref(),
+            Some(&b"sup3rsekret!"[..])
+        );
         assert_eq!(decode_base64("YWI=").as_deref(), Some(&b"ab"[..]));
         assert_eq!(decode_base64("YWI").as_deref(), Some(&b"ab"[..]));
-        assert_eq!(decode_base64("YW-_"), None, "URL-safe alphabet is not connectd's");
+        assert_eq!(
+            decode_base64("YW-_"),
+            None,
+            "URL-safe alphabet is not connectd's"
+        );
         assert_eq!(decode_base64("not base64!"), None);
     }
 

@@ -14,7 +14,10 @@ pub const MAX_FILE_BYTES: usize = 1 << 20;
 pub(crate) enum NotText {
     TooLarge(usize),
     /// A byte sequence that is not text, on this 1-based line.
-    Binary { line: usize, why: &'static str },
+    Binary {
+        line: usize,
+        why: &'static str,
+    },
 }
 
 impl NotText {
@@ -116,18 +119,27 @@ mod tests {
             .chain("a 1\n".encode_utf16().flat_map(u16::to_be_bytes))
             .collect();
         assert_eq!(decode(&be).unwrap(), "a 1\n");
-        assert!(matches!(decode(&le[..le.len() - 1]), Err(NotText::Binary { .. })));
+        assert!(matches!(
+            decode(&le[..le.len() - 1]),
+            Err(NotText::Binary { .. })
+        ));
     }
 
     #[test]
     fn binary_is_refused_with_its_line() {
         assert_eq!(
             decode(b"a 1\nb \xFF\n"),
-            Err(NotText::Binary { line: 2, why: "invalid UTF-8" })
+            Err(NotText::Binary {
+                line: 2,
+                why: "invalid UTF-8"
+            })
         );
         assert_eq!(
             decode(b"a 1\nb 2\n\0"),
-            Err(NotText::Binary { line: 3, why: "it contains a NUL byte" })
+            Err(NotText::Binary {
+                line: 3,
+                why: "it contains a NUL byte"
+            })
         );
     }
 

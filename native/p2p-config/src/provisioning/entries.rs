@@ -81,7 +81,14 @@ fn unknown_key(line: usize, written: &str) -> Warning {
 
 /// A target file has `UID`, an initiator file `remote_address`. When a file has neither, its other keys
 /// tell which one it lacks, so the error can name the missing key rather than just "unknown kind".
-pub(crate) fn file_kind(entries: &[Entry<'_>], file: &str) -> Result<FileKind, ProvisionError> {
+/// `warnings` are those found so far: when no key at all was known, the first unknown one is the likely
+/// cause (`key=value` syntax, a file of another program), and the error points at it, since warnings are
+/// not shown when parsing fails.
+pub(crate) fn file_kind(
+    entries: &[Entry<'_>],
+    file: &str,
+    warnings: &[Warning],
+) -> Result<FileKind, ProvisionError> {
     let find = |key: Key| entries.iter().find(|e| e.key == key);
     match (find(Key::RemoteAddress), find(Key::Uid)) {
         (Some(_), None) => Ok(FileKind::Initiator),
@@ -104,6 +111,18 @@ pub(crate) fn file_kind(entries: &[Entry<'_>], file: &str) -> Result<FileKind, P
                 )),
                 (false, true) => Err(missing(file, Key::Uid, "this device's UID")),
                 _ => {
+                    if let (true, Some(first)) = (entries.is_empty(), warnings.first()) {
+                        let message = format!(
+                            "no known key in the file (an initiator file needs 'remote_address', a target file needs 'UID'); this is the first line with a key: {}",
+                            first.message
+                        );
+                        return Err(ProvisionError::new(
+                            file,
+                            Some(first.line),
+                            Some(&first.key),
+                            &message,
+                        ));
+                    }
                     let what = if entries.is_empty() {
                         "no settings found (the file is empty or only comments)"
                     } else {

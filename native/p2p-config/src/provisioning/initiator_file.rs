@@ -73,7 +73,11 @@ pub(crate) fn build(
         return Err(error_at(file, later, &message));
     }
     let device_id = device_id.ok_or_else(|| {
-        missing(file, Key::RemoteAddress, "the UID of the target to connect to")
+        missing(
+            file,
+            Key::RemoteAddress,
+            "the UID of the target to connect to",
+        )
     })?;
     let user = user.ok_or_else(|| missing(file, Key::UserId, "the account to log in as"))?;
     if password.is_none() && auth_hash.is_none() {
@@ -107,7 +111,10 @@ pub(crate) fn build(
 
 /// connectd's 0 means "connect on demand", which we do not offer: rather than refuse a file that works
 /// with connectd, connect at start as 1 does and say so.
-fn parse_autoconnect(entry: &Entry<'_>, warnings: &mut Vec<Warning>) -> Result<AutoConnect, String> {
+fn parse_autoconnect(
+    entry: &Entry<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<AutoConnect, String> {
     match entry.value {
         "0" => {
             warnings.push(Warning::new(

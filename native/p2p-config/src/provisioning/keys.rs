@@ -8,6 +8,8 @@ pub(crate) enum FileKind {
     Target,
 }
 
+// `Key::ServerKey` is the `server_key` key: the name says what it is.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Key {
     Autoconnect,

@@ -43,19 +43,30 @@ mod tests {
         let text = "# c\n\nautoconnect 1\n  user_id \t me@x \n#x\\\nmax_depth 12\n";
         assert_eq!(
             all(text),
-            [(3, "autoconnect", "1"), (4, "user_id", "me@x"), (6, "max_depth", "12")]
+            [
+                (3, "autoconnect", "1"),
+                (4, "user_id", "me@x"),
+                (6, "max_depth", "12")
+            ]
         );
     }
 
     #[test]
     fn value_keeps_inner_spaces_and_crlf_is_stripped() {
         assert_eq!(all("auth_pass a b  c\r\n"), [(1, "auth_pass", "a b  c")]);
-        assert_eq!(all("\tname\tmy pi\r\nx\r\n"), [(1, "name", "my pi"), (2, "x", "")]);
+        assert_eq!(
+            all("\tname\tmy pi\r\nx\r\n"),
+            [(1, "name", "my pi"), (2, "x", "")]
+        );
     }
 
     #[test]
     fn comment_ending_in_backslash_does_not_continue() {
-        let text = "#remote_address is the (UID) address.\\\nremote_address 80:00:00:00:01:00:0A:C2\n";
-        assert_eq!(all(text), [(2, "remote_address", "80:00:00:00:01:00:0A:C2")]);
+        let text =
+            "#remote_address is the (UID) address.\\\nremote_address 80:00:00:00:01:00:0A:C2\n";
+        assert_eq!(
+            all(text),
+            [(2, "remote_address", "80:00:00:00:01:00:0A:C2")]
+        );
     }
 }

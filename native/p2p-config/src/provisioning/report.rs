@@ -70,7 +70,11 @@ impl Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: key '{}': {}", self.line, self.key, self.message)
+        write!(
+            f,
+            "line {}: key '{}': {}",
+            self.line, self.key, self.message
+        )
     }
 }
 
@@ -83,7 +87,10 @@ mod tests {
         let at_line = ProvisionError::new("a.txt", Some(12), Some("max_depth"), "bad");
         assert_eq!(at_line.to_string(), "a.txt:12: key 'max_depth': bad");
         let whole_file = ProvisionError::new("a.txt", None, Some("remote_address"), "missing");
-        assert_eq!(whole_file.to_string(), "a.txt: key 'remote_address': missing");
+        assert_eq!(
+            whole_file.to_string(),
+            "a.txt: key 'remote_address': missing"
+        );
         let no_key = ProvisionError::new("a.txt", Some(3), None, "not text");
         assert_eq!(no_key.to_string(), "a.txt:3: not text");
     }

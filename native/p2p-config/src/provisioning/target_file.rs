@@ -5,8 +5,7 @@ use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, TargetConfig, DEFAULT_APPLICATION_TYPE};
 use crate::values::{
-    check_server_address, check_server_key, parse_application_type, parse_ip, parse_port,
-    parse_uid,
+    check_server_address, check_server_key, parse_application_type, parse_ip, parse_port, parse_uid,
 };
 
 pub(crate) fn build(
@@ -61,7 +60,11 @@ pub(crate) fn build(
         server_key,
         proxy_dest_ip: proxy_dest_ip.unwrap_or_else(loopback),
         proxy_dest_port: proxy_dest_port.ok_or_else(|| {
-            missing(file, Key::ProxyDestPort, "the port of the local service to forward to")
+            missing(
+                file,
+                Key::ProxyDestPort,
+                "the port of the local service to forward to",
+            )
         })?,
         application_type: application_type.unwrap_or(DEFAULT_APPLICATION_TYPE),
     })

@@ -499,14 +499,8 @@ impl Session {
         }
         self.stats.datagrams_received += 1;
         self.last_received = now;
-        let (changed, unknown_source) = self.paths.on_authenticated(now, from);
-        if let Some(p) = changed {
+        if let Some(p) = self.paths.on_authenticated(now, from) {
             self.events.push_back(Event::PathChanged(p));
-        }
-        if unknown_source {
-            // The peer reached us from an address we did not know (its NAT's mapping toward us):
-            // validate it as a direct path.
-            self.paths.add_candidates(now, &[from]);
         }
         let mut eliciting = false;
         for f in frame::parse(&plain) {

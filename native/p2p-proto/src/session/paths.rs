@@ -150,19 +150,26 @@ impl Paths {
     }
 
     /// An authenticated packet arrived from `from`. Returns the new path when it changed (roaming: the
-    /// peer's direct address moved) and whether `from` is unknown and worth challenging.
-    pub fn on_authenticated(&mut self, now: Instant, from: SocketAddr) -> (Option<PathKind>, bool) {
+    /// peer's direct address moved). Without a direct path, a packet from a non-relay address means
+    /// the peer talks to us directly: that address is probed at once (the peer may have validated a
+    /// path we have not, and until we use it too, its direct path would see nothing come back).
+    pub fn on_authenticated(&mut self, now: Instant, from: SocketAddr) -> Option<PathKind> {
         if Some(from) == self.relay {
-            return (None, false);
+            return None;
         }
         match &mut self.direct {
             Some(d) if d.addr == from => {
                 d.last_received = now;
-                (None, false)
+                None
             }
             // The peer's packets now come from a new address: it roamed (or its NAT remapped).
-            Some(_) => (self.set_direct(now, from), false),
-            None => (None, !self.candidates.iter().any(|(a, _)| *a == from)),
+            Some(_) => self.set_direct(now, from),
+            None => {
+                if self.probe_until.is_none() {
+                    self.add_candidates(now, &[from]);
+                }
+                None
+            }
         }
     }
 
@@ -246,8 +253,22 @@ mod tests {
         p.on_response(t0, a, token);
         assert_eq!(
             p.on_authenticated(t0, addr(3)),
-            (Some(PathKind::Direct(addr(3))), false)
+            Some(PathKind::Direct(addr(3)))
         );
-        assert_eq!(p.on_authenticated(t0, addr(1)), (None, false));
+        assert_eq!(p.on_authenticated(t0, addr(1)), None);
+    }
+
+    #[test]
+    fn a_direct_packet_without_a_direct_path_starts_probing_its_source() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 9, t0);
+        p.add_candidates(t0, &[addr(2)]);
+        assert_eq!(p.due_probes(t0).len(), 1);
+        // The burst ends without an answer.
+        let t1 = t0 + PROBE_BURST;
+        assert!(p.due_probes(t1).is_empty());
+        // The peer reaches us directly from a known candidate: probe it now, not in 10 s.
+        assert_eq!(p.on_authenticated(t1, addr(2)), None);
+        assert_eq!(p.due_probes(t1).len(), 1);
     }
 }

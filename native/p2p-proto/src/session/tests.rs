@@ -631,3 +631,35 @@ fn punching_moves_to_direct_and_a_dead_direct_path_falls_back_to_the_relay() {
         == PathKind::Direct(T_ADDR)));
     assert!(sim.i.is_connected() && sim.t.is_connected());
 }
+
+#[test]
+fn one_sided_punch_still_gives_a_stable_direct_path_on_both_sides() {
+    let mut sim = Sim::new(
+        EncryptionMode::ChaCha20Poly1305,
+        Link {
+            delay: Duration::from_millis(10),
+            ..Link::default()
+        },
+    );
+    sim.connect();
+    let now = sim.now;
+    // Only the initiator learns candidates (the target's Punch was lost).
+    sim.i.add_candidates(now, &[T_ADDR]);
+    assert!(sim.run_until(Duration::from_secs(3), |s| {
+        s.i.path() == PathKind::Direct(T_ADDR) && s.t.path() == PathKind::Direct(I_ADDR)
+    }));
+    // Idle for a minute: keepalives keep the direct path, it never falls back.
+    let changes_before = sim
+        .i_events
+        .iter()
+        .filter(|e| matches!(e, Event::PathChanged(_)))
+        .count();
+    sim.run_until(Duration::from_secs(60), |_| false);
+    let changes_after = sim
+        .i_events
+        .iter()
+        .filter(|e| matches!(e, Event::PathChanged(_)))
+        .count();
+    assert_eq!(changes_before, changes_after, "the path flapped while idle");
+    assert_eq!(sim.t.path(), PathKind::Direct(I_ADDR));
+}

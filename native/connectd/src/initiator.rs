@@ -1,0 +1,274 @@
+//! The initiator: one tunnel (`p2p_net::Tunnel`) with connectd's output.
+//!
+//! ```text
+//! !!status - pid=4242                    (-s)
+//! Starting Proxy on port 33000 on index 1.
+//! Proxy started.
+//! !!status connecting                    (-s)
+//! !!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=... ip=...   (-s)
+//! !!throughput txBps=... rxBps=...       (-s, every few seconds while connected)
+//! !!exit [003] : terminated by signal    (-s)
+//! ```
+//! The process status is the `!!exit` code.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use p2p_config::{AutoConnect, ExitCode, InitiatorConfig};
+use p2p_net::{PathKind, Tunnel, TunnelState, TunnelStatus};
+
+use crate::os::Shutdown;
+use crate::output::Output;
+
+/// How often `-s` prints `!!throughput`.
+const THROUGHPUT_EVERY: Duration = Duration::from_secs(5);
+
+pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
+    let mut shutdown = Shutdown::register();
+    if config.encryption.is_weak() {
+        log::warn!(
+            "encryption mode {} is kept for connectd compatibility and is not secure; use 3 (ChaCha20-Poly1305)",
+            config.encryption.name()
+        );
+    }
+    let autoconnect = config.autoconnect;
+    out.status(&format!("!!status - pid={}", std::process::id()));
+    let tunnel = match Tunnel::start(config).await {
+        Ok(tunnel) => tunnel,
+        Err(e) => return out.fail(e.kind.exit_code(), &e.message),
+    };
+    // The local port listens from here on: connections made before the session is up wait for it.
+    out.line(&format!(
+        "Starting Proxy on port {} on index 1.",
+        tunnel.local_addr().port()
+    ));
+    out.line("Proxy started.");
+
+    let mut watch = tunnel.watch();
+    let mut shown = Shown::default();
+    let mut rates = Rates::new(&tunnel.status());
+    let mut throughput = tokio::time::interval_at(
+        tokio::time::Instant::now() + THROUGHPUT_EVERY,
+        THROUGHPUT_EVERY,
+    );
+    loop {
+        let status = watch.borrow_and_update().clone();
+        shown.report(&status, out);
+        if status.state.is_final() {
+            return finish(&status, &shown, autoconnect, out);
+        }
+        tokio::select! {
+            changed = watch.changed() => {
+                if changed.is_err() {
+                    return out.fail(ExitCode::Unknown, "the tunnel ended without a final status");
+                }
+            }
+            _ = throughput.tick() => {
+                let now = tunnel.status();
+                let (tx, rx) = rates.update(&now);
+                if now.state == TunnelState::Connected {
+                    out.status(&format!("!!throughput txBps={tx} rxBps={rx}"));
+                }
+            }
+            signal = shutdown.wait() => {
+                log::info!("{signal}: closing the tunnel");
+                tunnel.stop().await;
+                return out.exit(ExitCode::Signal, ExitCode::Signal.description());
+            }
+        }
+    }
+}
+
+/// How the tunnel ended, as a code and a plain line.
+fn finish(
+    status: &TunnelStatus,
+    shown: &Shown,
+    autoconnect: AutoConnect,
+    out: &Output,
+) -> ExitCode {
+    let Some(error) = &status.last_error else {
+        // Ended without a reason: only `stop` does that, and only this module calls it.
+        return out.exit(ExitCode::Ok, "");
+    };
+    let code = ExitCode::from_code(error.exit_code);
+    match status.state {
+        // An end the user asked for (lifetime, idle limit): not a failure.
+        TunnelState::Stopped => {
+            log::info!("{}", error.message);
+            out.line(&format!("Proxy stopped: {}.", error.message));
+            out.exit(code, &error.message)
+        }
+        _ if shown.was_connected && autoconnect == AutoConnect::Once => {
+            let message = format!(
+                "session lost: {} (autoconnect 1 does not reconnect; set autoconnect 2 in the file to reconnect by itself)",
+                error.message
+            );
+            out.problem(&message);
+            out.exit(code, &error.message)
+        }
+        _ => out.fail(code, &error.message),
+    }
+}
+
+/// What has been printed, so each change is reported once.
+#[derive(Default)]
+struct Shown {
+    state: Option<TunnelState>,
+    /// The session the last `!!connected` line was about.
+    session: Option<String>,
+    path: Option<PathKind>,
+    udp_port: Option<u16>,
+    was_connected: bool,
+}
+
+impl Shown {
+    fn report(&mut self, status: &TunnelStatus, out: &Output) {
+        if let Some(port) = status.local_udp_port {
+            if self.udp_port != Some(port) {
+                self.udp_port = Some(port);
+                out.status(&format!("!!status - bound to UDP port {port}"));
+            }
+        }
+        let state_changed = self.state != Some(status.state);
+        match status.state {
+            TunnelState::Connecting if state_changed => out.status("!!status connecting"),
+            TunnelState::Connected => {
+                if state_changed || self.session != status.session_id {
+                    self.session.clone_from(&status.session_id);
+                    self.was_connected = true;
+                    self.path = None;
+                    out.status(&connected_line(status));
+                    log::info!(
+                        "connected to {} through {}",
+                        status.device_id,
+                        status.local_endpoint
+                    );
+                }
+                if status.path.is_some() && status.path != self.path {
+                    self.path = status.path;
+                    out.status(&format!("!!status path={}", path_name(status.path)));
+                }
+            }
+            TunnelState::Reconnecting if state_changed => {
+                let why = status
+                    .last_error
+                    .as_ref()
+                    .map_or("the session was lost", |e| e.message.as_str());
+                out.problem(&format!("{why}; reconnecting (the local port stays open)"));
+                out.status("!!status reconnecting");
+            }
+            _ => {}
+        }
+        self.state = Some(status.state);
+    }
+}
+
+/// `!!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=<hex> ip=<peer address>`.
+fn connected_line(status: &TunnelStatus) -> String {
+    let peer = status.peer_endpoint.as_deref().map_or_else(
+        || "-".to_string(),
+        |p| {
+            p.parse::<SocketAddr>()
+                .map_or_else(|_| p.to_string(), |a| a.ip().to_string())
+        },
+    );
+    format!(
+        "!!connected local={} encryption={} session={} ip={}",
+        status.local_endpoint,
+        status.encryption,
+        status.session_id.as_deref().unwrap_or("-"),
+        peer
+    )
+}
+
+fn path_name(path: Option<PathKind>) -> &'static str {
+    match path {
+        Some(PathKind::Direct) => "direct",
+        Some(PathKind::Relayed) => "relayed",
+        Some(PathKind::PortMapped) => "port-mapped",
+        None => "none",
+    }
+}
+
+/// Bytes per second since the last sample.
+struct Rates {
+    sent: u64,
+    received: u64,
+    at: Instant,
+}
+
+impl Rates {
+    fn new(status: &TunnelStatus) -> Self {
+        Rates {
+            sent: status.bytes_sent,
+            received: status.bytes_received,
+            at: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, status: &TunnelStatus) -> (u64, u64) {
+        let seconds = self.at.elapsed().as_secs_f64().max(0.001);
+        // Counters restart with a new session on some paths: a smaller value means a new base.
+        let per_second =
+            |now: u64, before: u64| (now.saturating_sub(before) as f64 / seconds) as u64;
+        let rates = (
+            per_second(status.bytes_sent, self.sent),
+            per_second(status.bytes_received, self.received),
+        );
+        *self = Rates::new(status);
+        rates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2p_net::LastError;
+
+    fn status() -> TunnelStatus {
+        TunnelStatus {
+            name: "t".into(),
+            device_id: "80:00:00:00:00:00:00:F1".into(),
+            state: TunnelState::Connected,
+            local_endpoint: "127.0.0.1:33000".into(),
+            path: Some(PathKind::Direct),
+            encryption: "ChaCha20Poly1305".into(),
+            peer_endpoint: Some("192.0.2.7:40000".into()),
+            session_id: Some("0b173cebde7951e2".into()),
+            local_udp_port: Some(50000),
+            bytes_sent: 0,
+            bytes_received: 0,
+            rtt_ms: None,
+            packets_lost: 0,
+            streams_open: 0,
+            started_at: String::new(),
+            connected_at: None,
+            reconnects: 0,
+            last_error: None::<LastError>,
+        }
+    }
+
+    #[test]
+    fn connected_line_as_connectd_prints_it() {
+        assert_eq!(
+            connected_line(&status()),
+            "!!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=0b173cebde7951e2 ip=192.0.2.7"
+        );
+    }
+
+    #[test]
+    fn rates_are_per_second_and_survive_a_counter_reset() {
+        let mut s = status();
+        let mut rates = Rates::new(&s);
+        rates.at = Instant::now() - Duration::from_secs(2);
+        s.bytes_sent = 2000;
+        s.bytes_received = 1000;
+        let (tx, rx) = rates.update(&s);
+        assert!(
+            (900..=1000).contains(&tx) && (450..=500).contains(&rx),
+            "{tx} {rx}"
+        );
+        s.bytes_sent = 0;
+        assert_eq!(rates.update(&s).0, 0);
+    }
+}
