@@ -87,10 +87,13 @@ fn open_file(path: &Path) -> Result<Connection> {
     )
     .map_err(ctx)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(ctx)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(ctx)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(ctx)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(ctx)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(ctx)?;
     // Deleted hashes are overwritten rather than left in free pages.
-    conn.pragma_update(None, "secure_delete", "ON").map_err(ctx)?;
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(ctx)?;
     migrate(&conn).map_err(|e| Error::new(format!("database {}: {e}", path.display())))?;
     Ok(conn)
 }
@@ -115,7 +118,8 @@ fn migrate(conn: &Connection) -> Result<()> {
             }
         })?;
     }
-    let version: i64 = conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+    let version: i64 =
+        conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
     if version != SCHEMA_VERSION {
         return Err(Error::new(format!(
             "schema version {version} is not supported by this p2p-server (expects {SCHEMA_VERSION})"
@@ -127,7 +131,8 @@ fn migrate(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 pub fn memory() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory sqlite");
-    conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .expect("pragma");
     migrate(&conn).expect("schema");
     conn
 }

@@ -34,8 +34,8 @@ pub fn create(data_dir: &Path) -> Result<[u8; 32]> {
             data_dir.display()
         )));
     }
-    let (private, public) = p2p_net::control_channel::generate_server_keypair()
-        .map_err(|e| Error::new(e.message))?;
+    let (private, public) =
+        p2p_net::control_channel::generate_server_keypair().map_err(|e| Error::new(e.message))?;
     let private = Zeroizing::new(private);
     let text = Zeroizing::new(format!("{}\n", B64.encode(*private)));
     let mut f = create_private_file(&path)
@@ -66,6 +66,22 @@ pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
         .open(path)
 }
 
+/// Creates a directory (and its parents) that only the owner can enter; an existing one is left as is.
+#[cfg(unix)]
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// On other systems the directory inherits its parent's ACL.
+#[cfg(not(unix))]
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).create(path)
+}
+
 /// Loads the private key.
 pub fn load_private(data_dir: &Path) -> Result<Zeroizing<[u8; 32]>> {
     let path = key_path(data_dir);
@@ -82,7 +98,10 @@ pub fn load_private(data_dir: &Path) -> Result<Zeroizing<[u8; 32]>> {
     };
     warn_if_readable_by_others(&path);
     let bytes = Zeroizing::new(B64.decode(text.trim()).map_err(|_| {
-        Error::new(format!("{} is not a valid server key (base64)", path.display()))
+        Error::new(format!(
+            "{} is not a valid server key (base64)",
+            path.display()
+        ))
     })?);
     let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
         Error::new(format!(
@@ -131,7 +150,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(key_path(dir.path())).unwrap().permissions().mode();
+            let mode = fs::metadata(key_path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod control;

@@ -1,0 +1,681 @@
+//! Users, devices, shares and auth hashes in the database: the synchronous data layer shared by the admin
+//! commands and the running server (`auth.rs` wraps it for the async control channel).
+//!
+//! Passwords and device secrets are stored as Argon2id PHC strings (salted, slow); auth hashes as a
+//! SHA-256 digest, because their secret half is 32 random bytes that no dictionary can guess.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use p2p_proto::Uid;
+
+use crate::error::{Error, Result};
+use crate::time::now_unix;
+
+/// Longest user name, device label or auth-hash label we store.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest password or device secret we hash (Argon2 accepts more; nobody needs more).
+pub const MAX_SECRET_LEN: usize = 1024;
+
+// ---------------------------------------------------------------------------------------------------
+// Hashing
+
+/// Argon2id with the crate's defaults (the OWASP recommendation: 19 MiB, 2 passes), random salt.
+pub fn hash_secret(secret: &str) -> Result<String> {
+    check_secret(secret, "password")?;
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::new(format!("cannot hash the secret: {e}")))
+}
+
+/// Checks `secret` against a stored PHC string (the parameters come from the string, so old hashes keep
+/// working if the defaults change). The final comparison is constant time.
+pub fn verify_secret(secret: &str, phc: &str) -> bool {
+    secret.len() <= MAX_SECRET_LEN
+        && Argon2::default()
+            .verify_password(secret.as_bytes(), phc)
+            .is_ok()
+}
+
+fn check_secret(secret: &str, what: &str) -> Result<()> {
+    if secret.is_empty() {
+        return Err(Error::new(format!("the {what} is empty")));
+    }
+    if secret.len() > MAX_SECRET_LEN {
+        return Err(Error::new(format!(
+            "the {what} is too long ({} bytes, at most {MAX_SECRET_LEN})",
+            secret.len()
+        )));
+    }
+    Ok(())
+}
+
+/// User names: what remote.it accepts (e-mail addresses) and nothing that could confuse a log or a shell.
+pub fn check_user_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-@+".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(ok_char) {
+        return Err(Error::new(format!(
+            "invalid user name '{}': use 1 to {MAX_NAME_LEN} letters, digits or . _ - @ +",
+            shown(name)
+        )));
+    }
+    Ok(())
+}
+
+/// Labels (device names, auth-hash labels): any printable text up to [`MAX_NAME_LEN`] characters.
+pub fn check_label(label: &str, what: &str) -> Result<()> {
+    if label.chars().count() > MAX_NAME_LEN || label.chars().any(char::is_control) {
+        return Err(Error::new(format!(
+            "invalid {what} '{}': at most {MAX_NAME_LEN} printable characters",
+            shown(label)
+        )));
+    }
+    Ok(())
+}
+
+/// A user-supplied value made safe to echo in one line of an error or a log.
+pub fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_NAME_LEN)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > MAX_NAME_LEN {
+        out.push_str("...");
+    }
+    out
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| Error::new(format!("the system random generator failed: {e}")))?;
+    Ok(b)
+}
+
+/// A fresh device secret for `device add --generate-secret`: 32 random bytes, hex.
+pub fn generate_device_secret() -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(hex::encode(*Zeroizing::new(
+        random_bytes::<32>()?,
+    ))))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Users
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A user and the stored hash of their password (for login).
+pub struct UserSecret {
+    pub id: i64,
+    pub password_hash: String,
+}
+
+pub fn add_user(conn: &Connection, name: &str, password: &str) -> Result<()> {
+    check_user_name(name)?;
+    if find_user(conn, name)?.is_some() {
+        return Err(Error::new(format!("user '{name}' already exists")));
+    }
+    let hash = hash_secret(password)?;
+    conn.execute(
+        "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
+        params![name, hash, now_unix()],
+    )?;
+    Ok(())
+}
+
+pub fn set_password(conn: &Connection, name: &str, password: &str) -> Result<()> {
+    let user = require_user(conn, name)?;
+    let hash = hash_secret(password)?;
+    conn.execute(
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+        params![hash, user.id],
+    )?;
+    Ok(())
+}
+
+pub fn find_user(conn: &Connection, name: &str) -> Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, name, created_at FROM users WHERE name = ?1",
+            [name],
+            |r| {
+                Ok(User {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn require_user(conn: &Connection, name: &str) -> Result<User> {
+    find_user(conn, name)?.ok_or_else(|| Error::new(format!("unknown user '{}'", shown(name))))
+}
+
+pub fn user_secret(conn: &Connection, name: &str) -> Result<Option<UserSecret>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, password_hash FROM users WHERE name = ?1",
+            [name],
+            |r| {
+                Ok(UserSecret {
+                    id: r.get(0)?,
+                    password_hash: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
+    let mut stmt = conn.prepare("SELECT id, name, created_at FROM users ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(User {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes a user with their shares and auth hashes. A user who still owns devices is refused: removing
+/// the devices silently would cut off every user they are shared with.
+pub fn remove_user(conn: &Connection, name: &str) -> Result<()> {
+    let user = require_user(conn, name)?;
+    let owned: i64 = conn.query_row(
+        "SELECT count(*) FROM devices WHERE owner_id = ?1",
+        [user.id],
+        |r| r.get(0),
+    )?;
+    if owned > 0 {
+        return Err(Error::new(format!(
+            "user '{name}' owns {owned} device(s): remove them first (`p2p-server device list`)"
+        )));
+    }
+    conn.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Devices
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub uid: Uid,
+    pub owner: String,
+    pub name: String,
+    pub application_type: u16,
+    pub created_at: i64,
+}
+
+pub fn add_device(
+    conn: &Connection,
+    uid: Uid,
+    owner: &str,
+    name: &str,
+    application_type: u16,
+    secret: &str,
+) -> Result<()> {
+    check_label(name, "device name")?;
+    check_secret(secret, "device secret")?;
+    let owner = require_user(conn, owner)?;
+    if device_exists(conn, uid)? {
+        return Err(Error::new(format!("device {uid} already exists")));
+    }
+    let hash = hash_secret(secret)?;
+    conn.execute(
+        "INSERT INTO devices (uid, owner_id, name, application_type, secret_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            uid.to_string(),
+            owner.id,
+            name,
+            application_type,
+            hash,
+            now_unix()
+        ],
+    )?;
+    Ok(())
+}
+
+fn device_exists(conn: &Connection, uid: Uid) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM devices WHERE uid = ?1",
+            [uid.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn remove_device(conn: &Connection, uid: Uid) -> Result<()> {
+    if conn.execute("DELETE FROM devices WHERE uid = ?1", [uid.to_string()])? == 0 {
+        return Err(Error::new(format!("no device with UID {uid}")));
+    }
+    Ok(())
+}
+
+pub fn list_devices(conn: &Connection) -> Result<Vec<Device>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.uid, u.name, d.name, d.application_type, d.created_at
+         FROM devices d JOIN users u ON u.id = d.owner_id ORDER BY d.uid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (uid, owner, name, app, created_at) = row?;
+        out.push(Device {
+            uid: parse_stored_uid(&uid)?,
+            owner,
+            name,
+            application_type: u16::try_from(app).unwrap_or(0),
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_stored_uid(text: &str) -> Result<Uid> {
+    text.parse().map_err(|_| {
+        Error::new(format!(
+            "the database holds a malformed UID '{}'",
+            shown(text)
+        ))
+    })
+}
+
+/// The stored hash of a device's secret, or `None` if there is no such device.
+pub fn device_secret_hash(conn: &Connection, uid: Uid) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT secret_hash FROM devices WHERE uid = ?1",
+            [uid.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// What a user may do with a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Owner,
+    Shared,
+    NotShared,
+    NoSuchDevice,
+}
+
+pub fn access(conn: &Connection, uid: Uid, user_id: i64) -> Result<Access> {
+    let owner: Option<i64> = conn
+        .query_row(
+            "SELECT owner_id FROM devices WHERE uid = ?1",
+            [uid.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match owner {
+        None => Access::NoSuchDevice,
+        Some(o) if o == user_id => Access::Owner,
+        Some(_) => {
+            let shared = conn
+                .query_row(
+                    "SELECT 1 FROM shares WHERE uid = ?1 AND user_id = ?2",
+                    params![uid.to_string(), user_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if shared {
+                Access::Shared
+            } else {
+                Access::NotShared
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shares
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub uid: Uid,
+    pub user: String,
+    pub created_at: i64,
+}
+
+pub fn add_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
+    let u = require_user(conn, user)?;
+    match access(conn, uid, u.id)? {
+        Access::NoSuchDevice => Err(Error::new(format!("no device with UID {uid}"))),
+        Access::Owner => Err(Error::new(format!(
+            "user '{user}' owns device {uid}: owners need no share"
+        ))),
+        Access::Shared => Err(Error::new(format!(
+            "device {uid} is already shared with '{user}'"
+        ))),
+        Access::NotShared => {
+            conn.execute(
+                "INSERT INTO shares (uid, user_id, created_at) VALUES (?1, ?2, ?3)",
+                params![uid.to_string(), u.id, now_unix()],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub fn remove_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
+    let u = require_user(conn, user)?;
+    let n = conn.execute(
+        "DELETE FROM shares WHERE uid = ?1 AND user_id = ?2",
+        params![uid.to_string(), u.id],
+    )?;
+    if n == 0 {
+        return Err(Error::new(format!(
+            "device {uid} is not shared with '{user}'"
+        )));
+    }
+    Ok(())
+}
+
+pub fn list_shares(conn: &Connection, uid: Option<Uid>) -> Result<Vec<Share>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.uid, u.name, s.created_at FROM shares s JOIN users u ON u.id = s.user_id
+         WHERE ?1 IS NULL OR s.uid = ?1 ORDER BY s.uid, u.name",
+    )?;
+    let rows = stmt.query_map([uid.map(|u| u.to_string())], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (uid, user, created_at) = row?;
+        out.push(Share {
+            uid: parse_stored_uid(&uid)?,
+            user,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Auth hashes: `<id>.<secret>`, id = 8 random bytes hex (public, names the hash for revocation),
+// secret = 32 random bytes hex (never stored).
+
+const AUTH_HASH_ID_LEN: usize = 16;
+const AUTH_HASH_SECRET_LEN: usize = 64;
+
+/// The stored digest: the server's public key is part of it, so a hash issued here is worthless on a
+/// server with another key even if someone copied the database there.
+fn auth_hash_digest(server_key: &[u8; 32], id: &str, secret: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"remoteitp2p auth-hash v1\0");
+    h.update(server_key);
+    h.update(id.as_bytes());
+    h.update(secret);
+    h.finalize().into()
+}
+
+/// Issues a new auth hash for `user_id` and returns its text (shown once, never stored).
+pub fn create_auth_hash(
+    conn: &Connection,
+    user_id: i64,
+    label: &str,
+    server_key: &[u8; 32],
+) -> Result<Zeroizing<String>> {
+    check_label(label, "auth-hash label")?;
+    let id = hex::encode(random_bytes::<8>()?);
+    let secret = Zeroizing::new(random_bytes::<32>()?);
+    let digest = auth_hash_digest(server_key, &id, &secret);
+    conn.execute(
+        "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, user_id, digest.to_vec(), label, now_unix()],
+    )?;
+    Ok(Zeroizing::new(format!("{id}.{}", hex::encode(*secret))))
+}
+
+/// Why an auth hash was not accepted (all are `AuthFailed` to the client; the server log tells them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthHashCheck {
+    Valid,
+    Malformed,
+    Unknown,
+    WrongUser,
+    Revoked,
+    WrongSecret,
+}
+
+/// Checks `text` (`<id>.<secret>`) for the user `user_id`.
+pub fn check_auth_hash(
+    conn: &Connection,
+    user_id: i64,
+    text: &str,
+    server_key: &[u8; 32],
+) -> Result<AuthHashCheck> {
+    let Some((id, secret_hex)) = text.trim().split_once('.') else {
+        return Ok(AuthHashCheck::Malformed);
+    };
+    if id.len() != AUTH_HASH_ID_LEN
+        || secret_hex.len() != AUTH_HASH_SECRET_LEN
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok(AuthHashCheck::Malformed);
+    }
+    let mut secret = Zeroizing::new([0u8; 32]);
+    if hex::decode_to_slice(secret_hex, secret.as_mut()).is_err() {
+        return Ok(AuthHashCheck::Malformed);
+    }
+    let id = id.to_ascii_lowercase();
+    let row: Option<(i64, Vec<u8>, Option<i64>)> = conn
+        .query_row(
+            "SELECT user_id, secret_sha256, revoked_at FROM auth_hashes WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((owner, stored, revoked_at)) = row else {
+        return Ok(AuthHashCheck::Unknown);
+    };
+    let digest = auth_hash_digest(server_key, &id, &secret);
+    if !bool::from(digest.as_slice().ct_eq(stored.as_slice())) {
+        return Ok(AuthHashCheck::WrongSecret);
+    }
+    if owner != user_id {
+        return Ok(AuthHashCheck::WrongUser);
+    }
+    if revoked_at.is_some() {
+        return Ok(AuthHashCheck::Revoked);
+    }
+    Ok(AuthHashCheck::Valid)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthHashInfo {
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn list_auth_hashes(conn: &Connection, user: Option<&str>) -> Result<Vec<AuthHashInfo>> {
+    if let Some(name) = user {
+        require_user(conn, name)?;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT a.id, u.name, a.label, a.created_at, a.revoked_at FROM auth_hashes a
+         JOIN users u ON u.id = a.user_id WHERE ?1 IS NULL OR u.name = ?1 ORDER BY a.created_at, a.id",
+    )?;
+    let rows = stmt.query_map([user], |r| {
+        Ok(AuthHashInfo {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            label: r.get(2)?,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Revokes by id (the part before the '.'; a whole auth hash is accepted too, and only its id is used).
+pub fn revoke_auth_hash(conn: &Connection, id: &str) -> Result<()> {
+    let id = id
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let revoked: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT revoked_at FROM auth_hashes WHERE id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match revoked {
+        None => Err(Error::new(format!("no auth hash with id '{}'", shown(&id)))),
+        Some(Some(_)) => Err(Error::new(format!("auth hash '{id}' is already revoked"))),
+        Some(None) => {
+            conn.execute(
+                "UPDATE auth_hashes SET revoked_at = ?1 WHERE id = ?2",
+                params![now_unix(), id],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    fn uid(s: &str) -> Uid {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn passwords_are_hashed_and_verified() {
+        let conn = db::memory();
+        add_user(&conn, "bob@example.com", "hunter22").unwrap();
+        let s = user_secret(&conn, "bob@example.com").unwrap().unwrap();
+        assert!(s.password_hash.starts_with("$argon2id$"));
+        assert!(!s.password_hash.contains("hunter22"));
+        assert!(verify_secret("hunter22", &s.password_hash));
+        assert!(!verify_secret("hunter23", &s.password_hash));
+        let e = add_user(&conn, "bob@example.com", "x").unwrap_err();
+        assert!(e.0.contains("already exists"), "{e}");
+        assert!(add_user(&conn, "bad name", "x")
+            .unwrap_err()
+            .0
+            .contains("invalid user name"));
+        assert!(add_user(&conn, "carol", "")
+            .unwrap_err()
+            .0
+            .contains("empty"));
+    }
+
+    #[test]
+    fn access_follows_owner_and_shares() {
+        let conn = db::memory();
+        add_user(&conn, "owner", "pw").unwrap();
+        add_user(&conn, "friend", "pw").unwrap();
+        let d = uid("80:00:00:00:01:00:0A:C2");
+        add_device(&conn, d, "owner", "web", 28, "devsecret").unwrap();
+        let owner = find_user(&conn, "owner").unwrap().unwrap();
+        let friend = find_user(&conn, "friend").unwrap().unwrap();
+        assert_eq!(access(&conn, d, owner.id).unwrap(), Access::Owner);
+        assert_eq!(access(&conn, d, friend.id).unwrap(), Access::NotShared);
+        add_share(&conn, d, "friend").unwrap();
+        assert_eq!(access(&conn, d, friend.id).unwrap(), Access::Shared);
+        assert_eq!(list_shares(&conn, Some(d)).unwrap().len(), 1);
+        assert!(add_share(&conn, d, "owner").unwrap_err().0.contains("owns"));
+        remove_share(&conn, d, "friend").unwrap();
+        assert_eq!(access(&conn, d, friend.id).unwrap(), Access::NotShared);
+        assert_eq!(
+            access(&conn, uid("00:00:00:00:00:00:00:01"), owner.id).unwrap(),
+            Access::NoSuchDevice
+        );
+        assert!(remove_user(&conn, "owner")
+            .unwrap_err()
+            .0
+            .contains("owns 1 device"));
+        remove_device(&conn, d).unwrap();
+        remove_user(&conn, "owner").unwrap();
+        assert!(list_devices(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn auth_hashes_are_bound_to_user_and_server_and_revocable() {
+        let conn = db::memory();
+        add_user(&conn, "bob", "pw").unwrap();
+        add_user(&conn, "eve", "pw").unwrap();
+        let bob = find_user(&conn, "bob").unwrap().unwrap().id;
+        let eve = find_user(&conn, "eve").unwrap().unwrap().id;
+        let key = [7u8; 32];
+        let h = create_auth_hash(&conn, bob, "laptop", &key).unwrap();
+        assert_eq!(
+            check_auth_hash(&conn, bob, &h, &key).unwrap(),
+            AuthHashCheck::Valid
+        );
+        assert_eq!(
+            check_auth_hash(&conn, eve, &h, &key).unwrap(),
+            AuthHashCheck::WrongUser
+        );
+        assert_eq!(
+            check_auth_hash(&conn, bob, &h, &[8u8; 32]).unwrap(),
+            AuthHashCheck::WrongSecret
+        );
+        let mut tampered = h.to_string();
+        tampered.pop();
+        tampered.push(if h.ends_with('0') { '1' } else { '0' });
+        assert_eq!(
+            check_auth_hash(&conn, bob, &tampered, &key).unwrap(),
+            AuthHashCheck::WrongSecret
+        );
+        assert_eq!(
+            check_auth_hash(&conn, bob, "nope", &key).unwrap(),
+            AuthHashCheck::Malformed
+        );
+        let id = h.split('.').next().unwrap().to_string();
+        let stored: Vec<u8> = conn
+            .query_row("SELECT secret_sha256 FROM auth_hashes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored.len(), 32);
+        assert!(!hex::encode(&stored).contains(h.split('.').nth(1).unwrap()));
+        revoke_auth_hash(&conn, &id).unwrap();
+        assert_eq!(
+            check_auth_hash(&conn, bob, &h, &key).unwrap(),
+            AuthHashCheck::Revoked
+        );
+        assert!(revoke_auth_hash(&conn, &id)
+            .unwrap_err()
+            .0
+            .contains("already revoked"));
+        let list = list_auth_hashes(&conn, Some("bob")).unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list[0].revoked_at.is_some());
+    }
+}

@@ -1,0 +1,289 @@
+//! The admin subcommands: each takes the database (and, for secrets, the value already read by
+//! `secret_input`) and returns the text to print, so they are tested without a process.
+//!
+//! They open the database on their own connection, which is safe while `run` serves the same file (WAL).
+
+use std::path::Path;
+
+use p2p_proto::Uid;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::accounts;
+use crate::error::{Error, Result};
+use crate::time::format_utc;
+use crate::{db, keys};
+
+/// `init`: creates the data directory, the database and the server key; returns the `server_key` line.
+pub fn init(data_dir: &Path) -> Result<String> {
+    // Check first, so a second `init` changes nothing at all.
+    if keys::key_path(data_dir).exists() {
+        return Err(Error::new(format!(
+            "{} is already initialized (it has a server key): use `p2p-server key --data-dir {}` to print it",
+            data_dir.display(),
+            data_dir.display()
+        )));
+    }
+    keys::create_private_dir(data_dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", data_dir.display())))?;
+    drop(db::create(data_dir)?);
+    let public = keys::create(data_dir)?;
+    Ok(keys::server_key_line(&public))
+}
+
+/// `key`: the `server_key` line of an initialized data directory.
+pub fn key(data_dir: &Path) -> Result<String> {
+    Ok(keys::server_key_line(&keys::load_public(data_dir)?))
+}
+
+/// How list commands print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn json<T: Serialize>(rows: &T) -> Result<String> {
+    serde_json::to_string_pretty(rows).map_err(|e| Error::new(format!("encoding JSON: {e}")))
+}
+
+/// Left-aligned columns, two spaces apart, header first.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out
+    };
+    let mut out = vec![line(header.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+pub fn user_add(conn: &Connection, name: &str, password: &str) -> Result<String> {
+    accounts::add_user(conn, name, password)?;
+    Ok(format!("added user '{name}'"))
+}
+
+pub fn user_passwd(conn: &Connection, name: &str, password: &str) -> Result<String> {
+    accounts::set_password(conn, name, password)?;
+    Ok(format!("changed the password of user '{name}'"))
+}
+
+pub fn user_remove(conn: &Connection, name: &str) -> Result<String> {
+    accounts::remove_user(conn, name)?;
+    Ok(format!(
+        "removed user '{name}' (with their shares and auth hashes)"
+    ))
+}
+
+#[derive(Serialize)]
+struct UserRow {
+    name: String,
+    created: String,
+}
+
+pub fn user_list(conn: &Connection, format: Format) -> Result<String> {
+    let rows: Vec<UserRow> = accounts::list_users(conn)?
+        .into_iter()
+        .map(|u| UserRow {
+            name: u.name,
+            created: format_utc(u.created_at),
+        })
+        .collect();
+    match format {
+        Format::Json => json(&rows),
+        Format::Text => Ok(table(
+            &["NAME", "CREATED"],
+            rows.into_iter().map(|r| vec![r.name, r.created]).collect(),
+        )),
+    }
+}
+
+pub fn device_add(
+    conn: &Connection,
+    uid: Uid,
+    owner: &str,
+    name: &str,
+    application_type: u16,
+    secret: &str,
+) -> Result<String> {
+    accounts::add_device(conn, uid, owner, name, application_type, secret)?;
+    Ok(format!("added device {uid} owned by '{owner}'"))
+}
+
+pub fn device_remove(conn: &Connection, uid: Uid) -> Result<String> {
+    accounts::remove_device(conn, uid)?;
+    Ok(format!("removed device {uid} (with its shares)"))
+}
+
+#[derive(Serialize)]
+struct DeviceRow {
+    uid: Uid,
+    owner: String,
+    name: String,
+    application_type: u16,
+    created: String,
+}
+
+pub fn device_list(conn: &Connection, format: Format) -> Result<String> {
+    let rows: Vec<DeviceRow> = accounts::list_devices(conn)?
+        .into_iter()
+        .map(|d| DeviceRow {
+            uid: d.uid,
+            owner: d.owner,
+            name: d.name,
+            application_type: d.application_type,
+            created: format_utc(d.created_at),
+        })
+        .collect();
+    match format {
+        Format::Json => json(&rows),
+        Format::Text => Ok(table(
+            &["UID", "OWNER", "APP", "CREATED", "NAME"],
+            rows.into_iter()
+                .map(|r| {
+                    vec![
+                        r.uid.to_string(),
+                        r.owner,
+                        r.application_type.to_string(),
+                        r.created,
+                        r.name,
+                    ]
+                })
+                .collect(),
+        )),
+    }
+}
+
+pub fn share_add(conn: &Connection, uid: Uid, user: &str) -> Result<String> {
+    accounts::add_share(conn, uid, user)?;
+    Ok(format!("shared device {uid} with '{user}'"))
+}
+
+pub fn share_remove(conn: &Connection, uid: Uid, user: &str) -> Result<String> {
+    accounts::remove_share(conn, uid, user)?;
+    Ok(format!("device {uid} is no longer shared with '{user}'"))
+}
+
+#[derive(Serialize)]
+struct ShareRow {
+    uid: Uid,
+    user: String,
+    created: String,
+}
+
+pub fn share_list(conn: &Connection, uid: Option<Uid>, format: Format) -> Result<String> {
+    let rows: Vec<ShareRow> = accounts::list_shares(conn, uid)?
+        .into_iter()
+        .map(|s| ShareRow {
+            uid: s.uid,
+            user: s.user,
+            created: format_utc(s.created_at),
+        })
+        .collect();
+    match format {
+        Format::Json => json(&rows),
+        Format::Text => Ok(table(
+            &["UID", "USER", "CREATED"],
+            rows.into_iter()
+                .map(|r| vec![r.uid.to_string(), r.user, r.created])
+                .collect(),
+        )),
+    }
+}
+
+#[derive(Serialize)]
+struct AuthHashRow {
+    id: String,
+    user: String,
+    label: String,
+    created: String,
+    revoked: Option<String>,
+}
+
+pub fn auth_hash_list(conn: &Connection, user: Option<&str>, format: Format) -> Result<String> {
+    let rows: Vec<AuthHashRow> = accounts::list_auth_hashes(conn, user)?
+        .into_iter()
+        .map(|a| AuthHashRow {
+            id: a.id,
+            user: a.user,
+            label: a.label,
+            created: format_utc(a.created_at),
+            revoked: a.revoked_at.map(format_utc),
+        })
+        .collect();
+    match format {
+        Format::Json => json(&rows),
+        Format::Text => Ok(table(
+            &["ID", "USER", "CREATED", "REVOKED", "LABEL"],
+            rows.into_iter()
+                .map(|r| {
+                    vec![
+                        r.id,
+                        r.user,
+                        r.created,
+                        r.revoked.unwrap_or_else(|| "-".into()),
+                        r.label,
+                    ]
+                })
+                .collect(),
+        )),
+    }
+}
+
+pub fn auth_hash_revoke(conn: &Connection, id: &str) -> Result<String> {
+    accounts::revoke_auth_hash(conn, id)?;
+    Ok(format!(
+        "revoked auth hash '{}'",
+        id.split('.').next().unwrap_or_default().trim()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_twice_is_refused_and_key_prints_the_same_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested").join("data");
+        let line = init(&data).unwrap();
+        assert!(line.starts_with("server_key "), "{line}");
+        assert_eq!(key(&data).unwrap(), line);
+        let e = init(&data).unwrap_err();
+        assert!(e.0.contains("already initialized"), "{e}");
+    }
+
+    #[test]
+    fn lists_as_table_and_json() {
+        let conn = db::memory();
+        user_add(&conn, "bob", "pw").unwrap();
+        let uid: Uid = "80:00:00:00:01:00:0A:C2".parse().unwrap();
+        device_add(&conn, uid, "bob", "my web", 28, "s").unwrap();
+        let text = device_list(&conn, Format::Text).unwrap();
+        assert!(text.starts_with("UID"), "{text}");
+        assert!(text.contains("80:00:00:00:01:00:0A:C2  bob"), "{text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&device_list(&conn, Format::Json).unwrap()).unwrap();
+        assert_eq!(v[0]["uid"], "80:00:00:00:01:00:0A:C2");
+        assert_eq!(v[0]["application_type"], 28);
+        let users: serde_json::Value =
+            serde_json::from_str(&user_list(&conn, Format::Json).unwrap()).unwrap();
+        assert_eq!(users[0]["name"], "bob");
+        assert!(!user_list(&conn, Format::Text).unwrap().contains("argon2"));
+    }
+}

@@ -1,0 +1,363 @@
+//! The command line: `init`, `key`, `run` and the admin subcommands. Errors are one line on stderr
+//! (`error: ...`) and exit code 1; usage errors are clap's (exit code 2).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use p2p_proto::Uid;
+
+use crate::admin::{self, Format};
+use crate::error::{Error, Result};
+use crate::secret_input::read_secret;
+use crate::server::{self, Config};
+use crate::throttle::Limit;
+use crate::{accounts, db};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "p2p-server",
+    version,
+    about = "RemoteItP2P rendezvous, authentication and relay server",
+    after_help = "Passwords and device secrets are read from standard input (one line) or, on a terminal, \
+                  from a prompt without echo: never from the command line."
+)]
+pub struct Cli {
+    /// The server's data directory (database `p2p.db` and key `server.key`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory, database and server key; print the key clients pin (`server_key ...`).
+    Init,
+    /// Print the server's public key (`server_key ...`).
+    Key,
+    /// Run the server.
+    Run(RunArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage devices (targets).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Share devices with users other than their owner.
+    #[command(subcommand)]
+    Share(ShareCommand),
+    /// List and revoke auth hashes (issued to users by `connectd --auth-hash`).
+    #[command(subcommand, name = "auth-hash", alias = "authhash")]
+    AuthHash(AuthHashCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TCP control listener.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_CONTROL)]
+    pub control: SocketAddr,
+    /// First UDP listener: NAT probes and the relay.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[0])]
+    pub udp: SocketAddr,
+    /// Second UDP listener (NAT probes; same address as --udp, another port).
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[1])]
+    pub udp2: SocketAddr,
+    /// Third UDP listener (NAT probes; a second IP address).
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[2])]
+    pub udp3: SocketAddr,
+    /// Write the bound addresses and the server key as JSON to this file once every listener is bound.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+    /// Keep the relay's counters and sessions (JSON) in this file, rewritten every second.
+    #[arg(long, value_name = "PATH")]
+    pub stats_file: Option<PathBuf>,
+    /// Seconds a target has to accept a session.
+    #[arg(long, value_name = "SECS", default_value_t = 8)]
+    pub accept_timeout: u64,
+    /// Seconds without a datagram after which a relay session is forgotten.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub relay_idle_timeout: u64,
+    /// Relay sessions at most.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_sessions: usize,
+    /// Failed logins per user within --throttle-window before further logins are refused.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_failures_per_user: usize,
+    /// Failed logins or registrations per source address within --throttle-window.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_failures_per_ip: usize,
+    /// Failed registrations per device within --throttle-window.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_failures_per_device: usize,
+    /// The throttling window, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub throttle_window: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListArgs {
+    fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from stdin or a prompt.
+    Add {
+        name: String,
+    },
+    /// Change a user's password (read from stdin or a prompt).
+    Passwd {
+        name: String,
+    },
+    /// Remove a user (refused while they own devices).
+    Remove {
+        name: String,
+    },
+    List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a device; its secret is read from stdin or a prompt, or generated with --generate-secret.
+    Add {
+        uid: Uid,
+        /// The owning user.
+        #[arg(long, value_name = "USER")]
+        owner: String,
+        /// A label for listings.
+        #[arg(long, value_name = "LABEL", default_value = "")]
+        name: String,
+        /// The application type (remote.it's service type: 28 SSH, 7 HTTP, 1 TCP...).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        app_type: u16,
+        /// Generate a random secret and print it (`secret <hex>`) instead of reading one.
+        #[arg(long)]
+        generate_secret: bool,
+    },
+    Remove {
+        uid: Uid,
+    },
+    List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    Add {
+        uid: Uid,
+        user: String,
+    },
+    Remove {
+        uid: Uid,
+        user: String,
+    },
+    List {
+        /// Only this device's shares.
+        uid: Option<Uid>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthHashCommand {
+    List {
+        /// Only this user's auth hashes.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Revoke an auth hash by its id (the part before the '.').
+    Revoke { id: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match dispatch(cli) {
+        Ok(output) => {
+            if !output.is_empty() {
+                println!("{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn data_dir(cli: &Cli) -> Result<&Path> {
+    cli.data_dir
+        .as_deref()
+        .ok_or_else(|| Error::new("--data-dir DIR is required (the server's data directory)"))
+}
+
+fn dispatch(cli: Cli) -> Result<String> {
+    let dir = data_dir(&cli)?.to_path_buf();
+    match cli.command {
+        Command::Init => admin::init(&dir),
+        Command::Key => admin::key(&dir),
+        Command::Run(args) => run(&dir, args).map(|_| String::new()),
+        Command::User(cmd) => {
+            let conn = db::open(&dir)?;
+            match cmd {
+                UserCommand::Add { name } => {
+                    accounts::check_user_name(&name)?;
+                    let pw = read_secret(&format!("password for user '{name}'"), true)?;
+                    admin::user_add(&conn, &name, &pw)
+                }
+                UserCommand::Passwd { name } => {
+                    let pw = read_secret(&format!("new password for user '{name}'"), true)?;
+                    admin::user_passwd(&conn, &name, &pw)
+                }
+                UserCommand::Remove { name } => admin::user_remove(&conn, &name),
+                UserCommand::List(l) => admin::user_list(&conn, l.format()),
+            }
+        }
+        Command::Device(cmd) => {
+            let conn = db::open(&dir)?;
+            match cmd {
+                DeviceCommand::Add {
+                    uid,
+                    owner,
+                    name,
+                    app_type,
+                    generate_secret,
+                } => {
+                    if generate_secret {
+                        let secret = accounts::generate_device_secret()?;
+                        let done = admin::device_add(&conn, uid, &owner, &name, app_type, &secret)?;
+                        Ok(format!("secret {}\n{done}", secret.as_str()))
+                    } else {
+                        let secret = read_secret(&format!("secret for device {uid}"), true)?;
+                        admin::device_add(&conn, uid, &owner, &name, app_type, &secret)
+                    }
+                }
+                DeviceCommand::Remove { uid } => admin::device_remove(&conn, uid),
+                DeviceCommand::List(l) => admin::device_list(&conn, l.format()),
+            }
+        }
+        Command::Share(cmd) => {
+            let conn = db::open(&dir)?;
+            match cmd {
+                ShareCommand::Add { uid, user } => admin::share_add(&conn, uid, &user),
+                ShareCommand::Remove { uid, user } => admin::share_remove(&conn, uid, &user),
+                ShareCommand::List { uid, list } => admin::share_list(&conn, uid, list.format()),
+            }
+        }
+        Command::AuthHash(cmd) => {
+            let conn = db::open(&dir)?;
+            match cmd {
+                AuthHashCommand::List { user, list } => {
+                    admin::auth_hash_list(&conn, user.as_deref(), list.format())
+                }
+                AuthHashCommand::Revoke { id } => admin::auth_hash_revoke(&conn, &id),
+            }
+        }
+    }
+}
+
+fn run_config(dir: &Path, args: RunArgs) -> Config {
+    let window = Duration::from_secs(args.throttle_window.max(1));
+    let mut config = Config::new(dir);
+    config.control = args.control;
+    config.udp = [args.udp, args.udp2, args.udp3];
+    config.ready_file = args.ready_file;
+    config.stats_file = args.stats_file;
+    config.broker.accept_timeout = Duration::from_secs(args.accept_timeout.max(1));
+    config.relay.idle_timeout = Duration::from_secs(args.relay_idle_timeout.max(1));
+    config.relay.max_sessions = args.max_sessions.max(1);
+    config.auth.per_user = Limit::new(args.max_failures_per_user.max(1), window);
+    config.auth.per_ip = Limit::new(args.max_failures_per_ip.max(1), window);
+    config.auth.per_device = Limit::new(args.max_failures_per_device.max(1), window);
+    config
+}
+
+fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let config = run_config(dir, args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let handle = server::start(config).await?;
+        // The one line tests and scripts read to learn the ports (port 0 means "pick one").
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", handle.listening_line())
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::new(format!("cannot write to standard output: {e}")))?;
+        drop(out);
+        wait_for_shutdown().await;
+        log::info!("shutting down");
+        handle.shutdown();
+        Ok(())
+    })
+}
+
+/// Ctrl-C everywhere; SIGTERM too on Unix (what `kill` and service managers send).
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn data_dir_is_accepted_before_or_after_the_subcommand() {
+        let a = Cli::try_parse_from(["p2p-server", "--data-dir", "d", "user", "list"]).unwrap();
+        let b = Cli::try_parse_from(["p2p-server", "user", "list", "--data-dir", "d"]).unwrap();
+        assert_eq!(a.data_dir, b.data_dir);
+        assert!(
+            Cli::try_parse_from(["p2p-server", "device", "add", "nope", "--owner", "x"]).is_err()
+        );
+        let c = Cli::try_parse_from(["p2p-server", "authhash", "revoke", "abc"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::AuthHash(AuthHashCommand::Revoke { .. })
+        ));
+    }
+}

@@ -1,0 +1,499 @@
+//! One control connection: the Noise handshake, then the message loop of an initiator (`Login`,
+//! `CreateAuthHash`, `Connect`) or a target (`Register`, `Accept`, `Reject`).
+//!
+//! Everything the server sends on a connection goes through one queue drained by a writer task, so the
+//! broker (`Incoming`) and the relay (`Punch`) can reach the peer while the reader waits, and messages
+//! keep their order (`Session` always before the `Punch` of that session).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use p2p_net::control_channel::{ControlServerConn, ControlWriteHalf};
+use p2p_proto::control::{ClientMsg, ErrorCode, ServerMsg};
+use p2p_proto::Uid;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::accounts::{self, Access};
+use crate::auth::{Auth, LoggedIn, Refusal};
+use crate::broker::{Answer, Broker, ConnectRequest};
+use crate::relay::ControlTx;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ControlLimits {
+    /// A connection that has neither logged in nor registered is closed after this long without a message.
+    pub login_timeout: Duration,
+    /// An authenticated connection is closed after this long without a message (clients ping every 15 s).
+    pub idle_timeout: Duration,
+    /// Messages queued to one connection; a peer that does not read is disconnected when it is full.
+    pub queue: usize,
+    /// Device UIDs one connection may register.
+    pub max_registrations: usize,
+    /// Malformed messages tolerated on one connection before it is closed.
+    pub max_malformed: u32,
+}
+
+impl Default for ControlLimits {
+    fn default() -> Self {
+        ControlLimits {
+            login_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            queue: 64,
+            max_registrations: 64,
+            max_malformed: 3,
+        }
+    }
+}
+
+/// How long a reply may wait for room in the connection's queue before the peer is deemed stuck.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the writer may take to flush the last messages when a connection ends.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every control connection shares.
+pub struct ControlContext {
+    pub auth: Arc<Auth>,
+    pub broker: Arc<Broker>,
+    /// The relay socket's bound address.
+    pub relay_addr: SocketAddr,
+    pub static_key: Zeroizing<[u8; 32]>,
+    pub limits: ControlLimits,
+    next_conn_id: AtomicU64,
+}
+
+impl ControlContext {
+    pub fn new(
+        auth: Arc<Auth>,
+        broker: Arc<Broker>,
+        relay_addr: SocketAddr,
+        static_key: Zeroizing<[u8; 32]>,
+        limits: ControlLimits,
+    ) -> Arc<Self> {
+        Arc::new(ControlContext {
+            auth,
+            broker,
+            relay_addr,
+            static_key,
+            limits,
+            next_conn_id: AtomicU64::new(1),
+        })
+    }
+}
+
+/// What a connection has become.
+enum Role {
+    Fresh,
+    Initiator(LoggedIn),
+    Target(Vec<Uid>),
+}
+
+struct Conn {
+    id: u64,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    role: Role,
+    tx: ControlTx,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>) {
+    let conn = match ControlServerConn::accept(stream, &ctx.static_key).await {
+        Ok(c) => c,
+        Err(e) => {
+            log::debug!("control handshake failed: {e}");
+            return;
+        }
+    };
+    let peer = conn.peer_addr();
+    let local = conn.local_addr();
+    let (mut reader, writer) = conn.into_split();
+    let (tx, rx) = mpsc::channel(ctx.limits.queue.max(1));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut writer_task = tokio::spawn(write_loop(writer, rx, stop_rx));
+    let mut conn = Conn {
+        id: ctx.next_conn_id.fetch_add(1, Ordering::Relaxed),
+        peer,
+        local,
+        role: Role::Fresh,
+        tx,
+    };
+    log::debug!("control connection {} from {peer}", conn.id);
+    let mut malformed = 0u32;
+    loop {
+        let timeout = match conn.role {
+            Role::Fresh => ctx.limits.login_timeout,
+            _ => ctx.limits.idle_timeout,
+        };
+        let msg = match tokio::time::timeout(timeout, reader.recv()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) if is_malformed(&e) => {
+                malformed += 1;
+                log::debug!("control connection {} from {peer}: {e}", conn.id);
+                let flow = reply(
+                    &conn,
+                    error(ErrorCode::BadRequest, "malformed control message"),
+                )
+                .await;
+                if malformed > ctx.limits.max_malformed || matches!(flow, Flow::Close) {
+                    break;
+                }
+                continue;
+            }
+            Ok(Err(e)) => {
+                log::debug!("control connection {} ended: {e}", conn.id);
+                break;
+            }
+            Err(_) => {
+                log::info!(
+                    "control connection {} from {peer}: closed after {} s without a message",
+                    conn.id,
+                    timeout.as_secs()
+                );
+                break;
+            }
+        };
+        if let Flow::Close = handle(&ctx, &mut conn, msg).await {
+            break;
+        }
+    }
+    ctx.broker.connection_closed(conn.id);
+    if let Role::Target(uids) = &conn.role {
+        for uid in uids {
+            if !ctx.broker.is_online(*uid) {
+                log::info!("device {uid} is offline (its control connection from {peer} closed)");
+            }
+        }
+    }
+    drop(conn);
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(FLUSH_TIMEOUT, &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
+}
+
+/// The control channel reports a message it could decrypt but not parse this way; the connection is
+/// still usable after it (unlike after a failed decryption or a closed stream).
+fn is_malformed(e: &p2p_net::Error) -> bool {
+    e.message.starts_with("malformed control message")
+}
+
+async fn write_loop(
+    mut writer: ControlWriteHalf<ServerMsg>,
+    mut rx: mpsc::Receiver<ServerMsg>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(m) => {
+                    if let Err(e) = writer.send(&m).await {
+                        log::debug!("control write failed: {e}");
+                        return;
+                    }
+                }
+                None => break,
+            },
+            _ = &mut stop => {
+                // The reader is done: flush what is already queued (a final error), then close.
+                while let Ok(m) = rx.try_recv() {
+                    if writer.send(&m).await.is_err() {
+                        return;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    writer.shutdown().await;
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+fn refused(r: Refusal) -> ServerMsg {
+    error(r.code, r.message)
+}
+
+async fn reply(conn: &Conn, msg: ServerMsg) -> Flow {
+    match tokio::time::timeout(REPLY_TIMEOUT, conn.tx.send(msg)).await {
+        Ok(Ok(())) => Flow::Continue,
+        _ => {
+            log::info!(
+                "control connection {} from {}: peer is not reading, closing",
+                conn.id,
+                conn.peer
+            );
+            Flow::Close
+        }
+    }
+}
+
+async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
+    let ip = conn.peer.ip();
+    match msg {
+        ClientMsg::Ping => reply(conn, ServerMsg::Pong).await,
+        ClientMsg::Login { user, credential } => {
+            if !matches!(conn.role, Role::Fresh) {
+                return reply(
+                    conn,
+                    error(
+                        ErrorCode::BadRequest,
+                        "this connection is already logged in or registered",
+                    ),
+                )
+                .await;
+            }
+            match ctx.auth.login(&user, credential, ip).await {
+                Ok(logged_in) => {
+                    log::info!(
+                        "user '{}' logged in from {} ({})",
+                        logged_in.name,
+                        conn.peer,
+                        if logged_in.by_password {
+                            "password"
+                        } else {
+                            "auth hash"
+                        }
+                    );
+                    let name = logged_in.name.clone();
+                    conn.role = Role::Initiator(logged_in);
+                    reply(conn, ServerMsg::LoginOk { user: name }).await
+                }
+                Err(r) => reply(conn, refused(r)).await,
+            }
+        }
+        ClientMsg::CreateAuthHash { label } => {
+            let Role::Initiator(user) = &conn.role else {
+                return reply(
+                    conn,
+                    error(
+                        ErrorCode::BadRequest,
+                        "log in before asking for an auth hash",
+                    ),
+                )
+                .await;
+            };
+            if !user.by_password {
+                return reply(
+                    conn,
+                    error(
+                        ErrorCode::BadRequest,
+                        "an auth hash can only be created after a password login",
+                    ),
+                )
+                .await;
+            }
+            let (user_id, name) = (user.user_id, user.name.clone());
+            match ctx.auth.create_auth_hash(user_id, label).await {
+                Ok(hash) => {
+                    let id = hash.split('.').next().unwrap_or_default();
+                    log::info!("auth hash {id} issued to user '{name}'");
+                    reply(
+                        conn,
+                        ServerMsg::AuthHash {
+                            auth_hash: hash.to_string(),
+                        },
+                    )
+                    .await
+                }
+                Err(r) => reply(conn, refused(r)).await,
+            }
+        }
+        ClientMsg::Connect {
+            uid,
+            mode,
+            local_candidates,
+        } => {
+            let Role::Initiator(user) = &conn.role else {
+                return reply(
+                    conn,
+                    error(ErrorCode::BadRequest, "log in before connecting"),
+                )
+                .await;
+            };
+            let (user_id, name) = (user.user_id, user.name.clone());
+            let msg = match connect(ctx, conn, user_id, &name, uid, mode, local_candidates).await {
+                Ok(grant) => ServerMsg::Session(grant),
+                Err(r) => refused(r),
+            };
+            reply(conn, msg).await
+        }
+        ClientMsg::Register {
+            uid,
+            secret,
+            application_type: _,
+            local_candidates,
+        } => register(ctx, conn, uid, secret, local_candidates).await,
+        ClientMsg::Accept { session_id } => answer(ctx, conn, session_id, Answer::Accept).await,
+        ClientMsg::Reject { session_id, reason } => {
+            answer(ctx, conn, session_id, Answer::Reject(reason)).await
+        }
+    }
+}
+
+async fn connect(
+    ctx: &ControlContext,
+    conn: &Conn,
+    user_id: i64,
+    user: &str,
+    uid: Uid,
+    mode: p2p_proto::EncryptionMode,
+    local_candidates: Vec<SocketAddr>,
+) -> Result<p2p_proto::control::SessionGrant, Refusal> {
+    match ctx.auth.access(uid, user_id).await? {
+        Access::Owner | Access::Shared => {}
+        Access::NoSuchDevice => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownUid,
+                format!("no device with UID {uid}"),
+            ))
+        }
+        Access::NotShared => {
+            return Err(Refusal::new(
+                ErrorCode::NotShared,
+                format!("device {uid} is not shared with user '{user}'"),
+            ))
+        }
+    }
+    ctx.broker
+        .connect(ConnectRequest {
+            uid,
+            mode,
+            user: user.to_string(),
+            candidates: local_candidates,
+            initiator_tx: conn.tx.clone(),
+            relay_addr: relay_addr_for(ctx.relay_addr, conn.local),
+        })
+        .await
+}
+
+/// The relay address as this client can reach it: a relay on a wildcard address is reached at the
+/// address the client used for the control connection.
+fn relay_addr_for(relay: SocketAddr, control_local: Option<SocketAddr>) -> SocketAddr {
+    match control_local {
+        Some(local) if relay.ip().is_unspecified() && same_family(relay.ip(), local.ip()) => {
+            SocketAddr::new(local.ip(), relay.port())
+        }
+        _ => relay,
+    }
+}
+
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+async fn register(
+    ctx: &ControlContext,
+    conn: &mut Conn,
+    uid: Uid,
+    secret: String,
+    candidates: Vec<SocketAddr>,
+) -> Flow {
+    let registered = match &conn.role {
+        Role::Initiator(_) => {
+            return reply(
+                conn,
+                error(
+                    ErrorCode::BadRequest,
+                    "a logged-in connection cannot register a device",
+                ),
+            )
+            .await
+        }
+        Role::Fresh => 0,
+        Role::Target(uids) => uids.len(),
+    };
+    if registered >= ctx.limits.max_registrations {
+        return reply(
+            conn,
+            error(
+                ErrorCode::LimitReached,
+                "too many devices registered on this connection",
+            ),
+        )
+        .await;
+    }
+    if let Err(r) = ctx.auth.register(uid, secret, conn.peer.ip()).await {
+        return reply(conn, refused(r)).await;
+    }
+    let replaced = ctx
+        .broker
+        .register(uid, conn.id, conn.tx.clone(), candidates);
+    log::info!(
+        "device {uid} registered from {}{}",
+        conn.peer,
+        if replaced {
+            " (replacing an older registration)"
+        } else {
+            ""
+        }
+    );
+    match &mut conn.role {
+        Role::Target(uids) => {
+            if !uids.contains(&uid) {
+                uids.push(uid)
+            }
+        }
+        role => *role = Role::Target(vec![uid]),
+    }
+    reply(conn, ServerMsg::Registered { uid }).await
+}
+
+async fn answer(ctx: &ControlContext, conn: &Conn, session_id: u64, answer: Answer) -> Flow {
+    if !matches!(conn.role, Role::Target(_)) {
+        return reply(
+            conn,
+            error(
+                ErrorCode::BadRequest,
+                "register a device before answering a session",
+            ),
+        )
+        .await;
+    }
+    if let Answer::Reject(reason) = &answer {
+        log::info!(
+            "session {session_id:016x} rejected by the target: {}",
+            accounts::shown(reason)
+        );
+    }
+    match ctx.broker.answer(conn.id, session_id, answer) {
+        Ok(()) => Flow::Continue,
+        // Typically an answer that came after the timeout: tell the target, keep the connection.
+        Err(r) => reply(conn, refused(r)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_relay_is_reported_at_the_control_address() {
+        let relay: SocketAddr = "0.0.0.0:5959".parse().unwrap();
+        let local: SocketAddr = "192.0.2.10:5980".parse().unwrap();
+        assert_eq!(
+            relay_addr_for(relay, Some(local)),
+            "192.0.2.10:5959".parse().unwrap()
+        );
+        let fixed: SocketAddr = "198.51.100.1:5959".parse().unwrap();
+        assert_eq!(relay_addr_for(fixed, Some(local)), fixed);
+        let v6: SocketAddr = "[::1]:5980".parse().unwrap();
+        assert_eq!(relay_addr_for(relay, Some(v6)), relay);
+    }
+}

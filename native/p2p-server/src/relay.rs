@@ -1,0 +1,600 @@
+//! The UDP relay on `udp[0]`: binds each peer's address to its session with `RelayBind`, forwards session
+//! datagrams between the two bound addresses, and tells both peers when to punch.
+//!
+//! The relay never looks inside a session datagram (it is end-to-end protected): it routes on the clear
+//! header only. Datagrams are forwarded only *from* the address a valid `RelayBind` (with the session's
+//! secret per-role token) bound, so nobody can inject into or hijack a relayed session by guessing its id.
+//!
+//! [`Relay`] is the state without I/O (tested directly); [`serve`] is the socket loop around it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use p2p_proto::control::ServerMsg;
+use p2p_proto::wire::{self, Kind, RelayBind, Role};
+use p2p_proto::Uid;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::probe;
+
+/// The queue of messages to one control connection.
+pub type ControlTx = mpsc::Sender<ServerMsg>;
+
+/// How many finished sessions the statistics keep.
+const CLOSED_KEPT: usize = 64;
+/// Host candidates per peer beyond which the rest are ignored (a peer has a handful of interfaces).
+pub const MAX_HOST_CANDIDATES: usize = 16;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RelayLimits {
+    pub max_sessions: usize,
+    /// A session with no datagram (data or bind keepalive) for this long is forgotten.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_sessions: 4096,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+fn idx(role: Role) -> usize {
+    match role {
+        Role::Initiator => 0,
+        Role::Target => 1,
+    }
+}
+
+const ROLES: [Role; 2] = [Role::Initiator, Role::Target];
+
+/// What the broker knows about a session when it opens it on the relay. Arrays are indexed by role
+/// (initiator first).
+pub struct SessionSetup {
+    pub uid: Uid,
+    pub tokens: [[u8; 16]; 2],
+    pub host_candidates: [Vec<SocketAddr>; 2],
+    /// Where `Punch` goes for each peer.
+    pub links: [ControlTx; 2],
+}
+
+struct RelaySession {
+    setup: SessionSetup,
+    bound: [Option<SocketAddr>; 2],
+    created: Instant,
+    last_seen: Instant,
+    /// Bytes and datagrams forwarded, by sending role.
+    bytes: [u64; 2],
+    packets: [u64; 2],
+    punches: u32,
+}
+
+/// Garbage and traffic counters (cumulative since the start).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Counters {
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    pub binds: u64,
+    pub probes: u64,
+    /// Unparseable datagrams, unknown kinds, wrong version, oversized.
+    pub garbage: u64,
+    pub bad_token: u64,
+    pub unknown_session: u64,
+    /// A session datagram from an address that is not bound for its (session, role).
+    pub unbound_source: u64,
+    /// A session datagram whose other peer has not bound yet.
+    pub peer_not_bound: u64,
+    pub sessions_opened: u64,
+    pub sessions_expired: u64,
+    pub sessions_refused: u64,
+    pub punches_sent: u64,
+}
+
+/// One session in the statistics.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionReport {
+    /// 16 hex digits, as the peers log it.
+    pub session_id: String,
+    pub uid: String,
+    pub initiator: Option<SocketAddr>,
+    pub target: Option<SocketAddr>,
+    pub forwarded_bytes: u64,
+    pub forwarded_packets: u64,
+    pub bytes_from_initiator: u64,
+    pub bytes_from_target: u64,
+    pub punches: u32,
+    pub age_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayStats {
+    pub counters: Counters,
+    pub active_sessions: usize,
+    pub sessions: Vec<SessionReport>,
+    /// The most recently expired or closed sessions, newest last.
+    pub closed: Vec<SessionReport>,
+}
+
+/// What to do with a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Drop,
+    /// Answer the sender with these bytes.
+    Reply(Vec<u8>),
+    /// Send the datagram as is to this address.
+    Forward(SocketAddr),
+}
+
+/// The relay's sessions.
+pub struct Relay {
+    limits: RelayLimits,
+    sessions: HashMap<u64, RelaySession>,
+    counters: Counters,
+    closed: VecDeque<SessionReport>,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// `max_sessions` are open.
+    Full,
+    /// The id is 0 or already taken: pick another.
+    IdInUse,
+}
+
+impl Relay {
+    pub fn new(limits: RelayLimits) -> Self {
+        Relay {
+            limits,
+            sessions: HashMap::new(),
+            counters: Counters::default(),
+            closed: VecDeque::new(),
+        }
+    }
+
+    /// Opens session `id` (random, chosen by the broker). 0 is never used, so a zeroed header cannot
+    /// address a session. On error the setup is handed back (to retry under another id).
+    pub fn open(
+        &mut self,
+        id: u64,
+        mut setup: SessionSetup,
+        now: Instant,
+    ) -> Result<(), (OpenError, SessionSetup)> {
+        if id == 0 || self.sessions.contains_key(&id) {
+            return Err((OpenError::IdInUse, setup));
+        }
+        if self.sessions.len() >= self.limits.max_sessions {
+            self.expire(now);
+            if self.sessions.len() >= self.limits.max_sessions {
+                self.counters.sessions_refused += 1;
+                return Err((OpenError::Full, setup));
+            }
+        }
+        for c in setup.host_candidates.iter_mut() {
+            c.retain(|a| a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast());
+            c.truncate(MAX_HOST_CANDIDATES);
+        }
+        self.sessions.insert(
+            id,
+            RelaySession {
+                setup,
+                bound: [None, None],
+                created: now,
+                last_seen: now,
+                bytes: [0; 2],
+                packets: [0; 2],
+                punches: 0,
+            },
+        );
+        self.counters.sessions_opened += 1;
+        Ok(())
+    }
+
+    /// Forgets a session that never started (the target refused or did not answer).
+    pub fn close(&mut self, id: u64, now: Instant) {
+        if let Some(s) = self.sessions.remove(&id) {
+            self.remember_closed(report(id, &s, now));
+        }
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    pub fn on_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Outcome {
+        let kind = match wire::peek_kind(data) {
+            Ok(k) if data.len() < probe::RECV_BUF => k,
+            _ => {
+                self.counters.garbage += 1;
+                return Outcome::Drop;
+            }
+        };
+        match kind {
+            Kind::ProbeRequest => match probe::answer(data, from) {
+                Some(r) => {
+                    self.counters.probes += 1;
+                    Outcome::Reply(r)
+                }
+                None => {
+                    self.counters.garbage += 1;
+                    Outcome::Drop
+                }
+            },
+            Kind::RelayBind => self.on_bind(from, data, now),
+            Kind::Data(role) | Kind::Handshake(role) => {
+                self.on_session_datagram(from, role, data, now)
+            }
+            Kind::RelayBindAck | Kind::ProbeResponse => {
+                self.counters.garbage += 1;
+                Outcome::Drop
+            }
+        }
+    }
+
+    fn on_bind(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Outcome {
+        let Ok(bind) = RelayBind::decode(data) else {
+            self.counters.garbage += 1;
+            return Outcome::Drop;
+        };
+        let Some(s) = self.sessions.get_mut(&bind.session_id) else {
+            self.counters.unknown_session += 1;
+            return Outcome::Drop;
+        };
+        let r = idx(bind.role);
+        if !bool::from(bind.token.ct_eq(&s.setup.tokens[r])) {
+            self.counters.bad_token += 1;
+            return Outcome::Drop;
+        }
+        self.counters.binds += 1;
+        s.last_seen = now;
+        let changed = s.bound[r] != Some(from);
+        if changed {
+            if let Some(old) = s.bound[r] {
+                log::info!(
+                    "relay session={:016x} {:?} moved from {old} to {from}",
+                    bind.session_id,
+                    bind.role
+                );
+            }
+            s.bound[r] = Some(from);
+            // A first bind of both, or a peer that roamed: both peers need the (new) candidates.
+            if s.bound.iter().all(Option::is_some) {
+                self.counters.punches_sent += send_punches(bind.session_id, s);
+            }
+        }
+        Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id))
+    }
+
+    fn on_session_datagram(
+        &mut self,
+        from: SocketAddr,
+        role: Role,
+        data: &[u8],
+        now: Instant,
+    ) -> Outcome {
+        let Some(id) = wire::peek_session_id(data) else {
+            self.counters.garbage += 1;
+            return Outcome::Drop;
+        };
+        let Some(s) = self.sessions.get_mut(&id) else {
+            self.counters.unknown_session += 1;
+            return Outcome::Drop;
+        };
+        let r = idx(role);
+        if s.bound[r] != Some(from) {
+            self.counters.unbound_source += 1;
+            return Outcome::Drop;
+        }
+        let Some(to) = s.bound[idx(role.peer())] else {
+            self.counters.peer_not_bound += 1;
+            return Outcome::Drop;
+        };
+        let len = data.len() as u64;
+        s.last_seen = now;
+        s.bytes[r] += len;
+        s.packets[r] += 1;
+        self.counters.forwarded_bytes += len;
+        self.counters.forwarded_packets += 1;
+        Outcome::Forward(to)
+    }
+
+    /// Forgets idle sessions and returns their final reports.
+    pub fn expire(&mut self, now: Instant) -> Vec<SessionReport> {
+        let idle = self.limits.idle_timeout;
+        let expired: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.saturating_duration_since(s.last_seen) >= idle)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::with_capacity(expired.len());
+        for id in expired {
+            if let Some(s) = self.sessions.remove(&id) {
+                let r = report(id, &s, now);
+                self.counters.sessions_expired += 1;
+                self.remember_closed(r.clone());
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    fn remember_closed(&mut self, r: SessionReport) {
+        if self.closed.len() >= CLOSED_KEPT {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(r);
+    }
+
+    pub fn stats(&self, now: Instant) -> RelayStats {
+        let mut sessions: Vec<SessionReport> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| report(*id, s, now))
+            .collect();
+        sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        RelayStats {
+            counters: self.counters.clone(),
+            active_sessions: self.sessions.len(),
+            sessions,
+            closed: self.closed.iter().cloned().collect(),
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+fn report(id: u64, s: &RelaySession, now: Instant) -> SessionReport {
+    SessionReport {
+        session_id: format!("{id:016x}"),
+        uid: s.setup.uid.to_string(),
+        initiator: s.bound[0],
+        target: s.bound[1],
+        forwarded_bytes: s.bytes[0] + s.bytes[1],
+        forwarded_packets: s.packets[0] + s.packets[1],
+        bytes_from_initiator: s.bytes[0],
+        bytes_from_target: s.bytes[1],
+        punches: s.punches,
+        age_secs: now.saturating_duration_since(s.created).as_secs(),
+    }
+}
+
+/// Sends each peer the other's candidates: the reflexive address the relay saw first (the one most
+/// likely to work through a NAT), then its host candidates. Returns how many were queued.
+fn send_punches(id: u64, s: &mut RelaySession) -> u64 {
+    let mut sent = 0;
+    s.punches += 1;
+    for role in ROLES {
+        let other = idx(role.peer());
+        let mut candidates: Vec<SocketAddr> = s.bound[other].into_iter().collect();
+        for c in &s.setup.host_candidates[other] {
+            if !candidates.contains(c) {
+                candidates.push(*c);
+            }
+        }
+        let msg = ServerMsg::Punch {
+            session_id: id,
+            candidates,
+        };
+        // Never wait on a control connection from the UDP path: a full or closed queue loses this
+        // punch, and the peers keep working through the relay (a later roam re-sends it).
+        match s.setup.links[idx(role)].try_send(msg) {
+            Ok(()) => sent += 1,
+            Err(e) => log::debug!("relay session={id:016x}: punch to {role:?} not queued: {e}"),
+        }
+    }
+    sent
+}
+
+/// Serves the relay socket until the task is aborted.
+pub async fn serve(socket: Arc<UdpSocket>, relay: Arc<Mutex<Relay>>) {
+    let mut buf = vec![0u8; probe::RECV_BUF];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // Windows reports an earlier send's ICMP "port unreachable" here; it concerns nobody now.
+            Err(e) => {
+                log::debug!("relay socket receive error: {e}");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let outcome = lock(&relay).on_datagram(from, &buf[..n], Instant::now());
+        let result = match outcome {
+            Outcome::Drop => continue,
+            Outcome::Reply(bytes) => socket.send_to(&bytes, from).await,
+            Outcome::Forward(to) => socket.send_to(&buf[..n], to).await,
+        };
+        if let Err(e) = result {
+            log::debug!("relay send failed: {e}");
+        }
+    }
+}
+
+/// Locks the relay; a panic elsewhere while holding it leaves consistent-enough counters, so go on.
+pub fn lock(relay: &Mutex<Relay>) -> std::sync::MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (SessionSetup, [mpsc::Receiver<ServerMsg>; 2]) {
+        let (ti, ri) = mpsc::channel(8);
+        let (tt, rt) = mpsc::channel(8);
+        (
+            SessionSetup {
+                uid: "80:00:00:00:01:00:0A:C2".parse().unwrap(),
+                tokens: [[1; 16], [2; 16]],
+                host_candidates: [
+                    vec![
+                        "192.168.1.5:4000".parse().unwrap(),
+                        "0.0.0.0:1".parse().unwrap(),
+                    ],
+                    vec!["10.0.0.7:5000".parse().unwrap()],
+                ],
+                links: [ti, tt],
+            },
+            [ri, rt],
+        )
+    }
+
+    fn bind(id: u64, role: Role, token: [u8; 16]) -> Vec<u8> {
+        RelayBind {
+            session_id: id,
+            role,
+            token,
+        }
+        .encode()
+    }
+
+    fn data(id: u64, role: Role) -> Vec<u8> {
+        let mut d = Vec::new();
+        wire::SessionHeader {
+            kind: Kind::Data(role),
+            session_id: id,
+            packet_number: 1,
+        }
+        .encode(&mut d);
+        d.extend_from_slice(b"sealed");
+        d
+    }
+
+    #[test]
+    fn binds_forward_and_punch() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        let (s, [mut ri, mut rt]) = setup();
+        let id = 0x1234_5678_9abc_def0;
+        assert!(relay.open(id, s, now).is_ok());
+        assert!(matches!(
+            relay.open(0, setup().0, now),
+            Err((OpenError::IdInUse, _))
+        ));
+        let a: SocketAddr = "198.51.100.1:1111".parse().unwrap();
+        let b: SocketAddr = "203.0.113.2:2222".parse().unwrap();
+
+        // Bad token: silently dropped.
+        assert_eq!(
+            relay.on_datagram(a, &bind(id, Role::Initiator, [9; 16]), now),
+            Outcome::Drop
+        );
+        assert_eq!(relay.counters().bad_token, 1);
+        // Initiator binds; its data cannot go anywhere yet.
+        assert_eq!(
+            relay.on_datagram(a, &bind(id, Role::Initiator, [1; 16]), now),
+            Outcome::Reply(wire::encode_relay_bind_ack(id))
+        );
+        assert_eq!(
+            relay.on_datagram(a, &data(id, Role::Initiator), now),
+            Outcome::Drop
+        );
+        assert!(ri.try_recv().is_err(), "no punch before both bound");
+        // Target binds: both get a punch with the other's reflexive address first.
+        relay.on_datagram(b, &bind(id, Role::Target, [2; 16]), now);
+        match ri.try_recv().unwrap() {
+            ServerMsg::Punch {
+                session_id,
+                candidates,
+            } => {
+                assert_eq!(session_id, id);
+                assert_eq!(candidates, vec![b, "10.0.0.7:5000".parse().unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match rt.try_recv().unwrap() {
+            ServerMsg::Punch { candidates, .. } => {
+                assert_eq!(candidates, vec![a, "192.168.1.5:4000".parse().unwrap()])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            relay.on_datagram(a, &data(id, Role::Initiator), now),
+            Outcome::Forward(b)
+        );
+        assert_eq!(
+            relay.on_datagram(b, &data(id, Role::Target), now),
+            Outcome::Forward(a)
+        );
+        // A spoofer using the session id from another address gets nothing through.
+        let evil: SocketAddr = "192.0.2.66:6666".parse().unwrap();
+        assert_eq!(
+            relay.on_datagram(evil, &data(id, Role::Initiator), now),
+            Outcome::Drop
+        );
+        // A repeated bind from the same address (keepalive) does not re-punch; a roam does.
+        relay.on_datagram(a, &bind(id, Role::Initiator, [1; 16]), now);
+        assert!(ri.try_recv().is_err());
+        let a2: SocketAddr = "198.51.100.1:1112".parse().unwrap();
+        relay.on_datagram(a2, &bind(id, Role::Initiator, [1; 16]), now);
+        assert!(
+            matches!(rt.try_recv().unwrap(), ServerMsg::Punch { candidates, .. } if candidates[0] == a2)
+        );
+        assert_eq!(
+            relay.on_datagram(b, &data(id, Role::Target), now),
+            Outcome::Forward(a2)
+        );
+        let st = relay.stats(now);
+        assert_eq!(st.sessions[0].forwarded_packets, 3);
+        assert_eq!(st.counters.unbound_source, 1);
+    }
+
+    #[test]
+    fn garbage_is_counted_and_sessions_expire() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits {
+            max_sessions: 1,
+            idle_timeout: Duration::from_secs(120),
+        });
+        let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for junk in [
+            &b""[..],
+            b"\x01",
+            b"\x07\x10abc",
+            b"\x01\x99",
+            b"\x01\x10short",
+        ] {
+            assert_eq!(relay.on_datagram(from, junk, now), Outcome::Drop);
+        }
+        assert_eq!(
+            relay.on_datagram(from, &data(42, Role::Target), now),
+            Outcome::Drop
+        );
+        assert_eq!(relay.counters().garbage, 5);
+        assert_eq!(relay.counters().unknown_session, 1);
+        let (s, _rx) = setup();
+        let id = 77;
+        assert!(relay.open(id, s, now).is_ok());
+        let (s2, _rx2) = setup();
+        assert!(matches!(relay.open(78, s2, now), Err((OpenError::Full, _))));
+        let later = now + Duration::from_secs(121);
+        let gone = relay.expire(later);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].session_id, format!("{id:016x}"));
+        assert!(!relay.contains(id));
+        let (s3, _rx3) = setup();
+        assert!(relay.open(78, s3, later).is_ok());
+    }
+
+    #[test]
+    fn answers_probes_on_the_relay_port() {
+        let mut relay = Relay::new(RelayLimits::default());
+        let from: SocketAddr = "127.0.0.1:4242".parse().unwrap();
+        match relay.on_datagram(from, &wire::encode_probe_request([3; 12]), Instant::now()) {
+            Outcome::Reply(r) => {
+                assert_eq!(wire::decode_probe_response(&r).unwrap(), ([3; 12], from))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Starting a server: binds the control listener and the three UDP listeners, wires the parts together
+//! and runs them as tasks. Used by `p2p-server run` and, in-process, by tests (port 0 everywhere).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Serialize;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::auth::{Auth, AuthLimits};
+use crate::broker::{Broker, BrokerLimits};
+use crate::control::{self, ControlContext, ControlLimits};
+use crate::error::{Error, Result};
+use crate::probe::{self, ProbeCounters};
+use crate::relay::{self, Relay, RelayLimits, RelayStats};
+use crate::{db, keys};
+
+/// Everything `run` can be told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub control: SocketAddr,
+    /// `udp[0]` is also the relay; `udp[2]` should be on a second address (NAT mapping test).
+    pub udp: [SocketAddr; 3],
+    /// Written (JSON) once every listener is bound.
+    pub ready_file: Option<PathBuf>,
+    /// Rewritten (JSON) every `stats_interval` with the relay's counters and sessions.
+    pub stats_file: Option<PathBuf>,
+    pub stats_interval: Duration,
+    /// Active relay sessions are logged (`relay session=... forwarded_bytes=...`) this often.
+    pub stats_log_interval: Duration,
+    pub max_connections: usize,
+    pub auth: AuthLimits,
+    pub broker: BrokerLimits,
+    pub relay: RelayLimits,
+    pub control_limits: ControlLimits,
+}
+
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:5980";
+pub const DEFAULT_UDP: [&str; 3] = ["127.0.0.1:5959", "127.0.0.1:5960", "127.0.0.2:5961"];
+
+impl Config {
+    /// The documented defaults for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let addr = |s: &str| {
+            s.parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        };
+        Config {
+            data_dir: data_dir.into(),
+            control: addr(DEFAULT_CONTROL),
+            udp: DEFAULT_UDP.map(addr),
+            ready_file: None,
+            stats_file: None,
+            stats_interval: Duration::from_secs(1),
+            stats_log_interval: Duration::from_secs(30),
+            max_connections: 4096,
+            auth: AuthLimits::default(),
+            broker: BrokerLimits::default(),
+            relay: RelayLimits::default(),
+            control_limits: ControlLimits::default(),
+        }
+    }
+
+    /// Every listener on 127.0.0.1 with a free port: for tests.
+    pub fn loopback_ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Config {
+            control: any,
+            udp: [any; 3],
+            ..Config::new(data_dir)
+        }
+    }
+}
+
+/// What the ready file holds (and what `listening_line` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listening {
+    pub control: SocketAddr,
+    pub udp: [SocketAddr; 3],
+    pub relay: SocketAddr,
+    /// Base64 of the public key clients pin (`server_key`).
+    pub server_key: String,
+    pub pid: u32,
+}
+
+/// A running server. Dropping it stops every task.
+pub struct ServerHandle {
+    pub listening: Listening,
+    pub server_key: [u8; 32],
+    relay: Arc<Mutex<Relay>>,
+    broker: Arc<Broker>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub fn control_addr(&self) -> SocketAddr {
+        self.listening.control
+    }
+
+    pub fn udp_addrs(&self) -> [SocketAddr; 3] {
+        self.listening.udp
+    }
+
+    /// `listening control=127.0.0.1:5980 udp=127.0.0.1:5959,127.0.0.1:5960,127.0.0.2:5961`
+    pub fn listening_line(&self) -> String {
+        let l = &self.listening;
+        format!(
+            "listening control={} udp={},{},{}",
+            l.control, l.udp[0], l.udp[1], l.udp[2]
+        )
+    }
+
+    pub fn relay_stats(&self) -> RelayStats {
+        relay::lock(&self.relay).stats(Instant::now())
+    }
+
+    pub fn is_online(&self, uid: p2p_proto::Uid) -> bool {
+        self.broker.is_online(uid)
+    }
+
+    /// Stops every task (connections are dropped, sockets closed).
+    pub fn shutdown(mut self) {
+        self.abort_all();
+    }
+
+    fn abort_all(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
+async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
+    UdpSocket::bind(addr).await.map(Arc::new).map_err(|e| {
+        Error::new(format!(
+            "cannot bind the {which} UDP listener to {addr}: {e}"
+        ))
+    })
+}
+
+/// Binds every listener and starts the server. Must be called within a tokio runtime.
+pub async fn start(config: Config) -> Result<ServerHandle> {
+    let static_key = keys::load_private(&config.data_dir)?;
+    let public =
+        p2p_net::control_channel::public_key_of(&static_key).map_err(|e| Error::new(e.message))?;
+    let conn = db::open(&config.data_dir)?;
+
+    let control_listener = TcpListener::bind(config.control).await.map_err(|e| {
+        Error::new(format!(
+            "cannot listen for control connections on {}: {e}",
+            config.control
+        ))
+    })?;
+    let relay_socket = bind_udp(config.udp[0], "first (relay)").await?;
+    let probe2 = bind_udp(config.udp[1], "second").await?;
+    let probe3 = bind_udp(config.udp[2], "third").await?;
+    let local = |r: std::io::Result<SocketAddr>| {
+        r.map_err(|e| Error::new(format!("listener address: {e}")))
+    };
+    let udp = [
+        local(relay_socket.local_addr())?,
+        local(probe2.local_addr())?,
+        local(probe3.local_addr())?,
+    ];
+    let listening = Listening {
+        control: local(control_listener.local_addr())?,
+        udp,
+        relay: udp[0],
+        server_key: B64.encode(public),
+        pid: std::process::id(),
+    };
+
+    let relay = Arc::new(Mutex::new(Relay::new(config.relay)));
+    let auth = Auth::new(conn, public, config.auth);
+    let broker = Broker::new(relay.clone(), config.broker);
+    let ctx = ControlContext::new(
+        auth,
+        broker.clone(),
+        udp[0],
+        static_key,
+        config.control_limits,
+    );
+    let probe_counters = Arc::new(ProbeCounters::default());
+
+    let mut tasks = vec![
+        tokio::spawn(accept_loop(control_listener, ctx, config.max_connections)),
+        tokio::spawn(relay::serve(relay_socket, relay.clone())),
+        tokio::spawn(probe::serve(probe2, probe_counters.clone())),
+        tokio::spawn(probe::serve(probe3, probe_counters.clone())),
+    ];
+    tasks.push(tokio::spawn(housekeeping(
+        relay.clone(),
+        probe_counters,
+        config.stats_file.clone(),
+        config.stats_interval,
+        config.stats_log_interval,
+    )));
+    let handle = ServerHandle {
+        listening,
+        server_key: public,
+        relay,
+        broker,
+        tasks,
+    };
+    if let Some(path) = &config.ready_file {
+        let json = serde_json::to_string_pretty(&handle.listening)
+            .map_err(|e| Error::new(format!("encoding the ready file: {e}")))?;
+        write_atomically(path, json.as_bytes())?;
+    }
+    log::info!("{}", handle.listening_line());
+    Ok(handle)
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connections: usize) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    // Connection tasks live in this set: aborting the accept loop (shutdown) aborts them all.
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                log::warn!("accepting a control connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            log::warn!(
+                "refusing control connection from {peer}: {max_connections} connections open"
+            );
+            continue;
+        };
+        let ctx = ctx.clone();
+        connections.spawn(async move {
+            control::serve(stream, ctx).await;
+            drop(permit);
+        });
+    }
+}
+
+#[derive(Serialize)]
+struct StatsFile<'a> {
+    relay: &'a RelayStats,
+    probes_answered: u64,
+    probes_ignored: u64,
+}
+
+/// Expires idle relay sessions, logs their traffic, and keeps the stats file current.
+async fn housekeeping(
+    relay: Arc<Mutex<Relay>>,
+    probes: Arc<ProbeCounters>,
+    stats_file: Option<PathBuf>,
+    every: Duration,
+    log_every: Duration,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_log = Instant::now();
+    let mut logged_bytes: HashMap<String, u64> = HashMap::new();
+    let mut last_written = String::new();
+    let mut logged_drops = (0, 0, 0, 0, 0);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let (expired, stats) = {
+            let mut r = relay::lock(&relay);
+            let expired = r.expire(now);
+            (expired, r.stats(now))
+        };
+        for s in &expired {
+            log::info!(
+                "relay session={} forwarded_bytes={} forwarded_packets={} expired",
+                s.session_id,
+                s.forwarded_bytes,
+                s.forwarded_packets
+            );
+            logged_bytes.remove(&s.session_id);
+        }
+        if now.duration_since(last_log) >= log_every {
+            last_log = now;
+            for s in &stats.sessions {
+                if logged_bytes.get(&s.session_id) != Some(&s.forwarded_bytes) {
+                    log::info!(
+                        "relay session={} forwarded_bytes={} forwarded_packets={}",
+                        s.session_id,
+                        s.forwarded_bytes,
+                        s.forwarded_packets
+                    );
+                    logged_bytes.insert(s.session_id.clone(), s.forwarded_bytes);
+                }
+            }
+            logged_bytes.retain(|id, _| stats.sessions.iter().any(|s| &s.session_id == id));
+            let c = &stats.counters;
+            let dropped = (
+                c.garbage,
+                c.bad_token,
+                c.unknown_session,
+                c.unbound_source,
+                probes.ignored.load(Ordering::Relaxed),
+            );
+            // One line per interval at most, and only when something new was refused.
+            if dropped != logged_drops {
+                logged_drops = dropped;
+                log::info!(
+                    "udp refused since start: garbage={} bad_token={} unknown_session={} unbound_source={} probe_port_garbage={}",
+                    dropped.0,
+                    dropped.1,
+                    dropped.2,
+                    dropped.3,
+                    dropped.4
+                );
+            }
+        }
+        if let Some(path) = &stats_file {
+            let file = StatsFile {
+                relay: &stats,
+                probes_answered: probes.answered.load(Ordering::Relaxed),
+                probes_ignored: probes.ignored.load(Ordering::Relaxed),
+            };
+            match serde_json::to_string_pretty(&file) {
+                Ok(json) if json != last_written => {
+                    if let Err(e) = write_atomically(path, json.as_bytes()) {
+                        log::warn!("{e}");
+                    }
+                    last_written = json;
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("encoding the stats file: {e}"),
+            }
+        }
+    }
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+}
