@@ -407,6 +407,12 @@ impl Session {
     /// The server's Punch: the peer's candidate addresses. Probing starts at once.
     pub fn add_candidates(&mut self, now: Instant, candidates: &[SocketAddr]) {
         self.paths.add_candidates(now, candidates);
+        if self.state == State::Handshaking && self.cfg.role == Role::Initiator {
+            // The server punches once both peers are bound to the relay: an HS1 sent before that
+            // was dropped there, so send it again now instead of waiting out the backoff.
+            self.hs_next = now;
+            self.hs_backoff = Duration::from_millis(200);
+        }
     }
 
     /// Closes the session, telling the peer (when keys exist) with one CLOSE.
