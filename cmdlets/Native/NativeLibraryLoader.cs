@@ -82,9 +82,10 @@ namespace RemoteItP2P.Native
             }
             string asmDir = Path.GetDirectoryName(typeof(NativeLibraryLoader).Assembly.Location) ?? ".";
             string rel = Path.Combine("runtimes", RuntimeIdentifier, "native", LibraryFileName);
-            // The module keeps runtimes/ beside the manifest; the assembly sits in bin/.
-            result.Add(Path.Combine(Path.GetDirectoryName(asmDir) ?? asmDir, rel));
+            // The module keeps runtimes/ beside the manifest and the assembly; a layout with the assembly in
+            // bin/ (runtimes/ one level up) is accepted too.
             result.Add(Path.Combine(asmDir, rel));
+            result.Add(Path.Combine(Path.GetDirectoryName(asmDir) ?? asmDir, rel));
             result.Add(Path.Combine(asmDir, LibraryFileName));
             return result;
         }

@@ -56,7 +56,8 @@ namespace RemoteItP2P.Native
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int TimeoutFn(uint timeoutMs);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInJsonOutFn(byte[] input, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void FreeFn(IntPtr s);
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NoArgFn();
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int IntArgFn(int value);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFileFn(byte[] path, byte[] overridesJson, out ulong handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void LogCallback(int level, IntPtr message, IntPtr userData);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SetLogCallbackFn(LogCallback cb, IntPtr userData, int maxLevel);
 
@@ -66,6 +67,7 @@ namespace RemoteItP2P.Native
 
         private static VersionFn _version;
         private static StartFn _sessionStart;
+        private static StartFileFn _sessionStartFile;
         private static HandleJsonFn _sessionStatus;
         private static JsonFn _sessionList;
         private static StopFn _sessionStop;
@@ -77,7 +79,7 @@ namespace RemoteItP2P.Native
         private static JsonFn _lastErrorKind;
         private static FreeFn _stringFree;
         private static SetLogCallbackFn _setLogCallback;
-        private static NoArgFn _injectPanic;
+        private static IntArgFn _injectPanic;
 
         // Kept alive for the life of the process: the library holds a pointer to it.
         private static readonly LogCallback LogCallbackKeepAlive = OnNativeLog;
@@ -97,6 +99,7 @@ namespace RemoteItP2P.Native
                 _library = NativeLibraryLoader.Load();
                 _version = Bind<VersionFn>("p2p_version");
                 _sessionStart = Bind<StartFn>("p2p_session_start");
+                _sessionStartFile = Bind<StartFileFn>("p2p_session_start_file");
                 _sessionStatus = Bind<HandleJsonFn>("p2p_session_status");
                 _sessionList = Bind<JsonFn>("p2p_session_list");
                 _sessionStop = Bind<StopFn>("p2p_session_stop");
@@ -108,7 +111,7 @@ namespace RemoteItP2P.Native
                 _lastErrorKind = Bind<JsonFn>("p2p_last_error_kind");
                 _stringFree = Bind<FreeFn>("p2p_string_free");
                 _setLogCallback = Bind<SetLogCallbackFn>("p2p_set_log_callback");
-                _injectPanic = Bind<NoArgFn>("p2p_test_inject_panic");
+                _injectPanic = Bind<IntArgFn>("p2p_test_inject_panic");
                 if (_setLogCallback != null)
                 {
                     try { _setLogCallback(LogCallbackKeepAlive, IntPtr.Zero, _logLevel); }
@@ -217,6 +220,30 @@ namespace RemoteItP2P.Native
             return handle;
         }
 
+        /// <summary>Starts a session from a provisioning file with optional overrides (JSON object or null).</summary>
+        public static ulong SessionStartFile(string path, string overridesJson)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionStartFile, "p2p_session_start_file");
+            int rc = fn(Utf8Z(path), Utf8Z(overridesJson), out ulong handle);
+            if (rc != 0) throw Failure(rc, "p2p_session_start_file");
+            return handle;
+        }
+
+        /// <summary>Starts a session from a configuration whose UTF-8 bytes (NUL-terminated) the caller
+        /// owns; the bytes hold a credential, so the caller zeroes them afterwards.</summary>
+        public static ulong SessionStart(byte[] configUtf8Z)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionStart, "p2p_session_start");
+            int rc = fn(configUtf8Z, out ulong handle);
+            if (rc != 0) throw Failure(rc, "p2p_session_start");
+            return handle;
+        }
+
+        /// <summary>UTF-8 bytes of a string with a terminating NUL.</summary>
+        public static byte[] ToUtf8Z(string s) => Utf8Z(s);
+
         /// <summary>The status JSON of a session, or null when the handle is unknown.</summary>
         public static string SessionStatus(ulong handle)
         {
@@ -288,12 +315,13 @@ namespace RemoteItP2P.Native
             return TakeString(json);
         }
 
-        /// <summary>Test hook: makes the library panic inside a call; the panic is caught at the boundary.</summary>
-        public static void InjectPanicForTest()
+        /// <summary>Test hook: makes the library panic inside a call (0 on this thread, 1 in a runtime task);
+        /// the panic is caught at the boundary and comes back as a P2PException with code Panic.</summary>
+        public static void InjectPanicForTest(int where)
         {
             EnsureLoaded();
             var fn = Need(_injectPanic, "p2p_test_inject_panic");
-            int rc = fn();
+            int rc = fn(where);
             if (rc != 0) throw Failure(rc, "p2p_test_inject_panic");
         }
 
@@ -332,6 +360,15 @@ namespace RemoteItP2P.Native
             catch { }
         }
 
+        /// <summary>Drops queued log lines older than <paramref name="before"/> (written while no cmdlet listened).</summary>
+        public static void DiscardLogsBefore(DateTime before)
+        {
+            while (LogQueue.TryPeek(out NativeLogEntry e) && e.Time < before)
+            {
+                if (LogQueue.TryDequeue(out _)) Interlocked.Decrement(ref _logCount);
+            }
+        }
+
         /// <summary>Takes the next queued log line; false when none.</summary>
         public static bool TryDequeueLog(out NativeLogEntry entry)
         {
@@ -351,9 +388,12 @@ namespace RemoteItP2P.Native
 
         // ---- process exit --------------------------------------------------------------------------------------
 
+        // Closes every session, then removes the callback so no native thread calls into a runtime that is
+        // shutting down.
         private static void OnProcessExit(object sender, EventArgs e)
         {
             try { Shutdown(2000); } catch { }
+            try { _setLogCallback?.Invoke(null, IntPtr.Zero, 0); } catch { }
         }
     }
 }

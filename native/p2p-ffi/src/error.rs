@@ -30,22 +30,33 @@ pub const P2P_ERR_INTERNAL: i32 = 9;
 /// Reserved: no export takes a caller-provided buffer today.
 pub const P2P_ERR_BUFFER_TOO_SMALL: i32 = 10;
 
+/// Each code's stable name, NUL-terminated so `p2p_result_name` can hand it out as a static C string.
+const CODE_NAMES: &[(i32, &str)] = &[
+    (P2P_OK, "Ok\0"),
+    (P2P_ERR_INVALID_ARGUMENT, "InvalidArgument\0"),
+    (P2P_ERR_INVALID_CONFIG, "InvalidConfig\0"),
+    (P2P_ERR_INVALID_HANDLE, "InvalidHandle\0"),
+    (P2P_ERR_PORT_IN_USE, "PortInUse\0"),
+    (P2P_ERR_PANIC, "Panic\0"),
+    (P2P_ERR_TIMEOUT, "Timeout\0"),
+    (P2P_ERR_PROVISIONING, "Provisioning\0"),
+    (P2P_ERR_NOT_SUPPORTED, "NotSupported\0"),
+    (P2P_ERR_INTERNAL, "Internal\0"),
+    (P2P_ERR_BUFFER_TOO_SMALL, "BufferTooSmall\0"),
+];
+
+/// A result code's name with its terminating NUL ("Unknown" for a code the library never returns).
+pub fn code_name_c(code: i32) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, name)| *name)
+        .unwrap_or("Unknown\0")
+}
+
 /// The stable name of a result code, used as the last error's kind when no finer kind is known.
 pub fn code_name(code: i32) -> &'static str {
-    match code {
-        P2P_OK => "Ok",
-        P2P_ERR_INVALID_ARGUMENT => "InvalidArgument",
-        P2P_ERR_INVALID_CONFIG => "InvalidConfig",
-        P2P_ERR_INVALID_HANDLE => "InvalidHandle",
-        P2P_ERR_PORT_IN_USE => "PortInUse",
-        P2P_ERR_PANIC => "Panic",
-        P2P_ERR_TIMEOUT => "Timeout",
-        P2P_ERR_PROVISIONING => "Provisioning",
-        P2P_ERR_NOT_SUPPORTED => "NotSupported",
-        P2P_ERR_INTERNAL => "Internal",
-        P2P_ERR_BUFFER_TOO_SMALL => "BufferTooSmall",
-        _ => "Unknown",
-    }
+    code_name_c(code).trim_end_matches('\0')
 }
 
 /// A failure on its way out of an export: the code returned, and the kind and message recorded.

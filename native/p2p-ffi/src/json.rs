@@ -31,17 +31,18 @@ pub fn parse_object<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Ff
         }
         // Said here, because serde's own message would quote the value (which could be a password).
         Ok(v) if !v.is_object() => {
-            return Err(FfiError::invalid_config(format!("the {what} must be a JSON object")))
+            return Err(FfiError::invalid_config(format!(
+                "the {what} must be a JSON object"
+            )))
         }
         Ok(_) => {}
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize::<_, T>(&mut de)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            FfiError::invalid_config(field_message(what, &path, &inner))
-        })
+    serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        FfiError::invalid_config(field_message(what, &path, &inner))
+    })
 }
 
 /// serde_json's syntax messages quote no input, only positions.

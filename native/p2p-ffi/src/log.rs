@@ -69,7 +69,13 @@ impl Log for CallbackLogger {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the host registered this function pointer and user_data together, and promised
             // the callback is callable from any thread until it is replaced.
-            unsafe { (sink.callback)(level_number(record.level()), message.as_ptr(), sink.user_data as *mut c_void) }
+            unsafe {
+                (sink.callback)(
+                    level_number(record.level()),
+                    message.as_ptr(),
+                    sink.user_data as *mut c_void,
+                )
+            }
         }));
         IN_CALLBACK.with(|c| c.set(false));
         drop(guard);

@@ -17,7 +17,9 @@ pub struct Session {
 impl Session {
     pub fn tunnel(&self) -> &Tunnel {
         // Only `drop` takes the tunnel out.
-        self.tunnel.as_ref().expect("session tunnel present until drop")
+        self.tunnel
+            .as_ref()
+            .expect("session tunnel present until drop")
     }
 }
 

@@ -1,0 +1,264 @@
+# Acceptance tests of the RemoteItP2P module against real processes: a p2p-server, a target
+# (connectd -f target.conf) in front of a small web page, and the module loaded from out/RemoteItP2P
+# (build.ps1 -Task Build). Run with build.ps1 -Task Test, or Invoke-Pester ./Pester.
+
+BeforeAll {
+    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
+    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
+    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module $script:ModulePath -Force
+    $script:Lab = Start-P2PLab
+    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    $script:NewId = 'RemoteItP2P.Commands.NewP2PConnectionCommand'
+
+    function script:Get-Page([string] $Endpoint) {
+        Invoke-WebRequest -Uri "http://$Endpoint/" -UseBasicParsing -TimeoutSec 20
+    }
+    function script:Get-PortOf($Connection) { [int]($Connection.LocalEndpoint -split ':')[-1] }
+}
+
+AfterAll {
+    Get-Module RemoteItP2P | ForEach-Object { Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue }
+    Remove-Module RemoteItP2P -ErrorAction SilentlyContinue
+    Stop-P2PLab $script:Lab
+}
+
+Describe 'New-P2PConnection' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'connects with a credential, and a web request goes through LocalEndpoint' {
+        $c = New-P2PConnection -DeviceId $Lab.DeviceId -Credential $Lab.Credential @Common -Name cred
+        $c | Should -BeOfType RemoteItP2P.P2PConnection
+        $c.State | Should -Be 'Connected'
+        $c.LocalEndpoint | Should -Match '^127\.0\.0\.1:\d+$'
+        $c.Encryption | Should -Be 'ChaCha20Poly1305'
+        $page = Get-Page $c.LocalEndpoint
+        $page.StatusCode | Should -Be 200
+        $page.Content | Should -Match 'RemoteItP2P demo page'
+        # The counters are refreshed a few times a second: give them a moment.
+        $deadline = [DateTime]::UtcNow.AddSeconds(5)
+        do { $now = Get-P2PConnection -Id $c.Id; Start-Sleep -Milliseconds 100 } until ($now.BytesReceived -gt 0 -or [DateTime]::UtcNow -gt $deadline)
+        $now.BytesReceived | Should -BeGreaterThan 0
+    }
+
+    It 'connects from a provisioning file' {
+        $file = New-P2PLabProvisioningFile -Lab $Lab
+        $c = New-P2PConnection -ProvisioningFile $file -Name fromfile
+        $c.State | Should -Be 'Connected'
+        (Get-P2PProvisioning $file).LocalPort | Should -Be (Get-PortOf $c)
+        (Get-Page $c.LocalEndpoint).Content | Should -Match 'RemoteItP2P demo page'
+    }
+
+    It 'accepts provisioning files from the pipeline' {
+        $file = New-P2PLabProvisioningFile -Lab $Lab -Name 'piped.txt'
+        $c = Get-Item $file | New-P2PConnection -Name piped -LocalPort 0
+        $c.Name | Should -Be 'piped'
+        Get-PortOf $c | Should -Not -Be (Get-P2PProvisioning $file).LocalPort
+        $c.State | Should -Be 'Connected'
+    }
+
+    It 'opens ten connections at once, each usable and listed' {
+        $all = 1..10 | ForEach-Object { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name "multi$_" -NoWait }
+        $up = $all | Wait-P2PConnection -TimeoutSec 60
+        @($up).Count | Should -Be 10
+        ($up.LocalEndpoint | Select-Object -Unique).Count | Should -Be 10
+        foreach ($c in $up) { (Get-Page $c.LocalEndpoint).StatusCode | Should -Be 200 }
+        $listed = Get-P2PConnection -Name 'multi*'
+        @($listed).Count | Should -Be 10
+        ($listed.Id | Sort-Object) | Should -Be ($up.Id | Sort-Object)
+    }
+
+    It 'returns at once with -NoWait' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -NoWait
+        $c.State | Should -BeIn @('Connecting', 'Connected')
+        ($c | Wait-P2PConnection -TimeoutSec 30).State | Should -Be 'Connected'
+    }
+
+    It 'warns about weak encryption and a non-loopback bind address' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Encryption RC4 -WarningVariable w -WarningAction SilentlyContinue
+        $c.Encryption | Should -Be 'RC4'
+        ($w -join ' ') | Should -Match 'weak'
+    }
+}
+
+Describe 'Errors' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'a wrong password is an AuthenticationError within the timeout' {
+        $bad = [pscredential]::new($Lab.User, (ConvertTo-SecureString 'not-the-password-42' -AsPlainText -Force))
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $err = { New-P2PConnection $Lab.DeviceId $bad @Common -TimeoutSec 20 } | Should -Throw -PassThru
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 20
+        $err.FullyQualifiedErrorId | Should -Be "P2PAuthenticationFailed,$NewId"
+        $err.CategoryInfo.Category | Should -Be 'AuthenticationError'
+        $err.Exception.Message | Should -Not -Match 'not-the-password-42'
+        Get-P2PConnection | Should -BeNullOrEmpty
+    }
+
+    It 'an unknown UID is ObjectNotFound' {
+        $err = { New-P2PConnection 80:00:00:00:01:00:FF:FF $Lab.Credential @Common -TimeoutSec 20 } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be "P2PDeviceNotFound,$NewId"
+        $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+
+    It 'a port in use is ResourceUnavailable' {
+        $port = Get-FreeTcpPort
+        $taken = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $port)
+        $taken.Start()
+        try {
+            $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -LocalPort $port } | Should -Throw -PassThru
+            $err.FullyQualifiedErrorId | Should -Be "P2PPortInUse,$NewId"
+            $err.CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+            $err.Exception.Message | Should -Match "$port"
+        } finally { $taken.Stop() }
+    }
+
+    It 'a malformed provisioning file is a ParserError with its line' {
+        $file = Join-Path $Lab.Dir 'malformed.txt'
+        "user_id me`nauth_pass x`nremote_address 80:00:00:00:01:00:0A:C2`nproxy_local_port lots`n" | Set-Content $file
+        $err = { New-P2PConnection -ProvisioningFile $file } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be "P2PProvisioningInvalid,$NewId"
+        $err.CategoryInfo.Category | Should -Be 'ParserError'
+        $err.Exception.Line | Should -Be 4
+        $err.Exception.Key | Should -Be 'proxy_local_port'
+        $err.Exception.Message | Should -Match 'malformed.txt:4:'
+        Get-P2PProvisioning $file -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PProvisioningInvalid,*'
+        $e[0].Exception.Line | Should -Be 4
+    }
+
+    It 'an unreachable server is a ConnectionError within the timeout' {
+        $closed = Get-FreeTcpPort
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server "127.0.0.1:$closed" -ServerKey $Lab.ServerKey -TimeoutSec 20 } |
+            Should -Throw -PassThru
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 20
+        $err.FullyQualifiedErrorId | Should -Be "P2PServerUnreachable,$NewId"
+        $err.CategoryInfo.Category | Should -Be 'ConnectionError'
+    }
+
+    It 'an invalid UID is refused before anything starts' {
+        { New-P2PConnection 80:00:00 $Lab.Credential @Common } | Should -Throw -ErrorId 'ParameterArgumentValidationError*'
+    }
+}
+
+Describe 'Get-P2PConnection and Stop-P2PConnection' {
+    It 'Get-P2PConnection | Stop-P2PConnection closes them all and frees the ports' {
+        $all = 1..3 | ForEach-Object { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name "stop$_" }
+        $ports = $all | ForEach-Object { Get-PortOf $_ }
+        foreach ($p in $ports) { Test-TcpPortOpen $p | Should -BeTrue }
+        Get-P2PConnection | Stop-P2PConnection
+        Get-P2PConnection | Should -BeNullOrEmpty
+        foreach ($p in $ports) { Test-TcpPortOpen $p | Should -BeFalse }
+    }
+
+    It 'stopping twice is harmless' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $c | Stop-P2PConnection
+        { $c | Stop-P2PConnection -ErrorAction Stop } | Should -Not -Throw
+    }
+
+    It '-WhatIf stops nothing' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name whatif
+        Get-P2PConnection | Stop-P2PConnection -WhatIf
+        (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
+        Test-TcpPortOpen (Get-PortOf $c) | Should -BeTrue
+        $c | Stop-P2PConnection
+    }
+
+    It '-PassThru returns the stopped connection' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name passthru
+        $final = Stop-P2PConnection -Name passthru -PassThru
+        $final.Id | Should -Be $c.Id
+        $final.State | Should -Be 'Stopped'
+    }
+
+    It 'an unknown Id or Name is a non-terminating ObjectNotFound error' {
+        Get-P2PConnection -Id 999999 -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionNotFound,*'
+        $e[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        Get-P2PConnection -Name 'no*such' | Should -BeNullOrEmpty
+    }
+
+    It 'completes -Name and -Id from the open connections' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name 'complete me'
+        $line = 'Get-P2PConnection -Name comp'
+        $r = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        $r.CompletionMatches.CompletionText | Should -Contain "'complete me'"
+        $line = 'Stop-P2PConnection -Id '
+        $r = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        $r.CompletionMatches.CompletionText | Should -Contain "$($c.Id)"
+        $c | Stop-P2PConnection
+    }
+}
+
+Describe 'Process-wide sessions' {
+    It 'a second runspace sees the same sessions' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name shared
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$ModulePath'; (Get-P2PConnection -Name shared).Id")
+            $ids = $ps.Invoke()
+            $ids | Should -Contain $c.Id
+        } finally { $ps.Dispose() }
+        $c | Stop-P2PConnection
+    }
+
+    It 'the host survives a native panic injected through the test hook' {
+        foreach ($where in 0, 1) {
+            $err = { [RemoteItP2P.ModuleLifetime]::InjectNativePanic($where) } | Should -Throw -PassThru
+            $err.Exception.InnerException.Kind | Should -Be 'Panic'
+        }
+        # The library is still usable, in this process and in a fresh one.
+        { Get-P2PConnection } | Should -Not -Throw
+        $pwsh = Get-PwshPath
+        $out = & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; try { [RemoteItP2P.ModuleLifetime]::InjectNativePanic(0) } catch { 'caught' }; @(Get-P2PConnection).Count; 'alive'"
+        $LASTEXITCODE | Should -Be 0
+        $out | Should -Contain 'caught'
+        $out | Should -Contain 'alive'
+    }
+
+    It 'Remove-Module with live sessions leaves no listening port' {
+        $all = 1..2 | ForEach-Object { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name "remove$_" }
+        $ports = $all | ForEach-Object { Get-PortOf $_ }
+        Remove-Module RemoteItP2P
+        foreach ($p in $ports) { Test-TcpPortOpen $p | Should -BeFalse }
+        Import-Module $ModulePath -Force
+        Get-P2PConnection | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Get-P2PProvisioning and Test-P2PNetwork' {
+    It 'reads a provisioning file without its secret' {
+        $file = New-P2PLabProvisioningFile -Lab $Lab -Password 'never-shown-secret'
+        $p = Get-P2PProvisioning $file
+        $p.Kind | Should -Be 'Initiator'
+        $p.DeviceId | Should -Be $Lab.DeviceId
+        $p.HasPassword | Should -BeTrue
+        ($p | Out-String) | Should -Not -Match 'never-shown-secret'
+    }
+
+    It 'runs the self-test against the server' {
+        $r = Test-P2PNetwork -Server $Lab.Server -TimeoutSec 3
+        $r.PSObject.TypeNames | Should -Contain 'RemoteItP2P.P2PNetworkTest'
+        $r.Server | Should -Be $Lab.Server
+        $r.Report | Should -Not -BeNullOrEmpty
+    }
+}
+
+Describe 'Help' {
+    It 'every cmdlet has help with examples' {
+        foreach ($name in (Get-Command -Module RemoteItP2P).Name) {
+            $h = Get-Help $name -Full
+            $h.Synopsis | Should -Not -BeNullOrEmpty
+            @($h.examples.example).Count | Should -BeGreaterThan 0
+        }
+    }
+
+    It 'New-P2PConnection -Examples shows the replacement of the three options of the seed' {
+        $text = Get-Help New-P2PConnection -Examples | Out-String -Width 200
+        $text | Should -Match 'Option 1 of the seed'
+        $text | Should -Match 'Option 2 of the seed'
+        $text | Should -Match 'Option 3 of the seed'
+    }
+}

@@ -1,0 +1,181 @@
+# A real RemoteItP2P setup on this machine, for the Pester tests and build.ps1's Demo: a p2p-server with a
+# user and a device, a small web page, and a target (connectd -f target.conf) that forwards to it.
+# Everything listens on loopback only, on ports the OS picks, and stops with Stop-P2PLab.
+
+Set-StrictMode -Version Latest
+
+$script:RepoRoot = Split-Path (Split-Path $PSScriptRoot -Parent) -Parent
+
+function Get-P2PBinary {
+    <# The path of a built executable: $env:REMOTEITP2P_BIN_DIR, else target/release, else target/debug. #>
+    param([Parameter(Mandatory)] [string] $Name)
+    $file = if ($IsWindows -or $env:OS -eq 'Windows_NT') { "$Name.exe" } else { $Name }
+    $dirs = @($env:REMOTEITP2P_BIN_DIR, (Join-Path $script:RepoRoot 'target/release'), (Join-Path $script:RepoRoot 'target/debug')) |
+        Where-Object { $_ }
+    foreach ($dir in $dirs) {
+        $path = Join-Path $dir $file
+        if (Test-Path -LiteralPath $path -PathType Leaf) { return (Resolve-Path -LiteralPath $path).ProviderPath }
+    }
+    throw "The $Name executable was not found in $($dirs -join ', '). Run ./build.ps1 -Task Build first."
+}
+
+function Get-PwshPath {
+    <# The PowerShell executable for child processes. Not (Get-Process -Id $PID).Path: as a .NET global
+       tool, that is dotnet itself. #>
+    $cmd = Get-Command pwsh -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($cmd) { return $cmd.Source }
+    foreach ($name in 'pwsh', 'pwsh.exe', 'powershell.exe') {
+        $path = Join-Path $PSHOME $name
+        if (Test-Path -LiteralPath $path) { return $path }
+    }
+    throw 'Cannot find the PowerShell executable (pwsh) on PATH or in $PSHOME.'
+}
+
+function Get-FreeTcpPort {
+    $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    $l.Start()
+    try { ([System.Net.IPEndPoint]$l.LocalEndpoint).Port } finally { $l.Stop() }
+}
+
+function Test-TcpPortOpen {
+    <# True when something accepts TCP connections on 127.0.0.1:$Port. #>
+    param([Parameter(Mandatory)] [int] $Port)
+    $client = [System.Net.Sockets.TcpClient]::new()
+    try {
+        $task = $client.ConnectAsync('127.0.0.1', $Port)
+        $task.Wait(2000) -and $client.Connected
+    } catch { $false } finally { $client.Dispose() }
+}
+
+function Invoke-Admin {
+    <# Runs a p2p-server admin command, feeding $Secret on stdin (passwords are never on the command line). #>
+    param([string] $Server, [string[]] $Arguments, [string] $Secret)
+    $output = if ($null -ne $Secret) { $Secret | & $Server @Arguments 2>&1 } else { & $Server @Arguments 2>&1 }
+    if ($LASTEXITCODE -ne 0) { throw "p2p-server $($Arguments -join ' ') failed ($LASTEXITCODE): $output" }
+    $output
+}
+
+function Wait-ForFile {
+    param([string] $Path, [scriptblock] $Until, [int] $TimeoutSec = 20, [System.Diagnostics.Process] $Process, [string] $What)
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if (Test-Path -LiteralPath $Path) {
+            $text = Get-Content -LiteralPath $Path -Raw -ErrorAction SilentlyContinue
+            if ($text -and (& $Until $text)) { return $text }
+        }
+        if ($Process -and $Process.HasExited) { break }
+        Start-Sleep -Milliseconds 100
+    }
+    $log = if (Test-Path -LiteralPath $Path) { Get-Content -LiteralPath $Path -Raw } else { '(no output)' }
+    throw "$What did not become ready within $TimeoutSec s. Its output: $log"
+}
+
+function Start-LabProcess {
+    param([string] $FilePath, [string[]] $ArgumentList, [string] $Dir, [string] $Name)
+    $out = Join-Path $Dir "$Name.out.txt"
+    $err = Join-Path $Dir "$Name.err.txt"
+    $p = Start-Process -FilePath $FilePath -ArgumentList $ArgumentList -RedirectStandardOutput $out `
+        -RedirectStandardError $err -PassThru -NoNewWindow
+    [pscustomobject]@{ Name = $Name; Process = $p; Out = $out; Err = $err }
+}
+
+function Start-P2PLab {
+    <#
+    .SYNOPSIS
+    Starts a server, a web page and a target; returns what a client needs to connect.
+    #>
+    [CmdletBinding()]
+    param(
+        [string] $User = 'tester',
+        [string] $Password = 'correct horse battery staple',
+        [string] $DeviceId = '80:00:00:00:01:00:0A:C2',
+        [string] $DeviceSecret = 'device-secret-0123456789'
+    )
+    $server = Get-P2PBinary 'p2p-server'
+    $connectd = Get-P2PBinary 'connectd'
+    $dir = Join-Path ([System.IO.Path]::GetTempPath()) ("p2plab-" + [guid]::NewGuid().ToString('N').Substring(0, 8))
+    New-Item -ItemType Directory -Path $dir | Out-Null
+    $data = Join-Path $dir 'server'
+    $lab = [pscustomobject]@{
+        Dir = $dir; Server = $null; ServerKey = $null; DeviceId = $DeviceId; User = $User
+        Credential = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
+        WebPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
+    }
+    try {
+        Invoke-Admin $server @('init', '--data-dir', $data) | Out-Null
+        Invoke-Admin $server @('user', 'add', $User, '--data-dir', $data) $Password | Out-Null
+        Invoke-Admin $server @('device', 'add', $DeviceId, '--owner', $User, '--name', 'web', '--app-type', '7', '--data-dir', $data) $DeviceSecret | Out-Null
+
+        $ready = Join-Path $dir 'ready.json'
+        $srv = Start-LabProcess $server @('run', '--data-dir', $data, '--control', '127.0.0.1:0', '--udp', '127.0.0.1:0',
+            '--udp2', '127.0.0.1:0', '--udp3', '127.0.0.2:0', '--ready-file', $ready,
+            '--max-failures-per-user', '1000', '--max-failures-per-ip', '1000') $dir 'server'
+        $lab.Processes.Add($srv)
+        $info = Wait-ForFile $ready { param($t) $t.Trim().EndsWith('}') } -Process $srv.Process -What 'p2p-server' | ConvertFrom-Json
+        $lab.Server = "$($info.control)"
+        $lab.ServerKey = "$($info.server_key)"
+
+        $lab.WebPort = Get-FreeTcpPort
+        $pwsh = Get-PwshPath
+        $web = Start-LabProcess $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'WebPage.ps1'), '-Port', $lab.WebPort) $dir 'web'
+        $lab.Processes.Add($web)
+        Wait-ForFile $web.Out { param($t) $t -match 'listening' } -Process $web.Process -What 'the web page' | Out-Null
+
+        $targetConf = Join-Path $dir 'target.conf'
+        @(
+            "UID $DeviceId"
+            "password $DeviceSecret"
+            'proxy_dest_ip 127.0.0.1'
+            "proxy_dest_port $($lab.WebPort)"
+            'application_type 7'
+            "server $($lab.Server)"
+            "server_key $($lab.ServerKey)"
+        ) | Set-Content -LiteralPath $targetConf -Encoding ascii
+        $target = Start-LabProcess $connectd @('-f', $targetConf) $dir 'target'
+        $lab.Processes.Add($target)
+        Wait-ForFile $target.Out { param($t) $t -match 'Registered' } -Process $target.Process -What 'the target (connectd -f target.conf)' | Out-Null
+        $lab
+    } catch {
+        Stop-P2PLab $lab
+        throw
+    }
+}
+
+function New-P2PLabProvisioningFile {
+    <# Writes an initiator provisioning file for the lab's device and returns its path. #>
+    param([Parameter(Mandatory)] $Lab, [string] $Password = 'correct horse battery staple', [string] $Name = 'initiator.txt',
+        [int] $LocalPort)
+    # connectd requires proxy_local_port (1-65535): pick a free one unless told.
+    if (-not $LocalPort) { $LocalPort = Get-FreeTcpPort }
+    $path = Join-Path $Lab.Dir $Name
+    @(
+        '# initiator provisioning file written by the tests'
+        'autoconnect 1'
+        "user_id $($Lab.User)"
+        "auth_pass $Password"
+        "proxy_local_port $LocalPort"
+        'proxy_bind_address 127.0.0.1'
+        "remote_address $($Lab.DeviceId)"
+        "server $($Lab.Server)"
+        "server_key $($Lab.ServerKey)"
+    ) | Set-Content -LiteralPath $path -Encoding ascii
+    $path
+}
+
+function Stop-P2PLab {
+    param($Lab)
+    if (-not $Lab) { return }
+    # The target first, so the server sees it leave; then the page and the server.
+    $list = @($Lab.Processes)
+    [array]::Reverse($list)
+    foreach ($p in $list) {
+        if ($p -and -not $p.Process.HasExited) {
+            try { $p.Process.Kill() } catch { }
+            try { $p.Process.WaitForExit(5000) | Out-Null } catch { }
+        }
+    }
+    $Lab.Processes.Clear()
+    Remove-Item -LiteralPath $Lab.Dir -Recurse -Force -ErrorAction SilentlyContinue
+}
+
+Export-ModuleMember -Function Get-PwshPath, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile

@@ -1,0 +1,174 @@
+// What every cmdlet of the module shares: the native log written on the pipeline thread, error records,
+// the lookup of connections by Id / Name / DeviceId, and a cancellable wait.
+
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Management.Automation;
+using System.Threading;
+using RemoteItP2P.Native;
+
+namespace RemoteItP2P.Commands
+{
+    /// <summary>Base class of the module's cmdlets.</summary>
+    public abstract class P2PCmdlet : PSCmdlet
+    {
+        private readonly CancellationTokenSource _stopping = new CancellationTokenSource();
+
+        /// <summary>Signalled when the user presses Ctrl+C (StopProcessing).</summary>
+        protected CancellationToken Cancellation => _stopping.Token;
+
+        protected override void BeginProcessing()
+        {
+            try
+            {
+                NativeMethods.EnsureLoaded();
+            }
+            catch (P2PNativeLibraryException e)
+            {
+                ThrowTerminatingError(ErrorIds.FromException(e, NativeLibraryLoader.OverrideVariable));
+            }
+            if (WantsDebug) NativeMethods.RequestLogLevel(4);
+            // Lines logged while no cmdlet listened belong to nobody: don't dump them on this one.
+            NativeMethods.DiscardLogsBefore(DateTime.Now.AddSeconds(-1));
+        }
+
+        protected override void EndProcessing() => WriteNativeLog();
+
+        protected override void StopProcessing() => _stopping.Cancel();
+
+        private bool WantsDebug
+        {
+            get
+            {
+                if (MyInvocation.BoundParameters.TryGetValue("Debug", out object d) && d is SwitchParameter s && s.IsPresent) return true;
+                object pref = GetVariableValue("DebugPreference");
+                return pref is ActionPreference p && p != ActionPreference.SilentlyContinue;
+            }
+        }
+
+        /// <summary>Writes the queued native log lines: up to info as verbose, debug and trace as debug.
+        /// Must run on the pipeline thread (WriteVerbose is not allowed from native threads).</summary>
+        protected void WriteNativeLog()
+        {
+            while (NativeMethods.TryDequeueLog(out NativeLogEntry entry))
+            {
+                string text = "[native] " + entry.Message;
+                if (entry.Level <= 3) WriteVerbose(text);
+                else WriteDebug(text);
+            }
+        }
+
+        /// <summary>Terminating error from an exception, with the module's id and category.</summary>
+        protected void Throw(Exception e, object target)
+        {
+            WriteNativeLog();
+            ThrowTerminatingError(ErrorIds.FromException(e, target));
+        }
+
+        /// <summary>Non-terminating error from an exception.</summary>
+        protected void Report(Exception e, object target)
+        {
+            WriteNativeLog();
+            WriteError(ErrorIds.FromException(e, target));
+        }
+
+        /// <summary>The live status of a connection, or null once it was forgotten (stopped and removed).</summary>
+        protected static P2PConnection Refresh(ulong id)
+        {
+            string json = NativeMethods.SessionStatus(id);
+            return json == null ? null : P2PConnection.FromJson(Internal.JsonObject.ParseObject(json));
+        }
+
+        protected static List<P2PConnection> AllConnections() => P2PConnection.ListFromJson(NativeMethods.SessionList());
+
+        /// <summary>Connections whose name matches any of the patterns (wildcards allowed, case-insensitive).
+        /// A pattern without wildcards that matches nothing is reported as a non-terminating error.</summary>
+        protected IEnumerable<P2PConnection> ByName(string[] names)
+        {
+            var all = AllConnections();
+            var seen = new HashSet<ulong>();
+            foreach (string name in names)
+            {
+                var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                bool any = false;
+                foreach (P2PConnection c in all)
+                {
+                    if (c.Name == null || !pattern.IsMatch(c.Name)) continue;
+                    any = true;
+                    if (seen.Add(c.Id)) yield return c;
+                }
+                if (!any && !WildcardPattern.ContainsWildcardCharacters(name))
+                {
+                    WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
+                        "No P2P connection is named '" + name + "'. Get-P2PConnection lists them.", name));
+                }
+            }
+        }
+
+        /// <summary>Connections by Id; an unknown Id is a non-terminating error.</summary>
+        protected IEnumerable<P2PConnection> ById(ulong[] ids)
+        {
+            foreach (ulong id in ids)
+            {
+                P2PConnection c = Refresh(id);
+                if (c == null)
+                {
+                    WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
+                        "No P2P connection has Id " + id + " (it was stopped, or never existed). Get-P2PConnection lists them.", id));
+                    continue;
+                }
+                yield return c;
+            }
+        }
+
+        /// <summary>Polls a connection until <paramref name="done"/> says so, it is forgotten, the time runs out
+        /// or the user cancels. Writes progress and the native log while it waits.</summary>
+        /// <returns>The last status seen (null when the connection was forgotten).</returns>
+        protected P2PConnection WaitFor(ulong id, Func<P2PConnection, bool> done, int timeoutSec, string activity,
+            out WaitOutcome outcome)
+        {
+            var clock = Stopwatch.StartNew();
+            var progress = new ProgressRecord(Math.Abs((int)(id % int.MaxValue)), activity, "Starting");
+            P2PConnection last = null;
+            try
+            {
+                while (true)
+                {
+                    last = Refresh(id);
+                    WriteNativeLog();
+                    if (last == null) { outcome = WaitOutcome.Gone; return null; }
+                    if (done(last)) { outcome = WaitOutcome.Done; return last; }
+                    if (timeoutSec >= 0 && clock.Elapsed.TotalSeconds >= timeoutSec) { outcome = WaitOutcome.TimedOut; return last; }
+                    progress.StatusDescription = last.State + " (" + (int)clock.Elapsed.TotalSeconds + " s" +
+                        (timeoutSec >= 0 ? " of " + timeoutSec + " s" : string.Empty) + ")";
+                    if (timeoutSec > 0)
+                        progress.PercentComplete = Math.Min(99, (int)(clock.Elapsed.TotalSeconds * 100 / timeoutSec));
+                    WriteProgress(progress);
+                    if (Cancellation.WaitHandle.WaitOne(100)) { outcome = WaitOutcome.Cancelled; return last; }
+                }
+            }
+            finally
+            {
+                progress.RecordType = ProgressRecordType.Completed;
+                try { WriteProgress(progress); } catch (PipelineStoppedException) { }
+            }
+        }
+
+        /// <summary>How a wait ended.</summary>
+        protected enum WaitOutcome
+        {
+            Done,
+            Gone,
+            TimedOut,
+            Cancelled,
+        }
+
+        /// <summary>Stops and forgets a connection, reporting (not throwing) a failure.</summary>
+        protected static void StopQuietly(ulong id)
+        {
+            try { NativeMethods.SessionForget(id); }
+            catch (P2PException) { /* best effort while already reporting another error */ }
+        }
+    }
+}

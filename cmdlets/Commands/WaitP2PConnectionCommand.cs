@@ -1,0 +1,83 @@
+using System;
+using System.Collections.Generic;
+using System.Management.Automation;
+
+namespace RemoteItP2P.Commands
+{
+    /// <summary>Waits until connections reach a state (Connected by default) and outputs them.</summary>
+    [Cmdlet(VerbsLifecycle.Wait, "P2PConnection", DefaultParameterSetName = "InputObject")]
+    [OutputType(typeof(P2PConnection))]
+    public sealed class WaitP2PConnectionCommand : P2PCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+        [ValidateNotNull]
+        public P2PConnection[] InputObject { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(ConnectionIdCompleter))]
+        public ulong[] Id { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Name")]
+        [SupportsWildcards]
+        [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(ConnectionNameCompleter))]
+        public string[] Name { get; set; }
+
+        /// <summary>The state to wait for.</summary>
+        [Parameter]
+        public P2PConnectionState State { get; set; } = P2PConnectionState.Connected;
+
+        /// <summary>Seconds to wait for each connection; -1 (the default) waits until Ctrl+C.</summary>
+        [Parameter]
+        [ValidateRange(-1, int.MaxValue)]
+        public int TimeoutSec { get; set; } = -1;
+
+        protected override void ProcessRecord()
+        {
+            IEnumerable<P2PConnection> targets;
+            switch (ParameterSetName)
+            {
+                case "Id": targets = ById(Id); break;
+                case "Name": targets = ByName(Name); break;
+                default: targets = InputObject; break;
+            }
+            foreach (P2PConnection c in targets)
+            {
+                if (Cancellation.IsCancellationRequested) return;
+                WaitOne(c);
+            }
+        }
+
+        private void WaitOne(P2PConnection connection)
+        {
+            // A connection that ended will not change again: stop waiting for it either way.
+            P2PConnection last = WaitFor(connection.Id, c => c.State == State || !c.IsActive,
+                TimeoutSec, "Waiting for " + (connection.Name ?? connection.DeviceId) + " to be " + State,
+                out WaitOutcome outcome);
+            switch (outcome)
+            {
+                case WaitOutcome.Cancelled:
+                    return;
+                case WaitOutcome.Gone:
+                    if (State == P2PConnectionState.Stopped) return; // stopped and removed: what was asked for
+                    WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
+                        "P2P connection Id " + connection.Id + " was stopped and removed while waiting for " + State + ".", connection));
+                    return;
+                case WaitOutcome.TimedOut:
+                    WriteError(new ErrorRecord(new TimeoutException("P2P connection '" + last.Name + "' (Id " + last.Id + ") is " + last.State +
+                        ", not " + State + ", after " + TimeoutSec + " s."), ErrorIds.WaitTimeout, ErrorCategory.OperationTimeout, last));
+                    return;
+                default:
+                    if (last.State == State || (State == P2PConnectionState.Stopped && !last.IsActive))
+                    {
+                        WriteObject(last);
+                        return;
+                    }
+                    Report(new P2PConnectionException(last.LastErrorKind ?? "P2PFailed",
+                        "P2P connection '" + last.Name + "' (Id " + last.Id + ") ended " + last.State + " while waiting for " + State +
+                        (last.LastError != null ? ": " + last.LastError : "."), last), last);
+                    return;
+            }
+        }
+    }
+}

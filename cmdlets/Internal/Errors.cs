@@ -1,0 +1,142 @@
+// Every error the cmdlets report: one stable FullyQualifiedErrorId and category per kind of failure, so
+// scripts can catch them (`catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') ... }`).
+// The table is documented in about_RemoteItP2P / the cmdlets' help.
+
+using System;
+using System.Management.Automation;
+using System.Text.RegularExpressions;
+using RemoteItP2P.Native;
+
+namespace RemoteItP2P
+{
+    /// <summary>A failure reported by the native library: its result code, stable kind and message.</summary>
+    public class P2PException : Exception
+    {
+        public P2PException(P2PResultCode code, string kind, string message) : base(message)
+        {
+            Code = code;
+            Kind = kind;
+        }
+
+        /// <summary>The C ABI's result code.</summary>
+        public P2PResultCode Code { get; }
+
+        /// <summary>The stable error kind ("AuthFailed", "PortInUse", "UnknownUid", ...).</summary>
+        public string Kind { get; }
+    }
+
+    /// <summary>A provisioning file was refused; File, Line and Key say where.</summary>
+    public sealed class P2PProvisioningException : P2PException
+    {
+        private static readonly Regex Located = new Regex(@":(?<line>\d+): (key '(?<key>[^']*)': )?", RegexOptions.CultureInvariant);
+
+        public P2PProvisioningException(string file, P2PException inner)
+            : base(inner.Code, inner.Kind, inner.Message)
+        {
+            File = file;
+            Match m = Located.Match(inner.Message);
+            if (m.Success)
+            {
+                Line = int.Parse(m.Groups["line"].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (m.Groups["key"].Success) Key = m.Groups["key"].Value;
+            }
+        }
+
+        public string File { get; }
+
+        /// <summary>1-based line of the problem; null for a problem with the whole file.</summary>
+        public int? Line { get; }
+
+        public string Key { get; }
+    }
+
+    /// <summary>The native library could not be found or loaded.</summary>
+    public sealed class P2PNativeLibraryException : Exception
+    {
+        public P2PNativeLibraryException(string message) : base(message) { }
+    }
+
+    /// <summary>A connection ended (or never came up) with an error reported in its status.</summary>
+    public sealed class P2PConnectionException : Exception
+    {
+        public P2PConnectionException(string kind, string message, P2PConnection connection) : base(message)
+        {
+            Kind = kind;
+            Connection = connection;
+        }
+
+        public string Kind { get; }
+        public P2PConnection Connection { get; }
+    }
+
+    /// <summary>Builds ErrorRecords with the module's stable ids and categories.</summary>
+    public static class ErrorIds
+    {
+        public const string NotFound = "P2PConnectionNotFound";
+        public const string NameInUse = "P2PNameInUse";
+        public const string Timeout = "P2PConnectionTimeout";
+        public const string WaitTimeout = "P2PWaitTimeout";
+        public const string Cancelled = "P2PConnectionCancelled";
+        public const string ProvisioningNotFound = "P2PProvisioningFileNotFound";
+        public const string ProvisioningInvalid = "P2PProvisioningInvalid";
+        public const string NativeLibrary = "P2PNativeLibraryNotLoaded";
+        public const string StopFailed = "P2PStopFailed";
+
+        /// <summary>The id and category for an error kind (the native library's or the driver's).</summary>
+        public static void Classify(string kind, out string id, out ErrorCategory category)
+        {
+            switch (kind)
+            {
+                case "InvalidConfig":
+                case "InvalidArgument": id = "P2PInvalidConfiguration"; category = ErrorCategory.InvalidArgument; return;
+                case "PortInUse": id = "P2PPortInUse"; category = ErrorCategory.ResourceUnavailable; return;
+                case "UdpBind": id = "P2PUdpBindFailed"; category = ErrorCategory.ResourceUnavailable; return;
+                case "BadUser":
+                case "AuthFailed": id = "P2PAuthenticationFailed"; category = ErrorCategory.AuthenticationError; return;
+                case "Throttled": id = "P2PThrottled"; category = ErrorCategory.LimitsExceeded; return;
+                case "UnknownUid": id = "P2PDeviceNotFound"; category = ErrorCategory.ObjectNotFound; return;
+                case "NotShared": id = "P2PDeviceNotShared"; category = ErrorCategory.PermissionDenied; return;
+                case "DeviceOffline": id = "P2PDeviceOffline"; category = ErrorCategory.ConnectionError; return;
+                case "BadSecret": id = "P2PDeviceSecretRejected"; category = ErrorCategory.SecurityError; return;
+                case "ServerUnreachable": id = "P2PServerUnreachable"; category = ErrorCategory.ConnectionError; return;
+                case "ServerKeyMismatch": id = "P2PServerKeyMismatch"; category = ErrorCategory.SecurityError; return;
+                case "LimitReached": id = "P2PLimitReached"; category = ErrorCategory.LimitsExceeded; return;
+                case "SessionFailed":
+                case "PeerTimeout":
+                case "P2PFailed": id = "P2PConnectionFailed"; category = ErrorCategory.ConnectionError; return;
+                case "Timeout": id = Timeout; category = ErrorCategory.OperationTimeout; return;
+                case "Provisioning": id = ProvisioningInvalid; category = ErrorCategory.ParserError; return;
+                case "InvalidHandle": id = NotFound; category = ErrorCategory.ObjectNotFound; return;
+                case "Panic": id = "P2PNativePanic"; category = ErrorCategory.NotSpecified; return;
+                case "NotSupported": id = "P2PNotSupported"; category = ErrorCategory.NotImplemented; return;
+                default: id = "P2PInternalError"; category = ErrorCategory.NotSpecified; return;
+            }
+        }
+
+        public static ErrorRecord FromException(Exception e, object target)
+        {
+            switch (e)
+            {
+                case P2PException p:
+                {
+                    Classify(p.Kind, out string id, out ErrorCategory category);
+                    return new ErrorRecord(p, id, category, target);
+                }
+                case P2PConnectionException c:
+                {
+                    Classify(c.Kind, out string id, out ErrorCategory category);
+                    return new ErrorRecord(c, id, category, target ?? c.Connection);
+                }
+                case P2PNativeLibraryException n:
+                    return new ErrorRecord(n, NativeLibrary, ErrorCategory.ResourceUnavailable, target);
+                default:
+                    return new ErrorRecord(e, "P2PInternalError", ErrorCategory.NotSpecified, target);
+            }
+        }
+
+        public static ErrorRecord Make(string id, ErrorCategory category, string message, object target)
+        {
+            return new ErrorRecord(new InvalidOperationException(message), id, category, target);
+        }
+    }
+}

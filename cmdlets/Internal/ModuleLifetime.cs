@@ -1,0 +1,35 @@
+using System;
+using RemoteItP2P.Native;
+
+namespace RemoteItP2P
+{
+    /// <summary>Called by RemoteItP2P.psm1's OnRemove: sessions belong to the process, and removing the
+    /// module closes them all so no local port stays open. (Process exit is handled by NativeMethods.)</summary>
+    public static class ModuleLifetime
+    {
+        /// <summary>Stops every connection, waiting up to <paramref name="timeoutMs"/> in all. Never throws.</summary>
+        public static string CloseAll(uint timeoutMs = 10000)
+        {
+            try
+            {
+                NativeMethods.Shutdown(timeoutMs);
+                return null;
+            }
+            catch (Exception e)
+            {
+                return e.Message;
+            }
+        }
+
+        /// <summary>Test hook for Pester: a panic inside the native library (0 on this thread, 1 in a runtime
+        /// task). Throws the P2PException the boundary turns it into; the process survives.</summary>
+        public static void InjectNativePanic(int where) => NativeMethods.InjectPanicForTest(where);
+
+        /// <summary>The native library's version and where it was loaded from.</summary>
+        public static string NativeVersion()
+        {
+            NativeMethods.EnsureLoaded();
+            return NativeMethods.Version() + " (" + NativeLibraryLoader.LoadedPath + ")";
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Provisioning files through the C ABI: parsed by `p2p_config` (the same parser as `connectd -f`), shown
+//! as JSON, or turned into a session configuration.
+
+use std::net::IpAddr;
+
+use p2p_config::{
+    parse_provisioning_file, InitiatorConfig, ProvisionError, Provisioning, ProvisioningKind,
+};
+use serde::Deserialize;
+
+use crate::error::{FfiError, P2P_ERR_PROVISIONING};
+use crate::json;
+
+/// What a caller may change in a file's configuration (New-P2PConnection's -Name, -LocalPort, ...).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overrides {
+    name: Option<String>,
+    local_port: Option<u16>,
+    bind_address: Option<IpAddr>,
+    server: Option<String>,
+    server_key: Option<String>,
+}
+
+fn provisioning_error(e: ProvisionError) -> FfiError {
+    // Display is `FILE:LINE: key 'K': message` and never holds a secret value.
+    FfiError::new(P2P_ERR_PROVISIONING, e.to_string())
+}
+
+fn parse(path: &str) -> Result<Provisioning, FfiError> {
+    let parsed = parse_provisioning_file(path).map_err(provisioning_error)?;
+    for warning in &parsed.warnings {
+        log::warn!("{path}: {warning}");
+    }
+    Ok(parsed)
+}
+
+/// The file as the JSON of `Provisioning::to_json` (no secrets).
+pub fn parse_json(path: &str) -> Result<String, FfiError> {
+    Ok(parse(path)?.to_json())
+}
+
+/// The initiator configuration of a file, with `overrides_json` applied.
+pub fn initiator_config(
+    path: &str,
+    overrides_json: Option<&str>,
+) -> Result<InitiatorConfig, FfiError> {
+    let overrides: Overrides = match overrides_json {
+        Some(text) => json::parse_object(text, "overrides")?,
+        None => Overrides::default(),
+    };
+    let mut cfg = match parse(path)?.kind {
+        ProvisioningKind::Initiator(cfg) => cfg,
+        ProvisioningKind::Target(_) => {
+            return Err(FfiError::new(
+                P2P_ERR_PROVISIONING,
+                format!(
+                    "{path}: this is a target (device) file (it has 'UID'); a connection needs an initiator \
+                     file (with 'remote_address')"
+                ),
+            ))
+        }
+    };
+    let Overrides {
+        name,
+        local_port,
+        bind_address,
+        server,
+        server_key,
+    } = overrides;
+    if name.is_some() {
+        cfg.name = name;
+    }
+    if let Some(port) = local_port {
+        cfg.local_port = port;
+    }
+    if let Some(address) = bind_address {
+        cfg.bind_address = address;
+    }
+    if server.is_some() {
+        cfg.server = server;
+    }
+    if server_key.is_some() {
+        cfg.server_key = server_key;
+    }
+    Ok(cfg)
+}

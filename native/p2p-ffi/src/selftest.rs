@@ -1,0 +1,55 @@
+//! `p2p_network_test`: the network self-test of `p2p_net` (the same one as `connectd -n`), as JSON.
+
+use std::time::Duration;
+
+use p2p_net::selftest::{self, SelfTestConfig};
+use serde::Deserialize;
+
+use crate::error::FfiError;
+use crate::json;
+use crate::runtime::block_on;
+
+/// `options_json`: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// `host:port` of the server; the environment's `P2P_SERVER` when absent.
+    server: Option<String>,
+    /// How long one resolve or TCP connect may take.
+    timeout_ms: Option<u32>,
+    /// Look for NAT-PMP and UPnP routers (default true).
+    gateways: Option<bool>,
+}
+
+/// Runs the self-test and returns the report's JSON with one more field, `text`: the report as
+/// `connectd -n` prints it.
+pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
+    let options: Options = match options_json {
+        Some(text) => json::parse_object(text, "self-test options")?,
+        None => Options::default(),
+    };
+    let server = options
+        .server
+        .or_else(|| std::env::var("P2P_SERVER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            FfiError::invalid_config(
+                "no server to test: give one (Test-P2PNetwork -Server HOST:PORT) or set the environment variable P2P_SERVER",
+            )
+        })?;
+    let mut cfg = SelfTestConfig::for_server(&server);
+    if let Some(ms) = options.timeout_ms.filter(|ms| *ms > 0) {
+        cfg.connect_timeout = Duration::from_millis(u64::from(ms.min(120_000)));
+    }
+    if let Some(gateways) = options.gateways {
+        cfg.gateways = gateways;
+    }
+    log::info!("network self-test against {server}");
+    let report = block_on(selftest::run(&cfg))?;
+    let mut value = serde_json::to_value(&report)
+        .map_err(|e| FfiError::internal(format!("cannot write the report: {e}")))?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("text".into(), report.render_text().into());
+    }
+    json::to_json(&value)
+}

@@ -1,0 +1,468 @@
+//! The C ABI exercised the way a host uses it: through the `extern "C"` functions, with raw pointers.
+//! Covers the promises of the header: bad handles, NULL, invalid UTF-8, malformed JSON, panics, double
+//! stop and double free all come back as result codes, and the library stays usable afterwards.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ptr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use remoteitp2p::*;
+
+/// A syntactically valid server key (base64 of 32 bytes); no server runs behind it.
+const SERVER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+const SECRET: &str = "hunter2-never-logged";
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn take(p: *mut c_char) -> String {
+    assert!(!p.is_null());
+    // SAFETY: a live string from the library.
+    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
+    unsafe { p2p_string_free(p) };
+    s
+}
+
+fn last_error() -> (String, String) {
+    let mut kind = ptr::null_mut();
+    let mut message = ptr::null_mut();
+    unsafe {
+        assert_eq!(p2p_last_error_kind(&mut kind), P2P_OK);
+        assert_eq!(p2p_last_error(&mut message), P2P_OK);
+    }
+    (take(kind), take(message))
+}
+
+/// A configuration whose server refuses connections (port 9 on loopback: nothing listens there), so
+/// the session fails quickly.
+fn config(local_port: u16) -> String {
+    config_for("127.0.0.1:9", local_port)
+}
+
+/// A configuration whose server accepts the TCP connection and then says nothing, so the session stays
+/// "Connecting" for the driver's control timeout: long enough to look at its open port.
+fn silent_config() -> String {
+    static SILENT: OnceLock<TcpListener> = OnceLock::new();
+    let listener = SILENT.get_or_init(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    config_for(&listener.local_addr().unwrap().to_string(), 0)
+}
+
+fn config_for(server: &str, local_port: u16) -> String {
+    format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}",
+            "server":"{server}","server_key":"{SERVER_KEY}","local_port":{local_port}}}"#
+    )
+}
+
+fn start(json: &str) -> Result<u64, (i32, String, String)> {
+    let text = c(json);
+    let mut handle = u64::MAX;
+    let rc = unsafe { p2p_session_start(text.as_ptr(), &mut handle) };
+    if rc == P2P_OK {
+        assert_ne!(handle, 0);
+        Ok(handle)
+    } else {
+        assert_eq!(handle, 0, "the handle is zeroed on failure");
+        let (kind, message) = last_error();
+        Err((rc, kind, message))
+    }
+}
+
+fn status(handle: u64) -> serde_json::Value {
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { p2p_session_status(handle, &mut out) }, P2P_OK);
+    serde_json::from_str(&take(out)).unwrap()
+}
+
+fn local_endpoint(handle: u64) -> SocketAddr {
+    status(handle)["local_endpoint"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let v = unsafe { CStr::from_ptr(p2p_version()) }.to_str().unwrap();
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    // Freeing the static string by mistake is detected and ignored.
+    unsafe { p2p_string_free(p2p_version() as *mut c_char) };
+    assert_eq!(
+        unsafe { CStr::from_ptr(p2p_version()) }.to_str().unwrap(),
+        v
+    );
+}
+
+#[test]
+fn invalid_handles_are_errors_not_crashes() {
+    for handle in [0, 987_654_321, u64::MAX] {
+        let mut out = ptr::null_mut();
+        assert_eq!(
+            unsafe { p2p_session_status(handle, &mut out) },
+            P2P_ERR_INVALID_HANDLE
+        );
+        assert!(out.is_null());
+        let (kind, message) = last_error();
+        assert_eq!(kind, "InvalidHandle");
+        assert!(message.contains(&handle.to_string()), "{message}");
+        assert_eq!(p2p_session_stop(handle, 100), P2P_ERR_INVALID_HANDLE);
+        assert_eq!(p2p_session_forget(handle), P2P_ERR_INVALID_HANDLE);
+    }
+}
+
+#[test]
+fn null_pointers_are_invalid_arguments() {
+    let mut handle = 0;
+    assert_eq!(
+        unsafe { p2p_session_start(ptr::null(), &mut handle) },
+        P2P_ERR_INVALID_ARGUMENT
+    );
+    assert!(last_error().1.contains("config_json is NULL"));
+    let text = c(&config(0));
+    assert_eq!(
+        unsafe { p2p_session_start(text.as_ptr(), ptr::null_mut()) },
+        P2P_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        unsafe { p2p_session_list(ptr::null_mut()) },
+        P2P_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        unsafe { p2p_last_error(ptr::null_mut()) },
+        P2P_ERR_INVALID_ARGUMENT
+    );
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { p2p_provisioning_parse(ptr::null(), &mut out) },
+        P2P_ERR_INVALID_ARGUMENT
+    );
+    unsafe { p2p_string_free(ptr::null_mut()) };
+}
+
+#[test]
+fn invalid_utf8_is_an_invalid_argument() {
+    let bytes: &[u8] = b"{\"user\":\"\xff\xfe\"}\0";
+    let mut handle = 0;
+    let rc = unsafe { p2p_session_start(bytes.as_ptr().cast(), &mut handle) };
+    assert_eq!(rc, P2P_ERR_INVALID_ARGUMENT);
+    let (kind, message) = last_error();
+    assert_eq!(kind, "InvalidArgument");
+    assert!(
+        message.contains("not valid UTF-8") && message.contains("offset 9"),
+        "{message}"
+    );
+}
+
+#[test]
+fn malformed_json_names_the_problem_and_never_the_password() {
+    let cases = [
+        ("{not json", "malformed configuration JSON"),
+        ("[1,2]", "must be a JSON object"),
+        (
+            r#"{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","password":"x","colour":1}"#,
+            "colour",
+        ),
+        (
+            r#"{"device_id":"nope","user":"u","password":"x"}"#,
+            "device_id",
+        ),
+        (
+            r#"{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","password":["hunter2-never-logged"]}"#,
+            "password",
+        ),
+        (
+            r#"{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","password":"x","local_port":70000}"#,
+            "local_port",
+        ),
+    ];
+    for (json, expected) in cases {
+        let (rc, kind, message) = start(json).unwrap_err();
+        assert_eq!(rc, P2P_ERR_INVALID_CONFIG, "{json}: {message}");
+        assert_eq!(kind, "InvalidConfig");
+        assert!(message.contains(expected), "{json}: {message}");
+        assert!(
+            !message.contains(SECRET),
+            "the message leaks the password: {message}"
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+    // A config that parses but cannot work (no credential) is refused before anything starts.
+    let no_credential = r#"{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","server":"127.0.0.1:9","server_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#;
+    let (rc, _, message) = start(no_credential).unwrap_err();
+    assert_eq!(rc, P2P_ERR_INVALID_CONFIG, "{message}");
+    assert!(message.contains("credential"), "{message}");
+}
+
+#[test]
+fn a_panic_becomes_an_error_and_the_library_stays_usable() {
+    for place in [0, 1] {
+        assert_eq!(p2p_test_inject_panic(place), P2P_ERR_PANIC);
+        let (kind, message) = last_error();
+        assert_eq!(kind, "Panic");
+        assert!(
+            message.contains("injected by p2p_test_inject_panic"),
+            "{message}"
+        );
+    }
+    assert_eq!(p2p_test_inject_panic(7), P2P_ERR_INVALID_ARGUMENT);
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { p2p_session_list(&mut out) }, P2P_OK);
+    assert!(take(out).starts_with('['));
+}
+
+#[test]
+fn the_last_error_belongs_to_the_calling_thread() {
+    assert_eq!(p2p_session_stop(424_242, 1), P2P_ERR_INVALID_HANDLE);
+    std::thread::spawn(|| {
+        let mut message = ptr::null_mut();
+        assert_eq!(unsafe { p2p_last_error(&mut message) }, P2P_OK);
+        assert!(
+            message.is_null(),
+            "another thread's error is not visible here"
+        );
+    })
+    .join()
+    .unwrap();
+    assert!(last_error().1.contains("424242"));
+    // A successful call clears it.
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { p2p_session_list(&mut out) }, P2P_OK);
+    take(out);
+    let mut message = ptr::null_mut();
+    assert_eq!(unsafe { p2p_last_error(&mut message) }, P2P_OK);
+    assert!(message.is_null());
+}
+
+#[test]
+fn double_free_is_ignored() {
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { p2p_session_list(&mut out) }, P2P_OK);
+    unsafe {
+        p2p_string_free(out);
+        p2p_string_free(out);
+    }
+}
+
+#[test]
+fn stop_is_idempotent_and_frees_the_port() {
+    let handle = start(&silent_config()).expect("the session starts (the port binds)");
+    let endpoint = local_endpoint(handle);
+    assert!(
+        TcpStream::connect_timeout(&endpoint, Duration::from_secs(2)).is_ok(),
+        "the port listens"
+    );
+    assert_eq!(p2p_session_stop(handle, 5_000), P2P_OK);
+    assert!(
+        TcpListener::bind(endpoint).is_ok(),
+        "the port is free once stop returns"
+    );
+    assert_eq!(
+        p2p_session_stop(handle, 5_000),
+        P2P_OK,
+        "stopping twice is harmless"
+    );
+    let state = status(handle)["state"].as_str().unwrap().to_string();
+    assert!(state == "Stopped" || state == "Failed", "{state}");
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+    assert_eq!(p2p_session_forget(handle), P2P_ERR_INVALID_HANDLE);
+    assert_eq!(p2p_session_stop(handle, 5_000), P2P_ERR_INVALID_HANDLE);
+}
+
+#[test]
+fn a_port_in_use_is_reported_as_such() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (rc, kind, message) = start(&config(port)).unwrap_err();
+    assert_eq!(rc, P2P_ERR_PORT_IN_USE, "{message}");
+    assert_eq!(kind, "PortInUse");
+    assert!(message.contains(&port.to_string()), "{message}");
+}
+
+#[test]
+fn an_unreachable_server_fails_the_session_not_the_call() {
+    let handle = start(&config(0)).unwrap();
+    let mut state = String::new();
+    for _ in 0..200 {
+        state = status(handle)["state"].as_str().unwrap().to_string();
+        if state == "Failed" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state, "Failed");
+    let st = status(handle);
+    assert!(st["last_error"]["message"].as_str().is_some(), "{st}");
+    assert!(!st.to_string().contains(SECRET));
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+}
+
+#[test]
+fn list_shows_sessions_started_from_other_threads() {
+    let handles: Vec<u64> = (0..4)
+        .map(|_| std::thread::spawn(|| start(&config(0)).unwrap()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { p2p_session_list(&mut out) }, P2P_OK);
+    let list: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
+    let ids: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
+    for h in &handles {
+        assert!(ids.contains(h), "{h} listed in {ids:?}");
+    }
+    for h in handles {
+        assert_eq!(p2p_session_forget(h), P2P_OK);
+    }
+}
+
+#[test]
+fn provisioning_files_parse_to_json_or_a_line_numbered_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(
+        &good,
+        format!("autoconnect 1\nuser_id me@example.com\nauth_pass {SECRET}\nproxy_local_port 33300\nremote_address 80:00:00:00:01:00:0A:C2\n"),
+    )
+    .unwrap();
+    let path = c(good.to_str().unwrap());
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { p2p_provisioning_parse(path.as_ptr(), &mut out) },
+        P2P_OK
+    );
+    let text = take(out);
+    assert!(!text.contains(SECRET));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["kind"], "initiator");
+    assert_eq!(json["config"]["has_auth_pass"], true);
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(
+        &bad,
+        "user_id me\nauth_pass x\nremote_address 80:00:00:00:01:00:0A:C2\nproxy_local_port lots\n",
+    )
+    .unwrap();
+    let path = c(bad.to_str().unwrap());
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { p2p_provisioning_parse(path.as_ptr(), &mut out) },
+        P2P_ERR_PROVISIONING
+    );
+    assert!(out.is_null());
+    let (kind, message) = last_error();
+    assert_eq!(kind, "Provisioning");
+    assert!(
+        message.contains("bad.txt:4:") && message.contains("proxy_local_port"),
+        "{message}"
+    );
+
+    let missing = c(dir.path().join("missing.txt").to_str().unwrap());
+    assert_eq!(
+        unsafe { p2p_provisioning_parse(missing.as_ptr(), &mut out) },
+        P2P_ERR_PROVISIONING
+    );
+    assert!(last_error().1.contains("cannot read"));
+}
+
+#[test]
+fn a_session_starts_from_a_provisioning_file_with_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("initiator.txt");
+    std::fs::write(
+        &file,
+        format!("user_id me\nauth_pass {SECRET}\nproxy_local_port 1\nremote_address 80:00:00:00:01:00:0A:C2\nserver 127.0.0.1:9\nserver_key {SERVER_KEY}\n"),
+    )
+    .unwrap();
+    let path = c(file.to_str().unwrap());
+    let overrides = c(r#"{"name":"from-file","local_port":0}"#);
+    let mut handle = 0;
+    assert_eq!(
+        unsafe { p2p_session_start_file(path.as_ptr(), overrides.as_ptr(), &mut handle) },
+        P2P_OK
+    );
+    let st = status(handle);
+    assert_eq!(st["name"], "from-file");
+    assert_ne!(local_endpoint(handle).port(), 1);
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+
+    let bad_overrides = c(r#"{"password":"x"}"#);
+    assert_eq!(
+        unsafe { p2p_session_start_file(path.as_ptr(), bad_overrides.as_ptr(), &mut handle) },
+        P2P_ERR_INVALID_CONFIG
+    );
+}
+
+static LOG_LINES: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn collect(level: i32, message: *const c_char, _user: *mut c_void) {
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG_LINES.lock().unwrap().push((level, text));
+}
+
+#[test]
+fn the_log_callback_gets_records_without_secrets() {
+    assert_eq!(
+        unsafe { p2p_set_log_callback(Some(collect), ptr::null_mut(), 5) },
+        P2P_OK
+    );
+    let handle = start(&config(0)).unwrap();
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+    assert_eq!(
+        unsafe { p2p_set_log_callback(None, ptr::null_mut(), 0) },
+        P2P_OK
+    );
+    let lines = LOG_LINES.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|(level, m)| *level == 3 && m.contains("starting session")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|(_, m)| !m.contains(SECRET)),
+        "a log line leaks the password"
+    );
+}
+
+#[test]
+fn result_names_are_static_strings() {
+    let name = |code| {
+        unsafe { CStr::from_ptr(p2p_result_name(code)) }
+            .to_str()
+            .unwrap()
+    };
+    assert_eq!(name(P2P_OK), "Ok");
+    assert_eq!(name(P2P_ERR_PANIC), "Panic");
+    assert_eq!(name(-5), "Unknown");
+}
+
+#[test]
+fn the_self_test_reports_an_unreachable_server_without_failing() {
+    let options = c(r#"{"server":"127.0.0.1:9","timeout_ms":500,"gateways":false}"#);
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { p2p_network_test(options.as_ptr(), &mut out) },
+        P2P_OK
+    );
+    let report: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
+    assert_eq!(report["compatible"], false);
+    assert!(report["text"].as_str().is_some());
+    let bad = c(r#"{"server":"127.0.0.1:9","colour":1}"#);
+    assert_eq!(
+        unsafe { p2p_network_test(bad.as_ptr(), &mut out) },
+        P2P_ERR_INVALID_CONFIG
+    );
+    assert!(last_error().1.contains("colour"));
+}

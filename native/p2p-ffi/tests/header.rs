@@ -1,0 +1,65 @@
+//! The checked-in C header must match what cbindgen generates from the sources today, so CI fails when
+//! an export changes without the header. To refresh it:
+//! `REMOTEITP2P_UPDATE_HEADER=1 cargo test -p p2p-ffi --test header`.
+
+use std::path::PathBuf;
+
+const HEADER: &str = "include/remoteitp2p.h";
+
+fn generate() -> String {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("read cbindgen.toml");
+    let mut out = Vec::new();
+    cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/lib.rs"))
+        .generate()
+        .expect("cbindgen generates the header")
+        .write(&mut out);
+    String::from_utf8(out).expect("the header is UTF-8")
+}
+
+#[test]
+fn header_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(HEADER);
+    let fresh = generate();
+    if std::env::var_os("REMOTEITP2P_UPDATE_HEADER").is_some() {
+        std::fs::write(&path, &fresh).expect("write the header");
+        return;
+    }
+    let current = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    assert!(
+        current == fresh,
+        "{HEADER} is stale: run `REMOTEITP2P_UPDATE_HEADER=1 cargo test -p p2p-ffi --test header` and commit it"
+    );
+}
+
+#[test]
+fn header_declares_every_export() {
+    let header = generate();
+    for name in [
+        "p2p_version",
+        "p2p_session_start",
+        "p2p_session_start_file",
+        "p2p_session_status",
+        "p2p_session_list",
+        "p2p_session_stop",
+        "p2p_session_forget",
+        "p2p_shutdown",
+        "p2p_network_test",
+        "p2p_provisioning_parse",
+        "p2p_last_error",
+        "p2p_last_error_kind",
+        "p2p_string_free",
+        "p2p_set_log_callback",
+        "p2p_test_inject_panic",
+        "p2p_result_name",
+        "P2P_ERR_PANIC",
+        "p2p_log_callback",
+    ] {
+        assert!(header.contains(name), "the header lacks {name}");
+    }
+}
