@@ -8,6 +8,7 @@ pub mod env_knobs;
 pub mod error;
 pub mod grant;
 pub mod net_util;
+pub mod portmap;
 pub mod selftest;
 pub mod status;
 pub mod stream_io;

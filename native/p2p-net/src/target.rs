@@ -85,6 +85,7 @@ impl Target {
             endpoint: None,
             sessions: Arc::new(Mutex::new(HashSet::new())),
             registered_once: false,
+            port_mapper: None,
         };
         tokio::spawn(daemon.run(stop_rx));
         Ok(Target {
@@ -182,6 +183,8 @@ struct Daemon {
     /// Sessions the endpoint is running (removed by their watcher when they close).
     sessions: Arc<Mutex<HashSet<u64>>>,
     registered_once: bool,
+    /// issue 5 (portmap): the router mapping of the endpoint's port, kept (renewed) as long as it.
+    port_mapper: Option<crate::portmap::PortMapper>,
 }
 
 impl Daemon {
@@ -232,6 +235,10 @@ impl Daemon {
         if let Some(ep) = self.endpoint.take() {
             ep.send(Command::Shutdown);
         }
+        // issue 5 (portmap): delete the router mapping with the socket it pointed to.
+        if let Some(pm) = self.port_mapper.take() {
+            pm.stop().await;
+        }
         self.set(|s| {
             s.state = state;
             if error.is_some() {
@@ -259,6 +266,8 @@ impl Daemon {
         let port = ep.local_addr().port();
         self.set(|s| s.local_udp_port = Some(port));
         self.endpoint = Some(ep.clone());
+        // issue 5 (portmap): ask the router to map the endpoint's port (a no-op status line without one).
+        self.port_mapper = crate::portmap::PortMapper::start(server_addr, port);
         Ok(ep)
     }
 
@@ -275,7 +284,17 @@ impl Daemon {
         let mut control =
             ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
         let server_addr = control.server_addr();
-        let local_candidates = net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        let mut local_candidates =
+            net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        // issue 5 (portmap): the router's mapping is one more candidate. The target is long-lived, so
+        // it can wait for the first answer (NAT-PMP answers in milliseconds, no router in ~2 s).
+        if let Some(pm) = self.port_mapper.as_mut() {
+            if let Some(mapped) = pm.first_mapping(crate::portmap::TARGET_WAIT).await {
+                if !local_candidates.contains(&mapped) {
+                    local_candidates.push(mapped);
+                }
+            }
+        }
         control
             .send(&ClientMsg::Register {
                 uid: self.cfg.uid,

@@ -145,6 +145,8 @@ struct Live {
     notices: mpsc::UnboundedReceiver<Notice>,
     control: mpsc::UnboundedReceiver<ServerMsg>,
     stats: Arc<Mutex<Option<SessionStats>>>,
+    /// issue 5 (portmap): the router mapping of this session's socket, deleted when the session ends.
+    port_mapper: Option<crate::portmap::PortMapper>,
 }
 
 struct Runner {
@@ -264,7 +266,18 @@ impl Runner {
                 format!("cannot start the UDP endpoint: {e}"),
             )
         })?;
-        let local_candidates = net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        let mut local_candidates =
+            net_util::host_candidates(server_addr, endpoint.local_addr().port());
+        // issue 5 (portmap): the router's mapping is one more candidate, if it answers quickly.
+        let mut port_mapper =
+            crate::portmap::PortMapper::start(server_addr, endpoint.local_addr().port());
+        if let Some(pm) = port_mapper.as_mut() {
+            if let Some(mapped) = pm.first_mapping(crate::portmap::INITIATOR_WAIT).await {
+                if !local_candidates.contains(&mapped) {
+                    local_candidates.push(mapped);
+                }
+            }
+        }
         control
             .send(&ClientMsg::Connect {
                 uid: self.cfg.device_id,
@@ -315,6 +328,7 @@ impl Runner {
             notices,
             control: crate::control_channel::spawn_reader(control),
             stats,
+            port_mapper,
         })
     }
 
@@ -414,6 +428,10 @@ impl Runner {
             text: "initiator closed".into(),
         });
         live.endpoint.send(Command::Shutdown);
+        // issue 5 (portmap): delete the router mapping before the tunnel reports its end.
+        if let Some(pm) = live.port_mapper.take() {
+            pm.stop().await;
+        }
         let last = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(st) = last {
             local.totals.0 += st.bytes_sent;

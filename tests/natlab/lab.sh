@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# The NAT lab: network namespaces joined by veth pairs, with nftables routers that behave like the
+# NATs P2P software meets in the wild. Nothing leaves the machine: every address lives inside a namespace.
+#
+#   lab.sh check                      exit 0 when the lab can run here, 77 (with a reason) when it cannot
+#   lab.sh up SITE=KIND[:2][:hairpin][:nopmp] ...   build the lab (the server plus one site per argument)
+#   lab.sh down                       remove everything this lab created (namespaces, daemons, state)
+#   lab.sh exec NODE CMD...           run CMD in a node: srv, r-SITE (router), h-SITE (host), h-SITE-2
+#   lab.sh wan SITE down|up           take a site's uplink down / bring it back
+#   lab.sh flush SITE                 flush the router's conntrack table (every mapping gets a new port)
+#   lab.sh readdress SITE             move the router to its other public address
+#   lab.sh upnp-list SITE             the port mappings miniupnpd holds (its nftables chain)
+#   lab.sh info                       sites, addresses and kinds
+#
+# KIND: none (public host, plain routing), full (EIM + EIF: "full cone"), prc (EIM + APDF: "port-restricted
+# cone", the common home router), sym (APDM with random ports: "symmetric"), upnp (prc plus miniupnpd serving
+# UPnP IGD and NAT-PMP/PCP). ":2" puts two hosts behind the router, ":hairpin" makes the router hairpin,
+# ":nopmp" (upnp only) turns miniupnpd's NAT-PMP/PCP off so that clients have to use UPnP IGD.
+#
+# Addresses: public segment 198.18.0.0/16 (server 198.18.0.1 and .0.2; router N: 198.18.10.N, after
+# `readdress` 198.18.11.N); site LAN 192.168.N.0/24 (router .1, hosts .2 and .3); a `none` site's hosts sit on
+# 198.19.N.0/24, routed by its router. See docs/NATLAB.md for how each behaviour is made.
+set -euo pipefail
+
+P=${NATLAB_PREFIX:-nl}
+STATE=${NATLAB_STATE:-${TMPDIR:-/tmp}/natlab-$P}
+PUB=$P-pub
+SRV=$P-srv
+UDP_TIMEOUT=30
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+ns() { local n=$1; shift; ip netns exec "$n" "$@"; }
+
+# -- prerequisites ---------------------------------------------------------------------------------
+
+cmd_check() {
+    if [ "$(id -u)" != 0 ]; then echo "natlab: SKIP: needs root (network namespaces, nftables)"; exit 77; fi
+    command -v ip >/dev/null || { echo "natlab: SKIP: iproute2 missing and not installable"; exit 77; }
+    if ! ip netns add "$P-probe" 2>/dev/null; then
+        echo "natlab: SKIP: network namespaces are not available here (ip netns add failed)"; exit 77
+    fi
+    local ok=1
+    ns "$P-probe" nft add table ip probe 2>/dev/null || ok=0
+    ip netns del "$P-probe"
+    [ $ok = 1 ] || { echo "natlab: SKIP: nftables does not work in a namespace (kernel without nf_tables?)"; exit 77; }
+}
+
+install_missing() {
+    local need=()
+    command -v ip >/dev/null || need+=(iproute2)
+    command -v nft >/dev/null || need+=(nftables)
+    command -v conntrack >/dev/null || need+=(conntrack)
+    command -v miniupnpd >/dev/null || need+=(miniupnpd)
+    [ ${#need[@]} = 0 ] && return 0
+    echo "natlab: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y "${need[@]}" >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 && apt-get install -y "${need[@]}" >/dev/null; } ||
+        die "cannot install ${need[*]}"
+    # The Debian package starts nothing without systemd, but make sure no stray daemon holds the host.
+    return 0
+}
+
+# -- state: one line per site: NAME KIND INDEX HOSTS HAIRPIN PMP --------------------------------------
+
+sites() { [ -f "$STATE/sites" ] && cat "$STATE/sites" || true; }
+site_field() { # site_field NAME FIELDNO
+    awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$STATE/sites" | grep . || die "no site '$1'"
+}
+wan_ip() { cat "$STATE/wan-$1"; }
+lan_net() { local k; k=$(site_field "$1" 2); local i; i=$(site_field "$1" 3)
+    if [ "$k" = none ]; then echo "198.19.$i.0/24"; else echo "192.168.$i.0/24"; fi; }
+lan_prefix() { local k; k=$(site_field "$1" 2); local i; i=$(site_field "$1" 3)
+    if [ "$k" = none ]; then echo "198.19.$i"; else echo "192.168.$i"; fi; }
+
+# -- building blocks --------------------------------------------------------------------------------
+
+new_ns() {
+    ip netns add "$1"
+    ns "$1" ip link set lo up
+    ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+}
+
+# router_rules SITE: the nftables ruleset of a site's router (regenerated when its public address changes).
+router_rules() {
+    local site=$1 kind hairpin wan lan
+    kind=$(site_field "$site" 2); hairpin=$(site_field "$site" 5)
+    wan=$(wan_ip "$site"); lan=$(lan_net "$site")
+    cat <<EOF
+table ip lab
+delete table ip lab
+table ip lab {
+    # public UDP port -> the LAN host that owns it (Linux NAT keeps the source port unless it collides),
+    # learned from outgoing traffic; used for full cone (EIF) and hairpinning.
+    map owner { type inet_service : ipv4_addr; flags dynamic,timeout; timeout ${UDP_TIMEOUT}s; }
+    chain pre {
+        type nat hook prerouting priority dstnat; policy accept;
+EOF
+    [ "$kind" = full ] && echo "        iifname \"wan\" ip daddr $wan dnat ip to udp dport map @owner"
+    [ "$hairpin" = 1 ] && echo "        iifname \"lan\" ip daddr $wan dnat ip to udp dport map @owner"
+    cat <<EOF
+    }
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+EOF
+    # A hairpinned packet leaves with the router's public address so the peer host answers through it.
+    [ "$hairpin" = 1 ] && echo "        oifname \"lan\" ip saddr $lan ct status dnat snat ip to $wan"
+    case $kind in
+        full|prc|upnp) echo "        oifname \"wan\" ip saddr $lan masquerade" ;;
+        sym) echo "        oifname \"wan\" ip saddr $lan masquerade random" ;;
+    esac
+    cat <<EOF
+    }
+    chain learn {
+        type filter hook postrouting priority 300; policy accept;
+        oifname "wan" meta l4proto udp ct original ip saddr $lan update @owner { udp sport timeout ${UDP_TIMEOUT}s : ct original ip saddr }
+    }
+EOF
+    if [ "$kind" != none ]; then
+        # Unsolicited packets are dropped before conntrack confirms them: a rejected probe must not leave
+        # an entry that would force the NAT to pick another port for the host's own mapping later.
+        cat <<EOF
+    chain routed {
+        type filter hook forward priority filter; policy accept;
+        iifname "wan" ct state established,related accept
+        iifname "wan" ct status dnat accept
+        iifname "wan" drop
+    }
+    chain to_router {
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state established,related accept
+        iifname "wan" icmp type echo-request accept
+EOF
+        # miniupnpd's start-up STUN check (see start_miniupnpd) needs answers from other addresses and ports.
+        [ "$kind" = upnp ] &&
+            echo "        iifname \"wan\" ip saddr { 198.18.0.1, 198.18.0.2 } udp sport { 3478, 3479 } accept"
+        cat <<EOF
+        iifname "wan" drop
+    }
+EOF
+    fi
+    echo "}"
+}
+
+apply_rules() { router_rules "$1" | ns "$P-r-$1" nft -f - || die "nftables rejected the ruleset of $1"; }
+
+start_miniupnpd() {
+    local site=$1 i conf pmp
+    i=$(site_field "$site" 3); pmp=$(site_field "$site" 6); conf=$STATE/miniupnpd-$site.conf
+    # 198.18.0.0/15 is a reserved range: miniupnpd maps nothing there unless a STUN check (against the lab's
+    # STUN server, stun.py) shows that nothing filters in front of its WAN. That is what ext_perform_stun does.
+    # miniupnpd's nftables backend adds its rules to these chains; the lab's own table filters and NATs.
+    ns "$P-r-$site" nft -f - <<EOF
+table inet upnp {
+    chain forward { type filter hook forward priority filter - 5; policy accept; jump miniupnpd; }
+    chain miniupnpd { }
+    chain prerouting { type nat hook prerouting priority dstnat - 5; policy accept; jump prerouting_miniupnpd; }
+    chain prerouting_miniupnpd { }
+    chain postrouting { type nat hook postrouting priority srcnat - 5; policy accept; jump postrouting_miniupnpd; }
+    chain postrouting_miniupnpd { }
+}
+EOF
+    cat >"$conf" <<EOF
+ext_ifname=wan
+listening_ip=lan
+http_port=5000
+enable_natpmp=$([ "$pmp" = 1 ] && echo yes || echo no)
+enable_upnp=yes
+secure_mode=yes
+system_uptime=no
+notify_interval=30
+clean_ruleset_interval=600
+uuid=3f1e2d3c-4b5a-6978-8a9b-0000000000$(printf %02x "$i")
+upnp_table_name=upnp
+upnp_nat_table_name=upnp
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+ext_perform_stun=yes
+ext_stun_host=198.18.0.1
+ext_stun_port=3478
+allow 1024-65535 192.168.$i.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+    ns "$P-r-$site" miniupnpd -f "$conf" -d -P "$STATE/miniupnpd-$site.pid" >"$STATE/miniupnpd-$site.log" 2>&1 &
+    echo $! >>"$STATE/pids"
+}
+
+add_site() {
+    local site=$1 kind=$2 i=$3 hosts=$4 hairpin=$5 pmp=$6 r=$P-r-$1 pfx k h
+    [ ${#site} -le 10 ] || die "site name '$site' is longer than 10 characters"
+    echo "$site $kind $i $hosts $hairpin $pmp" >>"$STATE/sites"
+    echo "198.18.10.$i" >"$STATE/wan-$site"
+    new_ns "$r"
+    ns "$r" sysctl -qw net.ipv4.ip_forward=1 \
+        net.netfilter.nf_conntrack_udp_timeout=$UDP_TIMEOUT \
+        net.netfilter.nf_conntrack_udp_timeout_stream=$UDP_TIMEOUT
+    # With br_netfilter loaded (Docker does that) a DNAT on the LAN bridge becomes a bridge-level forward,
+    # which never sends a frame back out of the port it came from: hairpinning to the same host would fail.
+    ns "$r" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
+    ip link add wan netns "$r" type veth peer name "p-$site" netns "$PUB"
+    ns "$PUB" ip link set "p-$site" master br0 up
+    ns "$r" ip addr add "198.18.10.$i/16" dev wan
+    ns "$r" ip link set wan up
+    ns "$r" ip route add default dev wan
+    ns "$r" ip link add lan type bridge
+    pfx=$(lan_prefix "$site")
+    ns "$r" ip addr add "$pfx.1/24" dev lan
+    ns "$r" ip link set lan up
+    for k in $(seq 1 "$hosts"); do
+        h=$P-h-$site; [ "$k" = 1 ] || h=$h-$k
+        new_ns "$h"
+        ip link add eth0 netns "$h" type veth peer name "h$k" netns "$r"
+        ns "$r" ip link set "h$k" master lan up
+        ns "$h" ip addr add "$pfx.$((k + 1))/24" dev eth0
+        ns "$h" ip link set eth0 up
+        ns "$h" ip route add default via "$pfx.1"
+    done
+    apply_rules "$site"
+    [ "$kind" = upnp ] && start_miniupnpd "$site"
+    return 0
+}
+
+cmd_up() {
+    [ $# -gt 0 ] || die "usage: lab.sh up SITE=KIND[:2][:hairpin] ..."
+    [ ! -e "$STATE/sites" ] || die "a lab is already up (state in $STATE); run 'lab.sh down' first"
+    cmd_check >/dev/null || exit $?
+    install_missing
+    mkdir -p "$STATE"; : >"$STATE/sites"; : >"$STATE/pids"
+    trap 'echo "lab.sh: building the lab failed; cleaning up" >&2; cmd_down' EXIT
+    new_ns "$PUB"
+    ns "$PUB" ip link add br0 type bridge
+    ns "$PUB" ip link set br0 up
+    new_ns "$SRV"
+    ip link add eth0 netns "$SRV" type veth peer name p-srv netns "$PUB"
+    ns "$PUB" ip link set p-srv master br0 up
+    ns "$SRV" ip addr add 198.18.0.1/16 dev eth0
+    ns "$SRV" ip addr add 198.18.0.2/16 dev eth0
+    ns "$SRV" ip link set eth0 up
+    ns "$SRV" python3 "$(dirname "$0")/stun.py" 198.18.0.1 198.18.0.2 >"$STATE/stun.log" 2>&1 &
+    echo $! >>"$STATE/pids"
+    local i=0 arg name spec kind hosts hairpin pmp part
+    for arg in "$@"; do
+        i=$((i + 1))
+        name=${arg%%=*}; spec=${arg#*=}
+        [ "$name" != "$arg" ] || die "site '$arg': expected NAME=KIND"
+        kind=${spec%%:*}; hosts=1; hairpin=0; pmp=1
+        case $kind in none|full|prc|sym|upnp) ;; *) die "site $name: unknown kind '$kind'";; esac
+        IFS=: read -ra parts <<<"${spec#"$kind"}"
+        for part in "${parts[@]}"; do
+            case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; *) die "site $name: unknown option '$part'";; esac
+        done
+        add_site "$name" "$kind" "$i" "$hosts" "$hairpin" "$pmp"
+    done
+    # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route.
+    local s k idx nodes n
+    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1 }' "$STATE/sites")"
+    while read -r s k idx _; do
+        [ "$k" = none ] || continue
+        for n in $nodes; do
+            [ "$n" = "$P-r-$s" ] || ns "$n" ip route add "198.19.$idx.0/24" via "198.18.10.$idx"
+        done
+    done <"$STATE/sites"
+    trap - EXIT
+    cmd_info
+}
+
+cmd_down() {
+    local pid n
+    if [ -f "$STATE/pids" ]; then
+        while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$STATE/pids"
+    fi
+    # Processes started by tests inside the namespaces (they record their pids in $STATE/pids too) are
+    # gone with the line above; anything else still inside one of our namespaces is ours as well.
+    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|r-|h-)" || true); do
+        for pid in $(ip netns pids "$n" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    done
+    sleep 0.3
+    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|r-|h-)" || true); do
+        for pid in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+        ip netns del "$n" 2>/dev/null || true
+    done
+    rm -rf "$STATE"
+}
+
+cmd_exec() {
+    [ $# -ge 2 ] || die "usage: lab.sh exec NODE CMD..."
+    local node=$1; shift
+    ns "$P-$node" "$@"
+}
+
+cmd_wan() {
+    local site=$1 dir=${2:-}
+    case $dir in
+        down) ns "$P-r-$site" ip link set wan down ;;
+        up) ns "$P-r-$site" ip link set wan up
+            ns "$P-r-$site" ip route replace default dev wan ;;
+        *) die "usage: lab.sh wan SITE down|up" ;;
+    esac
+}
+
+cmd_flush() { ns "$P-r-$1" conntrack -F 2>/dev/null || true; }
+
+cmd_readdress() {
+    local site=$1 i old new
+    i=$(site_field "$site" 3); old=$(wan_ip "$site")
+    if [ "$old" = "198.18.10.$i" ]; then new=198.18.11.$i; else new=198.18.10.$i; fi
+    ns "$P-r-$site" ip addr add "$new/16" dev wan
+    ns "$P-r-$site" ip addr del "$old/16" dev wan
+    ns "$P-r-$site" ip route replace default dev wan
+    echo "$new" >"$STATE/wan-$site"
+    apply_rules "$site"
+    # Mappings made with the old address are useless now: forget them like a real router's reboot would.
+    cmd_flush "$site"
+    echo "$site: public address $old -> $new"
+}
+
+cmd_upnp_list() { ns "$P-r-$1" nft list chain inet upnp prerouting_miniupnpd; }
+
+cmd_info() {
+    local s k i h hp pmp
+    echo "server: 198.18.0.1 198.18.0.2 (node srv)"
+    while read -r s k i h hp pmp; do
+        printf '%-10s %-5s wan %-13s lan %-16s hosts %s%s%s\n' "$s" "$k" "$(wan_ip "$s")" "$(lan_net "$s")" "$h" \
+            "$([ "$hp" = 1 ] && echo ' hairpin' || true)" "$([ "$k" = upnp ] && [ "$pmp" = 0 ] && echo ' no-NAT-PMP' || true)"
+    done <"$STATE/sites"
+}
+
+case ${1:-} in
+    check) cmd_check; echo "natlab: namespaces and nftables work" ;;
+    up) shift; cmd_up "$@" ;;
+    down) cmd_down ;;
+    exec) shift; cmd_exec "$@" ;;
+    wan) shift; cmd_wan "$@" ;;
+    flush) shift; cmd_flush "$@" ;;
+    readdress) shift; cmd_readdress "$@" ;;
+    upnp-list) shift; cmd_upnp_list "$@" ;;
+    info) cmd_info ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+esac
