@@ -56,16 +56,41 @@ pub enum Notice {
 
 pub enum Command {
     AddSession(Box<SessionSpec>),
-    Punch { session_id: u64, candidates: Vec<SocketAddr> },
+    Punch {
+        session_id: u64,
+        candidates: Vec<SocketAddr>,
+    },
     /// Initiator: carry this accepted TCP connection as a new stream.
-    OpenStream { session_id: u64, tcp: TcpStream },
-    CloseSession { session_id: u64, code: u64, text: String },
+    OpenStream {
+        session_id: u64,
+        tcp: TcpStream,
+    },
+    CloseSession {
+        session_id: u64,
+        code: u64,
+        text: String,
+    },
     Shutdown,
     // From stream tasks.
-    Reader { session_id: u64, stream: StreamId, msg: ReaderMsg },
-    WriterDrained { session_id: u64, stream: StreamId, bytes: usize },
-    WriterFailed { session_id: u64, stream: StreamId },
-    ForwardConnected { session_id: u64, stream: StreamId, result: std::io::Result<TcpStream> },
+    Reader {
+        session_id: u64,
+        stream: StreamId,
+        msg: ReaderMsg,
+    },
+    WriterDrained {
+        session_id: u64,
+        stream: StreamId,
+        bytes: usize,
+    },
+    WriterFailed {
+        session_id: u64,
+        stream: StreamId,
+    },
+    ForwardConnected {
+        session_id: u64,
+        stream: StreamId,
+        result: std::io::Result<TcpStream>,
+    },
 }
 
 /// A handle to a running endpoint task.
@@ -88,7 +113,13 @@ impl Endpoint {
             relay_override: crate::env_knobs::relay_override(),
         };
         let join = tokio::spawn(task.run(rx));
-        Ok((Endpoint { commands: tx, local_addr }, join))
+        Ok((
+            Endpoint {
+                commands: tx,
+                local_addr,
+            },
+            join,
+        ))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -239,7 +270,12 @@ impl EndpointTask {
                 };
                 // A lost bind is repeated on the next tick: no need to wait for the socket.
                 let _ = socket.try_send_to(&bind.encode(), slot.spec.relay);
-                slot.next_bind = now + if slot.bind_acked { BIND_REFRESH } else { BIND_RETRY };
+                slot.next_bind = now
+                    + if slot.bind_acked {
+                        BIND_REFRESH
+                    } else {
+                        BIND_RETRY
+                    };
             }
             if slot.next_stats <= now {
                 *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -271,8 +307,12 @@ impl EndpointTask {
         };
         match kind {
             Kind::Data(_) | Kind::Handshake(_) => {
-                let Some(id) = wire::peek_session_id(data) else { return };
-                let Some(slot) = self.sessions.get_mut(&id) else { return };
+                let Some(id) = wire::peek_session_id(data) else {
+                    return;
+                };
+                let Some(slot) = self.sessions.get_mut(&id) else {
+                    return;
+                };
                 if from != slot.spec.relay && self.direct.blocked() {
                     return;
                 }
@@ -297,20 +337,35 @@ impl EndpointTask {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::AddSession(spec) => self.add_session(*spec),
-            Command::Punch { session_id, candidates } => {
+            Command::Punch {
+                session_id,
+                candidates,
+            } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
                     slot.session.add_candidates(Instant::now(), &candidates);
                 }
             }
             Command::OpenStream { session_id, tcp } => self.open_stream(session_id, tcp),
-            Command::CloseSession { session_id, code, text } => {
+            Command::CloseSession {
+                session_id,
+                code,
+                text,
+            } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
                     slot.session.close(Instant::now(), code, &text);
                 }
             }
             Command::Shutdown => {}
-            Command::Reader { session_id, stream, msg } => self.on_reader(session_id, stream, msg),
-            Command::WriterDrained { session_id, stream, bytes } => {
+            Command::Reader {
+                session_id,
+                stream,
+                msg,
+            } => self.on_reader(session_id, stream, msg),
+            Command::WriterDrained {
+                session_id,
+                stream,
+                bytes,
+            } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
                     if let Some(s) = slot.streams.get_mut(&stream) {
                         s.writer_budget += bytes;
@@ -324,22 +379,27 @@ impl EndpointTask {
                     slot.streams.remove(&stream);
                 }
             }
-            Command::ForwardConnected { session_id, stream, result } => {
-                self.on_forward_connected(session_id, stream, result)
-            }
+            Command::ForwardConnected {
+                session_id,
+                stream,
+                result,
+            } => self.on_forward_connected(session_id, stream, result),
         }
         self.process_events();
     }
 
     fn add_session(&mut self, spec: SessionSpec) {
-        let mut cfg = SessionConfig::new(spec.role, spec.session_id, spec.mode, spec.session_secret);
+        let mut cfg =
+            SessionConfig::new(spec.role, spec.session_id, spec.mode, spec.session_secret);
         let relay = self.relay_override.unwrap_or(spec.relay);
         cfg.relay = Some(relay);
         cfg.max_outstanding = spec.max_outstanding;
         let mut random = [0u8; 64];
         if getrandom::getrandom(&mut random).is_err() {
             log::error!("no operating-system randomness: session refused");
-            let _ = spec.notices.send(Notice::Closed(CloseReason::HandshakeTimeout));
+            let _ = spec
+                .notices
+                .send(Notice::Closed(CloseReason::HandshakeTimeout));
             return;
         }
         let now = Instant::now();
@@ -360,7 +420,9 @@ impl EndpointTask {
     }
 
     fn open_stream(&mut self, session_id: u64, tcp: TcpStream) {
-        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
+        let Some(slot) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
         match slot.session.open_stream() {
             Ok(id) => {
                 let mut s = StreamSlot::new();
@@ -377,24 +439,33 @@ impl EndpointTask {
         stream: StreamId,
         result: std::io::Result<TcpStream>,
     ) {
-        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
+        let Some(slot) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
         match result {
             Ok(tcp) => {
-                let Some(s) = slot.streams.get_mut(&stream) else { return };
+                let Some(s) = slot.streams.get_mut(&stream) else {
+                    return;
+                };
                 attach_tcp(s, tcp, session_id, stream, &self.commands_tx);
                 pump_to_tcp(slot, stream);
             }
             Err(e) => {
                 log::warn!("stream {stream}: cannot reach the local service: {e}");
-                slot.session.reset(stream, stream_io::RESET_SERVICE_UNREACHABLE);
+                slot.session
+                    .reset(stream, stream_io::RESET_SERVICE_UNREACHABLE);
                 slot.streams.remove(&stream);
             }
         }
     }
 
     fn on_reader(&mut self, session_id: u64, stream: StreamId, msg: ReaderMsg) {
-        let Some(slot) = self.sessions.get_mut(&session_id) else { return };
-        let Some(s) = slot.streams.get_mut(&stream) else { return };
+        let Some(slot) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
+        let Some(s) = slot.streams.get_mut(&stream) else {
+            return;
+        };
         match msg {
             ReaderMsg::Data(data) => s.pending.push_back(data),
             ReaderMsg::Eof => s.reader_done = true,
@@ -417,6 +488,13 @@ impl EndpointTask {
                         let _ = slot.spec.notices.send(Notice::Connected);
                     }
                     Event::PathChanged(p) => {
+                        if p == ProtoPath::Relayed {
+                            // Back on the relay: our public address may have changed (that is
+                            // often why the direct path died), so rebind now rather than at the
+                            // next refresh, or the relay keeps sending to the old address.
+                            slot.next_bind = Instant::now();
+                            slot.bind_acked = false;
+                        }
                         let _ = slot.spec.notices.send(Notice::PathChanged(p));
                     }
                     Event::StreamOpened(stream) => {
@@ -484,17 +562,34 @@ fn attach_tcp(
     s.tasks.push(tokio::spawn(stream_io::read_tcp(
         read_half,
         credit.clone(),
-        move |msg| send_weak(&c1, Command::Reader { session_id, stream, msg }),
+        move |msg| {
+            send_weak(
+                &c1,
+                Command::Reader {
+                    session_id,
+                    stream,
+                    msg,
+                },
+            )
+        },
     )));
-    s.tasks.push(tokio::spawn(stream_io::write_tcp(write_half, wrx, move |drained| {
-        send_weak(
-            &c2,
-            match drained {
-                Some(bytes) => Command::WriterDrained { session_id, stream, bytes },
-                None => Command::WriterFailed { session_id, stream },
-            },
-        )
-    })));
+    s.tasks.push(tokio::spawn(stream_io::write_tcp(
+        write_half,
+        wrx,
+        move |drained| {
+            send_weak(
+                &c2,
+                match drained {
+                    Some(bytes) => Command::WriterDrained {
+                        session_id,
+                        stream,
+                        bytes,
+                    },
+                    None => Command::WriterFailed { session_id, stream },
+                },
+            )
+        },
+    )));
     s.reader_credit = Some(credit);
     s.writer = Some(wtx);
 }
@@ -511,18 +606,30 @@ fn spawn_forward(
 ) {
     let commands = commands.clone();
     tokio::spawn(async move {
-        let result = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(dest)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
-        };
-        send_weak(&commands, Command::ForwardConnected { session_id, stream, result });
+        let result =
+            match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(dest)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )),
+            };
+        send_weak(
+            &commands,
+            Command::ForwardConnected {
+                session_id,
+                stream,
+                result,
+            },
+        );
     });
 }
 
 /// Moves bytes read from TCP into the session, as far as the session accepts them.
 fn pump_from_tcp(slot: &mut SessionSlot, stream: StreamId) {
-    let Some(s) = slot.streams.get_mut(&stream) else { return };
+    let Some(s) = slot.streams.get_mut(&stream) else {
+        return;
+    };
     while let Some(chunk) = s.pending.front() {
         let rest = &chunk[s.pending_offset..];
         match slot.session.write(stream, rest) {
@@ -552,7 +659,9 @@ fn pump_from_tcp(slot: &mut SessionSlot, stream: StreamId) {
 
 /// Moves bytes received on the session to the TCP writer, as far as its budget allows.
 fn pump_to_tcp(slot: &mut SessionSlot, stream: StreamId) {
-    let Some(s) = slot.streams.get_mut(&stream) else { return };
+    let Some(s) = slot.streams.get_mut(&stream) else {
+        return;
+    };
     let Some(writer) = &s.writer else { return };
     while s.writer_budget > 0 && !s.writer_finished {
         let mut buf = vec![0u8; s.writer_budget.min(64 * 1024)];

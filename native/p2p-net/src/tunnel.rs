@@ -242,6 +242,19 @@ impl Runner {
     /// Logs in, asks for the device and sets up the session on a new endpoint.
     async fn establish(&self) -> Result<Live> {
         let server_addr = net_util::resolve(&self.server).await?;
+        // The UDP socket and the router's port mapping come first, so that asking the router runs
+        // while we log in instead of after it.
+        let socket = net_util::bind_udp(server_addr).await?;
+        let (endpoint, _join) = Endpoint::spawn(socket).map_err(|e| {
+            Error::new(
+                ErrorKind::UdpBind,
+                format!("cannot start the UDP endpoint: {e}"),
+            )
+        })?;
+        let mapping_started = tokio::time::Instant::now();
+        // issue 5 (portmap): the router's mapping is one more candidate, if it answers quickly.
+        let mut port_mapper =
+            crate::portmap::PortMapper::start(server_addr, endpoint.local_addr().port());
         let mut control =
             ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
         let credential = self
@@ -259,20 +272,11 @@ impl Runner {
             other => return Err(unexpected(other, "login")),
         }
         log::info!("logged in to {} as {}", self.server, self.cfg.user);
-        let socket = net_util::bind_udp(server_addr).await?;
-        let (endpoint, _join) = Endpoint::spawn(socket).map_err(|e| {
-            Error::new(
-                ErrorKind::UdpBind,
-                format!("cannot start the UDP endpoint: {e}"),
-            )
-        })?;
         let mut local_candidates =
             net_util::host_candidates(server_addr, endpoint.local_addr().port());
-        // issue 5 (portmap): the router's mapping is one more candidate, if it answers quickly.
-        let mut port_mapper =
-            crate::portmap::PortMapper::start(server_addr, endpoint.local_addr().port());
         if let Some(pm) = port_mapper.as_mut() {
-            if let Some(mapped) = pm.first_mapping(crate::portmap::INITIATOR_WAIT).await {
+            let wait = crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed());
+            if let Some(mapped) = pm.first_mapping(wait).await {
                 if !local_candidates.contains(&mapped) {
                     local_candidates.push(mapped);
                 }

@@ -165,7 +165,10 @@ impl Paths {
             // The peer's packets now come from a new address: it roamed (or its NAT remapped).
             Some(_) => self.set_direct(now, from),
             None => {
-                if self.probe_until.is_none() {
+                // A new address is probed even during a burst (a symmetric NAT's fresh mapping
+                // shows up this way); a known one only restarts probing when none is running.
+                let known = self.candidates.iter().any(|(a, _)| *a == from);
+                if !known || self.probe_until.is_none() {
                     self.add_candidates(now, &[from]);
                 }
                 None
@@ -270,5 +273,18 @@ mod tests {
         // The peer reaches us directly from a known candidate: probe it now, not in 10 s.
         assert_eq!(p.on_authenticated(t1, addr(2)), None);
         assert_eq!(p.due_probes(t1).len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_source_is_probed_even_during_a_burst() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 11, t0);
+        p.add_candidates(t0, &[addr(2)]);
+        assert_eq!(p.due_probes(t0).len(), 1);
+        // A symmetric NAT gave the peer a fresh port toward us: it shows up mid-burst.
+        let t1 = t0 + Duration::from_millis(50);
+        p.on_authenticated(t1, addr(3));
+        let probed: Vec<_> = p.due_probes(t1).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(probed, vec![addr(2), addr(3)]);
     }
 }
