@@ -115,15 +115,35 @@ function Install-Pester {
     }
 }
 
+# The NAT lab (tests/natlab/run.sh): real routers in network namespaces. Needs Linux and root; the
+# script itself says SKIP (exit 77) where namespaces are not available. Returns a failure text or nothing.
+function Invoke-NatLab {
+    if (-not $IsLinux) { Write-Host 'NAT lab: SKIP (needs Linux network namespaces)'; return }
+    Write-Step 'NAT lab (tests/natlab/run.sh)'
+    $env:P2P_BIN_DIR = Join-Path $Root 'target/release'
+    try {
+        & bash (Join-Path $Root 'tests/natlab/run.sh')
+        $code = $LASTEXITCODE
+    } finally { Remove-Item Env:P2P_BIN_DIR -ErrorAction SilentlyContinue }
+    if ($code -eq 77) { Write-Host 'NAT lab: SKIP'; return }
+    if ($code -ne 0) { return "NAT lab (exit code $code)" }
+}
+
 function Invoke-Test {
     $failed = @()
     if (-not $SkipCargoTest) {
-        Write-Step 'cargo test --workspace'
+        # One profile for everything: the system tests run the binaries of the profile they were built
+        # in, and building debug and release both would double the build time.
+        Write-Step 'cargo build --release --workspace --bins'
         Push-Location $Root
         try {
-            & cargo test --workspace
+            & cargo build --release --workspace --bins
+            if ($LASTEXITCODE -ne 0) { throw "cargo build failed (exit code $LASTEXITCODE)" }
+            Write-Step 'cargo test --workspace --release'
+            & cargo test --workspace --release
             if ($LASTEXITCODE -ne 0) { $failed += "cargo test (exit code $LASTEXITCODE)" }
         } finally { Pop-Location }
+        $failed += Invoke-NatLab
     }
     if (-not (Test-Path (Join-Path $ModuleOut 'RemoteItP2P.psd1'))) { Invoke-Build }
     Install-Pester

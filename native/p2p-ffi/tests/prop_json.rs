@@ -218,27 +218,54 @@ fn configuration_json_never_panics_or_shows_the_password() {
         assert_eq!(one(s.as_bytes()), Ok(true), "a seed does not start: {s}");
     }
     let mut rng = Rng(seed | 1);
-    let (mut started, mut failures) = (0u64, Vec::new());
-    let mut executed = 0u64;
+    // Every case runs; the first few failures are shown with their input.
+    let (mut started, mut failed, mut shown) = (0u64, 0u64, Vec::new());
+    let mut categories = std::collections::BTreeMap::new();
     for case in 0..cases {
         let bytes = input(&mut rng, &seeds);
-        executed += 1;
         match one(&bytes) {
             Ok(s) => started += u64::from(s),
             Err(why) => {
-                failures.push(format!(
-                    "case {case} (FUZZ_SEED={seed}): {why}\n  input: {:?}",
-                    String::from_utf8_lossy(&bytes)
-                ));
-                if failures.len() >= 5 {
-                    break;
+                failed += 1;
+                let category = why
+                    .split([':', '('])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                *categories.entry(category).or_insert(0u64) += 1;
+                if shown.len() < 5 {
+                    shown.push(format!(
+                        "case {case} (FUZZ_SEED={seed}): {why}\n  input: {:?}",
+                        String::from_utf8_lossy(&bytes)
+                    ));
                 }
             }
         }
     }
     eprintln!(
-        "fuzz-stat ffi_config_json: {executed} executions, {} failures ({started} still valid and started)",
-        failures.len()
+        "fuzz-stat ffi_config_json: {cases} executions, {failed} failures ({started} still valid and started) {categories:?}"
     );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(shown.is_empty(), "{}", shown.join("\n"));
+}
+
+/// Found by the target above (about once in 50,000 mutated configurations): a JSON escape such as `\n` in
+/// a field name or an enum value comes back decoded in the error message, which then spans two lines (and
+/// a configuration could forge a log line). Reported to the owner of p2p-ffi (`src/json.rs`: escape
+/// control characters in the message, as p2p-config's `escape_controls` does); remove the `ignore` once
+/// fixed.
+#[test]
+#[ignore = "known bug in p2p-ffi: a \\n escape in a field name or value breaks the one-line message"]
+fn an_escaped_newline_in_a_field_stays_out_of_the_message() {
+    let common = format!(r#""server":"127.0.0.1:9","server_key":"{SERVER_KEY}","local_port":0"#);
+    for json in [
+        format!(
+            r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","password":"x",{common},"autoc\nnect":"once"}}"#
+        ),
+        format!(
+            r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"u","password":"x",{common},"autoconnect":"rec\nnect"}}"#
+        ),
+    ] {
+        assert_eq!(one(json.as_bytes()), Ok(false), "{json}");
+    }
 }

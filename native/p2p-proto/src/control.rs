@@ -35,8 +35,8 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// From a peer to the server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// From a peer to the server. `Debug` hides the device secret (see the impl below).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
     /// Initiator: authenticate a user.
@@ -74,8 +74,8 @@ pub enum ClientMsg {
     Ping,
 }
 
-/// From the server to a peer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// From the server to a peer. `Debug` hides the auth hash (see the impl below).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     LoginOk {
@@ -101,6 +101,87 @@ pub enum ServerMsg {
         message: String,
     },
     Pong,
+}
+
+// Messages end up in logs and error texts as `{:?}` ("unexpected server message ..."), so their Debug
+// forms must never show a credential: these impls are the derived ones with the secrets redacted.
+impl std::fmt::Debug for ClientMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientMsg::Login { user, credential } => f
+                .debug_struct("Login")
+                .field("user", user)
+                .field("credential", credential)
+                .finish(),
+            ClientMsg::CreateAuthHash { label } => f
+                .debug_struct("CreateAuthHash")
+                .field("label", label)
+                .finish(),
+            ClientMsg::Connect {
+                uid,
+                mode,
+                local_candidates,
+            } => f
+                .debug_struct("Connect")
+                .field("uid", uid)
+                .field("mode", mode)
+                .field("local_candidates", local_candidates)
+                .finish(),
+            ClientMsg::Register {
+                uid,
+                secret: _,
+                application_type,
+                local_candidates,
+            } => f
+                .debug_struct("Register")
+                .field("uid", uid)
+                .field("secret", &"<redacted>")
+                .field("application_type", application_type)
+                .field("local_candidates", local_candidates)
+                .finish(),
+            ClientMsg::Accept { session_id } => f
+                .debug_struct("Accept")
+                .field("session_id", session_id)
+                .finish(),
+            ClientMsg::Reject { session_id, reason } => f
+                .debug_struct("Reject")
+                .field("session_id", session_id)
+                .field("reason", reason)
+                .finish(),
+            ClientMsg::Ping => f.write_str("Ping"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerMsg::LoginOk { user } => f.debug_struct("LoginOk").field("user", user).finish(),
+            ServerMsg::AuthHash { auth_hash: _ } => f
+                .debug_struct("AuthHash")
+                .field("auth_hash", &"<redacted>")
+                .finish(),
+            ServerMsg::Registered { uid } => {
+                f.debug_struct("Registered").field("uid", uid).finish()
+            }
+            ServerMsg::Session(grant) => f.debug_tuple("Session").field(grant).finish(),
+            ServerMsg::Incoming(grant) => f.debug_tuple("Incoming").field(grant).finish(),
+            ServerMsg::Punch {
+                session_id,
+                candidates,
+            } => f
+                .debug_struct("Punch")
+                .field("session_id", session_id)
+                .field("candidates", candidates)
+                .finish(),
+            ServerMsg::Error { code, message } => f
+                .debug_struct("Error")
+                .field("code", code)
+                .field("message", message)
+                .finish(),
+            ServerMsg::Pong => f.write_str("Pong"),
+        }
+    }
 }
 
 /// What both peers need to run one session. The secret is fresh per session and only ever travels
@@ -172,6 +253,17 @@ mod tests {
             credential: c,
         };
         assert!(!format!("{m:?}").contains("sup3r"));
+        let r = ClientMsg::Register {
+            uid: Uid([1; 8]),
+            secret: "devsekret".into(),
+            application_type: 28,
+            local_candidates: vec![],
+        };
+        assert!(!format!("{r:?}").contains("devsekret"));
+        let h = ServerMsg::AuthHash {
+            auth_hash: "id.hashsekret".into(),
+        };
+        assert!(!format!("{h:?}").contains("hashsekret"));
     }
 
     #[test]

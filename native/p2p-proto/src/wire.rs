@@ -16,6 +16,11 @@ pub const VERSION: u8 = 1;
 pub const SESSION_HEADER_LEN: usize = 18;
 /// Largest UDP payload we send: a real path's MTU (1500) minus IP and UDP headers with margin.
 pub const MAX_DATAGRAM: usize = 1400;
+/// Highest valid packet number: ACK frames carry packet numbers as varints (62 bits), so a number above
+/// this could never be acknowledged. Refusing it here also keeps `pn + 1` from overflowing anywhere a
+/// receiver does range arithmetic on a number it has not authenticated yet (mode 0 authenticates
+/// nothing: a spoofed `u64::MAX` reached the session's ACK bookkeeping and panicked on overflow).
+pub const MAX_PACKET_NUMBER: u64 = (1 << 62) - 1;
 
 /// Which peer sent a session datagram: the relay forwards it to the other one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,6 +133,9 @@ impl SessionHeader {
         }
         let session_id = u64::from_be_bytes(d[2..10].try_into().unwrap());
         let packet_number = u64::from_be_bytes(d[10..18].try_into().unwrap());
+        if packet_number > MAX_PACKET_NUMBER {
+            return Err(WireError::Malformed);
+        }
         Ok((
             SessionHeader {
                 kind,
@@ -285,6 +293,14 @@ mod tests {
             Err(WireError::Truncated)
         );
         assert!(RelayBind::decode(&[1, 0x20, 1]).is_err());
+        let mut too_high = Vec::new();
+        SessionHeader {
+            kind: Kind::Data(Role::Initiator),
+            session_id: 1,
+            packet_number: MAX_PACKET_NUMBER + 1,
+        }
+        .encode(&mut too_high);
+        assert_eq!(SessionHeader::decode(&too_high), Err(WireError::Malformed));
     }
 
     #[test]
