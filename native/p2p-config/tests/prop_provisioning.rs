@@ -339,7 +339,6 @@ fn mutated_valid_files_never_panic_and_keep_intact_secrets_hidden() {
 /// Reported to the owner of p2p-config; remove the `ignore` once key names are cut at '=' (or a key
 /// starting with a secret key's name is shown redacted).
 #[test]
-#[ignore = "known leak in p2p-config: 'auth_pass=SECRET' is shown as a key name"]
 fn mutated_valid_files_never_show_a_secret_under_its_key() {
     let (seeds, strategy) = seeds_and_edits();
     check("provisioning_secret_lines", 2000, strategy, |(k, edits)| {
@@ -354,7 +353,6 @@ fn mutated_valid_files_never_show_a_secret_under_its_key() {
 }
 
 #[test]
-#[ignore = "known leak in p2p-config: 'auth_pass=SECRET' is shown as a key name"]
 fn a_secret_written_with_equals_is_not_shown() {
     let initiator = format!("auth_pass={PASSWORD}\nautoconnect=1\n");
     let target = format!(

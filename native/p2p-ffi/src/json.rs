@@ -41,7 +41,11 @@ pub fn parse_object<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Ff
     serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        FfiError::invalid_config(field_message(what, &path, &inner))
+        // Field names and enum values come from the caller's JSON, where "\n" is legal: escape control
+        // characters so the message stays one line (the cmdlets show it as an error record).
+        FfiError::invalid_config(p2p_config::values::escape_controls(&field_message(
+            what, &path, &inner,
+        )))
     })
 }
 

@@ -255,7 +255,6 @@ fn configuration_json_never_panics_or_shows_the_password() {
 /// control characters in the message, as p2p-config's `escape_controls` does); remove the `ignore` once
 /// fixed.
 #[test]
-#[ignore = "known bug in p2p-ffi: a \\n escape in a field name or value breaks the one-line message"]
 fn an_escaped_newline_in_a_field_stays_out_of_the_message() {
     let common = format!(r#""server":"127.0.0.1:9","server_key":"{SERVER_KEY}","local_port":0"#);
     for json in [

@@ -71,9 +71,12 @@ pub(crate) fn known_entries<'a>(
 
 fn unknown_key(line: usize, written: &str) -> Warning {
     let mut message = String::from("unknown key, ignored");
-    if written.contains('=') {
+    if let Some((name, _value)) = written.split_once('=') {
         message.push_str(" (separate key and value with a space, not '=')");
-    } else if let Some(near) = Key::closest(written) {
+        // What follows '=' is a value, perhaps a password: never show it.
+        return Warning::new(line, &format!("{name}=..."), &message);
+    }
+    if let Some(near) = Key::closest(written) {
         message.push_str(&format!(" (did you mean '{}'?)", near.name()));
     }
     Warning::new(line, written, &message)

@@ -122,7 +122,7 @@ fn unknown_keys_warn_with_their_line() {
         shown,
         [
             "line 5: key 'remote_adress': unknown key, ignored (did you mean 'remote_address'?)",
-            "line 6: key 'foo=bar': unknown key, ignored (separate key and value with a space, not '=')",
+            "line 6: key 'foo=...': unknown key, ignored (separate key and value with a space, not '=')",
         ]
     );
 }
