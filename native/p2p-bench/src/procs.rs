@@ -59,7 +59,12 @@ impl Proc {
     }
 
     /// Waits until a line satisfies `pred` and returns it; fails if the process ends or time runs out.
-    pub fn wait_line(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+    pub fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
@@ -102,7 +107,11 @@ impl Proc {
                 return Ok((status.code(), self.lines().join("\n")));
             }
             if Instant::now() >= deadline {
-                return Err(format!("{} did not end within {} s", self.name, timeout.as_secs()));
+                return Err(format!(
+                    "{} did not end within {} s",
+                    self.name,
+                    timeout.as_secs()
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -140,7 +149,12 @@ fn collect(pipe: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
 }
 
 /// Runs `cmd` to its end (with `stdin` written to it); fails with its output on a non-zero exit.
-pub fn run_ok(name: &str, cmd: Command, stdin: Option<&str>, timeout: Duration) -> Result<String, String> {
+pub fn run_ok(
+    name: &str,
+    cmd: Command,
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> Result<String, String> {
     let p = Proc::spawn(name, cmd, stdin)?;
     let (code, out) = p.wait(timeout)?;
     if code != Some(0) {

@@ -134,7 +134,11 @@ async fn connect(addr: SocketAddr, kind: u8) -> Result<TcpStream, String> {
     Ok(c)
 }
 
-/// Sends as fast as the path takes for `duration`, then closes. Returns the bytes written.
+/// Sends as fast as the path takes for `duration`, then aborts the connection. Returns the bytes written.
+///
+/// Aborting (a reset, not a clean close) discards what is still queued on the way: the loopback socket
+/// buffers hold megabytes, and a slow path would otherwise take long to drain them after the
+/// measurement is over. The sink's figure covers only the bytes it received, so it is unaffected.
 pub async fn send_for(addr: SocketAddr, duration: Duration) -> Result<u64, String> {
     let mut c = connect(addr, SINK).await?;
     let buf = vec![0x5au8; CHUNK];
@@ -147,7 +151,8 @@ pub async fn send_for(addr: SocketAddr, duration: Duration) -> Result<u64, Strin
             Err(_) => break,
         }
     }
-    let _ = c.shutdown().await;
+    let _ = c.set_zero_linger();
+    drop(c);
     Ok(sent)
 }
 

@@ -1,0 +1,223 @@
+//! The real binaries on loopback: a `p2p-server` with its own data directory, users and devices added
+//! with its admin subcommands, `connectd -f target.conf` targets and `connectd` initiators.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use crate::procs::{run_ok, Proc};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+pub const USER: &str = "bench@example.com";
+pub const PASSWORD: &str = "bench-password-1";
+const DEVICE_SECRET: &str = "bench-device-secret-1";
+
+/// Where the release binaries are.
+#[derive(Clone)]
+pub struct Bins {
+    pub server: PathBuf,
+    pub connectd: PathBuf,
+}
+
+impl Bins {
+    pub fn in_dir(dir: &Path) -> Result<Bins, String> {
+        let bin = |name: &str| dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        let bins = Bins {
+            server: bin("p2p-server"),
+            connectd: bin("connectd"),
+        };
+        for b in [&bins.server, &bins.connectd] {
+            if !b.is_file() {
+                return Err(format!(
+                    "{} not found: build it first with `cargo build --release -p p2p-server -p connectd`",
+                    b.display()
+                ));
+            }
+        }
+        Ok(bins)
+    }
+}
+
+/// The UID of the `i`th benchmark device.
+pub fn uid(i: u32) -> String {
+    let b = i.to_be_bytes();
+    format!("80:00:00:00:0B:{:02X}:{:02X}:{:02X}", b[1], b[2], b[3])
+}
+
+pub struct Lab {
+    pub bins: Bins,
+    pub dir: PathBuf,
+    pub control: SocketAddr,
+    /// The server's relay (its first UDP listener).
+    pub relay: SocketAddr,
+    pub key: String,
+    pub server: Proc,
+}
+
+impl Lab {
+    /// `init`s a data directory under `dir`, adds the benchmark user and starts the server.
+    pub fn start(bins: &Bins, dir: &Path, extra: &[&str]) -> Result<Lab, String> {
+        let data = dir.join("server");
+        let mut init = Command::new(&bins.server);
+        init.arg("init").arg("--data-dir").arg(&data);
+        let out = run_ok("p2p-server init", init, None, ADMIN_TIMEOUT)?;
+        let key = out
+            .split_whitespace()
+            .rev()
+            .find(|t| B64.decode(t).is_ok_and(|b| b.len() == 32))
+            .ok_or_else(|| format!("p2p-server init printed no server key:\n{out}"))?
+            .to_string();
+        let mut user = Command::new(&bins.server);
+        user.args(["user", "add", USER, "--data-dir"]).arg(&data);
+        run_ok(
+            "p2p-server user add",
+            user,
+            Some(&format!("{PASSWORD}\n")),
+            ADMIN_TIMEOUT,
+        )?;
+
+        let mut run = Command::new(&bins.server);
+        run.arg("run").arg("--data-dir").arg(&data);
+        run.args(["--control", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+        run.args(["--udp2", "127.0.0.1:0", "--udp3", "127.0.0.2:0"]);
+        run.args(extra);
+        run.env("RUST_LOG", "warn");
+        let mut server = Proc::spawn("p2p-server", run, None)?;
+        let line = server.wait_line("its addresses", START_TIMEOUT, |l| {
+            l.starts_with("listening ")
+        })?;
+        let control = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("control="))
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("no control address in '{line}'"))?;
+        let relay = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("udp="))
+            .and_then(|a| a.split(',').next()?.parse().ok())
+            .ok_or_else(|| format!("no relay address in '{line}'"))?;
+        Ok(Lab {
+            bins: bins.clone(),
+            dir: dir.to_path_buf(),
+            control,
+            relay,
+            key,
+            server,
+        })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("server")
+    }
+
+    /// Adds device `uid` owned by the benchmark user (the secret goes on standard input).
+    pub fn add_device(&self, uid: &str) -> Result<(), String> {
+        let mut cmd = Command::new(&self.bins.server);
+        cmd.args(["device", "add", uid, "--owner", USER, "--data-dir"])
+            .arg(self.data_dir());
+        run_ok(
+            "p2p-server device add",
+            cmd,
+            Some(&format!("{DEVICE_SECRET}\n")),
+            ADMIN_TIMEOUT,
+        )
+        .map(|_| ())
+    }
+
+    pub fn device_secret(&self) -> &'static str {
+        DEVICE_SECRET
+    }
+
+    /// Starts `connectd -s -f target.conf` for `uid`, forwarding to `dest`, and waits for its registration.
+    pub fn start_target(
+        &self,
+        uid: &str,
+        dest: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Result<Proc, String> {
+        let conf = self
+            .dir
+            .join(format!("target-{}.conf", uid.replace(':', "")));
+        let text = format!(
+            "UID {uid}\npassword {DEVICE_SECRET}\nproxy_dest_ip {}\nproxy_dest_port {}\napplication_type 1\nserver {}\nserver_key {}\n",
+            dest.ip(),
+            dest.port(),
+            self.control,
+            self.key
+        );
+        std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        let mut cmd = Command::new(&self.bins.connectd);
+        cmd.arg("-s").arg("-f").arg(&conf);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut p = Proc::spawn("connectd (target)", cmd, None)?;
+        p.wait_line("its registration", START_TIMEOUT, |l| {
+            l.starts_with("Registered ")
+        })?;
+        Ok(p)
+    }
+
+    /// `connectd -s -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
+    /// which always pins a fixed window of MAXOUT packets. Does not wait.
+    pub fn initiator_cli(
+        &self,
+        uid: &str,
+        port: u16,
+        mode: u8,
+        maxout: u32,
+        env: &[(&str, String)],
+    ) -> Result<Proc, String> {
+        let mut cmd = Command::new(&self.bins.connectd);
+        cmd.args(["-s", "-c"]);
+        cmd.arg(B64.encode(USER)).arg(B64.encode(PASSWORD)).arg(uid);
+        cmd.arg(format!("T{port}"))
+            .arg(mode.to_string())
+            .arg("127.0.0.1");
+        cmd.arg(maxout.to_string());
+        self.server_env(&mut cmd);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn("connectd (initiator)", cmd, None)
+    }
+
+    /// `connectd -s -f initiator.conf`; without `max_depth` the window is the adaptive one. Does not wait.
+    pub fn initiator_file(
+        &self,
+        uid: &str,
+        port: u16,
+        mode: u8,
+        max_depth: Option<u32>,
+        env: &[(&str, String)],
+    ) -> Result<Proc, String> {
+        let conf = self.dir.join(format!("initiator-{port}.conf"));
+        let mut text = format!(
+            "autoconnect 1\nuser_id {USER}\nauth_pass {PASSWORD}\nremote_address {uid}\nproxy_local_port {port}\n\
+             proxy_bind_address 127.0.0.1\nencryption {mode}\nserver {}\nserver_key {}\n",
+            self.control, self.key
+        );
+        if let Some(d) = max_depth {
+            text.push_str(&format!("max_depth {d}\n"));
+        }
+        std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        let mut cmd = Command::new(&self.bins.connectd);
+        cmd.arg("-s").arg("-f").arg(&conf);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn("connectd (initiator)", cmd, None)
+    }
+
+    fn server_env(&self, cmd: &mut Command) {
+        cmd.env("P2P_SERVER", self.control.to_string());
+        cmd.env("P2P_SERVER_KEY", &self.key);
+    }
+}
+
+/// Waits until an initiator says its session is up (`!!connected`).
+pub fn wait_connected(p: &mut Proc) -> Result<(), String> {
+    p.wait_line("'!!connected'", START_TIMEOUT, |l| {
+        l.starts_with("!!connected")
+    })
+    .map(|_| ())
+}

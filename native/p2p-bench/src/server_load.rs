@@ -1,0 +1,204 @@
+//! Load on the server alone, from in-process clients speaking the real control channel
+//! (`p2p_net::control_channel`): many registered targets, then as many connection set-ups as it takes
+//! (a new control connection, login, `Connect`, the target's `Accept`, the `Session` grant).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use p2p_net::control_channel::ControlClient;
+use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
+use p2p_proto::{EncryptionMode, Uid};
+
+use crate::lab::{Lab, PASSWORD, USER};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Devices one control connection registers (the server's per-connection limit is 64).
+const PER_CONNECTION: usize = 50;
+
+fn key(lab: &Lab) -> Result<[u8; 32], String> {
+    p2p_config::config::decode_server_key(&lab.key).map_err(|e| e.to_string())
+}
+
+fn parse_uid(text: &str) -> Result<Uid, String> {
+    text.parse().map_err(|e| format!("bad UID {text}: {e}"))
+}
+
+/// Registers `uids` on control connections of `PER_CONNECTION` devices each, and keeps every connection
+/// answering `Incoming` with `Accept` in the background. Returns registrations per second.
+pub async fn register_targets(lab: &Lab, uids: &[String]) -> Result<f64, String> {
+    let key = key(lab)?;
+    let server = lab.control.to_string();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for group in uids.chunks(PER_CONNECTION) {
+        let group: Vec<Uid> = group
+            .iter()
+            .map(|u| parse_uid(u))
+            .collect::<Result<_, _>>()?;
+        let server = server.clone();
+        let secret = lab.device_secret().to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut c = ControlClient::connect(&server, &key, TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            for uid in group {
+                let reply = c
+                    .request(&ClientMsg::Register {
+                        uid,
+                        secret: secret.clone(),
+                        application_type: 1,
+                        local_candidates: vec![],
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !matches!(reply, ServerMsg::Registered { .. }) {
+                    return Err(format!("registering {uid}: {reply:?}"));
+                }
+            }
+            Ok::<_, String>(c)
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.map_err(|e| e.to_string())??);
+    }
+    let rate = uids.len() as f64 / start.elapsed().as_secs_f64();
+    for c in clients {
+        tokio::spawn(accept_all(c));
+    }
+    Ok(rate)
+}
+
+/// A target's control loop reduced to what brokering needs: accept every session, keep the connection
+/// alive.
+async fn accept_all(mut c: ControlClient) {
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    loop {
+        tokio::select! {
+            msg = c.recv() => match msg {
+                Ok(ServerMsg::Incoming(grant)) => {
+                    if c.send(&ClientMsg::Accept { session_id: grant.session_id }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            },
+            _ = ping.tick() => {
+                if c.send(&ClientMsg::Ping).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An auth hash for the benchmark user (what `connectd -p` logs in with: no password hashing per login).
+pub async fn auth_hash(lab: &Lab) -> Result<String, String> {
+    let mut c = login(lab, Credential::Password(PASSWORD.into())).await?;
+    match c
+        .request(&ClientMsg::CreateAuthHash {
+            label: "bench".into(),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        ServerMsg::AuthHash { auth_hash } => Ok(auth_hash),
+        other => Err(format!("asking for an auth hash: {other:?}")),
+    }
+}
+
+async fn login(lab: &Lab, credential: Credential) -> Result<ControlClient, String> {
+    let mut c = ControlClient::connect(&lab.control.to_string(), &key(lab)?, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    match c
+        .request(&ClientMsg::Login {
+            user: USER.into(),
+            credential,
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        ServerMsg::LoginOk { .. } => Ok(c),
+        other => Err(format!("login: {other:?}")),
+    }
+}
+
+/// Set-ups per second with `workers` clients in parallel for `duration`, each set-up a fresh control
+/// connection that logs in with `credential` and gets a session grant for one of `uids` (round robin).
+/// Returns (set-ups per second, failures).
+pub async fn setups(
+    lab: &Lab,
+    uids: &[String],
+    credential: Credential,
+    workers: usize,
+    duration: Duration,
+) -> Result<(f64, u64), String> {
+    let uids: Arc<Vec<Uid>> = Arc::new(
+        uids.iter()
+            .map(|u| parse_uid(u))
+            .collect::<Result<_, _>>()?,
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (uids, next, done, failed) = (uids.clone(), next.clone(), done.clone(), failed.clone());
+        let credential = credential.clone();
+        let lab_view = (lab.control, key(lab)?);
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize % uids.len();
+                match one_setup(lab_view, credential.clone(), uids[i]).await {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((
+        done.load(Ordering::Relaxed) as f64 / secs,
+        failed.load(Ordering::Relaxed),
+    ))
+}
+
+async fn one_setup(
+    (control, key): (std::net::SocketAddr, [u8; 32]),
+    credential: Credential,
+    uid: Uid,
+) -> Result<(), String> {
+    let mut c = ControlClient::connect(&control.to_string(), &key, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = c
+        .request(&ClientMsg::Login {
+            user: USER.into(),
+            credential,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if !matches!(reply, ServerMsg::LoginOk { .. }) {
+        return Err(format!("login: {reply:?}"));
+    }
+    let reply = c
+        .request(&ClientMsg::Connect {
+            uid,
+            mode: EncryptionMode::ChaCha20Poly1305,
+            local_candidates: vec![],
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    match reply {
+        ServerMsg::Session(_) => Ok(()),
+        other => Err(format!("connect: {other:?}")),
+    }
+}
