@@ -25,7 +25,7 @@ pub struct Impair {
 
 impl Impair {
     pub async fn start(upstream: SocketAddr, rtt: Duration) -> std::io::Result<Impair> {
-        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+        let front = Arc::new(p2p_net::udp_socket::bind(([127, 0, 0, 1], 0).into())?);
         let addr = front.local_addr()?;
         let loss_ppm = Arc::new(AtomicU32::new(0));
         let task = tokio::spawn(run(front, upstream, rtt / 4, loss_ppm.clone()));
@@ -65,7 +65,7 @@ async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, leg: Duration, loss_pp
     while let Ok((n, from)) = front.recv_from(&mut buf).await {
         let up = match peers.get(&from) {
             Some(s) => s.clone(),
-            None => match UdpSocket::bind("127.0.0.1:0").await {
+            None => match p2p_net::udp_socket::bind(([127, 0, 0, 1], 0).into()) {
                 Ok(s) => {
                     let s = Arc::new(s);
                     peers.insert(from, s.clone());

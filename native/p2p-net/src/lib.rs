@@ -14,6 +14,7 @@ pub mod status;
 pub mod stream_io;
 pub mod target;
 pub mod tunnel;
+pub mod udp_socket;
 
 pub use error::{Error, ErrorKind, Result};
 pub use selftest::{SelfTestConfig, SelfTestReport};

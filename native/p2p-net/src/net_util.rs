@@ -71,7 +71,7 @@ pub fn unspecified_for(addr: SocketAddr) -> IpAddr {
 /// the one socket then reaches the server, the relay and the peer.
 pub async fn bind_udp(server_addr: SocketAddr) -> Result<UdpSocket> {
     let local = SocketAddr::new(unspecified_for(server_addr), 0);
-    UdpSocket::bind(local).await.map_err(|e| {
+    crate::udp_socket::bind(local).map_err(|e| {
         Error::new(
             ErrorKind::UdpBind,
             format!("cannot bind a UDP socket on {local}: {e}"),

@@ -11,6 +11,7 @@ pub mod control;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod memory;
 pub mod probe;
 pub mod relay;
 pub mod secret_input;

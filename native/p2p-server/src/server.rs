@@ -146,7 +146,8 @@ impl Drop for ServerHandle {
 }
 
 async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
-    UdpSocket::bind(addr).await.map(Arc::new).map_err(|e| {
+    // The relay carries whole congestion windows in bursts: it needs the same large buffers as a peer.
+    p2p_net::udp_socket::bind(addr).map(Arc::new).map_err(|e| {
         Error::new(format!(
             "cannot bind the {which} UDP listener to {addr}: {e}"
         ))

@@ -50,6 +50,9 @@ impl RecvBuffer {
         if end > limit {
             return Err(RecvError::FlowControl);
         }
+        // Before the FIN is recorded: a FIN alone, after every byte was read, makes the stream
+        // readable (the application must see the end), and must be reported as such.
+        let was_readable = self.readable();
         if let Some(f) = self.fin_offset {
             if end > f || (fin && end != f) {
                 return Err(RecvError::FinalSize);
@@ -66,7 +69,6 @@ impl RecvBuffer {
             }
             self.fin_offset = Some(end);
         }
-        let was_readable = self.readable();
         if end > self.read_offset && !data.is_empty() {
             // Keep only the part not yet delivered; a longer segment at the same offset wins.
             let skip = self.read_offset.saturating_sub(offset) as usize;
@@ -184,6 +186,17 @@ mod tests {
         assert_eq!(b.insert(0, &[1; 4], true, 5), Ok(true));
         assert_eq!(b.insert(2, &[1; 4], false, 100), Err(RecvError::FinalSize));
         assert_eq!(b.insert(0, &[1; 3], true, 100), Err(RecvError::FinalSize));
+    }
+
+    #[test]
+    fn a_fin_alone_after_everything_was_read_is_reported_readable() {
+        let mut b = RecvBuffer::default();
+        assert_eq!(b.insert(0, b"data", false, 100), Ok(true));
+        assert_eq!(read_all(&mut b), b"data");
+        assert!(!b.readable());
+        assert_eq!(b.insert(4, b"", true, 100), Ok(true));
+        assert_eq!(b.read(&mut [0u8; 8]), Some(0));
+        assert!(b.is_fin_read());
     }
 
     #[test]

@@ -1,0 +1,369 @@
+//! One test's world: a fresh server (own data directory, loopback ports), the accounts and devices the
+//! test adds, the targets and initiators it starts, and one log folder for all of their output
+//! (`target/<profile>/system-test-logs/<test>/`, or under `P2P_TEST_LOG_DIR`). When the lab is dropped
+//! after a passing test it checks that no password or device secret appears in any log.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::data::{hex, Rng};
+use crate::initiator::{Initiator, InitiatorSpec};
+use crate::proc::{register_secret, Proc};
+use crate::server::Server;
+use crate::target::{target_conf, Target};
+
+/// Environment variables the driver reads: never inherited from the developer's shell, only set by tests.
+const DRIVER_ENV: [&str; 5] = [
+    "P2P_SERVER",
+    "P2P_SERVER_KEY",
+    "P2P_RELAY_OVERRIDE",
+    "P2P_DISABLE_DIRECT",
+    "P2P_DISABLE_DIRECT_FILE",
+];
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub uid: String,
+    pub secret: String,
+}
+
+pub struct Lab {
+    pub name: String,
+    pub server: Server,
+    pub logs: PathBuf,
+    dir: tempfile::TempDir,
+    counter: AtomicU32,
+    secrets: Mutex<Vec<String>>,
+}
+
+/// Tests that move a lot of data or measure timing take this lock, so that the test threads of one
+/// binary do not starve each other on a small machine.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Lab {
+    /// A lab with a running server.
+    pub fn new(name: &str) -> Lab {
+        let logs = log_root().join(name);
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs).expect("create log dir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("p2p-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let server = Server::start(&dir.path().join("server"), &logs, &base_env());
+        Lab {
+            name: name.to_string(),
+            server,
+            logs,
+            dir,
+            counter: AtomicU32::new(0),
+            secrets: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The test's private working directory (deleted afterwards; logs are kept).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn next(&self) -> u32 {
+        self.counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Remembers a secret: it must never appear in a log, and the harness redacts it from command lines.
+    pub fn secret(&self, s: &str) {
+        register_secret(s);
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(s);
+        register_secret(&b64);
+        let mut v = self.secrets.lock().unwrap();
+        v.push(s.to_string());
+        v.push(b64);
+    }
+
+    /// A new user with a random password.
+    pub fn account(&self) -> Account {
+        let n = self.next();
+        let a = Account {
+            user: format!("user{n}@example.com"),
+            password: format!("pw-{}", hex(&Rng::from_os().bytes(12))),
+        };
+        self.add_account(&a);
+        a
+    }
+
+    pub fn add_account(&self, a: &Account) {
+        self.secret(&a.password);
+        self.server.add_user(&a.user, &a.password);
+    }
+
+    /// A new device owned by `owner`, with a random UID and secret.
+    pub fn device(&self, owner: &Account) -> Device {
+        let b = Rng::from_os().bytes(3);
+        let d = Device {
+            uid: format!("80:00:00:00:01:{:02X}:{:02X}:{:02X}", b[0], b[1], b[2]),
+            secret: hex(&Rng::from_os().bytes(16)),
+        };
+        self.add_device(&d, owner);
+        d
+    }
+
+    pub fn add_device(&self, d: &Device, owner: &Account) {
+        self.secret(&d.secret);
+        self.server.add_device(&d.uid, &owner.user, &d.secret);
+    }
+
+    pub fn share(&self, d: &Device, with: &Account) {
+        self.server.add_share(&d.uid, &with.user);
+    }
+
+    /// An account and a device it owns (owners reach their devices without a share).
+    pub fn account_and_device(&self) -> (Account, Device) {
+        let a = self.account();
+        let d = self.device(&a);
+        (a, d)
+    }
+
+    /// The environment clients get: the server by environment, plus `extra`.
+    pub fn client_env(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
+        let mut e = base_env();
+        e.push(("P2P_SERVER".into(), self.server.address()));
+        e.push(("P2P_SERVER_KEY".into(), self.server.key.clone()));
+        e.extend(extra.iter().cloned());
+        e
+    }
+
+    /// A `connectd` command with the driver's environment cleared and `env` set.
+    pub fn connectd_cmd(&self, args: &[String], env: &[(String, String)]) -> Command {
+        let mut cmd = Command::new(crate::bins::connectd());
+        for k in DRIVER_ENV {
+            cmd.env_remove(k);
+        }
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir());
+        cmd
+    }
+
+    /// Starts `connectd ARGS` with the server in the environment (and `extra`).
+    pub fn connectd(&self, name: &str, args: &[String], extra: &[(String, String)]) -> Proc {
+        Proc::spawn(
+            name,
+            self.connectd_cmd(args, &self.client_env(extra)),
+            &self.logs,
+            None,
+        )
+    }
+
+    /// Starts `connectd ARGS` without the server in the environment (it must come from a file or `-y`).
+    pub fn connectd_plain(&self, name: &str, args: &[String]) -> Proc {
+        Proc::spawn(name, self.connectd_cmd(args, &base_env()), &self.logs, None)
+    }
+
+    /// Writes the seed's sample initiator file with this test's account, device, local port, autoconnect
+    /// mode and server, and returns its path.
+    pub fn initiator_file(&self, a: &Account, d: &Device, port: u16, autoconnect: u8) -> PathBuf {
+        let text = crate::provisioning::with_values(
+            &crate::provisioning::seed_sample(),
+            &[
+                ("autoconnect", autoconnect.to_string()),
+                ("user_id", a.user.clone()),
+                ("auth_pass", a.password.clone()),
+                ("remote_address", d.uid.clone()),
+                ("proxy_local_port", port.to_string()),
+                ("server", self.server.address()),
+                ("server_key", self.server.key.clone()),
+            ],
+        );
+        let path = self.dir().join(format!("initiator-{}.txt", self.next()));
+        std::fs::write(&path, text).expect("write initiator file");
+        path
+    }
+
+    /// Starts a target for `d` forwarding to 127.0.0.1:`service_port` and waits for its registration.
+    pub fn target(&self, d: &Device, service_port: u16, extra: &[(String, String)]) -> Target {
+        let mut t = self.start_target(d, service_port, extra);
+        t.wait_registered();
+        t
+    }
+
+    /// Starts a target without waiting. The target finds the server in its file, not the environment.
+    pub fn start_target(
+        &self,
+        d: &Device,
+        service_port: u16,
+        extra: &[(String, String)],
+    ) -> Target {
+        let conf = target_conf(
+            &d.uid,
+            &d.secret,
+            service_port,
+            &self.server.address(),
+            &self.server.key,
+        );
+        let path = self.dir().join(format!("target-{}.conf", self.next()));
+        std::fs::write(&path, conf).expect("write target conf");
+        let mut env = base_env();
+        env.extend(extra.iter().cloned());
+        let args = vec!["-f".to_string(), path.to_string_lossy().into_owned()];
+        Target::start("target", self.connectd_cmd(&args, &env), &path, &self.logs)
+    }
+
+    /// connectd's `-c` arguments for `a` reaching `d`, on a free port with max outstanding 12. (connectd's
+    /// `T0` is refused by its command line, so the harness picks the port.)
+    pub fn spec(&self, a: &Account, d: &Device, mode: u8) -> InitiatorSpec {
+        InitiatorSpec {
+            user: a.user.clone(),
+            password: a.password.clone(),
+            uid: d.uid.clone(),
+            port: crate::ports::free_tcp_port(),
+            mode,
+            bind: "127.0.0.1".into(),
+            max_outstanding: 12,
+            limits: None,
+        }
+    }
+
+    /// Starts an initiator (without waiting).
+    pub fn start_initiator(&self, spec: &InitiatorSpec, extra: &[(String, String)]) -> Initiator {
+        Initiator::new(self.connectd("initiator", &spec.args(), extra))
+    }
+
+    /// Starts an initiator and waits until the tunnel is up.
+    pub fn initiator(&self, spec: &InitiatorSpec, extra: &[(String, String)]) -> Initiator {
+        let mut i = self.start_initiator(spec, extra);
+        i.wait_up();
+        i
+    }
+
+    /// The whole path for one local service: account, device, target, initiator (mode `mode`),
+    /// with `extra` in the environment of both peers.
+    pub fn tunnel(&self, service_port: u16, mode: u8, extra: &[(String, String)]) -> Tunnel {
+        let (account, device) = self.account_and_device();
+        let target = self.target(&device, service_port, extra);
+        let initiator = self.initiator(&self.spec(&account, &device, mode), extra);
+        let port = initiator.port();
+        Tunnel {
+            account,
+            device,
+            target,
+            initiator,
+            port,
+        }
+    }
+
+    /// Panics when a recorded secret appears in any log file of this lab.
+    pub fn check_logs(&self) {
+        let secrets = self.secrets.lock().unwrap().clone();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(text) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            for s in &secrets {
+                if crate::data::contains(&text, s.as_bytes()) {
+                    found.push(format!(
+                        "{} contains a secret ({} chars)",
+                        entry.path().display(),
+                        s.len()
+                    ));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "secrets leaked into logs:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_logs();
+        } else {
+            eprintln!("logs of {} are in {}", self.name, self.logs.display());
+        }
+    }
+}
+
+/// A running tunnel and what it was made of.
+pub struct Tunnel {
+    pub account: Account,
+    pub device: Device,
+    pub target: Target,
+    pub initiator: Initiator,
+    /// The initiator's local port.
+    pub port: u16,
+}
+
+/// Where log folders go: `P2P_TEST_LOG_DIR`, else beside the binaries.
+pub fn log_root() -> PathBuf {
+    std::env::var_os("P2P_TEST_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::bins::bin_dir().join("system-test-logs"))
+}
+
+/// Logging for every process: info by default (debug logs would drown bulk transfers).
+fn base_env() -> Vec<(String, String)> {
+    let level = std::env::var("P2P_TEST_RUST_LOG").unwrap_or_else(|_| "info".into());
+    vec![("RUST_LOG".into(), level)]
+}
+
+/// Standard timeouts, generous for a loaded CI machine with 2 cores.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Lab {
+    /// `curl` GET http://127.0.0.1:`port`/ (the real curl): the body, or curl's exit code and message.
+    pub fn curl(&self, port: u16) -> Result<Vec<u8>, String> {
+        let out = self.dir().join(format!("curl-{}.out", self.next()));
+        let mut cmd = Command::new(crate::tools::curl());
+        cmd.args(["-sS", "--max-time", "60", "-o"])
+            .arg(&out)
+            .arg(format!("http://127.0.0.1:{port}/"));
+        let (code, text) = crate::proc::run("curl", cmd, &self.logs, None, Duration::from_secs(90));
+        if code != 0 {
+            return Err(format!(
+                "curl through port {port} failed (exit {code}): {text}"
+            ));
+        }
+        std::fs::read(&out).map_err(|e| format!("curl wrote no output: {e}"))
+    }
+
+    /// `curl` must return exactly `body`.
+    pub fn curl_expect(&self, port: u16, body: &[u8]) {
+        let got = self.curl(port).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            got == body,
+            "curl through port {port} returned {} bytes (sha256 {}), expected {} bytes (sha256 {})",
+            got.len(),
+            hex(&crate::data::sha256(&got)),
+            body.len(),
+            hex(&crate::data::sha256(body))
+        );
+    }
+}
