@@ -139,8 +139,8 @@ function Invoke-Test {
         try {
             & cargo build --release --workspace --bins
             if ($LASTEXITCODE -ne 0) { throw "cargo build failed (exit code $LASTEXITCODE)" }
-            Write-Step 'cargo test --workspace --release'
-            & cargo test --workspace --release
+            Write-Step 'cargo test --workspace --release --no-fail-fast'
+            & cargo test --workspace --release --no-fail-fast
             if ($LASTEXITCODE -ne 0) { $failed += "cargo test (exit code $LASTEXITCODE)" }
         } finally { Pop-Location }
         $failed += Invoke-NatLab

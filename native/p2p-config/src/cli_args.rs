@@ -28,7 +28,7 @@ use crate::provisioning::{
 };
 use crate::values::{
     check_server_address, check_server_key, decode_base64, parse_encryption, parse_ip, parse_limit,
-    parse_port, parse_uid, parse_window, shown,
+    parse_listen_port, parse_uid, parse_window, shown,
 };
 
 /// The process status for a command line that could not be parsed: EX_USAGE from sysexits.h, chosen
@@ -577,7 +577,7 @@ fn tcp_port(arg: &str) -> Result<u16, UsageError> {
             shown(arg)
         ))
     })?;
-    parse_port(digits).map_err(|e| arg_error("T<port>", e))
+    parse_listen_port(digits).map_err(|e| arg_error("T<port>", e))
 }
 
 fn window(arg: &str) -> Result<u32, UsageError> {

@@ -53,6 +53,17 @@ pub fn parse_port(text: &str) -> Result<u16, String> {
     }
 }
 
+/// A local port to listen on: like [`parse_port`], and 0 asks the OS for a free one (reported once bound).
+pub fn parse_listen_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(port) => Ok(port),
+        _ => Err(format!(
+            "invalid port '{}': expected a number from 0 (any free port) to 65535",
+            shown(text)
+        )),
+    }
+}
+
 pub fn parse_ip(text: &str) -> Result<IpAddr, String> {
     text.parse().map_err(|_| {
         format!(

@@ -5,7 +5,7 @@
 //!
 //! `expected.txt` holds one `FILE | TEXT` line per expectation (`#` starts a comment). For a malformed
 //! file TEXT is the start of the error, which names the file, the line and the key
-//! (`10-port-zero.txt:13: key 'proxy_local_port': invalid port '0'...`); for a warning it is the whole
+//! (`10-port-negative.txt:13: key 'proxy_local_port': invalid port '-1'...`); for a warning it is the whole
 //! warning (`line 22: key 'remote_adress': unknown key, ignored ...`). Files are parsed under their bare
 //! name so the expectations do not depend on where the repository is checked out.
 //!
@@ -134,7 +134,7 @@ fn every_warning_file_is_accepted_with_its_warnings() {
 
 #[test]
 fn errors_from_a_path_name_the_path() {
-    let path = corpus_dir("malformed").join("10-port-zero.txt");
+    let path = corpus_dir("malformed").join("10-port-negative.txt");
     let error = parse_provisioning_file(&path).unwrap_err();
     assert_eq!(error.file, path.display().to_string());
     assert_eq!(error.line, Some(13));

@@ -225,10 +225,6 @@ fn every_malformed_line_is_one_line_naming_the_argument() {
         ),
         (format!("-c {U} {P} {ID} U33000 1 127.0.0.1 12"), "T<port>"),
         (
-            format!("-c {U} {P} {ID} T0 1 127.0.0.1 12"),
-            "T<port>: invalid port '0'",
-        ),
-        (
             format!("-c {U} {P} {ID} T70000 1 127.0.0.1 12"),
             "T<port>: invalid port '70000'",
         ),
@@ -436,4 +432,12 @@ fn without_background_drops_only_d_and_its_pid_file() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn t0_asks_for_any_free_port() {
+    let (config, _) = initiator(
+        "-c eW91cm5hbWVAZXhhbXBsZS5jb20= c3VwM3JzZWtyZXQh 80:00:00:00:00:00:00:F1 T0 3 127.0.0.1 12",
+    );
+    assert_eq!(config.local_port, 0);
 }

@@ -7,7 +7,7 @@ use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, AutoConnect, InitiatorConfig};
 use crate::values::{
-    check_server_address, check_server_key, parse_encryption, parse_ip, parse_port, parse_uid,
+    check_server_address, check_server_key, parse_encryption, parse_ip, parse_listen_port, parse_uid,
     parse_window,
 };
 
@@ -42,7 +42,7 @@ pub(crate) fn build(
                 }
                 auth_hash = Some(entry);
             }
-            Key::ProxyLocalPort => local_port = Some(parse_port(value).map_err(bad)?),
+            Key::ProxyLocalPort => local_port = Some(parse_listen_port(value).map_err(bad)?),
             Key::ProxyBindAddress => bind_address = Some(parse_ip(value).map_err(bad)?),
             Key::MaxDepth => max_outstanding = Some(parse_window(value).map_err(bad)?),
             Key::Autoconnect => autoconnect = parse_autoconnect(entry, warnings).map_err(bad)?,
