@@ -29,6 +29,17 @@ fn corpus(dir: &str) -> (PathBuf, Vec<(String, String)>) {
     (dir, rows)
 }
 
+/// `connectd -f FILE` run beside the corpus files, so the error names the file as the user typed it;
+/// a server key from the environment would not be the file's, so it is removed.
+fn connectd_reading(dir: &Path, file: &str) -> Command {
+    let mut cmd = Command::new(p2p_system_tests::bins::connectd());
+    cmd.current_dir(dir)
+        .arg("-f")
+        .arg(file)
+        .env_remove("P2P_SERVER_KEY");
+    cmd
+}
+
 fn logs(name: &str) -> PathBuf {
     let dir = log_root().join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -43,13 +54,8 @@ fn every_malformed_file_gets_its_line_numbered_error() {
     let logs = logs("cli_provisioning_malformed");
     let mut failures = Vec::new();
     for (file, expected) in &rows {
-        let mut cmd = Command::new(p2p_system_tests::bins::connectd());
-        // Run beside the files so the error names the file as the user typed it.
-        cmd.current_dir(&dir)
-            .arg("-f")
-            .arg(file)
-            .env_remove("P2P_SERVER")
-            .env_remove("P2P_SERVER_KEY");
+        let mut cmd = connectd_reading(&dir, file);
+        cmd.env_remove("P2P_SERVER");
         let (code, out) = run(
             "connectd-malformed",
             cmd,
@@ -78,13 +84,9 @@ fn files_with_warnings_print_them_and_go_on() {
     let logs = logs("cli_provisioning_warnings");
     let mut failures = Vec::new();
     for (file, expected) in &rows {
-        let mut cmd = Command::new(p2p_system_tests::bins::connectd());
+        let mut cmd = connectd_reading(&dir, file);
         // No server is reachable: the run fails later, after the warnings, which is all this checks.
-        cmd.current_dir(&dir)
-            .arg("-f")
-            .arg(file)
-            .env("P2P_SERVER", "127.0.0.1:9")
-            .env_remove("P2P_SERVER_KEY");
+        cmd.env("P2P_SERVER", "127.0.0.1:9");
         let mut p = Proc::spawn("connectd-warnings", cmd, &logs, None);
         if p.try_wait_line(Duration::from_secs(20), |l| l.contains(expected.as_str()))
             .is_err()

@@ -171,4 +171,34 @@ namespace RemoteItP2P.Commands
             catch (P2PException) { /* best effort while already reporting another error */ }
         }
     }
+
+    /// <summary>Base class of the cmdlets that act on chosen connections (Stop-, Wait-P2PConnection): the
+    /// InputObject / Id / Name parameter sets and the lookup they select.</summary>
+    public abstract class P2PConnectionTargetCmdlet : P2PCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+        [ValidateNotNull]
+        public P2PConnection[] InputObject { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(ConnectionIdCompleter))]
+        public ulong[] Id { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Name")]
+        [SupportsWildcards]
+        [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(ConnectionNameCompleter))]
+        public string[] Name { get; set; }
+
+        /// <summary>The connections the bound parameter set names.</summary>
+        protected IEnumerable<P2PConnection> SelectedConnections()
+        {
+            switch (ParameterSetName)
+            {
+                case "Id": return ById(Id);
+                case "Name": return ByName(Name);
+                default: return InputObject;
+            }
+        }
+    }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Generic;
 using System.Management.Automation;
 using RemoteItP2P.Native;
 
@@ -9,22 +8,8 @@ namespace RemoteItP2P.Commands
     [Cmdlet(VerbsLifecycle.Stop, "P2PConnection", DefaultParameterSetName = "InputObject",
         SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
     [OutputType(typeof(P2PConnection))]
-    public sealed class StopP2PConnectionCommand : P2PCmdlet
+    public sealed class StopP2PConnectionCommand : P2PConnectionTargetCmdlet
     {
-        [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
-        [ValidateNotNull]
-        public P2PConnection[] InputObject { get; set; }
-
-        [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
-        [ArgumentCompleter(typeof(ConnectionIdCompleter))]
-        public ulong[] Id { get; set; }
-
-        [Parameter(Mandatory = true, ParameterSetName = "Name")]
-        [SupportsWildcards]
-        [ValidateNotNullOrEmpty]
-        [ArgumentCompleter(typeof(ConnectionNameCompleter))]
-        public string[] Name { get; set; }
-
         /// <summary>How long to wait for each connection to close (seconds).</summary>
         [Parameter]
         [ValidateRange(1, 600)]
@@ -36,14 +21,7 @@ namespace RemoteItP2P.Commands
 
         protected override void ProcessRecord()
         {
-            IEnumerable<P2PConnection> targets;
-            switch (ParameterSetName)
-            {
-                case "Id": targets = ById(Id); break;
-                case "Name": targets = ByName(Name); break;
-                default: targets = InputObject; break;
-            }
-            foreach (P2PConnection c in targets) Stop(c);
+            foreach (P2PConnection c in SelectedConnections()) Stop(c);
             WriteNativeLog();
         }
 

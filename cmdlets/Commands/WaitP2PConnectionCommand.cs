@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Generic;
 using System.Management.Automation;
 
 namespace RemoteItP2P.Commands
@@ -7,22 +6,8 @@ namespace RemoteItP2P.Commands
     /// <summary>Waits until connections reach a state (Connected by default) and outputs them.</summary>
     [Cmdlet(VerbsLifecycle.Wait, "P2PConnection", DefaultParameterSetName = "InputObject")]
     [OutputType(typeof(P2PConnection))]
-    public sealed class WaitP2PConnectionCommand : P2PCmdlet
+    public sealed class WaitP2PConnectionCommand : P2PConnectionTargetCmdlet
     {
-        [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
-        [ValidateNotNull]
-        public P2PConnection[] InputObject { get; set; }
-
-        [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
-        [ArgumentCompleter(typeof(ConnectionIdCompleter))]
-        public ulong[] Id { get; set; }
-
-        [Parameter(Mandatory = true, ParameterSetName = "Name")]
-        [SupportsWildcards]
-        [ValidateNotNullOrEmpty]
-        [ArgumentCompleter(typeof(ConnectionNameCompleter))]
-        public string[] Name { get; set; }
-
         /// <summary>The state to wait for.</summary>
         [Parameter]
         public P2PConnectionState State { get; set; } = P2PConnectionState.Connected;
@@ -34,14 +19,7 @@ namespace RemoteItP2P.Commands
 
         protected override void ProcessRecord()
         {
-            IEnumerable<P2PConnection> targets;
-            switch (ParameterSetName)
-            {
-                case "Id": targets = ById(Id); break;
-                case "Name": targets = ByName(Name); break;
-                default: targets = InputObject; break;
-            }
-            foreach (P2PConnection c in targets)
+            foreach (P2PConnection c in SelectedConnections())
             {
                 if (Cancellation.IsCancellationRequested) return;
                 WaitOne(c);

@@ -19,6 +19,21 @@ struct Shared {
     changed: Condvar,
 }
 
+impl Shared {
+    /// Waits for more output (or its end) until `deadline`; `None` once the deadline has passed.
+    fn wait_change<'a>(
+        &self,
+        out: std::sync::MutexGuard<'a, Output>,
+        deadline: Instant,
+    ) -> Option<std::sync::MutexGuard<'a, Output>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        Some(self.changed.wait_timeout(out, deadline - now).unwrap().0)
+    }
+}
+
 pub struct Proc {
     pub name: String,
     child: Child,
@@ -126,16 +141,10 @@ impl Proc {
             if out.closed == 2 {
                 return Err("ended its output".into());
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!("timed out after {timeout:?}"));
-            }
-            out = self
-                .shared
-                .changed
-                .wait_timeout(out, deadline - now)
-                .unwrap()
-                .0;
+            out = match self.shared.wait_change(out, deadline) {
+                Some(out) => out,
+                None => return Err(format!("timed out after {timeout:?}")),
+            };
         }
     }
 
@@ -200,17 +209,11 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         let mut out = self.shared.out.lock().unwrap();
         while out.closed < 2 {
-            let now = Instant::now();
-            if now >= deadline {
+            out = match self.shared.wait_change(out, deadline) {
+                Some(out) => out,
                 // A grandchild (a daemonized copy) may still hold the pipes: not an error.
-                return;
-            }
-            out = self
-                .shared
-                .changed
-                .wait_timeout(out, deadline - now)
-                .unwrap()
-                .0;
+                None => return,
+            };
         }
     }
 }

@@ -46,6 +46,29 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// Runs connectd in `mode` (`-s` foreground, `-d` background) with the seed's line on local `port`,
+/// against a server address nothing listens on.
+fn run_against_closed_server(mode: &str, port: u16) -> Output {
+    let server = format!("127.0.0.1:{}", closed_port());
+    connectd(&[mode, "-y", &server, "--server-key", KEY])
+        .args(seed_line_on(port))
+        .output()
+        .unwrap()
+}
+
+/// Writes `target.conf` in `dir`: a target whose server nothing listens on (it keeps retrying).
+#[cfg(unix)] // only the daemon tests, which use Unix signals, need it
+fn target_conf_for_closed_server(dir: &std::path::Path) -> std::path::PathBuf {
+    let conf = dir.join("target.conf");
+    let server = format!("127.0.0.1:{}", closed_port());
+    std::fs::write(
+        &conf,
+        format!("UID 80:00:00:00:01:00:0A:C2\npassword s\nproxy_dest_port 22\nserver {server}\nserver_key {KEY}\n"),
+    )
+    .unwrap();
+    conf
+}
+
 /// The seed's line with the local port replaced.
 fn seed_line_on(port: u16) -> Vec<String> {
     let mut args: Vec<String> = SEED_ARGS.iter().map(|a| a.to_string()).collect();
@@ -131,11 +154,7 @@ fn no_server_is_a_clear_error() {
 fn a_port_in_use_exits_017() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let server = format!("127.0.0.1:{}", closed_port());
-    let out = connectd(&["-s", "-y", &server, "--server-key", KEY])
-        .args(seed_line_on(port))
-        .output()
-        .unwrap();
+    let out = run_against_closed_server("-s", port);
     assert_eq!(out.status.code(), Some(17), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("Proxy started."), "{stdout}");
@@ -151,12 +170,8 @@ fn a_port_in_use_exits_017() {
 
 #[test]
 fn an_unreachable_server_exits_013_after_the_proxy_started() {
-    let server = format!("127.0.0.1:{}", closed_port());
     let port = closed_port();
-    let out = connectd(&["-s", "-y", &server, "--server-key", KEY])
-        .args(seed_line_on(port))
-        .output()
-        .unwrap();
+    let out = run_against_closed_server("-s", port);
     assert_eq!(out.status.code(), Some(13), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
@@ -193,13 +208,7 @@ fn self_test_with_the_server_down_finishes_and_reports() {
 #[test]
 fn sigterm_ends_a_running_daemon_with_003() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("target.conf");
-    let server = format!("127.0.0.1:{}", closed_port());
-    std::fs::write(
-        &conf,
-        format!("UID 80:00:00:00:01:00:0A:C2\npassword s\nproxy_dest_port 22\nserver {server}\nserver_key {KEY}\n"),
-    )
-    .unwrap();
+    let conf = target_conf_for_closed_server(dir.path());
     let child = connectd(&["-s", "-f", conf.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -227,13 +236,7 @@ fn sigterm_ends_a_running_daemon_with_003() {
 fn background_with_a_pid_file() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("connectd.pid");
-    let conf = dir.path().join("target.conf");
-    let server = format!("127.0.0.1:{}", closed_port());
-    std::fs::write(
-        &conf,
-        format!("UID 80:00:00:00:01:00:0A:C2\npassword s\nproxy_dest_port 22\nserver {server}\nserver_key {KEY}\n"),
-    )
-    .unwrap();
+    let conf = target_conf_for_closed_server(dir.path());
     let out = run(&[
         "-d",
         pid_file.to_str().unwrap(),
@@ -275,11 +278,7 @@ fn background_with_a_pid_file() {
 fn background_that_fails_at_once_reports_it() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let server = format!("127.0.0.1:{}", closed_port());
-    let out = connectd(&["-d", "-y", &server, "--server-key", KEY])
-        .args(seed_line_on(port))
-        .output()
-        .unwrap();
+    let out = run_against_closed_server("-d", port);
     assert_eq!(out.status.code(), Some(17));
     assert!(text(&out.stderr).contains("the background process ended at once with status 17"));
 }

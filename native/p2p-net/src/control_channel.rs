@@ -87,6 +87,16 @@ impl Peer {
             format!("control connection with {self} failed: {e}"),
         )
     }
+    fn unusable(&self) -> Error {
+        Error::new(
+            self.io_kind(),
+            format!("control connection with {self} is unusable after an earlier error"),
+        )
+    }
+}
+
+fn noise_error(e: snow::Error) -> Error {
+    Error::new(ErrorKind::Internal, format!("noise: {e}"))
 }
 
 fn noise_params() -> Result<snow::params::NoiseParams> {
@@ -147,17 +157,52 @@ async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> std::i
     w.flush().await
 }
 
-/// A client's control connection to the server, after a successful handshake.
-pub struct ControlClient {
-    reader: ControlReadHalf<ServerMsg>,
-    writer: ControlWriteHalf<ClientMsg>,
+/// One end of a control connection after a successful handshake: `In` is what the peer sends, `Out`
+/// what we send. Used as [`ControlClient`] or [`ControlServerConn`].
+pub struct ControlConn<In, Out> {
+    reader: ControlReadHalf<In>,
+    writer: ControlWriteHalf<Out>,
 }
 
-impl fmt::Debug for ControlClient {
+/// A client's control connection to the server.
+pub type ControlClient = ControlConn<ServerMsg, ClientMsg>;
+
+/// The server's end of one control connection.
+pub type ControlServerConn = ControlConn<ClientMsg, ServerMsg>;
+
+impl<In, Out> fmt::Debug for ControlConn<In, Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ControlClient")
-            .field("server", &self.reader.peer.addr)
+        let (name, peer) = match self.reader.peer.side {
+            Side::Client => ("ControlClient", "server"),
+            Side::Server => ("ControlServerConn", "client"),
+        };
+        f.debug_struct(name)
+            .field(peer, &self.reader.peer.addr)
             .finish_non_exhaustive()
+    }
+}
+
+impl<In: DeserializeOwned, Out: Serialize> ControlConn<In, Out> {
+    /// Wraps a stream whose handshake has finished.
+    fn new(stream: TcpStream, state: StatelessTransportState, peer: Peer) -> Self {
+        let (reader, writer) = split(stream, state, peer);
+        ControlConn { reader, writer }
+    }
+
+    /// Sends one message. Not cancel-safe: dropping the future midway may leave half a frame on the wire,
+    /// after which the connection is unusable.
+    pub async fn send(&mut self, msg: &Out) -> Result<()> {
+        self.writer.send(msg).await
+    }
+
+    /// Receives one message. Cancel-safe (see [`ControlReadHalf::recv`]).
+    pub async fn recv(&mut self) -> Result<In> {
+        self.reader.recv().await
+    }
+
+    /// Splits the connection so one task can read (e.g. a target waiting for `Incoming`) while another writes.
+    pub fn into_split(self) -> (ControlReadHalf<In>, ControlWriteHalf<Out>) {
+        (self.reader, self.writer)
     }
 }
 
@@ -201,41 +246,26 @@ impl ControlClient {
             side: Side::Client,
             addr,
         };
-        let state = match tokio::time::timeout(
+        let state = within(
             handshake_timeout,
             client_handshake(&mut stream, server_key, peer),
-        )
-        .await
-        {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::new(
+            || {
+                Error::new(
                     ErrorKind::ServerUnreachable,
                     format!(
                         "server {addr} did not complete the control handshake within {} ms",
                         handshake_timeout.as_millis()
                     ),
-                ))
-            }
-        };
-        let (reader, writer) = split(stream, state, peer);
-        Ok(ControlClient { reader, writer })
+                )
+            },
+        )
+        .await?;
+        Ok(Self::new(stream, state, peer))
     }
 
     /// The server's address this connection reached.
     pub fn server_addr(&self) -> SocketAddr {
         self.reader.peer.addr
-    }
-
-    /// Sends one message. Not cancel-safe: dropping the future midway may leave half a frame on the wire,
-    /// after which the connection is unusable.
-    pub async fn send(&mut self, msg: &ClientMsg) -> Result<()> {
-        self.writer.send(msg).await
-    }
-
-    /// Receives one message. Cancel-safe (see [`ControlReadHalf::recv`]).
-    pub async fn recv(&mut self) -> Result<ServerMsg> {
-        self.reader.recv().await
     }
 
     /// Sends `msg` and waits for the next message, turning `ServerMsg::Error` into an `Err` of the
@@ -247,11 +277,6 @@ impl ControlClient {
             ServerMsg::Error { code, message } => Err(Error::new(ErrorKind::from(code), message)),
             other => Ok(other),
         }
-    }
-
-    /// Splits the connection so one task can read (e.g. a target waiting for `Incoming`) while another writes.
-    pub fn into_split(self) -> (ControlReadHalf<ServerMsg>, ControlWriteHalf<ClientMsg>) {
-        (self.reader, self.writer)
     }
 }
 
@@ -313,18 +338,13 @@ async fn client_handshake(
     server_key: &[u8; 32],
     peer: Peer,
 ) -> Result<StatelessTransportState> {
-    let internal = |e: snow::Error| Error::new(ErrorKind::Internal, format!("noise: {e}"));
     let mut hs: HandshakeState = snow::Builder::new(noise_params()?)
         .remote_public_key(server_key)
-        .map_err(internal)?
+        .map_err(noise_error)?
         .build_initiator()
-        .map_err(internal)?;
-    let mut buf = vec![0u8; MAX_FRAME];
+        .map_err(noise_error)?;
     // -> e, es (empty payload, but authenticated under the pinned key: a wrong key fails on the server).
-    let n = hs.write_message(&[], &mut buf).map_err(internal)?;
-    write_frame(stream, &buf[..n])
-        .await
-        .map_err(|e| peer.io(e))?;
+    send_handshake_message(stream, &mut hs, peer).await?;
     // <- e, ee. The server answers a handshake it cannot decrypt with an empty frame, then closes;
     // a close without that frame means the same in practice (it could not read our first message).
     let reply = match read_handshake_frame(stream).await {
@@ -338,21 +358,7 @@ async fn client_handshake(
     let mut payload = vec![0u8; MAX_FRAME];
     hs.read_message(&reply, &mut payload)
         .map_err(|_| key_mismatch(peer.addr))?;
-    hs.into_stateless_transport_mode().map_err(internal)
-}
-
-/// The server's end of one control connection, after a successful handshake.
-pub struct ControlServerConn {
-    reader: ControlReadHalf<ClientMsg>,
-    writer: ControlWriteHalf<ServerMsg>,
-}
-
-impl fmt::Debug for ControlServerConn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ControlServerConn")
-            .field("client", &self.reader.peer.addr)
-            .finish_non_exhaustive()
-    }
+    hs.into_stateless_transport_mode().map_err(noise_error)
 }
 
 impl ControlServerConn {
@@ -368,25 +374,21 @@ impl ControlServerConn {
             side: Side::Server,
             addr,
         };
-        let state = match tokio::time::timeout(
+        let state = within(
             HANDSHAKE_TIMEOUT,
             server_handshake(&mut stream, static_private_key, peer),
-        )
-        .await
-        {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::new(
+            || {
+                Error::new(
                     ErrorKind::Internal,
                     format!(
                         "{peer} did not complete the control handshake within {} s",
                         HANDSHAKE_TIMEOUT.as_secs()
                     ),
-                ))
-            }
-        };
-        let (reader, writer) = split(stream, state, peer);
-        Ok(ControlServerConn { reader, writer })
+                )
+            },
+        )
+        .await?;
+        Ok(Self::new(stream, state, peer))
     }
 
     /// The client's address (as seen by the server).
@@ -398,20 +400,6 @@ impl ControlServerConn {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.reader.io.local_addr().ok()
     }
-
-    /// Receives one message. Cancel-safe (see [`ControlReadHalf::recv`]).
-    pub async fn recv(&mut self) -> Result<ClientMsg> {
-        self.reader.recv().await
-    }
-
-    /// Sends one message. Not cancel-safe.
-    pub async fn send(&mut self, msg: &ServerMsg) -> Result<()> {
-        self.writer.send(msg).await
-    }
-
-    pub fn into_split(self) -> (ControlReadHalf<ClientMsg>, ControlWriteHalf<ServerMsg>) {
-        (self.reader, self.writer)
-    }
 }
 
 async fn server_handshake(
@@ -419,12 +407,11 @@ async fn server_handshake(
     static_private_key: &[u8; 32],
     peer: Peer,
 ) -> Result<StatelessTransportState> {
-    let internal = |e: snow::Error| Error::new(ErrorKind::Internal, format!("noise: {e}"));
     let mut hs: HandshakeState = snow::Builder::new(noise_params()?)
         .local_private_key(static_private_key)
-        .map_err(internal)?
+        .map_err(noise_error)?
         .build_responder()
-        .map_err(internal)?;
+        .map_err(noise_error)?;
     let first = match read_handshake_frame(stream).await {
         Ok(Some(body)) => body,
         Ok(None) => return Err(peer.closed()),
@@ -440,12 +427,31 @@ async fn server_handshake(
             format!("{peer} failed the control handshake (it pinned another server key, or is not a RemoteItP2P client)"),
         ));
     }
+    // <- e, ee: our answer, which completes the handshake.
+    send_handshake_message(stream, &mut hs, peer).await?;
+    hs.into_stateless_transport_mode().map_err(noise_error)
+}
+
+/// Writes our next handshake message (with an empty payload) as one frame.
+async fn send_handshake_message(
+    stream: &mut TcpStream,
+    hs: &mut HandshakeState,
+    peer: Peer,
+) -> Result<()> {
     let mut buf = vec![0u8; MAX_FRAME];
-    let n = hs.write_message(&[], &mut buf).map_err(internal)?;
-    write_frame(stream, &buf[..n])
+    let n = hs.write_message(&[], &mut buf).map_err(noise_error)?;
+    write_frame(stream, &buf[..n]).await.map_err(|e| peer.io(e))
+}
+
+/// Bounds a handshake by `limit`; `timed_out` words the error when it does not finish in time.
+async fn within(
+    limit: Duration,
+    handshake: impl std::future::Future<Output = Result<StatelessTransportState>>,
+    timed_out: impl FnOnce() -> Error,
+) -> Result<StatelessTransportState> {
+    tokio::time::timeout(limit, handshake)
         .await
-        .map_err(|e| peer.io(e))?;
-    hs.into_stateless_transport_mode().map_err(internal)
+        .unwrap_or_else(|_| Err(timed_out()))
 }
 
 fn split<R, W>(
@@ -509,13 +515,7 @@ impl<M: DeserializeOwned> ControlReadHalf<M> {
     /// the connection stays usable after it (the frame was authenticated and consumed).
     pub async fn recv(&mut self) -> Result<M> {
         if self.broken {
-            return Err(Error::new(
-                self.peer.io_kind(),
-                format!(
-                    "control connection with {} is unusable after an earlier error",
-                    self.peer
-                ),
-            ));
+            return Err(self.peer.unusable());
         }
         loop {
             if let Some(frame_end) = self.complete_frame() {
@@ -601,13 +601,7 @@ impl<M: Serialize> ControlWriteHalf<M> {
     /// is written.
     pub async fn send(&mut self, msg: &M) -> Result<()> {
         if self.broken {
-            return Err(Error::new(
-                self.peer.io_kind(),
-                format!(
-                    "control connection with {} is unusable after an earlier error",
-                    self.peer
-                ),
-            ));
+            return Err(self.peer.unusable());
         }
         let json = serde_json::to_vec(msg).map_err(|e| {
             Error::new(
@@ -628,7 +622,7 @@ impl<M: Serialize> ControlWriteHalf<M> {
         let n = self
             .state
             .write_message(self.nonce, &json, &mut sealed)
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("noise: {e}")))?;
+            .map_err(noise_error)?;
         self.nonce += 1;
         // Mark broken until the write completes: if this future is dropped midway, the stream is torn.
         self.broken = true;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::accounts;
 use crate::error::{Error, Result};
-use crate::time::format_utc;
+use p2p_net::clock::format_utc;
 use crate::{db, keys};
 
 /// `init`: creates the data directory, the database and the server key; returns the `server_key` line.

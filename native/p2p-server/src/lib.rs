@@ -17,7 +17,6 @@ pub mod relay;
 pub mod secret_input;
 pub mod server;
 pub mod throttle;
-pub mod time;
 
 pub use error::{Error, Result};
 pub use server::{Config, ServerHandle};

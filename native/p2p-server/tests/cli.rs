@@ -13,33 +13,28 @@ fn cmd(data: &Path) -> assert_cmd::Command {
     c
 }
 
-fn stdout_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs `c`, expecting success, and returns its standard output.
+fn stdout_ok(c: &mut assert_cmd::Command) -> String {
+    String::from_utf8_lossy(&c.assert().success().get_output().stdout).into_owned()
+}
+
+/// Runs `c`, expecting exit code `code`, and returns its standard error.
+fn stderr_with_code(c: &mut assert_cmd::Command, code: i32) -> String {
+    String::from_utf8_lossy(&c.assert().code(code).get_output().stderr).into_owned()
 }
 
 #[test]
 fn init_prints_the_key_and_refuses_a_second_time() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = cmd(&data)
-        .arg("init")
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let line = stdout_of(&out);
+    let line = stdout_ok(cmd(&data).arg("init"));
     assert!(line.starts_with("server_key "), "{line}");
     let key = line.trim().strip_prefix("server_key ").unwrap();
     assert_eq!(key.len(), 44, "base64 of 32 bytes: {key}");
-    let again = cmd(&data)
-        .arg("key")
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    assert_eq!(stdout_of(&again), line);
-    let fail = cmd(&data).arg("init").assert().code(1).get_output().clone();
-    assert!(String::from_utf8_lossy(&fail.stderr).contains("already initialized"));
+    let again = stdout_ok(cmd(&data).arg("key"));
+    assert_eq!(again, line);
+    let fail = stderr_with_code(cmd(&data).arg("init"), 1);
+    assert!(fail.contains("already initialized"));
 }
 
 #[test]
@@ -59,25 +54,12 @@ fn admin_commands_with_secrets_on_stdin() {
         .assert()
         .success();
     // No password on stdin: a clear error, nothing added.
-    let out = cmd(&data)
-        .args(["user", "add", "carol"])
-        .write_stdin("")
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = stderr_with_code(cmd(&data).args(["user", "add", "carol"]).write_stdin(""), 1);
     assert!(
         err.contains("no password for user 'carol' on standard input"),
         "{err}"
     );
-    let users = stdout_of(
-        cmd(&data)
-            .args(["user", "list"])
-            .assert()
-            .success()
-            .get_output(),
-    );
+    let users = stdout_ok(cmd(&data).args(["user", "list"]));
     assert!(
         users.contains("bob") && users.contains("eve") && !users.contains("carol"),
         "{users}"
@@ -85,24 +67,18 @@ fn admin_commands_with_secrets_on_stdin() {
     assert!(!users.contains("s3cret"));
 
     let uid = "80:00:00:00:01:00:0A:C2";
-    let out = cmd(&data)
-        .args([
-            "device",
-            "add",
-            uid,
-            "--owner",
-            "bob",
-            "--name",
-            "web",
-            "--app-type",
-            "7",
-            "--generate-secret",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let text = stdout_of(&out);
+    let text = stdout_ok(cmd(&data).args([
+        "device",
+        "add",
+        uid,
+        "--owner",
+        "bob",
+        "--name",
+        "web",
+        "--app-type",
+        "7",
+        "--generate-secret",
+    ]));
     let secret = text
         .lines()
         .find_map(|l| l.strip_prefix("secret "))
@@ -113,35 +89,26 @@ fn admin_commands_with_secrets_on_stdin() {
         .write_stdin("typed secret\n")
         .assert()
         .success();
-    let out = cmd(&data)
-        .args([
-            "device",
-            "add",
-            "80:00:00:00:01:00:0A:C4",
-            "--owner",
-            "nobody",
-        ])
-        .write_stdin("x\n")
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown user 'nobody'"));
-    let out = cmd(&data)
-        .args(["device", "add", "not-a-uid", "--owner", "bob"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid device UID"));
-
-    let json = stdout_of(
+    let err = stderr_with_code(
         cmd(&data)
-            .args(["device", "list", "--json"])
-            .assert()
-            .success()
-            .get_output(),
+            .args([
+                "device",
+                "add",
+                "80:00:00:00:01:00:0A:C4",
+                "--owner",
+                "nobody",
+            ])
+            .write_stdin("x\n"),
+        1,
     );
+    assert!(err.contains("unknown user 'nobody'"));
+    let err = stderr_with_code(
+        cmd(&data).args(["device", "add", "not-a-uid", "--owner", "bob"]),
+        2,
+    );
+    assert!(err.contains("invalid device UID"));
+
+    let json = stdout_ok(cmd(&data).args(["device", "list", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["uid"], uid);
@@ -151,13 +118,7 @@ fn admin_commands_with_secrets_on_stdin() {
         .args(["share", "add", uid, "eve"])
         .assert()
         .success();
-    let shares = stdout_of(
-        cmd(&data)
-            .args(["share", "list"])
-            .assert()
-            .success()
-            .get_output(),
-    );
+    let shares = stdout_ok(cmd(&data).args(["share", "list"]));
     assert!(shares.contains(uid) && shares.contains("eve"), "{shares}");
     cmd(&data)
         .args(["share", "remove", uid, "eve"])
@@ -168,13 +129,7 @@ fn admin_commands_with_secrets_on_stdin() {
         .assert()
         .code(1);
 
-    let hashes = stdout_of(
-        cmd(&data)
-            .args(["auth-hash", "list"])
-            .assert()
-            .success()
-            .get_output(),
-    );
+    let hashes = stdout_ok(cmd(&data).args(["auth-hash", "list"]));
     assert!(hashes.starts_with("ID"), "{hashes}");
     cmd(&data)
         .args(["auth-hash", "revoke", "0011223344556677"])
@@ -194,21 +149,11 @@ fn admin_commands_with_secrets_on_stdin() {
 
 #[test]
 fn missing_data_dir_or_uninitialized_dir_is_a_clear_error() {
-    let out = assert_cmd::Command::new(BIN)
-        .args(["user", "list"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
+    let err = stderr_with_code(assert_cmd::Command::new(BIN).args(["user", "list"]), 1);
+    assert!(err.contains("--data-dir"));
     let dir = tempfile::tempdir().unwrap();
-    let out = cmd(dir.path())
-        .args(["user", "list"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("p2p-server init"));
+    let err = stderr_with_code(cmd(dir.path()).args(["user", "list"]), 1);
+    assert!(err.contains("p2p-server init"));
 }
 
 struct Running(Child);
@@ -267,7 +212,7 @@ fn run_prints_the_bound_addresses_and_writes_the_ready_file() {
         "{line} vs {v}"
     );
     assert_eq!(v["udp"].as_array().unwrap().len(), 3);
-    let key = stdout_of(cmd(&data).arg("key").assert().success().get_output());
+    let key = stdout_ok(cmd(&data).arg("key"));
     assert_eq!(
         key.trim(),
         format!("server_key {}", v["server_key"].as_str().unwrap())
@@ -289,24 +234,22 @@ fn run_reports_a_port_in_use() {
     cmd(&data).arg("init").assert().success();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let out = cmd(&data)
-        .args([
-            "run",
-            "--control",
-            &addr,
-            "--udp",
-            "127.0.0.1:0",
-            "--udp2",
-            "127.0.0.1:0",
-            "--udp3",
-            "127.0.0.1:0",
-        ])
-        .timeout(Duration::from_secs(20))
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = stderr_with_code(
+        cmd(&data)
+            .args([
+                "run",
+                "--control",
+                &addr,
+                "--udp",
+                "127.0.0.1:0",
+                "--udp2",
+                "127.0.0.1:0",
+                "--udp3",
+                "127.0.0.1:0",
+            ])
+            .timeout(Duration::from_secs(20)),
+        1,
+    );
     assert!(
         err.contains(&format!("cannot listen for control connections on {addr}")),
         "{err}"

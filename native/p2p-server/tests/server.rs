@@ -146,6 +146,17 @@ fn token(grant: &SessionGrant) -> [u8; 16] {
     hex::decode(&grant.relay_token).unwrap().try_into().unwrap()
 }
 
+/// Sends a relay bind for `role` with `grant`'s session and token (tests pass the other role's grant to
+/// forge one).
+async fn send_bind(sock: &UdpSocket, role: Role, grant: &SessionGrant, relay: SocketAddr) {
+    let bind = RelayBind {
+        session_id: grant.session_id,
+        role,
+        token: token(grant),
+    };
+    sock.send_to(&bind.encode(), relay).await.unwrap();
+}
+
 fn data(session_id: u64, role: Role, pn: u64, payload: &[u8]) -> Vec<u8> {
     let mut d = Vec::new();
     SessionHeader {
@@ -259,24 +270,14 @@ async fn brokered_session_relays_and_punches() {
     let i_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let t_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     // A bind with the other role's token (or any wrong token) gets no answer.
-    let forged = RelayBind {
-        session_id: id,
-        role: Role::Initiator,
-        token: token(&t_grant),
-    };
-    i_sock.send_to(&forged.encode(), relay).await.unwrap();
+    send_bind(&i_sock, Role::Initiator, &t_grant, relay).await;
     assert!(nothing_arrives(&i_sock).await);
 
     for (sock, role, grant) in [
         (&i_sock, Role::Initiator, &i_grant),
         (&t_sock, Role::Target, &t_grant),
     ] {
-        let bind = RelayBind {
-            session_id: id,
-            role,
-            token: token(grant),
-        };
-        sock.send_to(&bind.encode(), relay).await.unwrap();
+        send_bind(sock, role, grant, relay).await;
         let (ack, from) = udp_recv(sock).await;
         assert_eq!(from, relay);
         assert_eq!(wire::decode_relay_bind_ack(&ack).unwrap(), id);
@@ -332,12 +333,7 @@ async fn brokered_session_relays_and_punches() {
 
     // Roaming: the target binds from a new address; both are punched again and data follows it.
     let t_sock2 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let bind = RelayBind {
-        session_id: id,
-        role: Role::Target,
-        token: token(&t_grant),
-    };
-    t_sock2.send_to(&bind.encode(), relay).await.unwrap();
+    send_bind(&t_sock2, Role::Target, &t_grant, relay).await;
     udp_recv(&t_sock2).await;
     let ServerMsg::Punch { candidates, .. } = recv(&mut bob).await else {
         panic!("expected punch")
@@ -557,12 +553,7 @@ async fn establish(f: &Fixture) -> Established {
         (&initiator, Role::Initiator, &i_grant),
         (&target, Role::Target, &t_grant),
     ] {
-        let bind = RelayBind {
-            session_id: grant.session_id,
-            role,
-            token: token(grant),
-        };
-        sock.send_to(&bind.encode(), relay).await.unwrap();
+        send_bind(sock, role, grant, relay).await;
         udp_recv(sock).await;
     }
     Established {

@@ -5,6 +5,7 @@
 use super::keys::{FileKind, Key};
 use super::lines::settings;
 use super::report::{ProvisionError, Warning};
+use crate::values::{check_server_address, check_server_key};
 
 /// A setting whose key is known and whose value is not empty.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +77,17 @@ fn unknown_key(line: usize, written: &str) -> Warning {
         // What follows '=' is a value, perhaps a password: never show it.
         return Warning::new(line, &format!("{name}=..."), &message);
     }
+    // A secret key's line with its separator mangled (`password!s3cret`, `auth_passs3cret`) reads as
+    // one long unknown key: show only the secret key's name, never what follows it.
+    let lower = written.to_ascii_lowercase();
+    if let Some(secret) = Key::ALL
+        .iter()
+        .filter(|k| k.is_secret())
+        .find(|k| lower.starts_with(k.name()) && lower.len() > k.name().len())
+    {
+        message.push_str(&format!(" (did you mean '{}'?)", secret.name()));
+        return Warning::new(line, &format!("{}...", secret.name()), &message);
+    }
     if let Some(near) = Key::closest(written) {
         message.push_str(&format!(" (did you mean '{}'?)", near.name()));
     }
@@ -141,8 +153,42 @@ pub(crate) fn file_kind(
     }
 }
 
+/// The settings both kinds of file share: our server's address and the key pinned for it.
+#[derive(Debug, Default)]
+pub(crate) struct ServerEntries {
+    pub server: Option<String>,
+    pub server_key: Option<String>,
+}
+
+impl ServerEntries {
+    /// Takes `entry` if it is one of the shared keys, after checking its value: `Ok(false)` leaves
+    /// it to the caller.
+    pub(crate) fn take(&mut self, file: &str, entry: &Entry<'_>) -> Result<bool, ProvisionError> {
+        let bad = |message: String| error_at(file, entry, &message);
+        match entry.key {
+            Key::Server => {
+                check_server_address(entry.value).map_err(bad)?;
+                self.server = Some(entry.value.to_string());
+            }
+            Key::ServerKey => {
+                check_server_key(entry.value).map_err(bad)?;
+                self.server_key = Some(entry.value.to_string());
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 /// A known key that belongs to the other kind of file: ignored, but said, since it is often a mistake.
+/// The builders send every key they do not handle here; [`Key::kind`] is the one list of which key
+/// belongs where, and this catches (in tests) a key of this kind that a builder forgot.
 pub(crate) fn not_for_this_kind(entry: &Entry<'_>, kind: FileKind) -> Warning {
+    debug_assert!(
+        entry.key.kind().is_some_and(|k| k != kind),
+        "{:?} is not handled by the builder of its kind of file",
+        entry.key
+    );
     let (here, there) = match kind {
         FileKind::Target => ("a target file", "initiator files"),
         FileKind::Initiator => ("an initiator file", "target files"),

@@ -2,14 +2,11 @@
 
 use p2p_proto::EncryptionMode;
 
-use super::entries::{error_at, missing, not_for_this_kind, Entry};
+use super::entries::{error_at, missing, not_for_this_kind, Entry, ServerEntries};
 use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, AutoConnect, InitiatorConfig};
-use crate::values::{
-    check_server_address, check_server_key, parse_encryption, parse_ip, parse_listen_port, parse_uid,
-    parse_window,
-};
+use crate::values::{parse_encryption, parse_ip, parse_listen_port, parse_uid, parse_window};
 
 pub(crate) fn build(
     entries: &[Entry<'_>],
@@ -25,11 +22,13 @@ pub(crate) fn build(
     let mut max_outstanding = None;
     let mut autoconnect = AutoConnect::default();
     let mut encryption = EncryptionMode::default();
-    let mut server = None;
-    let mut server_key = None;
+    let mut shared = ServerEntries::default();
     let mut name = None;
 
     for entry in entries {
+        if shared.take(file, entry)? {
+            continue;
+        }
         let value = entry.value;
         let bad = |message: String| error_at(file, entry, &message);
         match entry.key {
@@ -47,20 +46,8 @@ pub(crate) fn build(
             Key::MaxDepth => max_outstanding = Some(parse_window(value).map_err(bad)?),
             Key::Autoconnect => autoconnect = parse_autoconnect(entry, warnings).map_err(bad)?,
             Key::Encryption => encryption = parse_encryption(value).map_err(bad)?,
-            Key::Server => {
-                check_server_address(value).map_err(bad)?;
-                server = Some(value.to_string());
-            }
-            Key::ServerKey => {
-                check_server_key(value).map_err(bad)?;
-                server_key = Some(value.to_string());
-            }
             Key::Name => name = Some(value.to_string()),
-            Key::Uid
-            | Key::Password
-            | Key::ProxyDestIp
-            | Key::ProxyDestPort
-            | Key::ApplicationType => warnings.push(not_for_this_kind(entry, FileKind::Initiator)),
+            _ => warnings.push(not_for_this_kind(entry, FileKind::Initiator)),
         }
     }
 
@@ -96,8 +83,8 @@ pub(crate) fn build(
         user,
         password: password.map(|e| e.value.to_string()),
         auth_hash: auth_hash.map(|e| e.value.to_string()),
-        server,
-        server_key,
+        server: shared.server,
+        server_key: shared.server_key,
         local_port,
         bind_address: bind_address.unwrap_or_else(loopback),
         encryption,

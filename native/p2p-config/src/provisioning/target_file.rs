@@ -1,12 +1,10 @@
 //! A target file (one with `UID`) to a [`TargetConfig`].
 
-use super::entries::{error_at, missing, not_for_this_kind, Entry};
+use super::entries::{error_at, missing, not_for_this_kind, Entry, ServerEntries};
 use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, TargetConfig, DEFAULT_APPLICATION_TYPE};
-use crate::values::{
-    check_server_address, check_server_key, parse_application_type, parse_ip, parse_port, parse_uid,
-};
+use crate::values::{parse_application_type, parse_ip, parse_port, parse_uid};
 
 pub(crate) fn build(
     entries: &[Entry<'_>],
@@ -18,10 +16,12 @@ pub(crate) fn build(
     let mut proxy_dest_ip = None;
     let mut proxy_dest_port = None;
     let mut application_type = None;
-    let mut server = None;
-    let mut server_key = None;
+    let mut shared = ServerEntries::default();
 
     for entry in entries {
+        if shared.take(file, entry)? {
+            continue;
+        }
         let value = entry.value;
         let bad = |message: String| error_at(file, entry, &message);
         match entry.key {
@@ -32,32 +32,15 @@ pub(crate) fn build(
             Key::ApplicationType => {
                 application_type = Some(parse_application_type(value).map_err(bad)?)
             }
-            Key::Server => {
-                check_server_address(value).map_err(bad)?;
-                server = Some(value.to_string());
-            }
-            Key::ServerKey => {
-                check_server_key(value).map_err(bad)?;
-                server_key = Some(value.to_string());
-            }
-            Key::Autoconnect
-            | Key::UserId
-            | Key::AuthPass
-            | Key::AuthHash
-            | Key::ProxyLocalPort
-            | Key::ProxyBindAddress
-            | Key::RemoteAddress
-            | Key::MaxDepth
-            | Key::Encryption
-            | Key::Name => warnings.push(not_for_this_kind(entry, FileKind::Target)),
+            _ => warnings.push(not_for_this_kind(entry, FileKind::Target)),
         }
     }
 
     Ok(TargetConfig {
         uid: uid.ok_or_else(|| missing(file, Key::Uid, "this device's UID"))?,
         secret: secret.ok_or_else(|| missing(file, Key::Password, "the device secret"))?,
-        server,
-        server_key,
+        server: shared.server,
+        server_key: shared.server_key,
         proxy_dest_ip: proxy_dest_ip.unwrap_or_else(loopback),
         proxy_dest_port: proxy_dest_port.ok_or_else(|| {
             missing(

@@ -174,3 +174,21 @@ fn base64_blob() {
         "-e blob: invalid base64 in -e blob"
     );
 }
+
+#[test]
+fn a_secret_line_with_a_mangled_separator_never_shows_the_secret() {
+    for line in [
+        "password!s3cretvalue",
+        "auth_passs3cretvalue",
+        "AUTH_HASH:s3cretvalue",
+    ] {
+        let text = format!(
+            "UID 80:00:00:00:01:00:0A:C2\npassword realsecret\n{line}\nproxy_dest_ip 127.0.0.1\nproxy_dest_port 22\n"
+        );
+        let shown = match parse_provisioning(text.as_bytes(), "t.conf") {
+            Err(e) => e.to_string(),
+            Ok(p) => format!("{:?} {}", p.warnings, p.to_json()),
+        };
+        assert!(!shown.contains("s3cretvalue"), "{shown}");
+    }
+}

@@ -42,6 +42,17 @@ pub(super) fn nat_pmp_skipped() -> NatPmpCheck {
     }
 }
 
+/// A UDP socket on an ephemeral IPv4 port for one check; when none can be had, `error` says why.
+async fn bind_udp(error: &mut Option<String>) -> Option<UdpSocket> {
+    match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            *error = Some(format!("cannot bind a UDP socket: {e}"));
+            None
+        }
+    }
+}
+
 /// Sends the external-address request (version 0, opcode 0) to `gateway` and waits for the answer.
 pub async fn nat_pmp_at(gateway: SocketAddr) -> NatPmpCheck {
     let mut check = NatPmpCheck {
@@ -51,12 +62,8 @@ pub async fn nat_pmp_at(gateway: SocketAddr) -> NatPmpCheck {
         epoch: None,
         error: None,
     };
-    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-        Ok(s) => s,
-        Err(e) => {
-            check.error = Some(format!("cannot bind a UDP socket: {e}"));
-            return check;
-        }
+    let Some(socket) = bind_udp(&mut check.error).await else {
+        return check;
     };
     let mut buf = [0u8; 64];
     for wait in NAT_PMP_TIMEOUTS {
@@ -168,12 +175,8 @@ pub async fn upnp_at(dest: SocketAddr, wait: Duration) -> UpnpCheck {
         server: None,
         error: None,
     };
-    let socket = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-        Ok(s) => s,
-        Err(e) => {
-            check.error = Some(format!("cannot bind a UDP socket: {e}"));
-            return check;
-        }
+    let Some(socket) = bind_udp(&mut check.error).await else {
+        return check;
     };
     let search = format!(
         "M-SEARCH * HTTP/1.1\r\nHOST: {dest}\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: {IGD_TYPE}\r\n\r\n"
