@@ -223,22 +223,26 @@ echo; echo "== matrix (time from start to Direct, or to the relayed connection)"
 # -- self-test: connectd -n from each site vs the lab's behaviour
 selftest_row() { # selftest_row NODE KIND EXPECT_HAIRPIN EXPECT_PMP EXPECT_UPNP
     local json
-    json=$(P2P_PROBE_ADDR3=198.18.0.2:5961 lab exec "$1" "$BIN/connectd" -y $SERVER --server-key "$KEY" -n --json 2>/dev/null)
+    # No P2P_PROBE_ADDR3: the server's probe answers advertise its second IP (198.18.0.2:5961).
+    json=$(lab exec "$1" "$BIN/connectd" -y $SERVER --server-key "$KEY" -n --json 2>/dev/null)
     python3 - "$1" "$2" "$3" "$4" "$5" "$json" <<'EOF'
 import json, sys
 node, kind, hp, pmp, upnp, text = sys.argv[1:]
+# Filtering (RFC 5780 change-IP / change-port answers): no NAT and the full cone let anyone in; a
+# port-restricted cone (also the one behind miniupnpd) and the symmetric NAT only the exact address+port.
 exp = {
-    "none": ("False", "EndpointIndependent", "True"),
-    "full": ("True", "EndpointIndependent", "True"),
-    "prc": ("True", "EndpointIndependent", "True"),
-    "upnp": ("True", "EndpointIndependent", "True"),
-    "sym": ("True", "AddressAndPortDependent", "False"),
+    "none": ("False", "EndpointIndependent", "True", "endpoint-independent"),
+    "full": ("True", "EndpointIndependent", "True", "endpoint-independent"),
+    "prc": ("True", "EndpointIndependent", "True", "address-and-port-dependent"),
+    "upnp": ("True", "EndpointIndependent", "True", "address-and-port-dependent"),
+    "sym": ("True", "AddressAndPortDependent", "False", "address-and-port-dependent"),
 }[kind]
-want = {"behind NAT": exp[0], "mapping": exp[1], "port preservation": exp[2],
+want = {"behind NAT": exp[0], "mapping": exp[1], "filtering": exp[3], "port preservation": exp[2],
         "hairpinning": hp, "NAT-PMP": pmp, "UPnP IGD": upnp}
 try:
     r = json.loads(text)
     got = {"behind NAT": str(r["nat"]["behind_nat"]), "mapping": str(r["nat"]["mapping"]),
+           "filtering": str(r["nat"]["filtering"]),
            "port preservation": str(r["nat"]["port_preservation"]), "hairpinning": str(r["nat"]["hairpinning"]),
            "NAT-PMP": str(r["nat_pmp"]["found"]), "UPnP IGD": str(r["upnp"]["found"])}
 except Exception as e:
@@ -255,8 +259,8 @@ sys.exit(1 if bad else 0)
 EOF
 }
 {
-    echo "| site (behaviour) | behind NAT | mapping | port preservation | hairpinning | NAT-PMP | UPnP IGD |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| site (behaviour) | behind NAT | mapping | filtering | port preservation | hairpinning | NAT-PMP | UPnP IGD |"
+    echo "|---|---|---|---|---|---|---|---|"
     selftest_row h-tnone none '*' False False || fail "self-test tnone"
     selftest_row h-tfull full False False False || fail "self-test tfull"
     selftest_row h-tprc prc False False False || fail "self-test tprc"

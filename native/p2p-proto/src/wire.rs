@@ -215,52 +215,150 @@ pub fn decode_relay_bind_ack(d: &[u8]) -> Result<u64, WireError> {
     Ok(u64::from_be_bytes(d[2..10].try_into().unwrap()))
 }
 
-/// `ProbeRequest`: version, kind, transaction id (12). The server answers from the port it was asked on.
-pub fn encode_probe_request(txid: [u8; 12]) -> Vec<u8> {
-    let mut out = vec![VERSION, Kind::ProbeRequest.to_byte()];
-    out.extend_from_slice(&txid);
-    out
+/// `ProbeRequest` flag: answer from another port of the same server IP (RFC 5780 "change port").
+pub const PROBE_CHANGE_PORT: u8 = 0x01;
+/// `ProbeRequest` flag: answer from the server's other IP (RFC 5780 "change IP", which changes the port
+/// as well, since that listener has its own).
+pub const PROBE_CHANGE_IP: u8 = 0x02;
+
+/// `ProbeRequest`: version, kind, transaction id (12), then optionally one flags byte
+/// (`PROBE_CHANGE_PORT`, `PROBE_CHANGE_IP`). Without flags the server answers from the port it was asked
+/// on. The flags byte is present only when nonzero, so every request has exactly one encoding, and a
+/// server that predates it simply ignores a flagged request (its length is not the one it knows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeRequest {
+    pub txid: [u8; 12],
+    pub flags: u8,
 }
 
-pub fn decode_probe_request(d: &[u8]) -> Result<[u8; 12], WireError> {
-    if peek_kind(d)? != Kind::ProbeRequest || d.len() != 14 {
-        return Err(WireError::Malformed);
+impl ProbeRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![VERSION, Kind::ProbeRequest.to_byte()];
+        out.extend_from_slice(&self.txid);
+        if self.flags != 0 {
+            out.push(self.flags);
+        }
+        out
     }
-    Ok(d[2..14].try_into().unwrap())
+
+    pub fn decode(d: &[u8]) -> Result<Self, WireError> {
+        if peek_kind(d)? != Kind::ProbeRequest {
+            return Err(WireError::Malformed);
+        }
+        let flags = match d.len() {
+            14 => 0,
+            // An explicit zero would be a second encoding of the unflagged request.
+            15 if d[14] != 0 => d[14],
+            _ => return Err(WireError::Malformed),
+        };
+        Ok(ProbeRequest {
+            txid: d[2..14].try_into().unwrap(),
+            flags,
+        })
+    }
 }
 
-/// `ProbeResponse`: version, kind, transaction id (12), family (4 or 6), port (2), address (4 or 16):
-/// the source address the server saw the request come from.
-pub fn encode_probe_response(txid: [u8; 12], seen: SocketAddr) -> Vec<u8> {
-    let mut out = vec![VERSION, Kind::ProbeResponse.to_byte()];
-    out.extend_from_slice(&txid);
-    match seen.ip() {
+/// An unflagged `ProbeRequest`.
+pub fn encode_probe_request(txid: [u8; 12]) -> Vec<u8> {
+    ProbeRequest { txid, flags: 0 }.encode()
+}
+
+/// The transaction id of a `ProbeRequest`, flagged or not.
+pub fn decode_probe_request(d: &[u8]) -> Result<[u8; 12], WireError> {
+    ProbeRequest::decode(d).map(|r| r.txid)
+}
+
+/// `ProbeResponse`: version, kind, transaction id (12), then the source address the server saw the
+/// request come from, then zero or more of the server's other probe addresses, the second-IP listener's
+/// first (a client needs it for the mapping test). Each address is family (4 or 6), port (2), address
+/// (4 or 16). Responses without other addresses are what servers predating them send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeResponse {
+    pub txid: [u8; 12],
+    pub seen: SocketAddr,
+    pub others: Vec<SocketAddr>,
+}
+
+/// Most other addresses a response may carry: the server has three listeners.
+pub const MAX_PROBE_OTHERS: usize = 4;
+
+impl ProbeResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![VERSION, Kind::ProbeResponse.to_byte()];
+        out.extend_from_slice(&self.txid);
+        for a in std::iter::once(&self.seen).chain(&self.others) {
+            encode_addr(*a, &mut out);
+        }
+        out
+    }
+
+    pub fn decode(d: &[u8]) -> Result<Self, WireError> {
+        if peek_kind(d)? != Kind::ProbeResponse || d.len() < 14 {
+            return Err(WireError::Malformed);
+        }
+        let txid: [u8; 12] = d[2..14].try_into().unwrap();
+        let mut rest = &d[14..];
+        let seen = decode_addr(&mut rest)?;
+        let mut others = Vec::new();
+        while !rest.is_empty() {
+            if others.len() == MAX_PROBE_OTHERS {
+                return Err(WireError::Malformed);
+            }
+            others.push(decode_addr(&mut rest)?);
+        }
+        Ok(ProbeResponse { txid, seen, others })
+    }
+}
+
+fn encode_addr(a: SocketAddr, out: &mut Vec<u8>) {
+    match a.ip() {
         IpAddr::V4(ip) => {
             out.push(4);
-            out.extend_from_slice(&seen.port().to_be_bytes());
+            out.extend_from_slice(&a.port().to_be_bytes());
             out.extend_from_slice(&ip.octets());
         }
         IpAddr::V6(ip) => {
             out.push(6);
-            out.extend_from_slice(&seen.port().to_be_bytes());
+            out.extend_from_slice(&a.port().to_be_bytes());
             out.extend_from_slice(&ip.octets());
         }
     }
-    out
 }
 
-pub fn decode_probe_response(d: &[u8]) -> Result<([u8; 12], SocketAddr), WireError> {
-    if peek_kind(d)? != Kind::ProbeResponse || d.len() < 17 {
-        return Err(WireError::Malformed);
-    }
-    let txid: [u8; 12] = d[2..14].try_into().unwrap();
-    let port = u16::from_be_bytes([d[15], d[16]]);
-    let ip = match (d[14], d.len()) {
-        (4, 21) => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&d[17..21]).unwrap())),
-        (6, 33) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[17..33]).unwrap())),
+/// Reads one family/port/address triple from the front of `d`.
+fn decode_addr(d: &mut &[u8]) -> Result<SocketAddr, WireError> {
+    let len = match d.first() {
+        Some(4) => 4,
+        Some(6) => 16,
         _ => return Err(WireError::Malformed),
     };
-    Ok((txid, SocketAddr::new(ip, port)))
+    if d.len() < 3 + len {
+        return Err(WireError::Malformed);
+    }
+    let port = u16::from_be_bytes([d[1], d[2]]);
+    let raw = &d[3..3 + len];
+    let ip = if len == 4 {
+        IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(raw).unwrap()))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(raw).unwrap()))
+    };
+    *d = &d[3 + len..];
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// A `ProbeResponse` without other addresses.
+pub fn encode_probe_response(txid: [u8; 12], seen: SocketAddr) -> Vec<u8> {
+    ProbeResponse {
+        txid,
+        seen,
+        others: Vec::new(),
+    }
+    .encode()
+}
+
+/// The transaction id and seen address of a `ProbeResponse` (other addresses are skipped).
+pub fn decode_probe_response(d: &[u8]) -> Result<([u8; 12], SocketAddr), WireError> {
+    ProbeResponse::decode(d).map(|r| (r.txid, r.seen))
 }
 
 #[cfg(test)]
@@ -322,5 +420,39 @@ mod tests {
         };
         assert_eq!(RelayBind::decode(&b.encode()).unwrap(), b);
         assert_eq!(decode_relay_bind_ack(&encode_relay_bind_ack(5)).unwrap(), 5);
+    }
+
+    #[test]
+    fn probe_extensions_are_optional_both_ways() {
+        let old = encode_probe_request([4; 12]);
+        assert_eq!(old.len(), 14);
+        let flagged = ProbeRequest {
+            txid: [4; 12],
+            flags: PROBE_CHANGE_IP,
+        };
+        let bytes = flagged.encode();
+        assert_eq!(bytes.len(), 15);
+        assert_eq!(ProbeRequest::decode(&bytes).unwrap(), flagged);
+        assert_eq!(ProbeRequest::decode(&old).unwrap().flags, 0);
+        let mut zero = old.clone();
+        zero.push(0);
+        assert_eq!(ProbeRequest::decode(&zero), Err(WireError::Malformed));
+
+        let seen: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+        let r = ProbeResponse {
+            txid: [5; 12],
+            seen,
+            others: vec![
+                "198.18.0.2:5961".parse().unwrap(),
+                "[2001:db8::2]:5960".parse().unwrap(),
+            ],
+        };
+        let bytes = r.encode();
+        assert_eq!(ProbeResponse::decode(&bytes).unwrap(), r);
+        // An old client reads the txid and seen address and skips the rest.
+        assert_eq!(decode_probe_response(&bytes).unwrap(), ([5; 12], seen));
+        assert!(ProbeResponse::decode(&bytes[..bytes.len() - 1]).is_err());
+        let old = encode_probe_response([5; 12], seen);
+        assert!(ProbeResponse::decode(&old).unwrap().others.is_empty());
     }
 }

@@ -12,8 +12,9 @@ use proptest::prelude::*;
 use common::{apply, bytes, check, mutations};
 use p2p_proto::wire::{
     decode_probe_request, decode_probe_response, decode_relay_bind_ack, encode_probe_request,
-    encode_probe_response, encode_relay_bind_ack, peek_kind, peek_session_id, Kind, RelayBind,
-    SessionHeader, MAX_DATAGRAM, MAX_PACKET_NUMBER, SESSION_HEADER_LEN, VERSION,
+    encode_probe_response, encode_relay_bind_ack, peek_kind, peek_session_id, Kind, ProbeRequest,
+    ProbeResponse, RelayBind, SessionHeader, MAX_DATAGRAM, MAX_PACKET_NUMBER, MAX_PROBE_OTHERS,
+    SESSION_HEADER_LEN, VERSION,
 };
 use p2p_proto::Role;
 
@@ -77,7 +78,15 @@ fn valid_datagram() -> impl Strategy<Value = Vec<u8>> {
         }),
         any::<u64>().prop_map(encode_relay_bind_ack),
         any::<[u8; 12]>().prop_map(encode_probe_request),
+        (any::<[u8; 12]>(), any::<u8>())
+            .prop_map(|(txid, flags)| ProbeRequest { txid, flags }.encode()),
         (any::<[u8; 12]>(), socket_addr()).prop_map(|(t, a)| encode_probe_response(t, a)),
+        (
+            any::<[u8; 12]>(),
+            socket_addr(),
+            prop::collection::vec(socket_addr(), 0..=MAX_PROBE_OTHERS)
+        )
+            .prop_map(|(txid, seen, others)| ProbeResponse { txid, seen, others }.encode()),
     ]
 }
 
@@ -117,11 +126,22 @@ fn decode_everything(d: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(session_id) = decode_relay_bind_ack(d) {
         prop_assert_eq!(&encode_relay_bind_ack(session_id)[..], d);
     }
-    if let Ok(txid) = decode_probe_request(d) {
-        prop_assert_eq!(&encode_probe_request(txid)[..], d);
+    if let Ok(req) = ProbeRequest::decode(d) {
+        prop_assert_eq!(&req.encode()[..], d);
+        // The short form reads the same transaction id, and the unflagged request is the old layout.
+        prop_assert_eq!(decode_probe_request(d), Ok(req.txid));
+        if req.flags == 0 {
+            prop_assert_eq!(&encode_probe_request(req.txid)[..], d);
+        }
     }
-    if let Ok((txid, seen)) = decode_probe_response(d) {
-        prop_assert_eq!(&encode_probe_response(txid, seen)[..], d);
+    if let Ok(resp) = ProbeResponse::decode(d) {
+        prop_assert_eq!(&resp.encode()[..], d);
+        prop_assert_eq!(decode_probe_response(d), Ok((resp.txid, resp.seen)));
+        if resp.others.is_empty() {
+            prop_assert_eq!(&encode_probe_response(resp.txid, resp.seen)[..], d);
+        }
+    } else {
+        prop_assert!(decode_probe_response(d).is_err());
     }
     Ok(())
 }

@@ -130,6 +130,8 @@ pub enum Outcome {
     Reply(Vec<u8>),
     /// Send the datagram as is to this address.
     Forward(SocketAddr),
+    /// A well-formed probe request: answered by the probe responder (maybe from another listener).
+    Probe(wire::ProbeRequest),
 }
 
 /// The relay's sessions.
@@ -217,12 +219,12 @@ impl Relay {
             }
         };
         match kind {
-            Kind::ProbeRequest => match probe::answer(data, from) {
-                Some(r) => {
+            Kind::ProbeRequest => match wire::ProbeRequest::decode(data) {
+                Ok(req) => {
                     self.counters.probes += 1;
-                    Outcome::Reply(r)
+                    Outcome::Probe(req)
                 }
-                None => {
+                Err(_) => {
                     self.counters.garbage += 1;
                     Outcome::Drop
                 }
@@ -395,8 +397,12 @@ fn send_punches(id: u64, s: &mut RelaySession) -> u64 {
     sent
 }
 
-/// Serves the relay socket until the task is aborted.
-pub async fn serve(socket: Arc<UdpSocket>, relay: Arc<Mutex<Relay>>) {
+/// Serves the relay socket (`udp[0]` of `probes`) until the task is aborted.
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    relay: Arc<Mutex<Relay>>,
+    probes: Arc<probe::Responder>,
+) {
     let mut buf = vec![0u8; probe::RECV_BUF];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -413,6 +419,10 @@ pub async fn serve(socket: Arc<UdpSocket>, relay: Arc<Mutex<Relay>>) {
             Outcome::Drop => continue,
             Outcome::Reply(bytes) => socket.send_to(&bytes, from).await,
             Outcome::Forward(to) => socket.send_to(&buf[..n], to).await,
+            Outcome::Probe(req) => {
+                probes.respond(&req, from, 0).await;
+                continue;
+            }
         };
         if let Err(e) = result {
             log::debug!("relay send failed: {e}");
@@ -591,9 +601,13 @@ mod tests {
         let mut relay = Relay::new(RelayLimits::default());
         let from: SocketAddr = "127.0.0.1:4242".parse().unwrap();
         match relay.on_datagram(from, &wire::encode_probe_request([3; 12]), Instant::now()) {
-            Outcome::Reply(r) => {
-                assert_eq!(wire::decode_probe_response(&r).unwrap(), ([3; 12], from))
-            }
+            Outcome::Probe(req) => assert_eq!(
+                req,
+                wire::ProbeRequest {
+                    txid: [3; 12],
+                    flags: 0
+                }
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -19,7 +19,7 @@ use crate::auth::{Auth, AuthLimits};
 use crate::broker::{Broker, BrokerLimits};
 use crate::control::{self, ControlContext, ControlLimits};
 use crate::error::{Error, Result};
-use crate::probe::{self, ProbeCounters};
+use crate::probe::{self, ProbeCounters, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
 use crate::{db, keys};
 
@@ -197,12 +197,14 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         config.control_limits,
     );
     let probe_counters = Arc::new(ProbeCounters::default());
+    // What clients must use: the bound address (the configured one, with a port 0 resolved).
+    let responder = Arc::new(Responder::new([relay_socket.clone(), probe2, probe3], udp));
 
     let mut tasks = vec![
         tokio::spawn(accept_loop(control_listener, ctx, config.max_connections)),
-        tokio::spawn(relay::serve(relay_socket, relay.clone())),
-        tokio::spawn(probe::serve(probe2, probe_counters.clone())),
-        tokio::spawn(probe::serve(probe3, probe_counters.clone())),
+        tokio::spawn(relay::serve(relay_socket, relay.clone(), responder.clone())),
+        tokio::spawn(probe::serve(responder.clone(), 1, probe_counters.clone())),
+        tokio::spawn(probe::serve(responder, 2, probe_counters.clone())),
     ];
     tasks.push(tokio::spawn(housekeeping(
         relay.clone(),

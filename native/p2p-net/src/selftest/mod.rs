@@ -1,5 +1,5 @@
 //! The network self-test (`connectd -n`): DNS, TCP and UDP reachability of the server, the NAT's mapping
-//! behaviour as the server's three probe ports see it, NAT-PMP and UPnP routers, and known-answer tests of
+//! mapping and filtering behaviour as the server's three probe ports see it, NAT-PMP and UPnP routers, and known-answer tests of
 //! the ciphers. Every probe is bounded by a timeout, so with the server down the report still finishes
 //! within a few seconds and says which sections failed and why.
 //!
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::net_util;
 
-pub use probe::{MappingBehavior, ProbeResult};
+pub use probe::{FilteringBehavior, MappingBehavior, ProbeResult};
 
 /// The server's UDP probe ports (PROTOCOL.md): the first two on the server's address, the third on a
 /// second address.
@@ -33,6 +33,9 @@ pub struct SelfTestConfig {
     /// UDP probe addresses (`host:port`), in the server's order: base port, second port on the same IP,
     /// third port on a second IP. Fewer than three still runs, with a less precise classification.
     pub probe_addrs: Vec<String>,
+    /// The third address is only a guess: use the second-IP address the server's first answer
+    /// advertises instead, when it advertises one.
+    pub learn_second_ip: bool,
     /// How long one resolve or TCP connect may take.
     pub connect_timeout: Duration,
     /// How long to wait for answers after each round of UDP probes.
@@ -45,8 +48,9 @@ pub struct SelfTestConfig {
 
 impl SelfTestConfig {
     /// Defaults for `server` (`host:port`): probes at `host:5959`, `host:5960` and, for the second IP,
-    /// `127.0.0.2:5961` when the host is `127.0.0.1` (the one-machine layout) or `host:5961` otherwise.
-    /// The environment overrides each: `P2P_PROBE_ADDR1`, `P2P_PROBE_ADDR2`, `P2P_PROBE_ADDR3`.
+    /// the address the server advertises in its probe answers; without one, `127.0.0.2:5961` when the
+    /// host is `127.0.0.1` (the one-machine layout) or `host:5961` otherwise. The environment overrides
+    /// each: `P2P_PROBE_ADDR1`, `P2P_PROBE_ADDR2`, `P2P_PROBE_ADDR3` (which also wins over the server).
     pub fn for_server(server: &str) -> SelfTestConfig {
         Self::for_server_with_env(server, |k| std::env::var(k).ok())
     }
@@ -80,9 +84,11 @@ impl SelfTestConfig {
                     .unwrap_or(d)
             })
             .collect();
+        let learn_second_ip = env("P2P_PROBE_ADDR3").is_none_or(|v| v.trim().is_empty());
         SelfTestConfig {
             server,
             probe_addrs,
+            learn_second_ip,
             connect_timeout: Duration::from_secs(3),
             probe_timeout: Duration::from_millis(400),
             probe_attempts: 3,
@@ -169,8 +175,8 @@ pub struct NatClassification {
     pub behind_nat: Option<bool>,
     pub public_ip: Option<String>,
     pub mapping: MappingBehavior,
-    /// Filtering needs the server to answer from an address we did not send to, which its protocol does
-    /// not do: always reported as not measured, with the reason.
+    /// RFC 4787 filtering as [`FilteringBehavior::describe`] names it ("endpoint-independent",
+    /// "address-dependent", "address-and-port-dependent" or "unknown"; why unknown is in `notes`).
     pub filtering: String,
     /// The mapped port equals our local port for every probe.
     pub port_preservation: Option<bool>,
@@ -208,8 +214,9 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
             (gateway::nat_pmp_skipped(), gateway::upnp_skipped())
         }
     };
-    let ((udp, hairpin), (nat_pmp, upnp)) = tokio::join!(probe::check_udp(cfg), gateways);
-    let nat = probe::classify(&udp, hairpin, &cfg.probe_addrs);
+    let (findings, (nat_pmp, upnp)) = tokio::join!(probe::check_udp(cfg), gateways);
+    let nat = probe::classify(&findings.check, findings.hairpin, &findings.filtering);
+    let udp = findings.check;
     let crypto: Vec<CryptoCheck> = p2p_proto::crypto::self_test()
         .into_iter()
         .map(|(name, passed)| CryptoCheck {

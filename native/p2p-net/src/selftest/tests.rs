@@ -7,7 +7,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use super::gateway::{
     nat_pmp_at, parse_nat_pmp_response, parse_proc_net_route, parse_ssdp_response, upnp_at,
 };
-use super::probe::{classify, MappingBehavior};
+use super::probe::{classify, FilteringTest, MappingBehavior};
 use super::*;
 
 /// A probe port like the server's: answers each `ProbeRequest` with the source it saw, with the port
@@ -43,6 +43,7 @@ fn quick(server: &str, probes: Vec<String>) -> SelfTestConfig {
     SelfTestConfig {
         server: server.into(),
         probe_addrs: probes,
+        learn_second_ip: false,
         connect_timeout: Duration::from_secs(2),
         probe_timeout: Duration::from_millis(200),
         probe_attempts: 3,
@@ -255,6 +256,13 @@ fn udp(probes: Vec<ProbeResult>) -> UdpCheck {
     }
 }
 
+fn unknown_filtering() -> FilteringTest {
+    FilteringTest {
+        behavior: FilteringBehavior::Unknown,
+        note: Some("not measured: test".into()),
+    }
+}
+
 #[test]
 fn classification_follows_rfc_5780() {
     let a1 = "198.51.100.1:5959";
@@ -267,7 +275,7 @@ fn classification_follows_rfc_5780() {
             probe(b3, "203.0.113.5:40000"),
         ]),
         None,
-        &[],
+        &unknown_filtering(),
     );
     assert_eq!(ei.mapping, MappingBehavior::EndpointIndependent);
     assert_eq!(ei.behind_nat, Some(true));
@@ -281,7 +289,7 @@ fn classification_follows_rfc_5780() {
             probe(b3, "203.0.113.5:50001"),
         ]),
         None,
-        &[],
+        &unknown_filtering(),
     );
     assert_eq!(ad.mapping, MappingBehavior::AddressDependent);
     assert_eq!(ad.port_preservation, Some(false));
@@ -293,7 +301,7 @@ fn classification_follows_rfc_5780() {
             probe(b3, "203.0.113.5:50004"),
         ]),
         None,
-        &[],
+        &unknown_filtering(),
     );
     assert_eq!(apd.mapping, MappingBehavior::AddressAndPortDependent);
 
@@ -302,13 +310,23 @@ fn classification_follows_rfc_5780() {
         &udp(vec![
             probe(a1, "203.0.113.5:40000"),
             probe(a2, "203.0.113.5:40000"),
+            ProbeResult {
+                ok: false,
+                mapped: None,
+                ..probe(b3, "203.0.113.5:40000")
+            },
         ]),
         None,
-        &[a1.into(), a2.into(), b3.into()],
+        &unknown_filtering(),
     );
     assert_eq!(partial.mapping, MappingBehavior::Unknown);
     assert!(partial.notes[0].contains(b3), "{:?}", partial.notes);
-    assert!(partial.filtering.starts_with("not measured"));
+    assert_eq!(partial.filtering, "unknown");
+    assert!(
+        partial.notes[1].contains("not measured"),
+        "{:?}",
+        partial.notes
+    );
 }
 
 #[test]
@@ -432,4 +450,145 @@ async fn upnp_search_against_a_local_gateway_and_silence() {
     )
     .await;
     assert!(!silent.found && silent.error.is_some());
+}
+
+/// The server's three probe listeners (two ports on 127.0.0.1, one on 127.0.0.2) answering like the
+/// real one: flagged requests from the other port or IP, every answer advertising the second IP. A NAT's
+/// filter is played by not sending the answers it would drop: `lets_in` says which listeners' answers
+/// reach the client (a listener the client sent to always does).
+struct ProbeServer {
+    addrs: [SocketAddr; 3],
+}
+
+async fn probe_server(lets_in: [bool; 3], advertise: bool) -> ProbeServer {
+    let mut socks = Vec::new();
+    for ip in ["127.0.0.1", "127.0.0.1", "127.0.0.2"] {
+        socks.push(std::sync::Arc::new(UdpSocket::bind((ip, 0)).await.unwrap()));
+    }
+    let addrs: [SocketAddr; 3] = [0, 1, 2].map(|i| socks[i].local_addr().unwrap());
+    let others = if advertise {
+        vec![addrs[2], addrs[1]]
+    } else {
+        Vec::new()
+    };
+    for (i, s) in socks.iter().enumerate() {
+        let (s, socks, others) = (s.clone(), socks.clone(), others.clone());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                let Ok(req) = wire::ProbeRequest::decode(&buf[..n]) else {
+                    continue;
+                };
+                let via = if req.flags & wire::PROBE_CHANGE_IP != 0 {
+                    2
+                } else if req.flags & wire::PROBE_CHANGE_PORT != 0 {
+                    1
+                } else {
+                    i
+                };
+                if via != i && !lets_in[via] {
+                    continue;
+                }
+                let resp = wire::ProbeResponse {
+                    txid: req.txid,
+                    seen: from,
+                    others: others.clone(),
+                };
+                let _ = socks[via].send_to(&resp.encode(), from).await;
+            }
+        });
+    }
+    ProbeServer { addrs }
+}
+
+async fn self_test_against(server: &ProbeServer) -> SelfTestReport {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = quick(
+        &tcp.local_addr().unwrap().to_string(),
+        // The third address is a wrong guess: the server's advertisement must replace it.
+        vec![
+            server.addrs[0].to_string(),
+            server.addrs[1].to_string(),
+            closed_udp().await,
+        ],
+    );
+    cfg.learn_second_ip = true;
+    run(&cfg).await
+}
+
+#[tokio::test]
+async fn filtering_is_measured_with_change_requests() {
+    for (lets_in, want) in [
+        ([true; 3], FilteringBehavior::EndpointIndependent),
+        ([true, true, false], FilteringBehavior::AddressDependent),
+        (
+            [true, false, false],
+            FilteringBehavior::AddressAndPortDependent,
+        ),
+    ] {
+        let server = probe_server(lets_in, true).await;
+        let r = self_test_against(&server).await;
+        assert_eq!(r.nat.filtering, want.describe(), "{lets_in:?}: {:?}", r.nat);
+        // The advertised second IP was probed instead of the guess.
+        assert_eq!(r.udp.probes[2].target, server.addrs[2].to_string());
+        assert!(
+            r.udp.probes[2].ok && r.udp.probes[2].different_ip,
+            "{:?}",
+            r.udp.probes[2]
+        );
+        assert_eq!(r.nat.mapping, MappingBehavior::EndpointIndependent);
+        let text = r.render_text();
+        assert!(
+            text.contains(&format!("NAT filtering: {}\n", want.describe())),
+            "{text}"
+        );
+        // No NAT on loopback: the verdict names the filter only when there is one.
+        let named = r
+            .verdict
+            .contains(&format!("({} filtering)", want.describe()));
+        assert_eq!(
+            named,
+            want != FilteringBehavior::EndpointIndependent,
+            "{}",
+            r.verdict
+        );
+        assert!(r.verdict.starts_with("There is no NAT"), "{}", r.verdict);
+    }
+}
+
+#[tokio::test]
+async fn filtering_is_unknown_without_a_capable_server() {
+    // An older server: it advertises nothing (and would ignore flagged requests).
+    let old = probe_server([true; 3], false).await;
+    let r = self_test_against(&old).await;
+    assert_eq!(r.nat.filtering, "unknown");
+    assert!(
+        r.nat.notes.iter().any(|n| n.contains("advertises none")),
+        "{:?}",
+        r.nat.notes
+    );
+    assert!(
+        !r.udp.probes[2].ok,
+        "the guess is closed: {:?}",
+        r.udp.probes[2]
+    );
+
+    // No server at all.
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cfg = quick(
+        &tcp.local_addr().unwrap().to_string(),
+        vec![closed_udp().await, closed_udp().await, closed_udp().await],
+    );
+    let r = run(&cfg).await;
+    assert_eq!(r.nat.filtering, "unknown");
+}
+
+#[test]
+fn the_env_override_of_the_third_address_beats_the_server() {
+    let c = SelfTestConfig::for_server_with_env("p2p.example.org:5980", |_| None);
+    assert!(c.learn_second_ip);
+    let c = SelfTestConfig::for_server_with_env("p2p.example.org:5980", |k| {
+        (k == "P2P_PROBE_ADDR3").then(|| "192.0.2.9:7000".to_string())
+    });
+    assert!(!c.learn_second_ip);
 }
