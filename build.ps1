@@ -8,11 +8,15 @@ Tasks (run in the order given):
   Build  cargo build --release of the native library, connectd and p2p-server; dotnet build of the
          cmdlets; assembles out/RemoteItP2P/ ready for Import-Module (with runtimes/<rid>/native/ and the
          MAML help).
-  Test   cargo test --workspace, then the Pester tests in Pester/ against real processes. Writes
+  Test   cargo build --release of every binary, cargo test --workspace --release (unit, property and
+         system tests), the NAT lab (tests/natlab/run.sh; Linux and root, otherwise it says SKIP), then
+         the Pester tests in Pester/ against real processes. Writes
          out/TestResults/pester.xml (NUnit) and prints "Pester: N passed, N failed, N skipped". Exits
          non-zero when anything fails.
   Demo   A local server, a target in front of a small web page, a connection, one request through it,
          the connection table, and a clean stop.
+  Bench  The benchmark (p2p-bench): the tunnel beside raw TCP, ssh -L and socat; prints a table, the
+         goals met or not, and writes out/bench.json. -Quick for the short run.
   Clean  Removes out/ and the cmdlets' bin/ and obj/ (cargo's target/ is left alone; `cargo clean` it).
 Installs what it needs when missing: Pester 5.7.1 (from NuGet). PowerShell itself is a .NET global tool:
   dotnet tool install --global PowerShell --version 7.6.9
@@ -21,17 +25,21 @@ Installs what it needs when missing: Pester 5.7.1 (from NuGet). PowerShell itsel
 ./build.ps1 -Task Build, Test
 .EXAMPLE
 ./build.ps1 -Task Demo
+.EXAMPLE
+./build.ps1 -Task Bench -Quick
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
     [string[]] $Task = @('Build'),
     [ValidateSet('Release', 'Debug')]
     [string] $Configuration = 'Release',
     # Skip `cargo test --workspace` in Test (Pester only).
     [switch] $SkipCargoTest,
     # Skip `cargo build` in Build: assemble the module from the native files already in target/.
-    [switch] $SkipCargoBuild
+    [switch] $SkipCargoBuild,
+    # Bench: the short run (about 1-2 minutes) instead of the full one (about 4 minutes).
+    [switch] $Quick
 )
 
 Set-StrictMode -Version Latest
@@ -191,6 +199,21 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)" }
 }
 
+# The benchmark (issue 6): the release binaries beside raw TCP, ssh -L and socat, on loopback. Not a test:
+# it prints figures and goals met or not. `-Quick` for the short run.
+function Invoke-Bench {
+    Write-Step 'cargo build --release (p2p-server, connectd, p2p-bench)'
+    Push-Location $Root
+    try {
+        Invoke-Native cargo @('build', '--release', '-p', 'p2p-server', '-p', 'connectd', '-p', 'p2p-bench')
+        $benchArgs = @('--json', (Join-Path $Out 'bench.json'))
+        if ($Quick) { $benchArgs += '--quick' }
+        New-Item -ItemType Directory -Path $Out -Force | Out-Null
+        $exe = if ([System.Environment]::OSVersion.Platform -eq 'Win32NT') { 'p2p-bench.exe' } else { 'p2p-bench' }
+        Invoke-Native (Join-Path $Root "target/release/$exe") $benchArgs
+    } finally { Pop-Location }
+}
+
 function Invoke-Clean {
     Write-Step 'clean'
     foreach ($p in $Out, (Join-Path $Root 'cmdlets/bin'), (Join-Path $Root 'cmdlets/obj')) {
@@ -203,6 +226,7 @@ foreach ($t in $Task) {
         'Build' { Invoke-Build }
         'Test' { Invoke-Test }
         'Demo' { Invoke-Demo }
+        'Bench' { Invoke-Bench }
         'Clean' { Invoke-Clean }
     }
 }
