@@ -130,7 +130,8 @@ function Invoke-NatLab {
     Write-Step 'NAT lab (tests/natlab/run.sh)'
     $env:P2P_BIN_DIR = Join-Path $Root 'target/release'
     try {
-        & bash (Join-Path $Root 'tests/natlab/run.sh')
+        # To the host, not the function's output: the caller collects that output as failure texts.
+        & bash (Join-Path $Root 'tests/natlab/run.sh') | Out-Host
         $code = $LASTEXITCODE
     } finally { Remove-Item Env:P2P_BIN_DIR -ErrorAction SilentlyContinue }
     if ($code -eq 77) { Write-Host 'NAT lab: SKIP'; return }
