@@ -382,3 +382,31 @@ fn check(
     }
     Ok(())
 }
+
+/// Echoes `each` bytes both ways on `connections` TCP connections to `port` at once and asserts that
+/// every one arrived intact (SHA-256 both ways), naming the ones that did not.
+pub fn parallel_echo(port: u16, connections: usize, each: u64) {
+    let started = Instant::now();
+    let transfers: Vec<Transfer> = (0..connections)
+        .map(|_| Transfer::start(port, Kind::Echo, each))
+        .collect();
+    let failures: Vec<String> = transfers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, tr)| {
+            tr.join(crate::lab::TRANSFER_TIMEOUT)
+                .err()
+                .map(|e| format!("connection {i}: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {connections} connections failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{connections} x {each} bytes each way in {:?}",
+        started.elapsed()
+    );
+}
