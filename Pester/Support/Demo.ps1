@@ -15,6 +15,8 @@ try {
     $page = Invoke-WebRequest -Uri "http://$($c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 15
     Write-Host "HTTP $($page.StatusCode): $(([regex]::Match($page.Content, '<h1>(.*?)</h1>')).Groups[1].Value)"
     Write-Host '--- Get-P2PConnection'
+    # The native side publishes byte counters and RTT every 250 ms: let the request's figures show.
+    Start-Sleep -Milliseconds 600
     Get-P2PConnection | Format-Table | Out-String -Width 160 | Write-Host
     Write-Host '--- Get-P2PConnection | Stop-P2PConnection'
     Get-P2PConnection | Stop-P2PConnection
