@@ -243,6 +243,17 @@ fn pull(s: &mut Session, id: StreamId, out: &mut Vec<u8>) -> bool {
     }
 }
 
+/// Sends `data` from the initiator on stream `id` until the target has read it all and the FIN;
+/// false when that took longer than `limit`.
+fn upload(sim: &mut Sim, id: StreamId, data: &[u8], limit: Duration) -> bool {
+    let (mut sent, mut got) = (0, Vec::new());
+    sim.run_until(limit, |s| {
+        push(&mut s.i, id, data, &mut sent);
+        s.transmit();
+        pull(&mut s.t, id, &mut got)
+    })
+}
+
 /// One stream each way: `len` bytes up, then the target echoes them back reversed-seeded; checks both.
 fn exchange(sim: &mut Sim, len: usize, limit: Duration) {
     sim.connect();
@@ -568,13 +579,8 @@ fn adaptive_window_is_much_faster_than_fixed_depth_at_50ms_rtt() {
         sim.connect();
         let id = sim.i.open_stream().unwrap();
         let data = pattern(4_000_000, 3);
-        let (mut sent, mut got) = (0, Vec::new());
         let start = sim.now;
-        assert!(sim.run_until(Duration::from_secs(120), |s| {
-            push(&mut s.i, id, &data, &mut sent);
-            s.transmit();
-            pull(&mut s.t, id, &mut got)
-        }));
+        assert!(upload(&mut sim, id, &data, Duration::from_secs(120)));
         sim.now - start
     };
     let fixed = elapsed(Some(12));
@@ -605,12 +611,7 @@ fn punching_moves_to_direct_and_a_dead_direct_path_falls_back_to_the_relay() {
     let relayed = sim.relayed;
     let id = sim.i.open_stream().unwrap();
     let data = pattern(100_000, 4);
-    let (mut sent, mut got) = (0, Vec::new());
-    assert!(sim.run_until(Duration::from_secs(10), |s| {
-        push(&mut s.i, id, &data, &mut sent);
-        s.transmit();
-        pull(&mut s.t, id, &mut got)
-    }));
+    assert!(upload(&mut sim, id, &data, Duration::from_secs(10)));
     assert!(sim.relayed - relayed < 5, "data went through the relay");
     // The direct path dies: both sides fall back within 6.5 s and the session survives.
     sim.link.block_direct = true;
