@@ -72,7 +72,10 @@ fn usage_error(message: &str) -> ! {
 }
 
 fn run(command: Command, options: &RunOptions) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a tunnel's packets all go through one endpoint task anyway, and with worker
+    // threads its TCP reader and writer tasks woke each other across cores (about 10% more CPU per
+    // GB in p2p-bench, for no throughput).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

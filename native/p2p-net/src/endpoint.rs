@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::direct_filter::DirectFilter;
 use crate::stream_io::{self, ReaderMsg, WriterMsg, READER_CREDIT, WRITER_CREDIT};
+use crate::udp_batch::{RecvBatch, SendBatch, UdpIo};
 
 /// How often an unacknowledged relay bind is repeated, and how often an acknowledged one is refreshed
 /// (it keeps the relay's binding and the NAT mapping toward the server alive).
@@ -106,11 +107,12 @@ impl Endpoint {
         let local_addr = socket.local_addr()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = EndpointTask {
-            socket,
+            io: UdpIo::new(socket)?,
             sessions: HashMap::new(),
             commands_tx: tx.downgrade(),
             direct: DirectFilter::from_env(),
             relay_override: crate::env_knobs::relay_override(),
+            send_batch: SendBatch::default(),
         };
         let join = tokio::spawn(task.run(rx));
         Ok((
@@ -181,17 +183,19 @@ struct SessionSlot {
 }
 
 struct EndpointTask {
-    socket: UdpSocket,
+    io: UdpIo,
     sessions: HashMap<u64, SessionSlot>,
     /// For spawning stream tasks that report back; weak so the task ends when all handles are gone.
     commands_tx: mpsc::WeakUnboundedSender<Command>,
     direct: DirectFilter,
     relay_override: Option<SocketAddr>,
+    /// Kept between flushes so its buffer is allocated once.
+    send_batch: SendBatch,
 }
 
 impl EndpointTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut recv_buf = vec![0u8; 65536];
+        let mut received = RecvBatch::default();
         let mut send_buf = Vec::with_capacity(wire::MAX_DATAGRAM + 64);
         loop {
             let now = Instant::now();
@@ -200,16 +204,19 @@ impl EndpointTask {
             self.reap_closed();
             let deadline = self.next_deadline(now);
             tokio::select! {
-                received = self.socket.recv_from(&mut recv_buf) => match received {
-                    Ok((n, from)) => {
-                        self.on_datagram(from, &recv_buf[..n]);
+                result = self.io.recv(&mut received) => match result {
+                    Ok(()) => {
+                        self.on_datagrams(&received);
                         // Drain what else is queued before flushing, so ACKs and data coalesce.
-                        for _ in 0..64 {
-                            match self.socket.try_recv_from(&mut recv_buf) {
-                                Ok((n, from)) => self.on_datagram(from, &recv_buf[..n]),
-                                Err(_) => break,
+                        for _ in 0..8 {
+                            if self.io.try_recv(&mut received).is_err() {
+                                break;
                             }
+                            self.on_datagrams(&received);
                         }
+                        // Events once per burst: a stream's data then reaches its TCP writer as one
+                        // chunk instead of one write per datagram.
+                        self.process_events();
                     }
                     // ICMP port unreachable surfaces as an error on some OSes: not fatal for UDP.
                     Err(e) => log::debug!("udp receive error: {e}"),
@@ -257,7 +264,7 @@ impl EndpointTask {
     }
 
     fn service_timers(&mut self, now: Instant) {
-        let socket = &self.socket;
+        let socket = self.io.socket();
         for slot in self.sessions.values_mut() {
             if slot.session.poll_timeout().is_some_and(|t| t <= now) {
                 slot.session.handle_timeout(now);
@@ -286,18 +293,32 @@ impl EndpointTask {
         self.process_events();
     }
 
-    /// Sends every datagram the sessions want to send.
+    /// Sends every datagram the sessions want to send, gathered into as few system calls as the
+    /// OS allows.
     async fn flush(&mut self, now: Instant, buf: &mut Vec<u8>) {
         self.direct.refresh(now);
+        let max = self.io.max_batch();
+        let mut batch = std::mem::take(&mut self.send_batch);
         for slot in self.sessions.values_mut() {
             while let Some(dest) = slot.session.poll_transmit(now, buf) {
                 if dest != slot.spec.relay && self.direct.blocked() {
                     continue;
                 }
-                if let Err(e) = self.socket.send_to(buf, dest).await {
-                    log::debug!("udp send to {dest} failed: {e}");
+                if !batch.push(dest, buf, max) {
+                    self.io.send(&mut batch).await;
+                    batch.push(dest, buf, max);
                 }
             }
+        }
+        if !batch.is_empty() {
+            self.io.send(&mut batch).await;
+        }
+        self.send_batch = batch;
+    }
+
+    fn on_datagrams(&mut self, received: &RecvBatch) {
+        for (from, data) in received.datagrams() {
+            self.on_datagram(from, data);
         }
     }
 
@@ -331,7 +352,6 @@ impl EndpointTask {
             // Probes are answered by the server; peers ignore stray ones.
             _ => {}
         }
-        self.process_events();
     }
 
     fn on_command(&mut self, cmd: Command) {

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod env_knobs;
 pub mod error;
 pub mod grant;
+pub mod light_targets;
 pub mod net_util;
 pub mod portmap;
 pub mod selftest;
@@ -14,6 +15,7 @@ pub mod status;
 pub mod stream_io;
 pub mod target;
 pub mod tunnel;
+pub mod udp_batch;
 pub mod udp_socket;
 
 pub use error::{Error, ErrorKind, Result};

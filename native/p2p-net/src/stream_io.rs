@@ -2,6 +2,7 @@
 //! fast TCP peer cannot make the endpoint buffer without bound, and a slow one backs up the session's
 //! flow control instead of memory.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +14,9 @@ pub const READER_CREDIT: usize = 256 * 1024;
 /// Bytes handed to the TCP writer that may wait for the socket.
 pub const WRITER_CREDIT: usize = 256 * 1024;
 const READ_CHUNK: usize = 32 * 1024;
+/// Queued chunks go out in one TCP write up to this size or this many chunks.
+const WRITE_COALESCE: usize = 256 * 1024;
+const MAX_WRITE_CHUNKS: usize = 64;
 
 /// Stream reset reasons we send.
 pub const RESET_TCP_ERROR: u64 = 1;
@@ -67,14 +71,42 @@ pub async fn write_tcp(
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     report: impl Fn(Option<usize>) -> bool,
 ) {
-    while let Some(msg) = rx.recv().await {
+    // A Fin or Reset met while gathering data, handled after that data is written.
+    let mut next: Option<WriterMsg> = None;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let msg = match next.take() {
+            Some(msg) => msg,
+            None => match rx.recv().await {
+                Some(msg) => msg,
+                None => return,
+            },
+        };
         match msg {
             WriterMsg::Data(data) => {
-                if tcp.write_all(&data).await.is_err() {
+                // Whatever else is already queued goes out in the same (vectored) write: one system
+                // call per burst rather than per chunk, and no copy into a bigger buffer.
+                let mut bytes = data.len();
+                chunks.push(data);
+                while bytes < WRITE_COALESCE && chunks.len() < MAX_WRITE_CHUNKS {
+                    match rx.try_recv() {
+                        Ok(WriterMsg::Data(more)) => {
+                            bytes += more.len();
+                            chunks.push(more);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if write_all_vectored(&mut tcp, &chunks).await.is_err() {
                     report(None);
                     return;
                 }
-                if !report(Some(data.len())) {
+                chunks.clear();
+                if !report(Some(bytes)) {
                     return;
                 }
             }
@@ -87,4 +119,27 @@ pub async fn write_tcp(
             WriterMsg::Reset => return,
         }
     }
+}
+
+/// Writes every byte of `chunks`, in order, with as few `writev` calls as the socket allows.
+async fn write_all_vectored(tcp: &mut OwnedWriteHalf, chunks: &[Vec<u8>]) -> std::io::Result<()> {
+    let (mut index, mut offset) = (0, 0);
+    while index < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&chunks[index][offset..])
+            .chain(chunks[index + 1..].iter().map(|c| &c[..]))
+            .map(IoSlice::new)
+            .collect();
+        let mut written = tcp.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Advance past what was written.
+        while index < chunks.len() && written >= chunks[index].len() - offset {
+            written -= chunks[index].len() - offset;
+            index += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }
