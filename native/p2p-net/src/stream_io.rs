@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, Semaphore};
 pub const READER_CREDIT: usize = 256 * 1024;
 /// Bytes handed to the TCP writer that may wait for the socket.
 pub const WRITER_CREDIT: usize = 256 * 1024;
-const READ_CHUNK: usize = 32 * 1024;
+/// One TCP read; below glibc's mmap threshold (128 KiB) so chunks come from the heap's free lists.
+const READ_CHUNK: usize = 64 * 1024;
 /// Queued chunks go out in one TCP write up to this size or this many chunks.
 const WRITE_COALESCE: usize = 256 * 1024;
 const MAX_WRITE_CHUNKS: usize = 64;
@@ -43,18 +44,19 @@ pub async fn read_tcp(
     credit: Arc<Semaphore>,
     report: impl Fn(ReaderMsg) -> bool,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
     loop {
         let Ok(permit) = credit.acquire_many(READ_CHUNK as u32).await else {
             return;
         };
         // The endpoint gives back exactly what the session accepted; keep only what we read.
         permit.forget();
-        let msg = match tcp.read(&mut buf).await {
+        // Read straight into the chunk that is handed over: no zeroing, no copy.
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        let msg = match tcp.read_buf(&mut buf).await {
             Ok(0) => ReaderMsg::Eof,
             Ok(n) => {
                 credit.add_permits(READ_CHUNK - n);
-                ReaderMsg::Data(buf[..n].to_vec())
+                ReaderMsg::Data(buf)
             }
             Err(_) => ReaderMsg::Failed,
         };
