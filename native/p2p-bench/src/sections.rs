@@ -665,7 +665,14 @@ pub async fn server(ctx: &mut Ctx) {
             Lab::start(
                 &ctx.bins,
                 &dir,
-                &["--max-sessions", "1000000", "--relay-idle-timeout", "5"],
+                &[
+                    "--max-sessions",
+                    "1000000",
+                    "--max-sessions-per-user",
+                    "1000000",
+                    "--relay-idle-timeout",
+                    "5",
+                ],
             )
         })?;
         let uids: Vec<String> = (1000..1000 + n).map(uid).collect();

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use p2p_net::control_channel::ControlClient;
+use p2p_net::light_targets;
 use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
 use p2p_proto::{EncryptionMode, Uid};
 
 use crate::lab::{Lab, PASSWORD, USER};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// Devices one control connection registers (the server's per-connection limit is 64).
-const PER_CONNECTION: usize = 50;
 
 fn key(lab: &Lab) -> Result<[u8; 32], String> {
     p2p_config::config::decode_server_key(&lab.key).map_err(|e| e.to_string())
@@ -24,74 +23,23 @@ fn parse_uid(text: &str) -> Result<Uid, String> {
     text.parse().map_err(|e| format!("bad UID {text}: {e}"))
 }
 
-/// Registers `uids` on control connections of `PER_CONNECTION` devices each, and keeps every connection
-/// answering `Incoming` with `Accept` in the background. Returns registrations per second.
+/// Registers `uids` with light targets (`p2p_net::light_targets`: 50 devices per control connection)
+/// that keep answering `Incoming` with `Accept` in the background. Returns registrations per second.
 pub async fn register_targets(lab: &Lab, uids: &[String]) -> Result<f64, String> {
-    let key = key(lab)?;
-    let server = lab.control.to_string();
+    let secret = lab.device_secret().to_string();
+    let devices: Vec<(Uid, String)> = uids
+        .iter()
+        .map(|u| Ok((parse_uid(u)?, secret.clone())))
+        .collect::<Result<_, String>>()?;
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for group in uids.chunks(PER_CONNECTION) {
-        let group: Vec<Uid> = group
-            .iter()
-            .map(|u| parse_uid(u))
-            .collect::<Result<_, _>>()?;
-        let server = server.clone();
-        let secret = lab.device_secret().to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut c = ControlClient::connect(&server, &key, TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            for uid in group {
-                let reply = c
-                    .request(&ClientMsg::Register {
-                        uid,
-                        secret: secret.clone(),
-                        application_type: 1,
-                        local_candidates: vec![],
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !matches!(reply, ServerMsg::Registered { .. }) {
-                    return Err(format!("registering {uid}: {reply:?}"));
-                }
-            }
-            Ok::<_, String>(c)
-        }));
-    }
-    let mut clients = Vec::new();
-    for t in tasks {
-        clients.push(t.await.map_err(|e| e.to_string())??);
-    }
+    let clients = light_targets::register(&lab.control.to_string(), &key(lab)?, &devices, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
     let rate = uids.len() as f64 / start.elapsed().as_secs_f64();
     for c in clients {
-        tokio::spawn(accept_all(c));
+        tokio::spawn(light_targets::accept_all(c));
     }
     Ok(rate)
-}
-
-/// A target's control loop reduced to what brokering needs: accept every session, keep the connection
-/// alive.
-async fn accept_all(mut c: ControlClient) {
-    let mut ping = tokio::time::interval(Duration::from_secs(20));
-    loop {
-        tokio::select! {
-            msg = c.recv() => match msg {
-                Ok(ServerMsg::Incoming(grant)) => {
-                    if c.send(&ClientMsg::Accept { session_id: grant.session_id }).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            },
-            _ = ping.tick() => {
-                if c.send(&ClientMsg::Ping).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// An auth hash for the benchmark user (what `connectd -p` logs in with: no password hashing per login).

@@ -482,6 +482,8 @@ fn is_transient(kind: ErrorKind) -> bool {
             | ErrorKind::P2pFailed
             | ErrorKind::UdpBind
             | ErrorKind::Throttled
+            // A server limit (sessions per user, sessions being set up) frees up as sessions end.
+            | ErrorKind::LimitReached
             | ErrorKind::Internal
     )
 }
