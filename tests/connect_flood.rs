@@ -10,6 +10,7 @@ use p2p_net::control_channel::ControlClient;
 use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
 use p2p_proto::{EncryptionMode, Uid};
 use p2p_system_tests::lab::{serial, TRANSFER_TIMEOUT};
+use p2p_system_tests::os::{memory, Memory};
 use p2p_system_tests::services::{Kind, Transfer, TransferService};
 use p2p_system_tests::Lab;
 
@@ -20,22 +21,6 @@ const UNAUTHENTICATED: usize = 300;
 const LOGGED_IN: usize = 100;
 /// Generous: the server's idle size is a few MiB; Argon2 work areas (19 MiB, 4 at once) come and go.
 const MAX_GROWTH_KIB: u64 = 300 * 1024;
-
-/// A `VmRSS:` / `VmHWM:` value of /proc/PID/status, in KiB.
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
 
 /// What one flooding client got: `Ok(code)` of the refusal, or why the exchange failed.
 async fn one_request(
@@ -94,7 +79,7 @@ fn a_flood_of_session_requests_is_refused_in_bounded_memory_while_a_tunnel_works
         .try_into()
         .expect("32-byte server key");
     let pid = lab.server.proc().pid();
-    let rss_before = proc_status_kib(pid, "VmRSS:");
+    let rss_before = memory(pid).rss_kib;
 
     // The legitimate tunnel moves data for the whole flood.
     let legit = Transfer::start_paced(t.port, Kind::Echo, 16 * MIB, Some(4 * MIB));
@@ -152,8 +137,10 @@ fn a_flood_of_session_requests_is_refused_in_bounded_memory_while_a_tunnel_works
         .join(TRANSFER_TIMEOUT)
         .unwrap_or_else(|e| panic!("the tunnel's transfer failed during the flood: {e}"));
 
-    let peak = proc_status_kib(pid, "VmHWM:");
-    let rss_after = proc_status_kib(pid, "VmRSS:");
+    let Memory {
+        rss_kib: rss_after,
+        peak_kib: peak,
+    } = memory(pid);
     eprintln!(
         "{} requests refused in {flood_time:?}; server RSS {rss_before} KiB before, peak {peak} KiB, {rss_after} KiB after",
         results.len()

@@ -117,3 +117,16 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
         .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
 }
+
+/// The configuration of an in-process tunnel (`p2p_net::Tunnel`; the C ABI's `p2p_session_start` takes the
+/// same JSON) for `a` reaching `d` through the lab's server, on a free local port.
+pub fn tunnel_config(lab: &crate::Lab, a: &crate::Account, d: &crate::Device) -> serde_json::Value {
+    serde_json::json!({
+        "device_id": d.uid,
+        "user": a.user,
+        "password": a.password,
+        "server": lab.server.address(),
+        "server_key": lab.server.key,
+        "local_port": 0,
+    })
+}

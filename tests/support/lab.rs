@@ -1,7 +1,10 @@
 //! One test's world: a fresh server (own data directory, loopback ports), the accounts and devices the
 //! test adds, the targets and initiators it starts, and one log folder for all of their output
 //! (`target/<profile>/system-test-logs/<test>/`, or under `P2P_TEST_LOG_DIR`). When the lab is dropped
-//! after a passing test it checks that no password or device secret appears in any log.
+//! after a passing test it checks every log for the secrets it knows (passwords, device secrets, auth
+//! hashes, the server's private key; plain, base64 and hex) and for any token shaped like a key it does
+//! not know to be public (see [`crate::secrets`]): session secrets and relay tokens exist only inside the
+//! processes, so that is how a leak of one would show.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +46,10 @@ pub struct Lab {
     dir: tempfile::TempDir,
     counter: AtomicU32,
     secrets: Mutex<Vec<String>>,
+    /// Values printed by design (the server's public key...): not flagged by the key-shape detector.
+    public: Mutex<Vec<String>>,
+    /// The environment every process gets (the log level).
+    base: Vec<(String, String)>,
 }
 
 /// Tests that move a lot of data or measure timing take this lock, so that the test threads of one
@@ -62,6 +69,32 @@ pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 impl Lab {
     /// A lab with a running server.
     pub fn new(name: &str) -> Lab {
+        Lab::build(name, base_env(), |_| {}, &[])
+    }
+
+    /// A lab whose server runs with extra `p2p-server run` options (limits).
+    pub fn with_server_args(name: &str, run_args: &[&str]) -> Lab {
+        Lab::build(name, base_env(), |_| {}, run_args)
+    }
+
+    /// A lab whose processes all log at the most detailed level (`RUST_LOG=trace`): what the log checks
+    /// need to see every value a process could print.
+    pub fn verbose(name: &str) -> Lab {
+        Lab::build(name, vec![("RUST_LOG".into(), "trace".into())], |_| {}, &[])
+    }
+
+    /// A lab whose server data directory is prepared by `prepare` (given its path, not created yet)
+    /// before `p2p-server init`: to put it on a file system of the test's choosing.
+    pub fn with_server_dir(name: &str, prepare: impl FnOnce(&Path)) -> Lab {
+        Lab::build(name, base_env(), prepare, &[])
+    }
+
+    fn build(
+        name: &str,
+        base: Vec<(String, String)>,
+        prepare: impl FnOnce(&Path),
+        run_args: &[&str],
+    ) -> Lab {
         let logs = log_root().join(name);
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).expect("create log dir");
@@ -69,15 +102,36 @@ impl Lab {
             .prefix(&format!("p2p-{name}-"))
             .tempdir()
             .expect("temp dir");
-        let server = Server::start(&dir.path().join("server"), &logs, &base_env());
-        Lab {
+        let data_dir = dir.path().join("server");
+        prepare(&data_dir);
+        let server = Server::start_with(&data_dir, &logs, &base, run_args);
+        let lab = Lab {
             name: name.to_string(),
             server,
             logs,
             dir,
             counter: AtomicU32::new(0),
             secrets: Mutex::new(Vec::new()),
+            public: Mutex::new(Vec::new()),
+            base,
+        };
+        lab.remember_server_keys();
+        lab
+    }
+
+    /// The server's private key (its file holds base64) is a secret in every form; its public key,
+    /// which `init` and `key` print for clients to pin, is public.
+    fn remember_server_keys(&self) {
+        let text = std::fs::read_to_string(self.server.data_dir.join("server.key"))
+            .expect("read the server's key file");
+        let private = text.trim();
+        self.secret(private);
+        use base64::Engine;
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(private) {
+            self.secret(&hex(&bytes));
+            self.secret(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
         }
+        self.public(&self.server.key.clone());
     }
 
     /// The test's private working directory (deleted afterwards; logs are kept).
@@ -98,6 +152,50 @@ impl Lab {
         let mut v = self.secrets.lock().unwrap();
         v.push(s.to_string());
         v.push(b64);
+    }
+
+    /// Remembers a value that is printed by design (a public key, an id): the key-shape detector lets
+    /// it through, in any of the forms [`crate::secrets::forms`] gives.
+    pub fn public(&self, s: &str) {
+        self.public.lock().unwrap().extend(crate::secrets::forms(s));
+    }
+
+    /// `connectd --auth-hash --user NAME` (the password on standard input): the auth hash it prints,
+    /// remembered as a secret. The command prints it by design, so its log is redacted afterwards.
+    pub fn auth_hash(&self, a: &Account) -> Result<String, String> {
+        let mut cmd = self.connectd_cmd(
+            &[
+                "--auth-hash".to_string(),
+                "--user".to_string(),
+                a.user.clone(),
+            ],
+            &self.client_env(&[]),
+        );
+        cmd.current_dir(self.dir());
+        let mut p = Proc::spawn(
+            "connectd-auth-hash",
+            cmd,
+            &self.logs,
+            Some(&format!("{}\n", a.password)),
+        );
+        let code = p.wait_exit(Duration::from_secs(60)).code().unwrap_or(-1);
+        let out = p.output();
+        if code != 0 {
+            return Err(format!("connectd --auth-hash exited {code}: {out}"));
+        }
+        let hash = out
+            .lines()
+            .find(|l| !l.starts_with("[stderr]") && l.contains('.'))
+            .map(|l| l.trim().to_string())
+            .ok_or_else(|| format!("connectd --auth-hash printed no hash: {out}"))?;
+        self.secret(&hash);
+        if let Some((id, secret_half)) = hash.split_once('.') {
+            self.secret(secret_half);
+            // The id is the public half: `p2p-server auth-hash list` shows it.
+            self.public(id);
+        }
+        crate::proc::redact_log(p.log_path(), &hash, "<auth hash, printed by design>");
+        Ok(hash)
     }
 
     /// A new user with a random password.
@@ -145,7 +243,7 @@ impl Lab {
 
     /// The environment clients get: the server by environment, plus `extra`.
     pub fn client_env(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
-        let mut e = base_env();
+        let mut e = self.base.clone();
         e.push(("P2P_SERVER".into(), self.server.address()));
         e.push(("P2P_SERVER_KEY".into(), self.server.key.clone()));
         e.extend(extra.iter().cloned());
@@ -176,7 +274,7 @@ impl Lab {
 
     /// Starts `connectd ARGS` without the server in the environment (it must come from a file or `-y`).
     pub fn connectd_plain(&self, name: &str, args: &[String]) -> Proc {
-        Proc::spawn(name, self.connectd_cmd(args, &base_env()), &self.logs, None)
+        Proc::spawn(name, self.connectd_cmd(args, &self.base), &self.logs, None)
     }
 
     /// Writes the seed's sample initiator file with this test's account, device, local port, autoconnect
@@ -222,7 +320,7 @@ impl Lab {
         );
         let path = self.dir().join(format!("target-{}.conf", self.next()));
         std::fs::write(&path, conf).expect("write target conf");
-        let mut env = base_env();
+        let mut env = self.base.clone();
         env.extend(extra.iter().cloned());
         let args = vec!["-f".to_string(), path.to_string_lossy().into_owned()];
         Target::start("target", self.connectd_cmd(&args, &env), &path, &self.logs)
@@ -271,10 +369,13 @@ impl Lab {
         }
     }
 
-    /// Panics when a recorded secret appears in any log file of this lab.
-    pub fn check_logs(&self) {
+    /// Panics when a recorded secret, or a key-shaped token not known to be public, appears in any log
+    /// file of this lab. Returns the files it read.
+    pub fn check_logs(&self) -> Vec<PathBuf> {
         let secrets = self.secrets.lock().unwrap().clone();
+        let public = self.public.lock().unwrap().clone();
         let mut found = Vec::new();
+        let mut read = Vec::new();
         for entry in std::fs::read_dir(&self.logs)
             .into_iter()
             .flatten()
@@ -283,6 +384,7 @@ impl Lab {
             let Ok(text) = std::fs::read(entry.path()) else {
                 continue;
             };
+            read.push(entry.path());
             for s in &secrets {
                 if crate::data::contains(&text, s.as_bytes()) {
                     found.push(format!(
@@ -292,12 +394,27 @@ impl Lab {
                     ));
                 }
             }
+            let shapes = if is_foreign_tool_log(&entry.path()) {
+                Vec::new()
+            } else {
+                crate::secrets::key_shaped(&String::from_utf8_lossy(&text))
+            };
+            for (line, token) in shapes {
+                if !public.contains(&token) {
+                    found.push(format!(
+                        "{} line {line} holds a key-shaped token not known to be public ({} chars)",
+                        entry.path().display(),
+                        token.len(),
+                    ));
+                }
+            }
         }
         assert!(
             found.is_empty(),
             "secrets leaked into logs:\n{}",
             found.join("\n")
         );
+        read
     }
 }
 
@@ -309,6 +426,23 @@ impl Drop for Lab {
             eprintln!("logs of {} are in {}", self.name, self.logs.display());
         }
     }
+}
+
+/// Tools the tests drive that print key fingerprints by design (sshd's `Accepted publickey ...
+/// SHA256:...`): their logs are searched for the known secrets but not for key-shaped tokens.
+const FOREIGN_TOOLS: [&str; 5] = ["sshd", "ssh", "scp", "ssh-keygen", "curl"];
+
+/// True for `sshd.log`, `ssh-2.log` ...: a log named after one of [`FOREIGN_TOOLS`].
+fn is_foreign_tool_log(path: &Path) -> bool {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = match stem.rsplit_once('-') {
+        Some((b, n)) if n.bytes().all(|c| c.is_ascii_digit()) => b.to_string(),
+        _ => stem,
+    };
+    FOREIGN_TOOLS.contains(&base.as_str())
 }
 
 /// A running tunnel and what it was made of.

@@ -15,6 +15,7 @@ pub mod poll;
 pub mod ports;
 pub mod proc;
 pub mod provisioning;
+pub mod secrets;
 pub mod server;
 pub mod services;
 pub mod ssh;

@@ -1,5 +1,5 @@
-//! Everything that differs between operating systems, in one place: signals and finding a process's
-//! UDP sockets. The system tests run on Linux in CI; on other systems these helpers say what they lack.
+//! Everything that differs between operating systems, in one place: signals, finding a process's
+//! UDP sockets and reading its memory use. The system tests run on Linux in CI; on other systems these helpers say what they lack.
 
 #[cfg(unix)]
 fn signal(pid: u32, name: &str) {
@@ -117,4 +117,52 @@ impl Drop for PidGuard {
             terminate(self.0);
         }
     }
+}
+
+/// A process's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB, from /proc/PID/status.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+}
+
+#[cfg(target_os = "linux")]
+pub fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    Memory {
+        rss_kib: field("VmRSS:"),
+        peak_kib: field("VmHWM:"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn memory(pid: u32) -> Memory {
+    panic!("reading the memory use of process {pid} is only implemented on Linux");
+}
+
+/// The soft limit on open files of this process (what its children inherit), when known.
+#[cfg(target_os = "linux")]
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn open_files_limit() -> Option<u64> {
+    None
 }

@@ -27,11 +27,23 @@ pub struct Server {
     log_dir: PathBuf,
     proc: Option<Proc>,
     env: Vec<(String, String)>,
+    /// Extra `p2p-server run` options (limits), kept across restarts.
+    run_args: Vec<String>,
 }
 
 impl Server {
     /// `init`s a data directory and starts the server on free loopback ports.
     pub fn start(data_dir: &Path, log_dir: &Path, env: &[(String, String)]) -> Server {
+        Server::start_with(data_dir, log_dir, env, &[])
+    }
+
+    /// Like [`Server::start`], with extra `p2p-server run` options (`--max-sessions-per-user 2`).
+    pub fn start_with(
+        data_dir: &Path,
+        log_dir: &Path,
+        env: &[(String, String)],
+        run_args: &[&str],
+    ) -> Server {
         std::fs::create_dir_all(data_dir).expect("create server data dir");
         let mut init = Command::new(crate::bins::server());
         init.arg("init").arg("--data-dir").arg(data_dir);
@@ -49,6 +61,7 @@ impl Server {
             log_dir: log_dir.to_path_buf(),
             proc: None,
             env: env.to_vec(),
+            run_args: run_args.iter().map(|a| a.to_string()).collect(),
         };
         server.launch(None);
         server
@@ -89,6 +102,7 @@ impl Server {
         for (flag, addr) in ["--udp", "--udp2", "--udp3"].iter().zip(udp) {
             cmd.arg(flag).arg(addr);
         }
+        cmd.args(&self.run_args);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut p = Proc::spawn("p2p-server", cmd, &self.log_dir, None);
         let addrs = wait_addrs(&mut p);

@@ -19,6 +19,7 @@ mod procs;
 mod report;
 mod sections;
 mod server_load;
+mod soak;
 mod tcp_load;
 
 use std::path::PathBuf;
@@ -35,13 +36,15 @@ const SECTIONS: [&str; 6] = [
 ];
 
 /// Sections run only when named in `--only`.
-const EXTRA_SECTIONS: [&str; 1] = ["soak"];
+const EXTRA_SECTIONS: [&str; 2] = ["soak", "endurance"];
 
 const USAGE: &str = "usage: p2p-bench [--quick] [--json FILE] [--only SECTION,...] [--bin-dir DIR]
   --quick      shorter runs (about 1-2 minutes in all)
   --json FILE  also write the figures as JSON to FILE
   --only LIST  run only these sections: paths (throughput, latency, CPU), connect, parallel, memory,
-               impaired, server; or soak (one tunnel busy for a while, to attach a profiler)
+               impaired, server; or soak (one tunnel busy for a while, to attach a profiler), or
+               endurance (mixed traffic, impairment, fallbacks and restarts; memory at start and end)
+  --minutes N  the endurance section's length (default 60; tools/soak.sh runs it)
   --soak MODE,SECONDS  the soak section's encryption mode and duration (default 3,20)
   --bin-dir    where p2p-server and connectd are (default: the workspace's target/release)";
 
@@ -51,6 +54,7 @@ struct Args {
     only: Vec<String>,
     bin_dir: PathBuf,
     soak: (u8, u64),
+    minutes: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         only: SECTIONS.iter().map(|s| s.to_string()).collect(),
         bin_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release"),
         soak: (3, 20),
+        minutes: 60,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -90,6 +95,12 @@ fn parse_args() -> Result<Args, String> {
                 });
                 args.soak = parsed.ok_or_else(|| {
                     format!("--soak: expected MODE,SECONDS like 3,20 (mode 0-3), got '{v}'")
+                })?;
+            }
+            "--minutes" => {
+                let v = value("--minutes")?;
+                args.minutes = v.parse().ok().filter(|m| *m > 0).ok_or_else(|| {
+                    format!("--minutes: expected a whole number above 0, got '{v}'")
                 })?;
             }
             "-h" | "--help" => {
@@ -172,6 +183,7 @@ async fn run(args: Args) -> Result<(), String> {
             "impaired" => sections::impaired(&mut ctx).await,
             "server" => sections::server(&mut ctx).await,
             "soak" => sections::soak(&mut ctx, args.soak.0, args.soak.1).await,
+            "endurance" => soak::run(&mut ctx, args.minutes).await,
             _ => {}
         }
         eprintln!(

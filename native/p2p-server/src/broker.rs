@@ -60,6 +60,8 @@ pub struct ConnectRequest {
     pub uid: Uid,
     pub mode: EncryptionMode,
     pub user: String,
+    /// The user's database id: what the per-user session limit counts.
+    pub user_id: i64,
     pub candidates: Vec<SocketAddr>,
     pub initiator_tx: ControlTx,
     /// The relay address to put in the grant (as the client reached this server).
@@ -161,7 +163,10 @@ impl Broker {
             if inner.pending.len() >= self.limits.max_pending {
                 return Err(Refusal::new(
                     ErrorCode::LimitReached,
-                    "the server has too many sessions being set up: retry shortly",
+                    format!(
+                        "the server has too many sessions being set up (limit {}): retry shortly",
+                        self.limits.max_pending
+                    ),
                 ));
             }
             (t.conn_id, t.tx.clone(), t.candidates.clone())
@@ -170,11 +175,12 @@ impl Broker {
         let tokens = [random::<16>()?, random::<16>()?];
         let setup = SessionSetup {
             uid,
+            user_id: req.user_id,
             tokens,
             host_candidates: [req.candidates, target_candidates],
             links: [req.initiator_tx, target_tx.clone()],
         };
-        let session_id = self.open_on_relay(setup)?;
+        let session_id = self.open_on_relay(setup, &req.user)?;
         let (answer_tx, answer_rx) = oneshot::channel();
         self.inner().pending.insert(
             session_id,
@@ -217,13 +223,29 @@ impl Broker {
         }
     }
 
-    fn open_on_relay(&self, mut setup: SessionSetup) -> Result<u64, Refusal> {
+    fn open_on_relay(&self, mut setup: SessionSetup, user: &str) -> Result<u64, Refusal> {
         let mut relay = relay::lock(&self.relay);
         loop {
             let id = u64::from_ne_bytes(random::<8>()?);
             match relay.open(id, setup, Instant::now()) {
                 Ok(()) => return Ok(id),
                 Err((OpenError::IdInUse, back)) => setup = back,
+                Err((OpenError::UserFull, _)) => {
+                    let limits = relay.limits();
+                    log::info!(
+                        "user '{user}' refused a session: {} sessions open",
+                        limits.max_sessions_per_user
+                    );
+                    return Err(Refusal::new(
+                        ErrorCode::LimitReached,
+                        format!(
+                            "too many sessions for user '{user}' (limit {}); a session that ended \
+                             frees its place {} s after its last packet",
+                            limits.max_sessions_per_user,
+                            limits.idle_timeout.as_secs()
+                        ),
+                    ));
+                }
                 Err((OpenError::Full, _)) => {
                     return Err(Refusal::new(
                         ErrorCode::LimitReached,
@@ -299,8 +321,12 @@ mod tests {
     }
 
     fn broker(timeout_ms: u64) -> Arc<Broker> {
+        broker_with(timeout_ms, RelayLimits::default())
+    }
+
+    fn broker_with(timeout_ms: u64, relay: RelayLimits) -> Arc<Broker> {
         Broker::new(
-            Arc::new(Mutex::new(Relay::new(RelayLimits::default()))),
+            Arc::new(Mutex::new(Relay::new(relay))),
             BrokerLimits {
                 accept_timeout: Duration::from_millis(timeout_ms),
                 max_pending: 4,
@@ -309,10 +335,15 @@ mod tests {
     }
 
     fn request(tx: ControlTx) -> ConnectRequest {
+        request_by(tx, "bob", 1)
+    }
+
+    fn request_by(tx: ControlTx, user: &str, user_id: i64) -> ConnectRequest {
         ConnectRequest {
             uid: uid(),
             mode: EncryptionMode::default(),
-            user: "bob".into(),
+            user: user.into(),
+            user_id,
             candidates: vec![],
             initiator_tx: tx,
             relay_addr: "127.0.0.1:5959".parse().unwrap(),
@@ -380,5 +411,88 @@ mod tests {
         assert!(e.message.contains("refused the session: busy"), "{e:?}");
         b.connection_closed(7);
         assert!(!b.is_online(uid()));
+    }
+
+    /// Registers `uid()` on connection 7 with a target that accepts every session.
+    fn accepting_target(b: &Arc<Broker>) {
+        let (ttx, mut trx) = mpsc::channel(64);
+        b.register(uid(), 7, ttx, vec![]);
+        let b2 = b.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = trx.recv().await {
+                if let ServerMsg::Incoming(g) = msg {
+                    b2.answer(7, g.session_id, Answer::Accept).unwrap();
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_user_over_the_session_limit_is_refused_until_one_ends() {
+        let b = broker_with(
+            2000,
+            RelayLimits {
+                max_sessions_per_user: 2,
+                ..RelayLimits::default()
+            },
+        );
+        accepting_target(&b);
+        let (itx, _irx) = mpsc::channel(64);
+        let first = b.connect(request(itx.clone())).await.unwrap();
+        b.connect(request(itx.clone())).await.unwrap();
+        let e = b.connect(request(itx.clone())).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::LimitReached);
+        assert!(
+            e.message
+                .starts_with("too many sessions for user 'bob' (limit 2)"),
+            "{e:?}"
+        );
+        assert!(!e.message.contains('\n'), "one line: {e:?}");
+        // The refused session left nothing behind on the relay; another user is not limited by bob.
+        assert_eq!(relay::lock(&b.relay).user_sessions(1), 2);
+        b.connect(request_by(itx.clone(), "alice", 2))
+            .await
+            .unwrap();
+        // Once one of bob's sessions is gone from the relay, he gets a new one.
+        relay::lock(&b.relay).close(first.session_id, Instant::now());
+        b.connect(request(itx)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sessions_waiting_for_their_target_are_limited_server_wide() {
+        let b = broker(3000);
+        // A target that never answers: every session stays pending until the accept timeout.
+        let (ttx, _trx) = mpsc::channel(64);
+        b.register(uid(), 7, ttx, vec![]);
+        let (itx, _irx) = mpsc::channel(64);
+        let waiting: Vec<_> = (0..4)
+            .map(|_| {
+                let (b, itx) = (b.clone(), itx.clone());
+                tokio::spawn(async move { b.connect(request(itx)).await })
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(2);
+        while b.inner().pending.len() < 4 {
+            assert!(
+                Instant::now() < until,
+                "the 4 sessions never became pending"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let e = b.connect(request(itx.clone())).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::LimitReached);
+        assert_eq!(
+            e.message,
+            "the server has too many sessions being set up (limit 4): retry shortly"
+        );
+        // The target's connection closes: the waiting sessions fail, and their places are free again.
+        b.connection_closed(7);
+        for w in waiting {
+            let e = w.await.unwrap().unwrap_err();
+            assert_eq!(e.code, ErrorCode::SessionFailed, "{e:?}");
+        }
+        assert!(b.inner().pending.is_empty());
+        accepting_target(&b);
+        b.connect(request(itx)).await.unwrap();
     }
 }

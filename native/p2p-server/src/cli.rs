@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use p2p_proto::Uid;
 
 use crate::admin::{self, Format};
+use crate::broker::BrokerLimits;
 use crate::error::{Error, Result};
+use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
 use crate::server::{self, Config};
 use crate::throttle::Limit;
@@ -82,8 +84,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub relay_idle_timeout: u64,
     /// Relay sessions at most.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = RelayLimits::default().max_sessions)]
     pub max_sessions: usize,
+    /// Sessions one user may hold at once. A session counts from its grant until the relay forgets it:
+    /// --relay-idle-timeout after its last packet (the protocol has no "session ended" message).
+    #[arg(long, value_name = "N", default_value_t = RelayLimits::default().max_sessions_per_user)]
+    pub max_sessions_per_user: usize,
+    /// Sessions waiting for their target to accept, server-wide.
+    #[arg(long, value_name = "N", default_value_t = BrokerLimits::default().max_pending)]
+    pub max_pending: usize,
+    /// Control connections open at once (targets and initiators); one more is told the limit and closed.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Failed logins per user within --throttle-window before further logins are refused.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub max_failures_per_user: usize,
@@ -286,6 +298,9 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config.broker.accept_timeout = Duration::from_secs(args.accept_timeout.max(1));
     config.relay.idle_timeout = Duration::from_secs(args.relay_idle_timeout.max(1));
     config.relay.max_sessions = args.max_sessions.max(1);
+    config.relay.max_sessions_per_user = args.max_sessions_per_user.max(1);
+    config.broker.max_pending = args.max_pending.max(1);
+    config.max_connections = args.max_connections.max(1);
     config.auth.per_user = Limit::new(args.max_failures_per_user.max(1), window);
     config.auth.per_ip = Limit::new(args.max_failures_per_ip.max(1), window);
     config.auth.per_device = Limit::new(args.max_failures_per_device.max(1), window);
@@ -359,5 +374,37 @@ mod tests {
             c.command,
             Command::AuthHash(AuthHashCommand::Revoke { .. })
         ));
+    }
+
+    #[test]
+    fn limits_reach_the_configuration() {
+        let run_args = |extra: &[&str]| {
+            let mut argv = vec!["p2p-server", "run"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Run(args) => run_config(Path::new("d"), args),
+                other => panic!("{other:?}"),
+            }
+        };
+        let defaults = run_args(&[]);
+        let library = Config::new("d");
+        assert_eq!(defaults.relay.max_sessions_per_user, 64);
+        assert_eq!(
+            defaults.relay.max_sessions_per_user,
+            library.relay.max_sessions_per_user
+        );
+        assert_eq!(defaults.broker.max_pending, library.broker.max_pending);
+        assert_eq!(defaults.max_connections, library.max_connections);
+        let set = run_args(&[
+            "--max-sessions-per-user",
+            "3",
+            "--max-pending",
+            "5",
+            "--max-connections",
+            "7",
+        ]);
+        assert_eq!(set.relay.max_sessions_per_user, 3);
+        assert_eq!(set.broker.max_pending, 5);
+        assert_eq!(set.max_connections, 7);
     }
 }

@@ -50,6 +50,8 @@ impl Default for ControlLimits {
 
 /// How long a reply may wait for room in the connection's queue before the peer is deemed stuck.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a refused connection may take to hear why (handshake included).
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the writer may take to flush the last messages when a connection ends.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -180,6 +182,32 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>) {
     {
         writer_task.abort();
     }
+}
+
+/// Tells a client the server cannot take its connection (`message`, as a `LimitReached` error) instead of
+/// dropping it unexplained: runs the handshake, sends the error, then reads until the client hangs up
+/// (closing with its next message unread would reset the connection and could lose the error).
+pub async fn refuse(stream: TcpStream, ctx: Arc<ControlContext>, message: String) {
+    let refusal = async {
+        let conn = ControlServerConn::accept(stream, &ctx.static_key)
+            .await
+            .ok()?;
+        let (mut reader, mut writer) = conn.into_split();
+        writer
+            .send(&error(ErrorCode::LimitReached, message))
+            .await
+            .ok()?;
+        writer.shutdown().await;
+        loop {
+            match reader.recv().await {
+                Ok(_) => {}
+                Err(e) if is_malformed(&e) => {}
+                Err(_) => return Some(()),
+            }
+        }
+    };
+    // The handshake has its own limit; this bounds a client that never hangs up.
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refusal).await;
 }
 
 /// The control channel reports a message it could decrypt but not parse this way; the connection is
@@ -376,6 +404,7 @@ async fn connect(
             uid,
             mode,
             user: user.to_string(),
+            user_id,
             candidates: local_candidates,
             initiator_tx: conn.tx.clone(),
             relay_addr: relay_addr_for(ctx.relay_addr, conn.local),

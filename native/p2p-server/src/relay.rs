@@ -33,6 +33,10 @@ pub const MAX_HOST_CANDIDATES: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub struct RelayLimits {
     pub max_sessions: usize,
+    /// Sessions one user may hold at once: from the grant until the relay forgets the session (the
+    /// protocol has no "session ended" message, so a finished session still counts for `idle_timeout`
+    /// after its last datagram or bind keepalive).
+    pub max_sessions_per_user: usize,
     /// A session with no datagram (data or bind keepalive) for this long is forgotten.
     pub idle_timeout: Duration,
 }
@@ -41,6 +45,7 @@ impl Default for RelayLimits {
     fn default() -> Self {
         RelayLimits {
             max_sessions: 4096,
+            max_sessions_per_user: 64,
             idle_timeout: Duration::from_secs(120),
         }
     }
@@ -59,6 +64,8 @@ const ROLES: [Role; 2] = [Role::Initiator, Role::Target];
 /// (initiator first).
 pub struct SessionSetup {
     pub uid: Uid,
+    /// The initiator's user (database id): what `max_sessions_per_user` counts.
+    pub user_id: i64,
     pub tokens: [[u8; 16]; 2],
     pub host_candidates: [Vec<SocketAddr>; 2],
     /// Where `Punch` goes for each peer.
@@ -138,6 +145,8 @@ pub enum Outcome {
 pub struct Relay {
     limits: RelayLimits,
     sessions: HashMap<u64, RelaySession>,
+    /// Open sessions per user id (no entry at 0).
+    per_user: HashMap<i64, usize>,
     counters: Counters,
     closed: VecDeque<SessionReport>,
 }
@@ -147,6 +156,8 @@ pub struct Relay {
 pub enum OpenError {
     /// `max_sessions` are open.
     Full,
+    /// The user holds `max_sessions_per_user` sessions.
+    UserFull,
     /// The id is 0 or already taken: pick another.
     IdInUse,
 }
@@ -156,6 +167,7 @@ impl Relay {
         Relay {
             limits,
             sessions: HashMap::new(),
+            per_user: HashMap::new(),
             counters: Counters::default(),
             closed: VecDeque::new(),
         }
@@ -172,11 +184,22 @@ impl Relay {
         if id == 0 || self.sessions.contains_key(&id) {
             return Err((OpenError::IdInUse, setup));
         }
-        if self.sessions.len() >= self.limits.max_sessions {
+        let user = setup.user_id;
+        if self.user_sessions(user) >= self.limits.max_sessions_per_user
+            || self.sessions.len() >= self.limits.max_sessions
+        {
+            // Idle sessions may be waiting for the next housekeeping tick: forget them first.
             self.expire(now);
-            if self.sessions.len() >= self.limits.max_sessions {
+            let refused = if self.user_sessions(user) >= self.limits.max_sessions_per_user {
+                Some(OpenError::UserFull)
+            } else if self.sessions.len() >= self.limits.max_sessions {
+                Some(OpenError::Full)
+            } else {
+                None
+            };
+            if let Some(why) = refused {
                 self.counters.sessions_refused += 1;
-                return Err((OpenError::Full, setup));
+                return Err((why, setup));
             }
         }
         for c in setup.host_candidates.iter_mut() {
@@ -195,13 +218,37 @@ impl Relay {
                 punches: 0,
             },
         );
+        *self.per_user.entry(user).or_default() += 1;
         self.counters.sessions_opened += 1;
         Ok(())
     }
 
+    /// Sessions `user_id` holds now.
+    pub fn user_sessions(&self, user_id: i64) -> usize {
+        self.per_user.get(&user_id).copied().unwrap_or(0)
+    }
+
+    pub fn limits(&self) -> &RelayLimits {
+        &self.limits
+    }
+
+    /// Removes a session and gives its place back to its user.
+    fn remove(&mut self, id: u64) -> Option<RelaySession> {
+        let s = self.sessions.remove(&id)?;
+        if let std::collections::hash_map::Entry::Occupied(mut e) =
+            self.per_user.entry(s.setup.user_id)
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+        Some(s)
+    }
+
     /// Forgets a session that never started (the target refused or did not answer).
     pub fn close(&mut self, id: u64, now: Instant) {
-        if let Some(s) = self.sessions.remove(&id) {
+        if let Some(s) = self.remove(id) {
             self.remember_closed(report(id, &s, now));
         }
     }
@@ -318,7 +365,7 @@ impl Relay {
             .collect();
         let mut out = Vec::with_capacity(expired.len());
         for id in expired {
-            if let Some(s) = self.sessions.remove(&id) {
+            if let Some(s) = self.remove(id) {
                 let r = report(id, &s, now);
                 self.counters.sessions_expired += 1;
                 self.remember_closed(r.clone());
@@ -445,6 +492,7 @@ mod tests {
         (
             SessionSetup {
                 uid: "80:00:00:00:01:00:0A:C2".parse().unwrap(),
+                user_id: 1,
                 tokens: [[1; 16], [2; 16]],
                 host_candidates: [
                     vec![
@@ -565,6 +613,7 @@ mod tests {
         let mut relay = Relay::new(RelayLimits {
             max_sessions: 1,
             idle_timeout: Duration::from_secs(120),
+            ..RelayLimits::default()
         });
         let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
         for junk in [
@@ -594,6 +643,54 @@ mod tests {
         assert!(!relay.contains(id));
         let (s3, _rx3) = setup();
         assert!(relay.open(78, s3, later).is_ok());
+    }
+
+    #[test]
+    fn sessions_per_user_are_counted_until_closed_or_expired() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits {
+            max_sessions_per_user: 2,
+            idle_timeout: Duration::from_secs(120),
+            ..RelayLimits::default()
+        });
+        let for_user = |user_id| {
+            let (mut s, rx) = setup();
+            s.user_id = user_id;
+            (s, rx)
+        };
+        let (a, _ra) = for_user(1);
+        let (b, _rb) = for_user(1);
+        assert!(relay.open(1, a, now).is_ok());
+        assert!(relay.open(2, b, now).is_ok());
+        let (c, _rc) = for_user(1);
+        assert!(matches!(
+            relay.open(3, c, now),
+            Err((OpenError::UserFull, _))
+        ));
+        assert_eq!(relay.counters().sessions_refused, 1);
+        // Another user is not affected.
+        let (d, _rd) = for_user(2);
+        assert!(relay.open(4, d, now).is_ok());
+        assert_eq!((relay.user_sessions(1), relay.user_sessions(2)), (2, 1));
+
+        // A closed session gives its place back at once...
+        relay.close(1, now);
+        let (e, _re) = for_user(1);
+        assert!(relay.open(5, e, now).is_ok());
+        let (f, _rf) = for_user(1);
+        assert!(matches!(
+            relay.open(6, f, now),
+            Err((OpenError::UserFull, _))
+        ));
+        // ...an idle one when it expires, even before the housekeeping tick gets to it.
+        let later = now + Duration::from_secs(121);
+        let (g, _rg) = for_user(1);
+        assert!(relay.open(7, g, later).is_ok());
+        assert_eq!((relay.user_sessions(1), relay.user_sessions(2)), (1, 0));
+        assert!(
+            relay.per_user.values().all(|n| *n > 0),
+            "no empty entries kept"
+        );
     }
 
     #[test]

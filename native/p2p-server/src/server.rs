@@ -45,6 +45,8 @@ pub struct Config {
 }
 
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:5980";
+/// Control connections open at once, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_UDP: [&str; 3] = ["127.0.0.1:5959", "127.0.0.1:5960", "127.0.0.2:5961"];
 
 impl Config {
@@ -62,7 +64,7 @@ impl Config {
             stats_file: None,
             stats_interval: Duration::from_secs(1),
             stats_log_interval: Duration::from_secs(30),
-            max_connections: 4096,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             auth: AuthLimits::default(),
             broker: BrokerLimits::default(),
             relay: RelayLimits::default(),
@@ -229,8 +231,13 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     Ok(handle)
 }
 
+/// Connections over the limit that are being told so at once; beyond this they are dropped unexplained
+/// (a flood must not cost a handshake per connection).
+const MAX_REFUSALS: usize = 64;
+
 async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connections: usize) {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     // Connection tasks live in this set: aborting the accept loop (shutdown) aborts them all.
     let mut connections = JoinSet::new();
     loop {
@@ -248,6 +255,16 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
             log::warn!(
                 "refusing control connection from {peer}: {max_connections} connections open"
             );
+            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                let message = format!(
+                    "the server has too many connections open (limit {max_connections}): retry later"
+                );
+                let ctx = ctx.clone();
+                connections.spawn(async move {
+                    control::refuse(stream, ctx, message).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let ctx = ctx.clone();
