@@ -405,9 +405,12 @@ fn full_disk_fails_admin_commands_clearly_and_loses_nothing() {
             args.join(" ")
         );
         let lines = error_lines(&out);
-        // (SQLite's wording; it does not name the file: `database error: database or disk is full`.)
+        // `error: database /…/p2p.db: database or disk is full`: the cause and the file.
         assert!(
-            lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains("full"),
+            lines.len() == 1
+                && lines[0].starts_with("error: ")
+                && lines[0].contains("full")
+                && lines[0].contains("p2p.db"),
             "expected one 'error: ... full' line from `{}`, got:\n{out}",
             args.join(" ")
         );
@@ -503,6 +506,11 @@ fn server_killed_under_a_relayed_session_ends_it_clearly_and_autoconnect_2_recov
     eprintln!(
         "relayed initiator {:.1} s after the server was killed: {line}",
         killed.elapsed().as_secs_f64()
+    );
+    // The reason points at the relay, not at the device.
+    assert!(
+        line.contains("[020]") && line.contains("the relay stopped forwarding"),
+        "{line}"
     );
 
     // The autoconnect initiator keeps its local port open while the server is down ...

@@ -347,6 +347,9 @@ impl Runner {
         let idle_limit = (self.cfg.idle_limit_sec > 0)
             .then(|| Duration::from_secs(u64::from(self.cfg.idle_limit_sec)));
         let mut last_activity = (Instant::now(), 0u64);
+        // Both true when a relayed session dies: then the server (the relay) is the likely cause.
+        let mut relayed = true;
+        let mut server_gone = false;
         let outcome = loop {
             tokio::select! {
                 notice = live.notices.recv() => match notice {
@@ -372,13 +375,16 @@ impl Runner {
                             ProtoPath::Relayed => (PathKind::Relayed, live.relay),
                             ProtoPath::Direct(a) => (PathKind::Direct, a),
                         };
+                        relayed = kind == PathKind::Relayed;
                         log::info!("path is now {kind:?} ({peer})");
                         self.set(|s| {
                             s.path = Some(kind);
                             s.peer_endpoint = Some(peer.to_string());
                         });
                     }
-                    Some(Notice::Closed(reason)) => break Outcome::Lost(close_error(&reason)),
+                    Some(Notice::Closed(reason)) => {
+                        break Outcome::Lost(close_error(&reason, relayed && server_gone))
+                    }
                     Some(_) => {}
                     None => break Outcome::Lost(Error::new(ErrorKind::Internal, "the session endpoint ended")),
                 },
@@ -391,7 +397,10 @@ impl Runner {
                     Some(_) => {}
                     // The control connection is only needed to set up the session: a live session
                     // outlives a server restart.
-                    None => live.control = closed_receiver(),
+                    None => {
+                        server_gone = true;
+                        live.control = closed_receiver();
+                    }
                 },
                 accepted = accept_one(&local.listener, self.cfg.restrict_ip) => {
                     if let Some(tcp) = accepted {
@@ -488,8 +497,15 @@ fn is_transient(kind: ErrorKind) -> bool {
     )
 }
 
-fn close_error(reason: &CloseReason) -> Error {
+/// What ended a session, in the user's words. `relay_lost`: the session was relayed and the server's
+/// control connection had closed, so the relay (not the device) most likely went away.
+fn close_error(reason: &CloseReason, relay_lost: bool) -> Error {
     match reason {
+        CloseReason::IdleTimeout if relay_lost => Error::new(
+            ErrorKind::PeerTimeout,
+            "the relay stopped forwarding: the server closed its connection and the relayed session \
+             went silent (peer timed out)",
+        ),
         CloseReason::IdleTimeout => Error::new(
             ErrorKind::PeerTimeout,
             "the device stopped answering (peer timed out)",

@@ -61,6 +61,8 @@ pub enum Kind {
     RelayBind,
     /// Server to peer: the bind was accepted (0x21).
     RelayBindAck,
+    /// Peer to server: the session ended, forget it now (0x22; same layout as `RelayBind`).
+    RelayRelease,
     /// Peer to server: what address do you see me as? (0x30)
     ProbeRequest,
     /// Server to peer: the answer (0x31).
@@ -74,6 +76,7 @@ impl Kind {
             Kind::Handshake(r) => 0x12 | r.bit(),
             Kind::RelayBind => 0x20,
             Kind::RelayBindAck => 0x21,
+            Kind::RelayRelease => 0x22,
             Kind::ProbeRequest => 0x30,
             Kind::ProbeResponse => 0x31,
         }
@@ -84,6 +87,7 @@ impl Kind {
             0x12 | 0x13 => Kind::Handshake(Role::from_bit(b)),
             0x20 => Kind::RelayBind,
             0x21 => Kind::RelayBindAck,
+            0x22 => Kind::RelayRelease,
             0x30 => Kind::ProbeRequest,
             0x31 => Kind::ProbeResponse,
             _ => return None,
@@ -178,16 +182,26 @@ pub struct RelayBind {
 impl RelayBind {
     pub const LEN: usize = 2 + 8 + 1 + 16;
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(Kind::RelayBind)
+    }
+
+    /// The same fields as a `RelayRelease`: the token proves the sender is a peer of the session.
+    pub fn encode_release(&self) -> Vec<u8> {
+        self.encode_as(Kind::RelayRelease)
+    }
+
+    fn encode_as(&self, kind: Kind) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
         out.push(VERSION);
-        out.push(Kind::RelayBind.to_byte());
+        out.push(kind.to_byte());
         out.extend_from_slice(&self.session_id.to_be_bytes());
         out.push(self.role.bit());
         out.extend_from_slice(&self.token);
         out
     }
+    /// Decodes a `RelayBind` or a `RelayRelease` (which one: `peek_kind`).
     pub fn decode(d: &[u8]) -> Result<Self, WireError> {
-        if peek_kind(d)? != Kind::RelayBind {
+        if !matches!(peek_kind(d)?, Kind::RelayBind | Kind::RelayRelease) {
             return Err(WireError::Malformed);
         }
         if d.len() != Self::LEN || d[10] > 1 {
@@ -419,6 +433,8 @@ mod tests {
             token: [3; 16],
         };
         assert_eq!(RelayBind::decode(&b.encode()).unwrap(), b);
+        assert_eq!(peek_kind(&b.encode_release()).unwrap(), Kind::RelayRelease);
+        assert_eq!(RelayBind::decode(&b.encode_release()).unwrap(), b);
         assert_eq!(decode_relay_bind_ack(&encode_relay_bind_ack(5)).unwrap(), 5);
     }
 

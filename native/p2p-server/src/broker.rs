@@ -239,8 +239,8 @@ impl Broker {
                     return Err(Refusal::new(
                         ErrorCode::LimitReached,
                         format!(
-                            "too many sessions for user '{user}' (limit {}); a session that ended \
-                             frees its place {} s after its last packet",
+                            "too many sessions for user '{user}' (limit {}); an ended session frees \
+                             its place at once, one whose peer vanished after {} s without a packet",
                             limits.max_sessions_per_user,
                             limits.idle_timeout.as_secs()
                         ),

@@ -86,8 +86,8 @@ pub struct RunArgs {
     /// Relay sessions at most.
     #[arg(long, value_name = "N", default_value_t = RelayLimits::default().max_sessions)]
     pub max_sessions: usize,
-    /// Sessions one user may hold at once. A session counts from its grant until the relay forgets it:
-    /// --relay-idle-timeout after its last packet (the protocol has no "session ended" message).
+    /// Sessions one user may hold at once. A session counts from its grant until a peer reports it
+    /// ended (RelayRelease) or, for peers that vanish, --relay-idle-timeout after its last packet.
     #[arg(long, value_name = "N", default_value_t = RelayLimits::default().max_sessions_per_user)]
     pub max_sessions_per_user: usize,
     /// Sessions waiting for their target to accept, server-wide.
@@ -225,6 +225,16 @@ fn data_dir(cli: &Cli) -> Result<&Path> {
 
 fn dispatch(cli: Cli) -> Result<String> {
     let dir = data_dir(&cli)?.to_path_buf();
+    // A database failure (disk full, read-only, locked) names the file, so the operator knows where
+    // to look.
+    run_command(cli, &dir).map_err(|e| match e.0.strip_prefix("database error: ") {
+        Some(cause) => Error::new(format!("database {}: {cause}", db::db_path(&dir).display())),
+        None => e,
+    })
+}
+
+fn run_command(cli: Cli, dir: &Path) -> Result<String> {
+    let dir = dir.to_path_buf();
     match cli.command {
         Command::Init => admin::init(&dir),
         Command::Key => admin::key(&dir),

@@ -100,6 +100,8 @@ pub struct Counters {
     pub peer_not_bound: u64,
     pub sessions_opened: u64,
     pub sessions_expired: u64,
+    /// Sessions a peer said had ended (`RelayRelease`).
+    pub sessions_released: u64,
     pub sessions_refused: u64,
     pub punches_sent: u64,
 }
@@ -277,6 +279,7 @@ impl Relay {
                 }
             },
             Kind::RelayBind => self.on_bind(from, data, now),
+            Kind::RelayRelease => self.on_release(data, now),
             Kind::Data(role) | Kind::Handshake(role) => {
                 self.on_session_datagram(from, role, data, now)
             }
@@ -319,6 +322,36 @@ impl Relay {
             }
         }
         Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id))
+    }
+
+    /// A peer's session ended: forget it now rather than after the idle timeout, so its user's place
+    /// (sessions per user) is free at once. The token is the session's, so only a peer can do this.
+    fn on_release(&mut self, data: &[u8], now: Instant) -> Outcome {
+        let Ok(release) = RelayBind::decode(data) else {
+            self.counters.garbage += 1;
+            return Outcome::Drop;
+        };
+        let Some(s) = self.sessions.get(&release.session_id) else {
+            // Peers send a release twice (it may be lost): the second finds nothing.
+            return Outcome::Drop;
+        };
+        if !bool::from(release.token.ct_eq(&s.setup.tokens[idx(release.role)])) {
+            self.counters.bad_token += 1;
+            return Outcome::Drop;
+        }
+        if let Some(s) = self.remove(release.session_id) {
+            let r = report(release.session_id, &s, now);
+            log::info!(
+                "relay session={} forwarded_bytes={} forwarded_packets={} released by the {:?}",
+                r.session_id,
+                r.forwarded_bytes,
+                r.forwarded_packets,
+                release.role
+            );
+            self.counters.sessions_released += 1;
+            self.remember_closed(r);
+        }
+        Outcome::Drop
     }
 
     fn on_session_datagram(
@@ -690,6 +723,41 @@ mod tests {
         assert!(
             relay.per_user.values().all(|n| *n > 0),
             "no empty entries kept"
+        );
+    }
+
+    #[test]
+    fn a_peer_releases_its_ended_session_with_the_sessions_token_only() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        let (s, _rx) = setup();
+        assert!(relay.open(7, s, now).is_ok());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let release = |role, token| {
+            RelayBind {
+                session_id: 7,
+                role,
+                token,
+            }
+            .encode_release()
+        };
+        // Someone without the token (the initiator's token claimed by the target role, or a guess)
+        // cannot end it.
+        relay.on_datagram(from, &release(Role::Target, [1; 16]), now);
+        relay.on_datagram(from, &release(Role::Initiator, [9; 16]), now);
+        assert!(relay.contains(7));
+        assert_eq!((relay.user_sessions(1), relay.counters().bad_token), (1, 2));
+        // The target's own token does; a repeat finds nothing and does no harm.
+        relay.on_datagram(from, &release(Role::Target, [2; 16]), now);
+        relay.on_datagram(from, &release(Role::Target, [2; 16]), now);
+        assert!(!relay.contains(7));
+        assert_eq!(relay.user_sessions(1), 0);
+        let stats = relay.stats(now);
+        assert_eq!(stats.counters.sessions_released, 1);
+        assert_eq!(
+            stats.closed.len(),
+            1,
+            "its report is kept like an expired one"
         );
     }
 
