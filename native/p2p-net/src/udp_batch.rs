@@ -29,6 +29,7 @@ pub struct UdpIo {
 impl UdpIo {
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        crate::udp_socket::allow_fragmentation(&socket);
         Ok(UdpIo { socket, state })
     }
 

@@ -61,6 +61,80 @@ fn force_beyond_os_limit(socket: &Socket) {
 #[cfg(not(target_os = "linux"))]
 fn force_beyond_os_limit(_socket: &Socket) {}
 
+/// Lets the OS fragment our datagrams again, as a plain UDP socket does. quinn-udp (the batching in
+/// `udp_batch`) sets "don't fragment" for QUIC's path-MTU discovery; the tunnel has none and sends
+/// 1428-byte IP packets, which would be dropped for good on a path with a smaller MTU (WireGuard's is
+/// 1420). Best effort: on failure the socket keeps don't-fragment.
+pub fn allow_fragmentation(socket: &tokio::net::UdpSocket) {
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    os_allow_fragmentation(socket, v6);
+}
+
+#[cfg(target_os = "linux")]
+fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
+    use std::os::fd::AsRawFd;
+    // PMTUDISC_WANT is Linux's default for UDP: don't-fragment until the kernel learns a smaller path
+    // MTU, then fragment locally.
+    let options: &[(libc::c_int, libc::c_int, libc::c_int)] = if v6 {
+        &[
+            (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_WANT,
+            ),
+            (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0),
+        ]
+    } else {
+        &[(
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_WANT,
+        )]
+    };
+    for &(level, name, value) in options {
+        // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+#[cfg(windows)]
+fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
+    use std::os::windows::io::AsRawSocket;
+    // Winsock's setsockopt and option numbers (ws2def.h / ws2ipdef.h): IP_DONTFRAGMENT and
+    // IPV6_DONTFRAG are both 14.
+    #[link(name = "ws2_32")]
+    extern "system" {
+        fn setsockopt(s: usize, level: i32, optname: i32, optval: *const u8, optlen: i32) -> i32;
+    }
+    const IPPROTO_IP: i32 = 0;
+    const IPPROTO_IPV6: i32 = 41;
+    const DONT_FRAGMENT: i32 = 14;
+    let level = if v6 { IPPROTO_IPV6 } else { IPPROTO_IP };
+    let off: u32 = 0;
+    // SAFETY: a valid socket handle and a DWORD option value of the right size.
+    unsafe {
+        setsockopt(
+            socket.as_raw_socket() as usize,
+            level,
+            DONT_FRAGMENT,
+            &off as *const u32 as *const u8,
+            std::mem::size_of::<u32>() as i32,
+        );
+    }
+}
+
+// macOS and the BSDs: quinn-udp sets IP_DONTFRAG only for IPv4 there; left as is (untested here).
+#[cfg(not(any(target_os = "linux", windows)))]
+fn os_allow_fragmentation(_socket: &tokio::net::UdpSocket, _v6: bool) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +151,27 @@ mod tests {
         let default = socket2::SockRef::from(&plain).recv_buffer_size().unwrap();
         let ours = socket2::SockRef::from(&b).recv_buffer_size().unwrap();
         assert!(ours >= default, "ours {ours} < default {default}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn batching_sockets_still_let_the_os_fragment() {
+        let io =
+            crate::udp_batch::UdpIo::new(bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid descriptor and an int-sized out value.
+        let rc = unsafe {
+            libc::getsockopt(
+                io.socket().as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &mut value as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        assert_eq!((rc, value), (0, libc::IP_PMTUDISC_WANT));
     }
 
     #[test]
