@@ -203,11 +203,17 @@ function Invoke-Demo {
 # The benchmark (issue 6): the release binaries beside raw TCP, ssh -L and socat, on loopback. Not a test:
 # it prints figures and goals met or not. `-Quick` for the short run.
 function Invoke-Bench {
+    # The module too: the connect section times New-P2PConnection in this PowerShell.
+    Invoke-Build
     Write-Step 'cargo build --release (p2p-server, connectd, p2p-bench)'
     Push-Location $Root
     try {
         Invoke-Native cargo @('build', '--release', '-p', 'p2p-server', '-p', 'connectd', '-p', 'p2p-bench')
-        $benchArgs = @('--json', (Join-Path $Out 'bench.json'))
+        # This PowerShell (a dotnet tool's process is `dotnet`, so not the process path).
+        $pwsh = Join-Path $PSHOME $(if ($IsWindows -or $PSVersionTable.PSEdition -eq 'Desktop') { 'pwsh.exe' } else { 'pwsh' })
+        if (-not (Test-Path $pwsh)) { $pwsh = 'pwsh' }
+        $benchArgs = @('--json', (Join-Path $Out 'bench.json'),
+            '--module', (Join-Path $ModuleOut 'RemoteItP2P.psd1'), '--pwsh', $pwsh)
         if ($Quick) { $benchArgs += '--quick' }
         New-Item -ItemType Directory -Path $Out -Force | Out-Null
         $exe = if ([System.Environment]::OSVersion.Platform -eq 'Win32NT') { 'p2p-bench.exe' } else { 'p2p-bench' }

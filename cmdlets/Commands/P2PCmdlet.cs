@@ -145,7 +145,10 @@ namespace RemoteItP2P.Commands
                     if (timeoutSec > 0)
                         progress.PercentComplete = Math.Min(99, (int)(clock.Elapsed.TotalSeconds * 100 / timeoutSec));
                     WriteProgress(progress);
-                    if (Cancellation.WaitHandle.WaitOne(100)) { outcome = WaitOutcome.Cancelled; return last; }
+                    // Most connects finish within tens of milliseconds: poll closely at first (a status
+                    // call is cheap) so the cmdlet returns soon after the tunnel is up, then back off.
+                    int pollMs = clock.ElapsedMilliseconds < 2000 ? 5 : 100;
+                    if (Cancellation.WaitHandle.WaitOne(pollMs)) { outcome = WaitOutcome.Cancelled; return last; }
                 }
             }
             finally

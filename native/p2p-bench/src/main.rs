@@ -13,6 +13,7 @@
 //! processes and /proc figures; [`report`] table, JSON and goals.
 
 mod baselines;
+mod cmdlet_connect;
 mod impair;
 mod lab;
 mod procs;
@@ -46,7 +47,10 @@ const USAGE: &str = "usage: p2p-bench [--quick] [--json FILE] [--only SECTION,..
                endurance (mixed traffic, impairment, fallbacks and restarts; memory at start and end)
   --minutes N  the endurance section's length (default 60; tools/soak.sh runs it)
   --soak MODE,SECONDS  the soak section's encryption mode and duration (default 3,20)
-  --bin-dir    where p2p-server and connectd are (default: the workspace's target/release)";
+  --bin-dir    where p2p-server and connectd are (default: the workspace's target/release)
+  --module PSD1  the built PowerShell module (out/RemoteItP2P/RemoteItP2P.psd1): the connect section
+               then also times New-P2PConnection (build.ps1 -Task Bench passes it)
+  --pwsh PATH  PowerShell for --module (default: pwsh)";
 
 struct Args {
     quick: bool,
@@ -55,6 +59,8 @@ struct Args {
     bin_dir: PathBuf,
     soak: (u8, u64),
     minutes: u64,
+    module: Option<PathBuf>,
+    pwsh: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
         bin_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release"),
         soak: (3, 20),
         minutes: 60,
+        module: None,
+        pwsh: PathBuf::from("pwsh"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -73,6 +81,8 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--json" => args.json = Some(value("--json")?.into()),
             "--bin-dir" => args.bin_dir = value("--bin-dir")?.into(),
+            "--module" => args.module = Some(value("--module")?.into()),
+            "--pwsh" => args.pwsh = value("--pwsh")?.into(),
             "--only" => {
                 let list = value("--only")?;
                 args.only = list.split(',').map(|s| s.trim().to_string()).collect();
@@ -166,6 +176,10 @@ async fn run(args: Args) -> Result<(), String> {
         lab,
         target,
         report: Report::default(),
+        cmdlet: args.module.map(|module| cmdlet_connect::CmdletHost {
+            module,
+            pwsh: args.pwsh,
+        }),
     };
     let machine = machine();
     eprintln!(

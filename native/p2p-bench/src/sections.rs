@@ -70,6 +70,8 @@ pub struct Ctx {
     pub lab: Lab,
     pub target: Proc,
     pub report: Report,
+    /// PowerShell and the built module, to time the cmdlet too (`--module`).
+    pub cmdlet: Option<crate::cmdlet_connect::CmdletHost>,
 }
 
 /// Runs blocking code (waiting for a child's output line) without stalling the runtime's other tasks.
@@ -340,8 +342,15 @@ pub async fn connect_time(ctx: &mut Ctx) {
             }
         }
     }
+    let cmdlet = match &ctx.cmdlet {
+        Some(host) => {
+            blocking(|| crate::cmdlet_connect::connects(host, &ctx.lab, &main_uid(), runs))
+        }
+        None => Err("not measured: pass --module (build.ps1 -Task Bench does)".to_string()),
+    };
     for (key, label, times, goal) in [
         ("cli", "connectd -c (process start)", cli, true),
+        ("cmdlet", "New-P2PConnection (in pwsh)", cmdlet, true),
         (
             "library",
             "p2p_net::Tunnel::start (C ABI stand-in)",

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 const SINK: u8 = b'S';
-const ECHO: u8 = b'E';
+pub const ECHO: u8 = b'E';
 const CHUNK: usize = 256 * 1024;
 
 /// What the sink saw on one connection.
