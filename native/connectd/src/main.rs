@@ -24,6 +24,7 @@ use p2p_config::{parse_args, usage, ExitCode};
 use output::Output;
 
 fn main() {
+    os::tune_allocator();
     let args = match text_args() {
         Ok(args) => args,
         Err(message) => usage_error(&message),

@@ -188,3 +188,23 @@ pub fn run_in_background(_args: &[String], _background: &Background) -> i32 {
     );
     i32::from(p2p_config::cli_args::USAGE_EXIT_STATUS)
 }
+
+/// Keeps freed memory for reuse instead of handing it back to the OS after every burst. Each TCP read
+/// takes a fresh 64 KiB buffer; with glibc's default trim threshold (128 KiB) the heap shrank after
+/// each burst and grew again in the next, and the page faults of refilling it were 6% of a bulk
+/// transfer's CPU (perf, p2p-bench). Memory kept this way is at most 16 MiB and is reused first.
+/// Call once at start, before any thread is spawned.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator tuning; it is called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+        // Setting the trim threshold turns off glibc's dynamic mmap threshold: pin it where buffers
+        // of a stream (up to 256 KiB of queued writes) still come from the heap.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
+/// Other allocators keep their own policy.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_allocator() {}
