@@ -170,7 +170,9 @@ function Stop-P2PLab {
     [array]::Reverse($list)
     foreach ($p in $list) {
         if ($p -and -not $p.Process.HasExited) {
-            try { $p.Process.Kill() } catch { }
+            # The whole tree: the pwsh of a .NET global tool runs `dotnet pwsh.dll` as a child, which a
+            # plain Kill() left running after the tests. (Kill(bool) needs .NET Core 3+; 5.1 falls back.)
+            try { $p.Process.Kill($true) } catch { try { $p.Process.Kill() } catch { } }
             try { $p.Process.WaitForExit(5000) | Out-Null } catch { }
         }
     }
