@@ -97,10 +97,12 @@ async fn serve(
             local_candidates,
             ..
         }) => {
-            conn.send(&ServerMsg::Registered { uid }).await.unwrap();
-            let (mut reader, mut writer) = conn.into_split();
+            // Known before `Registered` is sent: the test connects as soon as the target says it
+            // is registered, and a Connect arriving first found no target.
             let (tx, mut rx) = mpsc::unbounded_channel();
             shared.lock().unwrap().target = Some((tx.clone(), local_candidates));
+            conn.send(&ServerMsg::Registered { uid }).await.unwrap();
+            let (mut reader, mut writer) = conn.into_split();
             tokio::spawn(async move {
                 while let Some(m) = rx.recv().await {
                     if writer.send(&m).await.is_err() {
