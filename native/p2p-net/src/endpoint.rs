@@ -45,6 +45,17 @@ pub struct SessionSpec {
     pub stats: Arc<Mutex<Option<SessionStats>>>,
 }
 
+impl SessionSpec {
+    /// This peer's relay binding: sent as `RelayBind` (bind, keepalive) and `RelayRelease` (ended).
+    fn relay_bind(&self) -> RelayBind {
+        RelayBind {
+            session_id: self.session_id,
+            role: self.role,
+            token: self.relay_token,
+        }
+    }
+}
+
 /// What an endpoint tells the owner of a session.
 #[derive(Debug, Clone)]
 pub enum Notice {
@@ -271,13 +282,8 @@ impl EndpointTask {
                 slot.session.handle_timeout(now);
             }
             if slot.next_bind <= now {
-                let bind = RelayBind {
-                    session_id: slot.spec.session_id,
-                    role: slot.spec.role,
-                    token: slot.spec.relay_token,
-                };
                 // A lost bind is repeated on the next tick: no need to wait for the socket.
-                let _ = socket.try_send_to(&bind.encode(), slot.spec.relay);
+                let _ = socket.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
                 slot.next_bind = now
                     + if slot.bind_acked {
                         BIND_REFRESH
@@ -571,12 +577,7 @@ impl EndpointTask {
 /// Tells the relay the session ended so it frees the session (and its user's place) at once instead
 /// of after its idle timeout. Twice, as a lost datagram only delays that; best effort, no answer.
 fn release_relay(socket: &UdpSocket, slot: &SessionSlot) {
-    let release = RelayBind {
-        session_id: slot.spec.session_id,
-        role: slot.spec.role,
-        token: slot.spec.relay_token,
-    }
-    .encode_release();
+    let release = slot.spec.relay_bind().encode_release();
     for _ in 0..2 {
         let _ = socket.try_send_to(&release, slot.spec.relay);
     }

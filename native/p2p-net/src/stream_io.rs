@@ -125,23 +125,14 @@ pub async fn write_tcp(
 
 /// Writes every byte of `chunks`, in order, with as few `writev` calls as the socket allows.
 async fn write_all_vectored(tcp: &mut OwnedWriteHalf, chunks: &[Vec<u8>]) -> std::io::Result<()> {
-    let (mut index, mut offset) = (0, 0);
-    while index < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&chunks[index][offset..])
-            .chain(chunks[index + 1..].iter().map(|c| &c[..]))
-            .map(IoSlice::new)
-            .collect();
-        let mut written = tcp.write_vectored(&slices).await?;
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let written = tcp.write_vectored(rest).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        // Advance past what was written.
-        while index < chunks.len() && written >= chunks[index].len() - offset {
-            written -= chunks[index].len() - offset;
-            index += 1;
-            offset = 0;
-        }
-        offset += written;
+        IoSlice::advance_slices(&mut rest, written);
     }
     Ok(())
 }

@@ -42,19 +42,34 @@ fn force_beyond_os_limit(socket: &Socket) {
     if socket.recv_buffer_size().unwrap_or(0) >= BUFFER_BYTES {
         return;
     }
-    let size = BUFFER_BYTES as libc::c_int;
+    // Failure (no privilege) leaves the buffer as it was.
     for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-        // SAFETY: a valid socket descriptor and a c_int option value of the right size; failure (no
-        // privilege) leaves the buffer as it was.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                &size as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        set_int_option(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            BUFFER_BYTES as libc::c_int,
+        );
+    }
+}
+
+/// Best-effort `setsockopt` of an `int` option (the options here have no socket2 setter).
+#[cfg(target_os = "linux")]
+fn set_int_option(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) {
+    // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
@@ -92,16 +107,7 @@ fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
         )]
     };
     for &(level, name, value) in options {
-        // SAFETY: a valid socket descriptor and a c_int option value of the right size.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                level,
-                name,
-                &value as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        set_int_option(socket.as_raw_fd(), level, name, value);
     }
 }
 

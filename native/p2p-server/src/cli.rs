@@ -225,22 +225,16 @@ fn data_dir(cli: &Cli) -> Result<&Path> {
 
 fn dispatch(cli: Cli) -> Result<String> {
     let dir = data_dir(&cli)?.to_path_buf();
-    // A database failure (disk full, read-only, locked) names the file, so the operator knows where
-    // to look.
-    run_command(cli, &dir).map_err(|e| match e.0.strip_prefix("database error: ") {
-        Some(cause) => Error::new(format!("database {}: {cause}", db::db_path(&dir).display())),
-        None => e,
-    })
+    run_command(cli, &dir).map_err(|e| e.in_database(&db::db_path(&dir)))
 }
 
 fn run_command(cli: Cli, dir: &Path) -> Result<String> {
-    let dir = dir.to_path_buf();
     match cli.command {
-        Command::Init => admin::init(&dir),
-        Command::Key => admin::key(&dir),
-        Command::Run(args) => run(&dir, args).map(|_| String::new()),
+        Command::Init => admin::init(dir),
+        Command::Key => admin::key(dir),
+        Command::Run(args) => run(dir, args).map(|_| String::new()),
         Command::User(cmd) => {
-            let conn = db::open(&dir)?;
+            let conn = db::open(dir)?;
             match cmd {
                 UserCommand::Add { name } => {
                     accounts::check_user_name(&name)?;
@@ -256,7 +250,7 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
             }
         }
         Command::Device(cmd) => {
-            let conn = db::open(&dir)?;
+            let conn = db::open(dir)?;
             match cmd {
                 DeviceCommand::Add {
                     uid,
@@ -279,7 +273,7 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
             }
         }
         Command::Share(cmd) => {
-            let conn = db::open(&dir)?;
+            let conn = db::open(dir)?;
             match cmd {
                 ShareCommand::Add { uid, user } => admin::share_add(&conn, uid, &user),
                 ShareCommand::Remove { uid, user } => admin::share_remove(&conn, uid, &user),
@@ -287,7 +281,7 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
             }
         }
         Command::AuthHash(cmd) => {
-            let conn = db::open(&dir)?;
+            let conn = db::open(dir)?;
             match cmd {
                 AuthHashCommand::List { user, list } => {
                     admin::auth_hash_list(&conn, user.as_deref(), list.format())

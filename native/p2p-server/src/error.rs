@@ -11,9 +11,23 @@ impl Error {
     }
 }
 
+/// How a database failure starts; `in_database` replaces it with the file's name.
+const DATABASE_ERROR: &str = "database error: ";
+
+impl Error {
+    /// Names the database file in a database failure (disk full, read-only, locked), so the operator
+    /// knows where to look; other errors are returned as they are.
+    pub fn in_database(self, path: &std::path::Path) -> Error {
+        match self.0.strip_prefix(DATABASE_ERROR) {
+            Some(cause) => Error(format!("database {}: {cause}", path.display())),
+            None => self,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error(format!("database error: {e}"))
+        Error(format!("{DATABASE_ERROR}{e}"))
     }
 }
 

@@ -33,9 +33,8 @@ pub const MAX_HOST_CANDIDATES: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub struct RelayLimits {
     pub max_sessions: usize,
-    /// Sessions one user may hold at once: from the grant until the relay forgets the session (the
-    /// protocol has no "session ended" message, so a finished session still counts for `idle_timeout`
-    /// after its last datagram or bind keepalive).
+    /// Sessions one user may hold at once: from the grant until a peer releases the session
+    /// (`RelayRelease`) or, when its peers vanished, `idle_timeout` after its last datagram or bind.
     pub max_sessions_per_user: usize,
     /// A session with no datagram (data or bind keepalive) for this long is forgotten.
     pub idle_timeout: Duration,
@@ -83,6 +82,13 @@ struct RelaySession {
     punches: u32,
 }
 
+impl RelaySession {
+    /// Whether `bind` carries this session's token for its role (compared in constant time).
+    fn token_matches(&self, bind: &RelayBind) -> bool {
+        bool::from(bind.token.ct_eq(&self.setup.tokens[idx(bind.role)]))
+    }
+}
+
 /// Garbage and traffic counters (cumulative since the start).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Counters {
@@ -120,6 +126,18 @@ pub struct SessionReport {
     pub bytes_from_target: u64,
     pub punches: u32,
     pub age_secs: u64,
+}
+
+impl SessionReport {
+    /// The server log's one line for a session the relay forgot (`how`: "expired", "released by …").
+    pub fn log_end(&self, how: &str) {
+        log::info!(
+            "relay session={} forwarded_bytes={} forwarded_packets={} {how}",
+            self.session_id,
+            self.forwarded_bytes,
+            self.forwarded_packets
+        );
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -299,11 +317,11 @@ impl Relay {
             self.counters.unknown_session += 1;
             return Outcome::Drop;
         };
-        let r = idx(bind.role);
-        if !bool::from(bind.token.ct_eq(&s.setup.tokens[r])) {
+        if !s.token_matches(&bind) {
             self.counters.bad_token += 1;
             return Outcome::Drop;
         }
+        let r = idx(bind.role);
         self.counters.binds += 1;
         s.last_seen = now;
         let changed = s.bound[r] != Some(from);
@@ -335,19 +353,13 @@ impl Relay {
             // Peers send a release twice (it may be lost): the second finds nothing.
             return Outcome::Drop;
         };
-        if !bool::from(release.token.ct_eq(&s.setup.tokens[idx(release.role)])) {
+        if !s.token_matches(&release) {
             self.counters.bad_token += 1;
             return Outcome::Drop;
         }
         if let Some(s) = self.remove(release.session_id) {
             let r = report(release.session_id, &s, now);
-            log::info!(
-                "relay session={} forwarded_bytes={} forwarded_packets={} released by the {:?}",
-                r.session_id,
-                r.forwarded_bytes,
-                r.forwarded_packets,
-                release.role
-            );
+            r.log_end(&format!("released by the {:?}", release.role));
             self.counters.sessions_released += 1;
             self.remember_closed(r);
         }

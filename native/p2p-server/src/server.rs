@@ -305,12 +305,7 @@ async fn housekeeping(
             (expired, r.stats(now))
         };
         for s in &expired {
-            log::info!(
-                "relay session={} forwarded_bytes={} forwarded_packets={} expired",
-                s.session_id,
-                s.forwarded_bytes,
-                s.forwarded_packets
-            );
+            s.log_end("expired");
             logged_bytes.remove(&s.session_id);
         }
         if now.duration_since(last_log) >= log_every {

@@ -1018,7 +1018,7 @@ impl Session {
     }
 
     fn any_stream_sendable(&self) -> bool {
-        self.streams.values().any(|s| self.stream_may_send(s))
+        self.next_sendable_from(self.next_stream_turn).is_some()
     }
 
     /// Fills the packet with stream data, taking streams in turn so that one busy stream cannot
