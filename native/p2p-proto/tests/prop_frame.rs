@@ -9,8 +9,8 @@ use std::ops::RangeInclusive;
 
 use proptest::prelude::*;
 
-use common::{apply, bytes, check, mutations};
-use p2p_proto::frame::{encode_ack, parse, Frame, FrameError, MAX_VARINT};
+use common::{apply, bytes, check, invariants, mutations};
+use p2p_proto::frame::{encode_ack, Frame, MAX_VARINT};
 
 /// An owned frame the strategies generate; `Frame` itself borrows from the payload.
 #[derive(Debug, Clone)]
@@ -144,66 +144,6 @@ fn encode_owned(frames: &[Owned]) -> Vec<u8> {
     out
 }
 
-/// The frames `parse` yields before its first error (and whether there was one). The iterator must
-/// stop after an error.
-fn parse_all(payload: &[u8]) -> (Vec<Frame<'_>>, Option<FrameError>) {
-    let mut frames = Vec::new();
-    let mut iter = parse(payload);
-    for f in iter.by_ref() {
-        match f {
-            Ok(f) => frames.push(f),
-            Err(e) => {
-                assert!(iter.next().is_none(), "parse went on after an error");
-                return (frames, Some(e));
-            }
-        }
-    }
-    (frames, None)
-}
-
-/// Checks everything the decoder promises about what it accepted from `payload`.
-fn check_parsed(payload: &[u8]) -> Result<(), TestCaseError> {
-    let (frames, error) = parse_all(payload);
-    for f in &frames {
-        match f {
-            Frame::Ack(ack) => {
-                let ranges: Vec<_> = ack.ranges().collect();
-                prop_assert!(!ranges.is_empty());
-                prop_assert_eq!(*ranges[0].end(), ack.largest);
-                for w in ranges.windows(2) {
-                    // Highest first, disjoint and not adjacent.
-                    prop_assert!(w[1].end() + 1 < *w[0].start(), "{:?}", ranges);
-                }
-                for r in &ranges {
-                    prop_assert!(r.start() <= r.end());
-                }
-            }
-            Frame::Stream { offset, data, .. } => {
-                prop_assert!(offset + data.len() as u64 <= MAX_VARINT)
-            }
-            _ => {}
-        }
-    }
-    // Re-encoding what parsed gives a payload that parses to the same frames; our own encoding is a
-    // fixed point (the input may have used longer varints than needed, so it can differ from it).
-    let mut again = Vec::new();
-    for f in &frames {
-        f.encode(&mut again);
-    }
-    let (reparsed, reerror) = parse_all(&again);
-    prop_assert_eq!(reerror, None);
-    prop_assert_eq!(&reparsed, &frames);
-    let mut third = Vec::new();
-    for f in &reparsed {
-        f.encode(&mut third);
-    }
-    prop_assert_eq!(&third, &again);
-    if error.is_none() && frames.is_empty() {
-        prop_assert!(payload.is_empty());
-    }
-    Ok(())
-}
-
 #[test]
 fn frame_parse_never_panics_on_random_payloads() {
     // Biased towards valid type bytes, so most payloads get past the first byte.
@@ -215,7 +155,10 @@ fn frame_parse_never_panics_on_random_payloads() {
             p
         }),
     ];
-    check("frame_random", 2000, payload, |p| check_parsed(&p));
+    check("frame_random", 2000, payload, |p| {
+        invariants::frame_payload(&p);
+        Ok(())
+    });
 }
 
 #[test]
@@ -226,7 +169,7 @@ fn valid_frame_sequences_round_trip_exactly() {
         proptest::collection::vec(owned_frame(), 0..12),
         |frames| {
             let bytes = encode_owned(&frames);
-            let (parsed, error) = parse_all(&bytes);
+            let (parsed, error) = invariants::parse_all(&bytes);
             prop_assert_eq!(error, None);
             prop_assert_eq!(parsed.len(), frames.len());
             for (p, o) in parsed.iter().zip(&frames) {
@@ -254,7 +197,8 @@ fn frame_parse_never_panics_on_mutated_valid_sequences() {
         |(frames, m)| {
             let mut bytes = encode_owned(&frames);
             apply(&mut bytes, &m);
-            check_parsed(&bytes)
+            invariants::frame_payload(&bytes);
+            Ok(())
         },
     );
 }

@@ -9,16 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use proptest::prelude::*;
 
-use common::{apply, bytes, check, mutations};
+use common::{apply, bytes, check, invariants, mutations};
 use p2p_proto::wire::{
-    decode_probe_request, decode_probe_response, decode_relay_bind_ack, encode_probe_request,
-    encode_probe_response, encode_relay_bind_ack, peek_kind, peek_session_id, Kind, ProbeRequest,
-    ProbeResponse, RelayBind, SessionHeader, MAX_DATAGRAM, MAX_PACKET_NUMBER, MAX_PROBE_OTHERS,
-    SESSION_HEADER_LEN, VERSION,
+    encode_probe_request, encode_probe_response, encode_relay_bind_ack, peek_kind, peek_session_id,
+    Kind, ProbeRequest, ProbeResponse, RelayBind, SessionHeader, MAX_DATAGRAM, MAX_PACKET_NUMBER,
+    MAX_PROBE_OTHERS, VERSION,
 };
 use p2p_proto::Role;
 
-const KIND_BYTES: [u8; 8] = [0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x30, 0x31];
+const KIND_BYTES: [u8; 9] = [0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x30, 0x31];
 
 /// Random bytes, half of them behind a valid version and kind so the decoders get past the first check.
 fn datagram() -> impl Strategy<Value = Vec<u8>> {
@@ -76,6 +75,14 @@ fn valid_datagram() -> impl Strategy<Value = Vec<u8>> {
             }
             .encode()
         }),
+        (any::<u64>(), role(), any::<[u8; 16]>()).prop_map(|(session_id, role, token)| {
+            RelayBind {
+                session_id,
+                role,
+                token,
+            }
+            .encode_release()
+        }),
         any::<u64>().prop_map(encode_relay_bind_ack),
         any::<[u8; 12]>().prop_map(encode_probe_request),
         (any::<[u8; 12]>(), any::<u8>())
@@ -90,70 +97,12 @@ fn valid_datagram() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn packet_number(d: &[u8]) -> u64 {
-    u64::from_be_bytes(d[10..18].try_into().unwrap())
-}
-
-/// Every decoder on `d`; whatever is accepted must re-encode to `d` itself.
-fn decode_everything(d: &[u8]) -> Result<(), TestCaseError> {
-    let kind = peek_kind(d);
-    if let Ok(k) = kind {
-        prop_assert_eq!(Kind::from_byte(k.to_byte()), Some(k));
-        prop_assert_eq!(d[0], VERSION);
-    }
-    let sid = peek_session_id(d);
-    match SessionHeader::decode(d) {
-        Ok((header, payload)) => {
-            prop_assert!(header.kind.is_session());
-            prop_assert_eq!(sid, Some(header.session_id));
-            let mut again = Vec::new();
-            header.encode(&mut again);
-            prop_assert_eq!(again.len(), SESSION_HEADER_LEN);
-            again.extend_from_slice(payload);
-            prop_assert_eq!(&again[..], d);
-        }
-        // The relay routes on the session id alone; a header whose packet number no ACK could carry
-        // still has one, but no session accepts it.
-        Err(_) => {
-            if sid.is_some() {
-                prop_assert!(packet_number(d) > MAX_PACKET_NUMBER);
-            }
-        }
-    }
-    // One layout serves RelayBind and RelayRelease; the kind byte says which one to re-encode.
-    if let Ok(bind) = RelayBind::decode(d) {
-        let again = match kind {
-            Ok(Kind::RelayRelease) => bind.encode_release(),
-            _ => bind.encode(),
-        };
-        prop_assert_eq!(&again[..], d);
-    }
-    if let Ok(session_id) = decode_relay_bind_ack(d) {
-        prop_assert_eq!(&encode_relay_bind_ack(session_id)[..], d);
-    }
-    if let Ok(req) = ProbeRequest::decode(d) {
-        prop_assert_eq!(&req.encode()[..], d);
-        // The short form reads the same transaction id, and the unflagged request is the old layout.
-        prop_assert_eq!(decode_probe_request(d), Ok(req.txid));
-        if req.flags == 0 {
-            prop_assert_eq!(&encode_probe_request(req.txid)[..], d);
-        }
-    }
-    if let Ok(resp) = ProbeResponse::decode(d) {
-        prop_assert_eq!(&resp.encode()[..], d);
-        prop_assert_eq!(decode_probe_response(d), Ok((resp.txid, resp.seen)));
-        if resp.others.is_empty() {
-            prop_assert_eq!(&encode_probe_response(resp.txid, resp.seen)[..], d);
-        }
-    } else {
-        prop_assert!(decode_probe_response(d).is_err());
-    }
-    Ok(())
-}
-
 #[test]
 fn wire_decoders_never_panic_on_random_datagrams() {
-    check("wire_random", 2000, datagram(), |d| decode_everything(&d));
+    check("wire_random", 2000, datagram(), |d| {
+        invariants::wire_datagram(&d);
+        Ok(())
+    });
 }
 
 #[test]
@@ -164,13 +113,14 @@ fn wire_decoders_never_panic_on_mutated_valid_datagrams() {
         (valid_datagram(), mutations()),
         |(mut d, m)| {
             // The unmutated datagram decodes (and round-trips) first.
-            decode_everything(&d)?;
+            invariants::wire_datagram(&d);
             prop_assert!(peek_kind(&d).is_ok());
             if peek_session_id(&d).is_some() {
                 prop_assert!(SessionHeader::decode(&d).is_ok());
             }
             apply(&mut d, &m);
-            decode_everything(&d)
+            invariants::wire_datagram(&d);
+            Ok(())
         },
     );
 }

@@ -2,10 +2,12 @@
 //! reports what it executed, and byte-level mutations of valid inputs.
 //!
 //! Each target runs a short default in CI; `tools/fuzz/run.sh` sets `PROPTEST_CASES` to run a million.
-//! cargo-fuzz needs a nightly toolchain, which this project does not assume, so these are proptest
-//! properties over random and mutated valid inputs instead of coverage-guided fuzzing.
+//! These run on stable; the coverage-guided libFuzzer targets of the same decoders (`native/fuzz`,
+//! `tools/fuzz/libfuzzer.sh`) need nightly and share the assertions of `invariants.rs`.
 
 #![allow(dead_code)] // each test file uses a different part of this module
+
+pub mod invariants;
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
