@@ -268,9 +268,16 @@ impl Relay {
 
     /// Forgets a session that never started (the target refused or did not answer).
     pub fn close(&mut self, id: u64, now: Instant) {
-        if let Some(s) = self.remove(id) {
-            self.remember_closed(report(id, &s, now));
-        }
+        self.retire(id, now);
+    }
+
+    /// Every way a session ends (closed, released, expired): removed, its place given back to its
+    /// user, and its report kept among the recently closed. Returns the report.
+    fn retire(&mut self, id: u64, now: Instant) -> Option<SessionReport> {
+        let s = self.remove(id)?;
+        let r = report(id, &s, now);
+        self.remember_closed(r.clone());
+        Some(r)
     }
 
     pub fn contains(&self, id: u64) -> bool {
@@ -357,11 +364,9 @@ impl Relay {
             self.counters.bad_token += 1;
             return Outcome::Drop;
         }
-        if let Some(s) = self.remove(release.session_id) {
-            let r = report(release.session_id, &s, now);
+        if let Some(r) = self.retire(release.session_id, now) {
             r.log_end(&format!("released by the {:?}", release.role));
             self.counters.sessions_released += 1;
-            self.remember_closed(r);
         }
         Outcome::Drop
     }
@@ -410,10 +415,8 @@ impl Relay {
             .collect();
         let mut out = Vec::with_capacity(expired.len());
         for id in expired {
-            if let Some(s) = self.remove(id) {
-                let r = report(id, &s, now);
+            if let Some(r) = self.retire(id, now) {
                 self.counters.sessions_expired += 1;
-                self.remember_closed(r.clone());
                 out.push(r);
             }
         }
