@@ -6,6 +6,11 @@
 //! equal-size datagrams to one destination) and GRO or `recvmmsg` for receiving; on Windows, USO and
 //! URO; elsewhere one datagram per call, as before. The wire does not change: the kernel (or the
 //! NIC) splits a batch back into the same datagrams.
+//!
+//! Batching is an optimisation, never a requirement: when the OS refuses quinn-udp's socket set-up
+//! (wine, older Windows network stacks, unusual kernels), or `P2P_UDP_BATCHING=off` asks for it, the
+//! socket sends and receives one datagram per system call with plain `send_to`/`recv_from`, and says
+//! so in one log line.
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -20,17 +25,46 @@ const RECV_BUFFER_BYTES: usize = 64 * 1024;
 /// Never build a send batch beyond this, whatever the OS allows (64 KiB is GSO's own limit).
 const MAX_BATCH_BYTES: usize = 64 * 1024 - 1024;
 
-/// A UDP socket with the OS's batching state.
+/// The environment variable that turns batching off (`off`, `0`, `false` or `no`).
+pub const BATCHING_ENV: &str = "P2P_UDP_BATCHING";
+
+/// A UDP socket with the OS's batching state, or without it.
 pub struct UdpIo {
     socket: UdpSocket,
-    state: UdpSocketState,
+    /// `None`: one datagram per system call.
+    state: Option<UdpSocketState>,
 }
 
 impl UdpIo {
+    /// Wraps `socket`, with batching when the OS allows it and it is not turned off.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
-        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
-        crate::udp_socket::allow_fragmentation(&socket);
+        let state = if batching_turned_off(std::env::var(BATCHING_ENV).ok().as_deref()) {
+            log::info!(
+                "UDP batching off ({BATCHING_ENV}): one datagram per system call on {}",
+                describe(&socket)
+            );
+            None
+        } else {
+            match UdpSocketState::new(UdpSockRef::from(&socket)) {
+                Ok(state) => {
+                    crate::udp_socket::allow_fragmentation(&socket);
+                    Some(state)
+                }
+                Err(e) => {
+                    log::info!(
+                        "UDP batching unavailable on {} ({e}): one datagram per system call",
+                        describe(&socket)
+                    );
+                    None
+                }
+            }
+        };
         Ok(UdpIo { socket, state })
+    }
+
+    /// Whether sends and receives go through the OS's batching.
+    pub fn is_batched(&self) -> bool {
+        self.state.is_some()
     }
 
     pub fn socket(&self) -> &UdpSocket {
@@ -51,12 +85,37 @@ impl UdpIo {
     /// Reads what is queued without waiting (`WouldBlock` when nothing is).
     pub fn try_recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
         batch.count = 0;
+        let Some(state) = &self.state else {
+            return self.try_recv_plain(batch);
+        };
         let RecvBatch { bufs, meta, count } = batch;
         let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
         *count = self.socket.try_io(Interest::READABLE, || {
-            self.state
-                .recv(UdpSockRef::from(&self.socket), &mut slices, meta)
+            state.recv(UdpSockRef::from(&self.socket), &mut slices, meta)
         })?;
+        Ok(())
+    }
+
+    /// Without batching: one `recv_from` per datagram, as many as are queued and fit the batch.
+    fn try_recv_plain(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        let RecvBatch { bufs, meta, count } = batch;
+        for (buf, meta) in bufs.iter_mut().zip(meta.iter_mut()) {
+            match self.socket.try_recv_from(buf) {
+                Ok((len, addr)) => {
+                    *meta = RecvMeta {
+                        addr,
+                        len,
+                        stride: len,
+                        ecn: None,
+                        dst_ip: None,
+                    };
+                    *count += 1;
+                }
+                // Something read already: hand that over; the error (if lasting) comes back next call.
+                Err(_) if *count > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
@@ -75,10 +134,16 @@ impl UdpIo {
             src_ip: None,
         };
         loop {
-            let sent = self.socket.try_io(Interest::WRITABLE, || {
-                self.state
-                    .try_send(UdpSockRef::from(&self.socket), &transmit)
-            });
+            let sent = match &self.state {
+                Some(state) => self.socket.try_io(Interest::WRITABLE, || {
+                    state.try_send(UdpSockRef::from(&self.socket), &transmit)
+                }),
+                // max_batch() is 1 without batching: the batch is one datagram.
+                None => self
+                    .socket
+                    .try_send_to(transmit.contents, destination)
+                    .map(drop),
+            };
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.socket.writable().await.is_err() {
@@ -97,8 +162,25 @@ impl UdpIo {
 
     /// How many datagrams one send may carry.
     pub fn max_batch(&self) -> usize {
-        self.state.max_gso_segments().max(1)
+        self.state
+            .as_ref()
+            .map_or(1, |s| s.max_gso_segments().max(1))
     }
+}
+
+/// `P2P_UDP_BATCHING=off` (or 0, false, no; any case) turns batching off.
+fn batching_turned_off(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        ["off", "0", "false", "no"]
+            .iter()
+            .any(|off| v.trim().eq_ignore_ascii_case(off))
+    })
+}
+
+fn describe(socket: &UdpSocket) -> String {
+    socket
+        .local_addr()
+        .map_or_else(|_| "a UDP socket".to_string(), |a| format!("UDP {a}"))
 }
 
 /// Datagrams read by one receive call.
@@ -219,10 +301,45 @@ mod tests {
         assert!(!b.push(addr(1), &[0; 10], 2));
     }
 
+    #[test]
+    fn batching_is_turned_off_only_by_an_off_value() {
+        for off in ["off", "OFF", "0", "false", " no "] {
+            assert!(batching_turned_off(Some(off)), "{off}");
+        }
+        for on in [None, Some("on"), Some("1"), Some(""), Some("yes")] {
+            assert!(!batching_turned_off(on), "{on:?}");
+        }
+    }
+
+    fn plain(socket: UdpSocket) -> UdpIo {
+        UdpIo {
+            socket,
+            state: None,
+        }
+    }
+
     #[tokio::test]
     async fn batches_arrive_as_the_datagrams_they_were_made_of() {
         let a = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
         let b = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
+        round_trip(&a, &b).await;
+    }
+
+    /// The fallback (as under wine, where quinn-udp's set-up fails) carries the same datagrams, both
+    /// ways round with a batching peer.
+    #[tokio::test]
+    async fn without_batching_the_same_datagrams_arrive() {
+        let a = plain(crate::udp_socket::bind(addr(0)).unwrap());
+        let b = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
+        assert_eq!(a.max_batch(), 1);
+        assert!(!a.is_batched());
+        round_trip(&a, &b).await;
+        round_trip(&b, &a).await;
+        let c = plain(crate::udp_socket::bind(addr(0)).unwrap());
+        round_trip(&a, &c).await;
+    }
+
+    async fn round_trip(a: &UdpIo, b: &UdpIo) {
         let to = b.socket().local_addr().unwrap();
         let mut batch = SendBatch::default();
         let mut sent = Vec::new();
