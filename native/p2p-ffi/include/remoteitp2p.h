@@ -62,7 +62,13 @@ const char *p2p_version(void);
 // "server":"127.0.0.1:5980","server_key":"<base64>","local_port":0}`; optional: `name`, `auth_hash`
 // (instead of `password`), `bind_address`, `encryption` ("None", "RC4", "XXTEA", "ChaCha20Poly1305"),
 // `max_outstanding`, `autoconnect` ("once" or "reconnect"), `restrict_ip`, `lifetime_min`,
-// `idle_limit_sec`. Unknown fields are refused.
+// `idle_limit_sec`, `environment`. Unknown fields are refused.
+//
+// `server` and `server_key` default to the variables `P2P_SERVER` and `P2P_SERVER_KEY`, looked up in
+// `environment` (an object of strings: `{"P2P_SERVER":"host:port","P2P_SERVER_KEY":"..."}`) and then in
+// the process environment. A host whose environment the C runtime does not see (.NET on Unix keeps its
+// own copy) passes its variables there. With neither, the error is `P2P_ERR_INVALID_CONFIG` of kind
+// "NoServer" or "NoServerKey", so the host can name its own way of giving one.
 //
 // Returns once the local port is bound: logging in and reaching the device go on in the background and
 // show in `p2p_session_status` (state "Connecting", then "Connected", or "Failed" with `last_error`).
@@ -78,7 +84,8 @@ int32_t p2p_session_start(const char *config_json,
 
 // Starts a session from a connectd provisioning file (an initiator file: the one with
 // `remote_address`). `overrides_json` may be NULL, or an object with any of `name`, `local_port`,
-// `bind_address`, `server`, `server_key`, which replace the file's values.
+// `bind_address`, `server`, `server_key`, which replace the file's values, and `environment` (as for
+// `p2p_session_start`: consulted only when neither the file nor the overrides give a server or key).
 //
 // Errors: as `p2p_session_start`, plus `P2P_ERR_PROVISIONING` when the file cannot be read or parsed
 // (the last error is `FILE:LINE: key 'K': message`) or is a target file.
@@ -94,7 +101,9 @@ int32_t p2p_session_start_file(const char *path,
 // `{"id":1,"name":"...","device_id":"...","state":"Connected","local_endpoint":"127.0.0.1:33000",
 // "path":"Direct","encryption":"ChaCha20Poly1305","peer_endpoint":"...","bytes_sent":0,
 // "bytes_received":0,"rtt_ms":1.5,"streams_open":0,"started_at":"...","last_error":null,...}`.
-// Counters are live. A stopped session keeps answering until `p2p_session_forget`.
+// `bytes_sent` / `bytes_received` are at most 250 ms behind the traffic while the session runs, and the
+// exact totals once `p2p_session_stop` has returned. A stopped session keeps answering until
+// `p2p_session_forget`.
 //
 // Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or forgotten), `P2P_ERR_INVALID_ARGUMENT` (`out_json`
 // NULL).
@@ -132,13 +141,14 @@ int32_t p2p_shutdown(uint32_t timeout_ms);
 
 // Runs the network self-test (NAT type, port mapping, reachability of the server) and stores its JSON
 // report in `*out_json` (free it with `p2p_string_free`). `options_json` may be NULL (defaults) or an
-// object: `{"server":"host:port","timeout_ms":3000,"gateways":true}` (server defaults to the environment
-// variable `P2P_SERVER`). The report has one more field than `connectd -n --json`: `text`, the report as
+// object: `{"server":"host:port","timeout_ms":3000,"gateways":true,"environment":{...}}` (server
+// defaults to the variable `P2P_SERVER`, and the probe addresses to `P2P_PROBE_ADDR1`..`3`, looked up
+// in `environment` and then in the process environment). The report has one more field than `connectd -n --json`: `text`, the report as
 // `connectd -n` prints it.
 //
 // A server that does not answer is not an error: the report says so (`compatible` false, `problems`).
 // Every probe has a timeout, so the call returns within seconds. Errors: `P2P_ERR_INVALID_ARGUMENT`,
-// `P2P_ERR_INVALID_CONFIG` (bad options, or no server given and no `P2P_SERVER`).
+// `P2P_ERR_INVALID_CONFIG` (bad options, or no server given and no `P2P_SERVER`: kind "NoServer").
 //
 // # Safety
 // `options_json` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.

@@ -77,6 +77,15 @@ impl FfiError {
         }
     }
 
+    /// An error with a finer kind than its code's name (e.g. "NoServer" for an INVALID_CONFIG).
+    pub fn with_kind(code: i32, kind: &str, message: impl Into<String>) -> Self {
+        FfiError {
+            code,
+            kind: kind.to_string(),
+            message: message.into(),
+        }
+    }
+
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(P2P_ERR_INVALID_ARGUMENT, message)
     }

@@ -9,7 +9,7 @@ use p2p_config::{
 use serde::Deserialize;
 
 use crate::error::{FfiError, P2P_ERR_PROVISIONING};
-use crate::json;
+use crate::json::{self, HostEnv};
 
 /// What a caller may change in a file's configuration (New-P2PConnection's -Name, -LocalPort, ...).
 #[derive(Debug, Default, Deserialize)]
@@ -20,6 +20,10 @@ struct Overrides {
     bind_address: Option<IpAddr>,
     server: Option<String>,
     server_key: Option<String>,
+    /// The host's environment variables (`P2P_SERVER`, `P2P_SERVER_KEY`): used only where the file and
+    /// the overrides give no value, as connectd uses its environment.
+    #[serde(default)]
+    environment: HostEnv,
 }
 
 fn provisioning_error(e: ProvisionError) -> FfiError {
@@ -40,11 +44,12 @@ pub fn parse_json(path: &str) -> Result<String, FfiError> {
     Ok(parse(path)?.to_json())
 }
 
-/// The initiator configuration of a file, with `overrides_json` applied.
+/// The initiator configuration of a file, with `overrides_json` applied, and the host environment the
+/// overrides carried.
 pub fn initiator_config(
     path: &str,
     overrides_json: Option<&str>,
-) -> Result<InitiatorConfig, FfiError> {
+) -> Result<(InitiatorConfig, HostEnv), FfiError> {
     let overrides: Overrides = match overrides_json {
         Some(text) => json::parse_object(text, "overrides")?,
         None => Overrides::default(),
@@ -67,6 +72,7 @@ pub fn initiator_config(
         bind_address,
         server,
         server_key,
+        environment,
     } = overrides;
     if name.is_some() {
         cfg.name = name;
@@ -83,5 +89,5 @@ pub fn initiator_config(
     if server_key.is_some() {
         cfg.server_key = server_key;
     }
-    Ok(cfg)
+    Ok((cfg, environment))
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 use p2p_net::selftest::{self, SelfTestConfig};
 use serde::Deserialize;
 
-use crate::error::FfiError;
-use crate::json;
+use crate::error::{FfiError, P2P_ERR_INVALID_CONFIG};
+use crate::json::{self, HostEnv};
 use crate::runtime::block_on;
+use crate::session::KIND_NO_SERVER;
 
 /// `options_json`: every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -19,6 +20,10 @@ struct Options {
     timeout_ms: Option<u32>,
     /// Look for NAT-PMP and UPnP routers (default true).
     gateways: Option<bool>,
+    /// The host's environment variables (`P2P_SERVER`, `P2P_PROBE_ADDR1`..`3`), looked up before the
+    /// process environment.
+    #[serde(default)]
+    environment: HostEnv,
 }
 
 /// Runs the self-test and returns the report's JSON with one more field, `text`: the report as
@@ -28,16 +33,20 @@ pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
         Some(text) => json::parse_object(text, "self-test options")?,
         None => Options::default(),
     };
+    let env = options.environment;
     let server = options
         .server
-        .or_else(|| std::env::var("P2P_SERVER").ok())
+        .or_else(|| env.var("P2P_SERVER"))
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            FfiError::invalid_config(
-                "no server to test: give one (Test-P2PNetwork -Server HOST:PORT) or set the environment variable P2P_SERVER",
+            FfiError::with_kind(
+                P2P_ERR_INVALID_CONFIG,
+                KIND_NO_SERVER,
+                "no server to test: the options have no 'server' (host:port) and P2P_SERVER is set \
+                 neither in their 'environment' nor in the process environment",
             )
         })?;
-    let mut cfg = SelfTestConfig::for_server(&server);
+    let mut cfg = SelfTestConfig::for_server_with_env(&server, |k| env.var(k));
     if let Some(ms) = options.timeout_ms.filter(|ms| *ms > 0) {
         cfg.connect_timeout = Duration::from_millis(u64::from(ms.min(120_000)));
     }

@@ -3,20 +3,57 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use p2p_config::InitiatorConfig;
+use p2p_config::{ConfigError, InitiatorConfig};
 use p2p_net::Tunnel;
 use tokio::task::JoinHandle;
 
-use crate::error::{FfiError, P2P_ERR_PANIC, P2P_ERR_TIMEOUT};
-use crate::json::{self, StatusWithId};
+use crate::error::{FfiError, P2P_ERR_INVALID_CONFIG, P2P_ERR_PANIC, P2P_ERR_TIMEOUT};
+use crate::json::{self, HostEnv, StatusWithId};
 use crate::registry::{self, Session};
 use crate::runtime::{block_on, runtime};
 
 /// How long `p2p_session_forget` waits for a session that is still running to stop.
 pub const FORGET_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The last error's kind when no server address was given anywhere (INVALID_CONFIG). Hosts name their
+/// own ways of giving one (New-P2PConnection: -Server, `$env:P2P_SERVER`).
+pub const KIND_NO_SERVER: &str = "NoServer";
+/// The same for the server's public key.
+pub const KIND_NO_SERVER_KEY: &str = "NoServerKey";
+
+/// Takes `server` and `server_key` from the host's environment (then the process's) when the
+/// configuration has none, so the tunnel gets them explicitly and never reads an environment the host
+/// could not set. Neither anywhere is an INVALID_CONFIG of kind `NoServer` / `NoServerKey`, in words
+/// that fit any host (connectd's own message names its flags).
+pub fn fill_server(cfg: &mut InitiatorConfig, env: &HostEnv) -> Result<(), FfiError> {
+    let server = cfg.server.clone().or_else(|| env.var("P2P_SERVER"));
+    let server_key = cfg.server_key.clone().or_else(|| env.var("P2P_SERVER_KEY"));
+    // The one resolution rule (blank server = none, key decoding), with nothing left to look up.
+    match p2p_config::config::resolve_server(&server, &server_key, |_| None) {
+        Ok(_) => {
+            cfg.server = server;
+            cfg.server_key = server_key;
+            Ok(())
+        }
+        Err(ConfigError::NoServer) => Err(FfiError::with_kind(
+            P2P_ERR_INVALID_CONFIG,
+            KIND_NO_SERVER,
+            "no server: the configuration has no 'server' (host:port) and P2P_SERVER is set neither in \
+             its 'environment' nor in the process environment",
+        )),
+        Err(ConfigError::NoServerKey) => Err(FfiError::with_kind(
+            P2P_ERR_INVALID_CONFIG,
+            KIND_NO_SERVER_KEY,
+            "no server key: the configuration has no 'server_key' (the key 'p2p-server init' printed) \
+             and P2P_SERVER_KEY is set neither in its 'environment' nor in the process environment",
+        )),
+        Err(e) => Err(FfiError::invalid_config(e.to_string())),
+    }
+}
+
 /// Starts a tunnel and registers it. Returns once the local port is bound.
-pub fn start(cfg: InitiatorConfig) -> Result<u64, FfiError> {
+pub fn start(mut cfg: InitiatorConfig, env: &HostEnv) -> Result<u64, FfiError> {
+    fill_server(&mut cfg, env)?;
     // Never format `cfg` itself: it holds the credential.
     log::info!(
         "starting session '{}' to {} on {}:{}",

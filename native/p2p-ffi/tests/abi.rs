@@ -466,3 +466,159 @@ fn the_self_test_reports_an_unreachable_server_without_failing() {
     );
     assert!(last_error().1.contains("colour"));
 }
+
+/// A loopback port where nothing listens (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for a session to fail and returns its last error's message.
+fn failure_message(handle: u64) -> String {
+    for _ in 0..200 {
+        let st = status(handle);
+        if st["state"] == "Failed" {
+            return st["last_error"]["message"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("session {handle} did not fail: {}", status(handle));
+}
+
+/// True when the test process itself has a server in its environment (then "no server" cannot happen).
+fn process_has_server() -> bool {
+    std::env::var_os("P2P_SERVER").is_some() || std::env::var_os("P2P_SERVER_KEY").is_some()
+}
+
+#[test]
+fn no_server_is_a_kind_of_its_own_and_names_no_connectd_flag() {
+    if process_has_server() {
+        return;
+    }
+    let no_server = format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}","local_port":0}}"#
+    );
+    let (rc, kind, message) = start(&no_server).unwrap_err();
+    assert_eq!(rc, P2P_ERR_INVALID_CONFIG);
+    assert_eq!(kind, "NoServer");
+    assert!(message.contains("P2P_SERVER"), "{message}");
+    assert!(
+        !message.contains("-y") && !message.contains("--server"),
+        "connectd's flags in: {message}"
+    );
+    let no_key = format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}","local_port":0,
+            "environment":{{"P2P_SERVER":"127.0.0.1:9"}}}}"#
+    );
+    let (rc, kind, message) = start(&no_key).unwrap_err();
+    assert_eq!(rc, P2P_ERR_INVALID_CONFIG);
+    assert_eq!(kind, "NoServerKey");
+    assert!(message.contains("P2P_SERVER_KEY"), "{message}");
+    assert!(!message.contains("--server-key"), "{message}");
+    // The self-test has the same kind.
+    let mut out = ptr::null_mut();
+    let options = c(r#"{"timeout_ms":500,"gateways":false}"#);
+    assert_eq!(
+        unsafe { p2p_network_test(options.as_ptr(), &mut out) },
+        P2P_ERR_INVALID_CONFIG
+    );
+    assert_eq!(last_error().0, "NoServer");
+}
+
+#[test]
+fn the_host_environment_gives_the_server_and_its_key() {
+    let port = closed_port();
+    let json = format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}","local_port":0,
+            "environment":{{"P2P_SERVER":"127.0.0.1:{port}","P2P_SERVER_KEY":"{SERVER_KEY}"}}}}"#
+    );
+    let handle = start(&json).unwrap();
+    // The tunnel tried the environment's server: its failure names that address.
+    let message = failure_message(handle);
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+
+    // A server in the configuration wins over the environment's.
+    let other = closed_port();
+    let json = format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}","local_port":0,
+            "server":"127.0.0.1:{other}","server_key":"{SERVER_KEY}",
+            "environment":{{"P2P_SERVER":"127.0.0.1:{port}"}}}}"#
+    );
+    let handle = start(&json).unwrap();
+    let message = failure_message(handle);
+    assert!(message.contains(&format!("127.0.0.1:{other}")), "{message}");
+    assert_eq!(p2p_session_forget(handle), P2P_OK);
+
+    // Not an object of strings: refused, naming the field.
+    let bad = format!(
+        r#"{{"device_id":"80:00:00:00:01:00:0A:C2","user":"tester","password":"{SECRET}","environment":[1]}}"#
+    );
+    let (rc, _, message) = start(&bad).unwrap_err();
+    assert_eq!(rc, P2P_ERR_INVALID_CONFIG);
+    assert!(message.contains("environment"), "{message}");
+    assert!(!message.contains(SECRET));
+}
+
+#[test]
+fn a_provisioning_file_server_wins_over_the_host_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_port = closed_port();
+    let env_port = closed_port();
+    let with_server = dir.path().join("with-server.txt");
+    std::fs::write(
+        &with_server,
+        format!("user_id me\nauth_pass {SECRET}\nproxy_local_port 1\nremote_address 80:00:00:00:01:00:0A:C2\nserver 127.0.0.1:{file_port}\nserver_key {SERVER_KEY}\n"),
+    )
+    .unwrap();
+    let without = dir.path().join("without-server.txt");
+    std::fs::write(
+        &without,
+        format!("user_id me\nauth_pass {SECRET}\nproxy_local_port 1\nremote_address 80:00:00:00:01:00:0A:C2\n"),
+    )
+    .unwrap();
+    let overrides = c(&format!(
+        r#"{{"local_port":0,"environment":{{"P2P_SERVER":"127.0.0.1:{env_port}","P2P_SERVER_KEY":"{SERVER_KEY}"}}}}"#
+    ));
+    for (file, expected) in [(&with_server, file_port), (&without, env_port)] {
+        let path = c(file.to_str().unwrap());
+        let mut handle = 0;
+        assert_eq!(
+            unsafe { p2p_session_start_file(path.as_ptr(), overrides.as_ptr(), &mut handle) },
+            P2P_OK
+        );
+        let message = failure_message(handle);
+        assert!(
+            message.contains(&format!("127.0.0.1:{expected}")),
+            "{}: {message}",
+            file.display()
+        );
+        assert_eq!(p2p_session_forget(handle), P2P_OK);
+    }
+    if !process_has_server() {
+        let path = c(without.to_str().unwrap());
+        let mut handle = 0;
+        let overrides = c(r#"{"local_port":0}"#);
+        assert_eq!(
+            unsafe { p2p_session_start_file(path.as_ptr(), overrides.as_ptr(), &mut handle) },
+            P2P_ERR_INVALID_CONFIG
+        );
+        assert_eq!(last_error().0, "NoServer");
+    }
+}
+
+#[test]
+fn the_self_test_takes_its_server_from_the_host_environment() {
+    let options =
+        c(r#"{"timeout_ms":500,"gateways":false,"environment":{"P2P_SERVER":"127.0.0.1:9"}}"#);
+    let mut out = ptr::null_mut();
+    assert_eq!(
+        unsafe { p2p_network_test(options.as_ptr(), &mut out) },
+        P2P_OK
+    );
+    let report: serde_json::Value = serde_json::from_str(&take(out)).unwrap();
+    assert_eq!(report["server"], "127.0.0.1:9", "{report}");
+}

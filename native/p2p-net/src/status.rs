@@ -1,8 +1,16 @@
 //! The status snapshot of one tunnel: what `connectd -s`, the C ABI's JSON and `Get-P2PConnection` show.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+
+/// How often a running session's figures are refreshed: `bytes_sent` and `bytes_received` in
+/// [`Tunnel::status`](crate::Tunnel::status) are at most this far behind the traffic while the tunnel
+/// runs, and exact once it has stopped. `Get-P2PConnection`'s help documents it (twice this, to allow for
+/// a busy machine).
+pub const COUNTER_REFRESH: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TunnelState {
@@ -65,7 +73,9 @@ pub struct TunnelStatus {
     pub session_id: Option<String>,
     /// Port of our UDP session socket (what a firewall rule or a capture needs).
     pub local_udp_port: Option<u16>,
+    /// Bytes from local TCP clients carried to the device (first transmissions only).
     pub bytes_sent: u64,
+    /// Bytes from the device delivered toward local TCP clients.
     pub bytes_received: u64,
     pub rtt_ms: Option<f64>,
     pub packets_lost: u64,

@@ -25,7 +25,12 @@ const PENDING_CONNECTION_WAIT: Duration = Duration::from_secs(30);
 /// How long the peer handshake may take once the server has granted a session.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(15);
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-const STATUS_REFRESH: Duration = Duration::from_millis(250);
+/// How often the session's figures (RTT, losses, streams) are copied into the status watch. The byte
+/// counters do not wait for it: [`Tunnel::status`] reads them from the session directly.
+const STATUS_REFRESH: Duration = crate::status::COUNTER_REFRESH;
+/// How long a session that is closing may take to hand over its final figures (one turn of its
+/// endpoint's loop, normally well under a millisecond).
+const FINAL_FIGURES_WAIT: Duration = Duration::from_secs(1);
 /// Reconnect backoff (autoconnect 2): doubles from the first value up to the second.
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -34,8 +39,45 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// wait until the local port is closed.
 pub struct Tunnel {
     status: watch::Receiver<TunnelStatus>,
+    counters: Arc<Mutex<Counters>>,
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
+}
+
+/// The bytes a tunnel carried: shared by the runner, which keeps it, and the [`Tunnel`] handle, which
+/// reads it on every [`Tunnel::status`] call, so the figures are as fresh as the session's own.
+#[derive(Default)]
+struct Counters {
+    /// Exact totals of the sessions that ended (one per reconnect with `autoconnect 2`).
+    ended: (u64, u64),
+    /// The running session's figures, as its endpoint publishes them (every
+    /// [`COUNTER_REFRESH`](crate::status::COUNTER_REFRESH), and once more, exact, when it ends).
+    live: Option<Arc<Mutex<Option<SessionStats>>>>,
+}
+
+impl Counters {
+    /// (sent, received): the ended sessions plus the running one.
+    fn totals(&self) -> (u64, u64) {
+        let (mut sent, mut received) = self.ended;
+        if let Some(st) = self.live.as_ref().and_then(|l| lock(l).clone()) {
+            sent += st.bytes_sent;
+            received += st.bytes_received;
+        }
+        (sent, received)
+    }
+
+    /// The running session ended: its figures (final once its endpoint dropped it) join the totals.
+    fn end_session(&mut self) {
+        if let Some(st) = self.live.take().and_then(|l| lock(&l).clone()) {
+            self.ended.0 += st.bytes_sent;
+            self.ended.1 += st.bytes_received;
+        }
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain figures).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Tunnel {
@@ -86,23 +128,33 @@ impl Tunnel {
         };
         let (status_tx, status_rx) = watch::channel(status);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Mutex::new(Counters::default()));
         let runner = Runner {
             cfg,
             server,
             server_key,
             status: status_tx,
+            counters: counters.clone(),
         };
         tokio::spawn(runner.run(listener, stop_rx));
         Ok(Tunnel {
             status: status_rx,
+            counters,
             local_addr,
             stop: stop_tx,
         })
     }
 
-    /// A snapshot with live counters.
+    /// A snapshot. `bytes_sent` and `bytes_received` are read from the session itself: at most
+    /// [`COUNTER_REFRESH`](crate::status::COUNTER_REFRESH) behind the traffic while it runs, and the
+    /// exact totals once the tunnel has ended. The other figures (RTT, losses, streams) follow within
+    /// one more refresh.
     pub fn status(&self) -> TunnelStatus {
-        self.status.borrow().clone()
+        let mut status = self.status.borrow().clone();
+        let (sent, received) = lock(&self.counters).totals();
+        status.bytes_sent = sent;
+        status.bytes_received = received;
+        status
     }
 
     /// Notified on every state or path change (not on counter changes).
@@ -144,6 +196,7 @@ struct Live {
     relay: SocketAddr,
     notices: mpsc::UnboundedReceiver<Notice>,
     control: mpsc::UnboundedReceiver<ServerMsg>,
+    /// Written by the endpoint every `COUNTER_REFRESH`, and a last time when it drops the session.
     stats: Arc<Mutex<Option<SessionStats>>>,
     /// issue 5 (portmap): the router mapping of this session's socket, deleted when the session ends.
     port_mapper: Option<crate::portmap::PortMapper>,
@@ -154,6 +207,7 @@ struct Runner {
     server: String,
     server_key: [u8; 32],
     status: watch::Sender<TunnelStatus>,
+    counters: Arc<Mutex<Counters>>,
 }
 
 /// What changes while a tunnel runs, kept apart from `Runner` so that setting up a session (which borrows
@@ -163,8 +217,6 @@ struct Local {
     stop: watch::Receiver<bool>,
     /// Connections accepted while no session was up, with when they arrived.
     waiting: VecDeque<(TcpStream, Instant)>,
-    /// Bytes moved by earlier sessions of this tunnel (after reconnects).
-    totals: (u64, u64),
     connected_once: bool,
     started: Instant,
 }
@@ -175,7 +227,6 @@ impl Runner {
             listener: Some(listener),
             stop,
             waiting: VecDeque::new(),
-            totals: (0, 0),
             connected_once: false,
             started: Instant::now(),
         };
@@ -308,6 +359,7 @@ impl Runner {
         );
         let (notices_tx, notices) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(None));
+        lock(&self.counters).live = Some(stats.clone());
         endpoint.send(Command::AddSession(Box::new(SessionSpec {
             role: Role::Initiator,
             session_id: grant.session_id,
@@ -412,13 +464,13 @@ impl Runner {
                     }
                 }
                 _ = refresh.tick() => {
-                    let snapshot = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let snapshot = lock(&live.stats).clone();
                     if let Some(st) = snapshot {
                         let moved = st.bytes_sent + st.bytes_received;
                         if moved != last_activity.1 {
                             last_activity = (Instant::now(), moved);
                         }
-                        self.publish_counters(&st, local.totals);
+                        self.publish_figures(&st);
                     }
                     local.waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
                     if !connected && tokio::time::Instant::now() > handshake_deadline {
@@ -434,28 +486,40 @@ impl Runner {
                 _ = local.stop.changed() => break Outcome::Stopped,
             }
         };
-        // Tell the peer, let the endpoint send the CLOSE, then end it.
+        // Tell the peer, and let the endpoint send the CLOSE and drop the session: it writes the
+        // session's final figures when it drops it, and the notice sender goes with it. Only then end
+        // the endpoint (its shutdown would drop the session without those figures).
         live.endpoint.send(Command::CloseSession {
             session_id: live.session_id,
             code: 0,
             text: "initiator closed".into(),
         });
+        let dropped = tokio::time::timeout(FINAL_FIGURES_WAIT, async {
+            while live.notices.recv().await.is_some() {}
+        })
+        .await;
+        if dropped.is_err() {
+            log::debug!(
+                "the session's final figures did not arrive in time; the totals may be short"
+            );
+        }
         live.endpoint.send(Command::Shutdown);
         // issue 5 (portmap): delete the router mapping before the tunnel reports its end.
         if let Some(pm) = live.port_mapper.take() {
             pm.stop().await;
         }
-        let last = live.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let last = lock(&live.stats).clone();
         if let Some(st) = last {
-            local.totals.0 += st.bytes_sent;
-            local.totals.1 += st.bytes_received;
+            self.publish_figures(&st);
         }
+        lock(&self.counters).end_session();
         outcome
     }
 
-    fn publish_counters(&self, st: &SessionStats, totals: (u64, u64)) {
-        let (sent, received) = (totals.0 + st.bytes_sent, totals.1 + st.bytes_received);
-        // Counters change constantly: update them without waking watchers (those wait for state changes).
+    /// Copies the session's figures and the byte totals into the status watch, without waking watchers
+    /// (they wait for state changes; figures change constantly).
+    fn publish_figures(&self, st: &SessionStats) {
+        let (sent, received) = lock(&self.counters).totals();
         self.status.send_if_modified(|s| {
             s.bytes_sent = sent;
             s.bytes_received = received;

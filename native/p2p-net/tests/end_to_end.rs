@@ -324,3 +324,36 @@ async fn without_candidates_the_session_runs_through_the_relay() {
         target.stop().await;
     }
 }
+
+/// issue 11: the byte counters are fresh while the tunnel runs (at most `COUNTER_REFRESH` behind, read
+/// straight from the session) and exact once it has stopped, even when the stop comes right after the
+/// traffic, before any refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_counters_are_fresh_while_running_and_exact_after_stop() {
+    const MIB: usize = 1 << 20;
+    let (target, tunnel) = start_pair(true, EncryptionMode::ChaCha20Poly1305).await;
+    echo_through(tunnel.local_addr(), 8 * MIB, 3).await;
+    // The echo is back, so every byte was counted both ways: one refresh later the status shows it.
+    tokio::time::sleep(p2p_net::status::COUNTER_REFRESH * 2).await;
+    let st = tunnel.status();
+    assert_eq!(
+        (st.bytes_sent, st.bytes_received),
+        (8 * MIB as u64, 8 * MIB as u64),
+        "{st:?}"
+    );
+    // More traffic, then stop at once: the final figures are the exact totals of both transfers.
+    echo_through(tunnel.local_addr(), 3 * MIB + 12_345, 4).await;
+    tunnel.stop().await;
+    let st = tunnel.status();
+    assert_eq!(st.state, TunnelState::Stopped);
+    let total = (11 * MIB + 12_345) as u64;
+    assert_eq!((st.bytes_sent, st.bytes_received), (total, total), "{st:?}");
+    // The status watch (what connectd's status lines and watchers read) has them too.
+    let watched = tunnel.watch().borrow().clone();
+    assert_eq!(
+        (watched.bytes_sent, watched.bytes_received),
+        (total, total),
+        "{watched:?}"
+    );
+    target.stop().await;
+}
