@@ -455,6 +455,16 @@ pub fn create_auth_hash(
     Ok(Zeroizing::new(format!("{id}.{}", hex::encode(*secret))))
 }
 
+/// Auth hashes of `user_id` that are not revoked.
+pub fn count_active_auth_hashes(conn: &Connection, user_id: i64) -> Result<usize> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM auth_hashes WHERE user_id = ?1 AND revoked_at IS NULL",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Why an auth hash was not accepted (all are `AuthFailed` to the client; the server log tells them apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthHashCheck {

@@ -1,9 +1,23 @@
 //! Checking credentials for the control channel: user logins (password or auth hash) and device
-//! registrations (device secret), with failure throttling per user / device and per source address.
+//! registrations (device secret), with failure throttling.
 //!
-//! Argon2 is slow and memory-hungry on purpose, so it runs on the blocking pool and at most
-//! `max_concurrent_hashes` at once: a flood of logins queues instead of exhausting memory.
+//! What an attacker on the internet must not get, and how:
+//!
+//! - **More guesses by going parallel.** Every attempt is counted when it is admitted, before the slow
+//!   Argon2 check (see `throttle.rs`): at most the limit is evaluated, however many arrive at once.
+//! - **A lock-out of the real user or device.** Failures are limited per (user or device, source address),
+//!   with backoff, and per source address; a stranger's failures lock only the stranger's address. A
+//!   second limit per user (device) counts password (secret) failures from *every* address the user
+//!   (device) has not succeeded from lately: it stops a guesser with many addresses, and when it trips
+//!   the operator is told (a warning) while logins from the user's known addresses and auth hashes
+//!   (256 random bits, not guessable) go on.
+//! - **The Argon2 queue.** Checks run on the blocking pool, at most `max_concurrent_hashes` at once and at
+//!   most `hashes_per_address` of them for one source address, and one address has at most
+//!   `max_in_progress_per_address` logins/registrations in progress: one address cannot delay the others.
+//! - **Who exists.** An unknown user gets the same answer as a wrong password, after the same Argon2
+//!   work (a dummy hash); an unknown UID the same as a wrong device secret. The server log tells them apart.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,23 +25,35 @@ use std::time::{Duration, Instant};
 use p2p_proto::control::{Credential, ErrorCode};
 use p2p_proto::Uid;
 use rusqlite::Connection;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::accounts::{self, Access, AuthHashCheck};
-use crate::throttle::{Limit, Throttle};
+use crate::throttle::{Admit, Limit, Recent, Throttle};
 
 #[derive(Clone, Copy, Debug)]
 pub struct AuthLimits {
-    /// Failed logins per user name.
+    /// Failed logins per (user name, source address).
     pub per_user: Limit,
+    /// Failed password logins per user name from addresses it has not logged in from lately.
+    pub per_user_total: Limit,
     /// Failed logins and registrations per source address.
     pub per_ip: Limit,
-    /// Failed registrations per device UID.
+    /// Failed registrations per (device UID, source address).
     pub per_device: Limit,
+    /// Failed registrations per device UID from addresses it has not registered from lately.
+    pub per_device_total: Limit,
     /// Keys each throttle remembers at most.
     pub max_tracked: usize,
     pub max_concurrent_hashes: usize,
+    /// Argon2 checks one source address may have running at once.
+    pub hashes_per_address: usize,
+    /// Logins and registrations one source address may have in progress (checked or waiting) at once.
+    pub max_in_progress_per_address: usize,
+    /// Active (not revoked) auth hashes one user may hold.
+    pub max_auth_hashes_per_user: usize,
+    /// How long a successful login (registration) makes its address known-good for that user (device).
+    pub known_for: Duration,
 }
 
 impl Default for AuthLimits {
@@ -35,10 +61,16 @@ impl Default for AuthLimits {
         let minute = Duration::from_secs(60);
         AuthLimits {
             per_user: Limit::new(5, minute),
+            per_user_total: Limit::new(50, minute),
             per_ip: Limit::new(20, minute),
             per_device: Limit::new(10, minute),
+            per_device_total: Limit::new(50, minute),
             max_tracked: 65_536,
             max_concurrent_hashes: 4,
+            hashes_per_address: 2,
+            max_in_progress_per_address: 128,
+            max_auth_hashes_per_user: 100,
+            known_for: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -73,14 +105,79 @@ pub struct LoggedIn {
     pub by_password: bool,
 }
 
+/// The one answer to a failed login, whatever failed (unknown user, wrong password, unknown or revoked
+/// auth hash): a client must not learn which user names exist.
+pub fn login_refused(user: &str, by_password: bool) -> String {
+    let shown = accounts::shown(user);
+    if by_password {
+        format!("login refused for user '{shown}': unknown user or wrong password")
+    } else {
+        format!(
+            "login refused for user '{shown}': unknown user or auth hash not accepted (revoked, or issued by another server?)"
+        )
+    }
+}
+
+/// The one answer to a failed registration (unknown UID or wrong secret).
+pub fn registration_refused(uid: Uid) -> String {
+    format!("registration of device {uid} refused: unknown UID or wrong device secret")
+}
+
+/// The one answer to a session request for a device the user may not reach (unknown UID or not shared).
+pub fn no_access(uid: Uid, user: &str) -> String {
+    format!(
+        "no device with UID {uid} for user '{}' (unknown UID, or not shared with this user)",
+        accounts::shown(user)
+    )
+}
+
+/// Who an attempt is for: the key of its pair and total throttles.
+#[derive(Clone, Debug)]
+enum Who {
+    User(String),
+    Device(Uid),
+}
+
+/// Every throttle and what they need to know, behind one lock so an attempt is admitted atomically.
+struct Throttles {
+    ips: Throttle<IpAddr>,
+    user_ip: Throttle<(String, IpAddr)>,
+    users: Throttle<String>,
+    device_ip: Throttle<(Uid, IpAddr)>,
+    devices: Throttle<Uid>,
+    /// (user, address) and (device, address) pairs that succeeded lately.
+    good_users: Recent<(String, IpAddr)>,
+    good_devices: Recent<(Uid, IpAddr)>,
+    /// Addresses any login or registration succeeded from lately (the control channel's reserve).
+    good_ips: Recent<IpAddr>,
+}
+
+impl Throttles {
+    fn known(&self, who: &Who, ip: IpAddr, now: Instant) -> bool {
+        match who {
+            Who::User(u) => self.good_users.contains(&(u.clone(), ip), now),
+            Who::Device(d) => self.good_devices.contains(&(*d, ip), now),
+        }
+    }
+}
+
+/// Source addresses with logins or registrations in progress, and their Argon2 permits.
+struct InProgress {
+    count: usize,
+    hashing: Arc<Semaphore>,
+}
+
 pub struct Auth {
     db: Mutex<Connection>,
     server_key: [u8; 32],
     limits: AuthLimits,
-    users: Mutex<Throttle<String>>,
-    ips: Mutex<Throttle<IpAddr>>,
-    devices: Mutex<Throttle<Uid>>,
+    throttles: Mutex<Throttles>,
+    /// Signalled whenever an attempt in progress is resolved (attempts waiting for room re-check).
+    resolved: Notify,
+    in_progress: Mutex<HashMap<IpAddr, InProgress>>,
     hashing: Semaphore,
+    /// An Argon2 hash of nothing anyone knows: checked against for unknown users and UIDs.
+    dummy_hash: String,
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,17 +188,200 @@ fn retry_text(wait: Duration) -> String {
     format!("retry in {} s", wait.as_secs().max(1))
 }
 
+/// Throttle keys for user names: bounded, whatever a client sends.
+fn user_key(user: &str) -> String {
+    user.chars().take(accounts::MAX_NAME_LEN + 1).collect()
+}
+
+/// An admitted attempt: counted in every throttle that applies until resolved (dropped unresolved, it
+/// is cancelled: a connection that goes away does not leave a phantom attempt behind).
+struct Ticket {
+    auth: Arc<Auth>,
+    who: Who,
+    ip: IpAddr,
+    total: bool,
+    done: bool,
+}
+
+impl Ticket {
+    fn fail(mut self, why: &str) {
+        self.done = true;
+        let now = Instant::now();
+        let auth = self.auth.clone();
+        let limits = auth.limits;
+        {
+            let mut t = guard(&auth.throttles);
+            if let Some(lock) = t.ips.fail_pending(&self.ip, now) {
+                log::warn!(
+                    "address {}: {} failed logins/registrations within {} s: refused for {} s",
+                    self.ip,
+                    limits.per_ip.max_failures,
+                    limits.per_ip.window.as_secs(),
+                    lock.as_secs()
+                );
+            }
+            match &self.who {
+                Who::User(u) => {
+                    let shown = accounts::shown(u);
+                    log::info!("login refused: {why} for user '{shown}' from {}", self.ip);
+                    if let Some(lock) = t.user_ip.fail_pending(&(u.clone(), self.ip), now) {
+                        log::warn!(
+                            "user '{shown}': {} failed logins from {} within {} s: logins for it from that address are refused for {} s",
+                            limits.per_user.max_failures,
+                            self.ip,
+                            limits.per_user.window.as_secs(),
+                            lock.as_secs()
+                        );
+                    }
+                    if self.total {
+                        if let Some(lock) = t.users.fail_pending(u, now) {
+                            log::warn!(
+                                "user '{shown}' may be under a password-guessing attack: {} failed logins within {} s from addresses it has not logged in from; password logins for it from such addresses are refused for {} s (its known addresses and auth hashes still log in)",
+                                limits.per_user_total.max_failures,
+                                limits.per_user_total.window.as_secs(),
+                                lock.as_secs()
+                            );
+                        }
+                    }
+                }
+                Who::Device(d) => {
+                    log::info!("registration refused: {why} for device {d} from {}", self.ip);
+                    if let Some(lock) = t.device_ip.fail_pending(&(*d, self.ip), now) {
+                        log::warn!(
+                            "device {d}: {} failed registrations from {} within {} s: registrations for it from that address are refused for {} s",
+                            limits.per_device.max_failures,
+                            self.ip,
+                            limits.per_device.window.as_secs(),
+                            lock.as_secs()
+                        );
+                    }
+                    if self.total {
+                        if let Some(lock) = t.devices.fail_pending(d, now) {
+                            log::warn!(
+                                "device {d} may be under a secret-guessing attack: {} failed registrations within {} s from addresses it has not registered from; registrations for it from such addresses are refused for {} s (its known addresses still register)",
+                                limits.per_device_total.max_failures,
+                                limits.per_device_total.window.as_secs(),
+                                lock.as_secs()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        auth.resolved.notify_waiters();
+    }
+
+    fn succeed(mut self) {
+        self.done = true;
+        let now = Instant::now();
+        {
+            let mut t = guard(&self.auth.throttles);
+            t.ips.succeed_pending(&self.ip, false);
+            t.good_ips.insert(self.ip, now);
+            match &self.who {
+                Who::User(u) => {
+                    let key = (u.clone(), self.ip);
+                    t.user_ip.succeed_pending(&key, true);
+                    t.good_users.insert(key, now);
+                    if self.total {
+                        t.users.succeed_pending(u, false);
+                    }
+                }
+                Who::Device(d) => {
+                    t.device_ip.succeed_pending(&(*d, self.ip), true);
+                    t.good_devices.insert((*d, self.ip), now);
+                    if self.total {
+                        t.devices.succeed_pending(d, false);
+                    }
+                }
+            }
+        }
+        self.auth.resolved.notify_waiters();
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        {
+            let mut t = guard(&self.auth.throttles);
+            t.ips.cancel_pending(&self.ip);
+            match &self.who {
+                Who::User(u) => {
+                    t.user_ip.cancel_pending(&(u.clone(), self.ip));
+                    if self.total {
+                        t.users.cancel_pending(u);
+                    }
+                }
+                Who::Device(d) => {
+                    t.device_ip.cancel_pending(&(*d, self.ip));
+                    if self.total {
+                        t.devices.cancel_pending(d);
+                    }
+                }
+            }
+        }
+        self.auth.resolved.notify_waiters();
+    }
+}
+
+/// One login or registration in progress from an address (released on drop).
+struct Slot {
+    auth: Arc<Auth>,
+    ip: IpAddr,
+    hashing: Arc<Semaphore>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = guard(&self.auth.in_progress);
+        if let Some(p) = map.get_mut(&self.ip) {
+            p.count = p.count.saturating_sub(1);
+            if p.count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// How long an attempt waits for attempts in progress before it is refused as throttled.
+const ADMIT_WAIT: Duration = Duration::from_secs(30);
+
 impl Auth {
     pub fn new(db: Connection, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
+        let tracked = limits.max_tracked;
+        // A random secret nobody knows; if even that fails, a fixed valid PHC string of the same cost.
+        let dummy_hash = accounts::generate_device_secret()
+            .and_then(|s| accounts::hash_secret(&s))
+            .unwrap_or_else(|_| {
+                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wvCDa8X8KXUHx1cbdzJp2R6Pjb0MRjjnnSMA8NVEl2E".into()
+            });
         Arc::new(Auth {
             db: Mutex::new(db),
             server_key,
             limits,
-            users: Mutex::new(Throttle::new(limits.per_user, limits.max_tracked)),
-            ips: Mutex::new(Throttle::new(limits.per_ip, limits.max_tracked)),
-            devices: Mutex::new(Throttle::new(limits.per_device, limits.max_tracked)),
+            throttles: Mutex::new(Throttles {
+                ips: Throttle::new(limits.per_ip, tracked),
+                user_ip: Throttle::new(limits.per_user, tracked),
+                users: Throttle::new(limits.per_user_total, tracked),
+                device_ip: Throttle::new(limits.per_device, tracked),
+                devices: Throttle::new(limits.per_device_total, tracked),
+                good_users: Recent::new(limits.known_for, tracked),
+                good_devices: Recent::new(limits.known_for, tracked),
+                good_ips: Recent::new(limits.known_for, tracked),
+            }),
+            resolved: Notify::new(),
+            in_progress: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(limits.max_concurrent_hashes.max(1)),
+            dummy_hash,
         })
+    }
+
+    /// Whether a login or registration succeeded from `ip` lately (it may use the reserved connections).
+    pub fn is_known_address(&self, ip: IpAddr) -> bool {
+        guard(&self.throttles).good_ips.contains(&ip, Instant::now())
     }
 
     /// Runs `f` with the database on the blocking pool.
@@ -118,11 +398,40 @@ impl Auth {
         }
     }
 
-    /// Runs a slow hash check on the blocking pool, at most `max_concurrent_hashes` at once.
+    /// Takes one of `ip`'s places for a login or registration in progress.
+    fn slot(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let max = self.limits.max_in_progress_per_address.max(1);
+        let mut map = guard(&self.in_progress);
+        let p = map.entry(ip).or_insert_with(|| InProgress {
+            count: 0,
+            hashing: Arc::new(Semaphore::new(self.limits.hashes_per_address.max(1))),
+        });
+        if p.count >= max {
+            return Err(Refusal::new(
+                ErrorCode::Throttled,
+                format!("too many logins or registrations in progress from {ip} (limit {max}): retry later"),
+            ));
+        }
+        p.count += 1;
+        Ok(Slot {
+            auth: self.clone(),
+            ip,
+            hashing: p.hashing.clone(),
+        })
+    }
+
+    /// Runs a slow hash check on the blocking pool: at most `hashes_per_address` for the slot's address
+    /// and `max_concurrent_hashes` in all at once (both queues are FIFO, so every address gets its turn).
     async fn hash_check(
         self: &Arc<Self>,
+        slot: &Slot,
         f: impl FnOnce() -> bool + Send + 'static,
     ) -> Result<bool, Refusal> {
+        let _mine = slot
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| Refusal::internal("checking a credential", e))?;
         let _permit = self
             .hashing
             .acquire()
@@ -133,13 +442,72 @@ impl Auth {
             .map_err(|e| Refusal::internal("checking a credential", e))
     }
 
-    fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
-        guard(&self.ips).check(&ip, now).map_err(|wait| {
-            Refusal::new(
-                ErrorCode::Throttled,
-                format!("too many failed attempts from {ip}: {}", retry_text(wait)),
-            )
-        })
+    /// Admits an attempt for `who` from `ip`, waiting while attempts in progress fill a throttle's limit.
+    /// `total`: the attempt is a guessable secret (password, device secret), so the per-user (device)
+    /// limit for unknown addresses applies.
+    async fn admit(self: &Arc<Self>, who: Who, ip: IpAddr, total: bool) -> Result<Ticket, Refusal> {
+        let deadline = tokio::time::Instant::now() + ADMIT_WAIT;
+        loop {
+            let notified = self.resolved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let now = Instant::now();
+                let mut t = guard(&self.throttles);
+                let total = total && !t.known(&who, ip, now);
+                let mut verdicts = vec![(t.ips.admit(&ip, now), Limited::Ip)];
+                match &who {
+                    Who::User(u) => {
+                        verdicts.push((t.user_ip.admit(&(u.clone(), ip), now), Limited::Pair));
+                        if total {
+                            verdicts.push((t.users.admit(u, now), Limited::Total));
+                        }
+                    }
+                    Who::Device(d) => {
+                        verdicts.push((t.device_ip.admit(&(*d, ip), now), Limited::Pair));
+                        if total {
+                            verdicts.push((t.devices.admit(d, now), Limited::Total));
+                        }
+                    }
+                }
+                if let Some((wait, which)) = verdicts.iter().find_map(|(v, which)| match v {
+                    Admit::Refused(wait) => Some((*wait, *which)),
+                    _ => None,
+                }) {
+                    return Err(throttled(&who, ip, which, wait));
+                }
+                if verdicts.iter().all(|(v, _)| *v == Admit::Yes) {
+                    t.ips.reserve(&ip, now);
+                    match &who {
+                        Who::User(u) => {
+                            t.user_ip.reserve(&(u.clone(), ip), now);
+                            if total {
+                                t.users.reserve(u, now);
+                            }
+                        }
+                        Who::Device(d) => {
+                            t.device_ip.reserve(&(*d, ip), now);
+                            if total {
+                                t.devices.reserve(d, now);
+                            }
+                        }
+                    }
+                    return Ok(Ticket {
+                        auth: self.clone(),
+                        who,
+                        ip,
+                        total,
+                        done: false,
+                    });
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Refusal::new(
+                    ErrorCode::Throttled,
+                    format!("too many attempts in progress from {ip}: retry later"),
+                ));
+            }
+        }
     }
 
     pub async fn login(
@@ -148,84 +516,73 @@ impl Auth {
         credential: Credential,
         ip: IpAddr,
     ) -> Result<LoggedIn, Refusal> {
-        let now = Instant::now();
-        self.check_ip(ip, now)?;
-        let shown = accounts::shown(user);
-        if accounts::check_user_name(user).is_err() {
-            guard(&self.ips).record_failure(&ip, now);
-            return Err(Refusal::new(
-                ErrorCode::BadUser,
-                format!("unknown user '{shown}'"),
-            ));
-        }
-        if let Err(wait) = guard(&self.users).check(&user.to_string(), now) {
-            return Err(Refusal::new(
-                ErrorCode::Throttled,
-                format!(
-                    "too many failed logins for user '{shown}': {}",
-                    retry_text(wait)
-                ),
-            ));
-        }
-        let name = user.to_string();
-        let found = self
-            .with_db("looking up a user", move |db, _| {
+        let slot = self.slot(ip)?;
+        let by_password = matches!(credential, Credential::Password(_));
+        let key = user_key(user);
+        let ticket = self.admit(Who::User(key), ip, by_password).await?;
+        let found = if accounts::check_user_name(user).is_ok() {
+            let name = user.to_string();
+            self.with_db("looking up a user", move |db, _| {
                 accounts::user_secret(db, &name)
             })
-            .await?;
-        let Some(found) = found else {
-            guard(&self.ips).record_failure(&ip, now);
-            log::info!("login refused: unknown user '{shown}' from {ip}");
-            return Err(Refusal::new(
-                ErrorCode::BadUser,
-                format!("unknown user '{shown}'"),
-            ));
+            .await?
+        } else {
+            None
         };
-        let user_id = found.id;
-        let (ok, by_password, why) = match credential {
+        let user_id = found.as_ref().map(|f| f.id);
+        let why = match credential {
             Credential::Password(password) => {
                 let password = Zeroizing::new(password);
-                let hash = found.password_hash;
+                // Unknown users cost the same Argon2 check as known ones.
+                let (hash, known) = match found {
+                    Some(f) => (f.password_hash, true),
+                    None => (self.dummy_hash.clone(), false),
+                };
                 let ok = self
-                    .hash_check(move || accounts::verify_secret(&password, &hash))
+                    .hash_check(&slot, move || accounts::verify_secret(&password, &hash))
                     .await?;
-                (ok, true, "wrong password")
+                match (known, ok) {
+                    (false, _) => "unknown user",
+                    (true, false) => "wrong password",
+                    (true, true) => "",
+                }
             }
             Credential::AuthHash(text) => {
                 let text = Zeroizing::new(text);
+                let owner = user_id.unwrap_or(-1);
                 let check = self
                     .with_db("checking an auth hash", move |db, key| {
-                        accounts::check_auth_hash(db, user_id, &text, key)
+                        accounts::check_auth_hash(db, owner, &text, key)
                     })
                     .await?;
-                let why = match check {
+                match check {
+                    _ if user_id.is_none() => "unknown user",
                     AuthHashCheck::Valid => "",
                     AuthHashCheck::Revoked => "revoked auth hash",
                     AuthHashCheck::Malformed => "malformed auth hash",
                     AuthHashCheck::Unknown
                     | AuthHashCheck::WrongSecret
                     | AuthHashCheck::WrongUser => "unknown auth hash",
-                };
-                (check == AuthHashCheck::Valid, false, why)
+                }
             }
         };
-        if !ok {
-            guard(&self.users).record_failure(&user.to_string(), now);
-            guard(&self.ips).record_failure(&ip, now);
-            log::info!("login refused: {why} for user '{shown}' from {ip}");
-            let message = if by_password {
-                format!("wrong password for user '{shown}'")
-            } else {
-                format!("auth hash not accepted for user '{shown}' ({why}; revoked or issued by another server?)")
-            };
-            return Err(Refusal::new(ErrorCode::AuthFailed, message));
+        match user_id {
+            Some(user_id) if why.is_empty() => {
+                ticket.succeed();
+                Ok(LoggedIn {
+                    user_id,
+                    name: user.to_string(),
+                    by_password,
+                })
+            }
+            _ => {
+                ticket.fail(why);
+                Err(Refusal::new(
+                    ErrorCode::AuthFailed,
+                    login_refused(user, by_password),
+                ))
+            }
         }
-        guard(&self.users).record_success(&user.to_string());
-        Ok(LoggedIn {
-            user_id,
-            name: user.to_string(),
-            by_password,
-        })
     }
 
     /// Checks a target's device secret.
@@ -236,70 +593,123 @@ impl Auth {
         ip: IpAddr,
     ) -> Result<(), Refusal> {
         let secret = Zeroizing::new(secret);
-        let now = Instant::now();
-        self.check_ip(ip, now)?;
-        if let Err(wait) = guard(&self.devices).check(&uid, now) {
-            return Err(Refusal::new(
-                ErrorCode::Throttled,
-                format!(
-                    "too many failed registrations for device {uid}: {}",
-                    retry_text(wait)
-                ),
-            ));
-        }
+        let slot = self.slot(ip)?;
+        let ticket = self.admit(Who::Device(uid), ip, true).await?;
         let hash = self
             .with_db("looking up a device", move |db, _| {
                 accounts::device_secret_hash(db, uid)
             })
             .await?;
-        let Some(hash) = hash else {
-            guard(&self.ips).record_failure(&ip, now);
-            log::info!("registration refused: unknown device {uid} from {ip}");
-            return Err(Refusal::new(
-                ErrorCode::UnknownUid,
-                format!("no device with UID {uid} on this server"),
-            ));
-        };
-        if !self
-            .hash_check(move || accounts::verify_secret(&secret, &hash))
-            .await?
-        {
-            guard(&self.devices).record_failure(&uid, now);
-            guard(&self.ips).record_failure(&ip, now);
-            log::info!("registration refused: wrong secret for device {uid} from {ip}");
-            return Err(Refusal::new(
-                ErrorCode::BadSecret,
-                format!("wrong secret for device {uid}"),
-            ));
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let ok = self
+            .hash_check(&slot, move || accounts::verify_secret(&secret, &hash))
+            .await?;
+        if known && ok {
+            ticket.succeed();
+            return Ok(());
         }
-        guard(&self.devices).record_success(&uid);
-        Ok(())
+        ticket.fail(if known { "wrong secret" } else { "unknown device" });
+        Err(Refusal::new(
+            ErrorCode::BadSecret,
+            registration_refused(uid),
+        ))
     }
 
-    pub async fn access(self: &Arc<Self>, uid: Uid, user_id: i64) -> Result<Access, Refusal> {
-        self.with_db("checking access to a device", move |db, _| {
-            accounts::access(db, uid, user_id)
-        })
-        .await
+    /// Whether the user may reach the device; one refusal for an unknown UID and a device not shared
+    /// (the server log tells them apart).
+    pub async fn access(
+        self: &Arc<Self>,
+        uid: Uid,
+        user_id: i64,
+        user: &str,
+    ) -> Result<Access, Refusal> {
+        let access = self
+            .with_db("checking access to a device", move |db, _| {
+                accounts::access(db, uid, user_id)
+            })
+            .await?;
+        match access {
+            Access::Owner | Access::Shared => Ok(access),
+            Access::NoSuchDevice | Access::NotShared => {
+                log::info!(
+                    "session refused: user '{}' asked for device {uid}, which {}",
+                    accounts::shown(user),
+                    if access == Access::NotShared {
+                        "is not shared with them"
+                    } else {
+                        "does not exist"
+                    }
+                );
+                Err(Refusal::new(ErrorCode::UnknownUid, no_access(uid, user)))
+            }
+        }
     }
 
     pub async fn create_auth_hash(
         self: &Arc<Self>,
         user_id: i64,
+        user: &str,
         label: String,
     ) -> Result<Zeroizing<String>, Refusal> {
         if let Err(e) = accounts::check_label(&label, "auth-hash label") {
             return Err(Refusal::new(ErrorCode::BadRequest, e.0));
         }
-        self.with_db("creating an auth hash", move |db, key| {
-            accounts::create_auth_hash(db, user_id, &label, key)
+        let max = self.limits.max_auth_hashes_per_user.max(1);
+        let created = self
+            .with_db("creating an auth hash", move |db, key| {
+                // Counted and inserted under the one database lock: parallel requests cannot overshoot.
+                if accounts::count_active_auth_hashes(db, user_id)? >= max {
+                    return Ok(None);
+                }
+                accounts::create_auth_hash(db, user_id, &label, key).map(Some)
+            })
+            .await?;
+        created.ok_or_else(|| {
+            let shown = accounts::shown(user);
+            log::warn!("auth hash refused to user '{shown}': {max} active auth hashes");
+            Refusal::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "user '{shown}' has too many active auth hashes (limit {max}): ask the operator to revoke unused ones (p2p-server auth-hash list --user {shown}, auth-hash revoke ID)"
+                ),
+            )
         })
-        .await
     }
 
     pub fn limits(&self) -> AuthLimits {
         self.limits
     }
+}
+
+/// Which throttle refused an attempt.
+#[derive(Clone, Copy, Debug)]
+enum Limited {
+    Ip,
+    Pair,
+    Total,
+}
+
+fn throttled(who: &Who, ip: IpAddr, which: Limited, wait: Duration) -> Refusal {
+    let retry = retry_text(wait);
+    let message = match (which, who) {
+        (Limited::Ip, _) => format!("too many failed attempts from {ip}: {retry}"),
+        (Limited::Pair, Who::User(u)) => format!(
+            "too many failed logins for user '{}' from {ip}: {retry}",
+            accounts::shown(u)
+        ),
+        (Limited::Total, Who::User(u)) => format!(
+            "too many failed logins for user '{}' from unfamiliar addresses: {retry} (or log in from an address used before, or with an auth hash)",
+            accounts::shown(u)
+        ),
+        (Limited::Pair, Who::Device(d)) => {
+            format!("too many failed registrations for device {d} from {ip}: {retry}")
+        }
+        (Limited::Total, Who::Device(d)) => format!(
+            "too many failed registrations for device {d} from unfamiliar addresses: {retry}"
+        ),
+    };
+    Refusal::new(ErrorCode::Throttled, message)
 }
 
 #[cfg(test)]
@@ -324,6 +734,10 @@ mod tests {
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n))
+    }
+
     #[tokio::test]
     async fn login_outcomes() {
         let a = auth(AuthLimits::default());
@@ -332,18 +746,23 @@ mod tests {
             .await
             .unwrap();
         assert!(ok.by_password);
-        let e = a
+        let wrong = a
             .login("bob", Credential::Password("wrong".into()), IP)
             .await
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::AuthFailed);
-        assert!(!e.message.contains("wrong\""), "{e:?}");
-        let e = a
+        assert_eq!(wrong.code, ErrorCode::AuthFailed);
+        assert!(!wrong.message.contains("wrong\""), "{wrong:?}");
+        // An unknown user gets the very same answer as a wrong password.
+        let unknown = a
             .login("nobody", Credential::Password("x".into()), IP)
             .await
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadUser);
-        let h = a.create_auth_hash(ok.user_id, "t".into()).await.unwrap();
+        assert_eq!(unknown.code, ErrorCode::AuthFailed);
+        assert_eq!(unknown.message.replace("nobody", "bob"), wrong.message);
+        let h = a
+            .create_auth_hash(ok.user_id, "bob", "t".into())
+            .await
+            .unwrap();
         let by_hash = a
             .login("bob", Credential::AuthHash(h.to_string()), IP)
             .await
@@ -354,6 +773,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::AuthFailed);
+        let e2 = a
+            .login("nobody", Credential::AuthHash(h.to_string()), IP)
+            .await
+            .unwrap_err();
+        assert_eq!(e2.message.replace("nobody", "bob"), e.message);
     }
 
     #[tokio::test]
@@ -370,45 +794,123 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.code, ErrorCode::AuthFailed);
         }
-        // Even the right password is refused while throttled (a guesser learns nothing).
+        // Even the right password is refused from that address while throttled (a guesser learns
+        // nothing)...
         let e = a
             .login("bob", Credential::Password("right".into()), IP)
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Throttled, "{e:?}");
         assert!(e.message.contains("retry in"), "{e:?}");
+        // ...but not from another address: a stranger cannot lock the user out.
+        a.login("bob", Credential::Password("right".into()), ip(9))
+            .await
+            .unwrap();
         // Other users from the same address until the address's own limit is used up.
         for _ in 0..2 {
             a.login("ghost", Credential::Password("x".into()), IP)
                 .await
                 .unwrap_err();
         }
-        let other: IpAddr = "192.0.2.1".parse().unwrap();
         let e = a
             .login("ghost", Credential::Password("x".into()), IP)
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Throttled);
         let e = a
-            .login("ghost", Credential::Password("x".into()), other)
+            .login("ghost", Credential::Password("x".into()), ip(2))
             .await
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::BadUser);
+        assert_eq!(e.code, ErrorCode::AuthFailed);
     }
 
     #[tokio::test]
-    async fn registration_checks_the_device_secret() {
+    async fn parallel_attempts_are_counted_when_admitted() {
+        let a = auth(AuthLimits {
+            per_user: Limit::new(3, Duration::from_secs(60)),
+            ..AuthLimits::default()
+        });
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let a = a.clone();
+            let pw = if i == 19 { "right" } else { "wrong" };
+            tasks.push(tokio::spawn(async move {
+                a.login("bob", Credential::Password(pw.into()), IP).await
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                if e.code == ErrorCode::AuthFailed {
+                    failed += 1;
+                }
+            }
+        }
+        assert!(failed <= 3, "{failed} attempts were evaluated");
+    }
+
+    #[tokio::test]
+    async fn a_distributed_guesser_trips_the_user_limit_but_known_addresses_go_on() {
+        let a = auth(AuthLimits {
+            per_user_total: Limit::new(4, Duration::from_secs(60)),
+            ..AuthLimits::default()
+        });
+        a.login("bob", Credential::Password("right".into()), IP)
+            .await
+            .unwrap();
+        for n in 10..14 {
+            let e = a
+                .login("bob", Credential::Password("bad".into()), ip(n))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::AuthFailed);
+        }
+        let e = a
+            .login("bob", Credential::Password("right".into()), ip(20))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Throttled, "{e:?}");
+        a.login("bob", Credential::Password("right".into()), IP)
+            .await
+            .expect("a known address still logs in");
+    }
+
+    #[tokio::test]
+    async fn registration_refusals_are_one_answer() {
         let a = auth(AuthLimits::default());
         let uid: Uid = "80:00:00:00:01:00:0A:C2".parse().unwrap();
         a.register(uid, "devsecret".into(), IP).await.unwrap();
-        assert_eq!(
-            a.register(uid, "nope".into(), IP).await.unwrap_err().code,
-            ErrorCode::BadSecret
-        );
+        let wrong = a.register(uid, "nope".into(), IP).await.unwrap_err();
+        assert_eq!(wrong.code, ErrorCode::BadSecret);
         let other: Uid = "80:00:00:00:01:00:0A:C3".parse().unwrap();
+        let unknown = a.register(other, "x".into(), IP).await.unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::BadSecret);
         assert_eq!(
-            a.register(other, "x".into(), IP).await.unwrap_err().code,
-            ErrorCode::UnknownUid
+            unknown.message.replace(&other.to_string(), &uid.to_string()),
+            wrong.message
         );
+    }
+
+    #[tokio::test]
+    async fn auth_hashes_per_user_are_capped() {
+        let a = auth(AuthLimits {
+            max_auth_hashes_per_user: 3,
+            ..AuthLimits::default()
+        });
+        let bob = a
+            .login("bob", Credential::Password("right".into()), IP)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            a.create_auth_hash(bob.user_id, "bob", "x".into())
+                .await
+                .unwrap();
+        }
+        let e = a
+            .create_auth_hash(bob.user_id, "bob", "x".into())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::LimitReached);
+        assert!(e.message.contains("limit 3"), "{e:?}");
     }
 }

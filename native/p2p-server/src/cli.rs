@@ -96,15 +96,42 @@ pub struct RunArgs {
     /// Control connections open at once (targets and initiators); one more is told the limit and closed.
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
-    /// Failed logins per user within --throttle-window before further logins are refused.
+    /// Failed logins per user and source address within --throttle-window before further logins for
+    /// that user from that address are refused (for a window, doubling with each new lock, up to 64).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub max_failures_per_user: usize,
+    /// Failed password logins per user within --throttle-window from addresses it has not logged in from
+    /// lately; then such addresses are refused (logged as a warning). Known addresses and auth hashes go on.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_failures_per_user_total: usize,
     /// Failed logins or registrations per source address within --throttle-window.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_failures_per_ip: usize,
-    /// Failed registrations per device within --throttle-window.
+    /// Failed registrations per device and source address within --throttle-window.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_failures_per_device: usize,
+    /// Failed registrations per device within --throttle-window from addresses it has not registered
+    /// from lately; then such addresses are refused (logged as a warning). Known addresses go on.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_failures_per_device_total: usize,
+    /// Logins and registrations one source address may have in progress at once (the others are refused);
+    /// each address also gets at most 2 of the 4 concurrent password checks.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_logins_in_progress_per_address: usize,
+    /// Active (not revoked) auth hashes per user; more are refused until some are revoked.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_auth_hashes_per_user: usize,
+    /// Seconds a new control connection has to log in or register (pings do not extend it).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub login_timeout: u64,
+    /// Control connections from one source address that have not logged in or registered yet
+    /// [default: --max-connections / 8, at least 8].
+    #[arg(long, value_name = "N")]
+    pub max_unauthenticated_per_address: Option<usize>,
+    /// Control connection slots kept for addresses that logged in or registered lately
+    /// [default: --max-connections / 8].
+    #[arg(long, value_name = "N")]
+    pub reserved_connections: Option<usize>,
     /// The throttling window, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub throttle_window: u64,
@@ -308,6 +335,20 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config.auth.per_user = Limit::new(args.max_failures_per_user.max(1), window);
     config.auth.per_ip = Limit::new(args.max_failures_per_ip.max(1), window);
     config.auth.per_device = Limit::new(args.max_failures_per_device.max(1), window);
+    config.auth.per_user_total = Limit::new(args.max_failures_per_user_total.max(1), window);
+    config.auth.per_device_total = Limit::new(args.max_failures_per_device_total.max(1), window);
+    config.auth.max_in_progress_per_address = args.max_logins_in_progress_per_address.max(1);
+    config.auth.max_auth_hashes_per_user = args.max_auth_hashes_per_user.max(1);
+    config.control_limits.login_timeout = Duration::from_secs(args.login_timeout.max(1));
+    let eighth = config.max_connections / 8;
+    config.control_limits.max_unauthenticated_per_address = args
+        .max_unauthenticated_per_address
+        .unwrap_or(eighth.max(8))
+        .max(1);
+    config.control_limits.reserved_connections = args
+        .reserved_connections
+        .unwrap_or(eighth)
+        .min(config.max_connections.saturating_sub(1));
     config
 }
 

@@ -5,9 +5,10 @@
 //! broker (`Incoming`) and the relay (`Punch`) can reach the peer while the reader waits, and messages
 //! keep their order (`Session` always before the `Punch` of that session).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use p2p_net::control_channel::{ControlServerConn, ControlWriteHalf};
@@ -17,15 +18,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use crate::accounts::{self, Access};
+use crate::accounts;
 use crate::auth::{Auth, LoggedIn, Refusal};
 use crate::broker::{Answer, Broker, ConnectRequest};
 use crate::relay::ControlTx;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ControlLimits {
-    /// A connection that has neither logged in nor registered is closed after this long without a message.
+    /// A connection that has neither logged in nor registered is closed this long after it was accepted,
+    /// whatever it sends meanwhile (pings do not extend it).
     pub login_timeout: Duration,
+    /// Connections from one source address that have not logged in or registered yet, at most.
+    pub max_unauthenticated_per_address: usize,
+    /// Connection slots only addresses that logged in or registered lately may take: strangers holding
+    /// connections open cannot keep the known users and devices out.
+    pub reserved_connections: usize,
     /// An authenticated connection is closed after this long without a message (clients ping every 15 s).
     pub idle_timeout: Duration,
     /// Messages queued to one connection; a peer that does not read is disconnected when it is full.
@@ -39,7 +46,9 @@ pub struct ControlLimits {
 impl Default for ControlLimits {
     fn default() -> Self {
         ControlLimits {
-            login_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(15),
+            max_unauthenticated_per_address: crate::server::DEFAULT_MAX_CONNECTIONS / 8,
+            reserved_connections: crate::server::DEFAULT_MAX_CONNECTIONS / 8,
             idle_timeout: Duration::from_secs(90),
             queue: 64,
             max_registrations: 64,
@@ -64,6 +73,41 @@ pub struct ControlContext {
     pub static_key: Zeroizing<[u8; 32]>,
     pub limits: ControlLimits,
     next_conn_id: AtomicU64,
+    /// Connections not logged in or registered yet, per source address.
+    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection that has not logged in or registered yet: counted against its address until it does
+/// (`authenticated`) or closes.
+pub struct Unauthenticated {
+    ctx: Arc<ControlContext>,
+    ip: IpAddr,
+    accepted: tokio::time::Instant,
+    counted: bool,
+}
+
+impl Unauthenticated {
+    fn authenticated(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            let mut map = lock(&self.ctx.unauthenticated);
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        self.authenticated();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ControlContext {
@@ -81,6 +125,35 @@ impl ControlContext {
             static_key,
             limits,
             next_conn_id: AtomicU64::new(1),
+            unauthenticated: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Admits a new connection from `ip` when `free_slots` connection slots are free (before it takes
+    /// one), or says why not: the address already has `max_unauthenticated_per_address` connections
+    /// that have not logged in, or only reserved slots are left and the address is not a known one.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, free_slots: usize) -> Result<Unauthenticated, String> {
+        let reserved = self.limits.reserved_connections;
+        // (With no slot free at all, the caller refuses with the server-wide limit.)
+        if free_slots > 0 && free_slots <= reserved && !self.auth.is_known_address(ip) {
+            return Err(format!(
+                "the server has too many connections open (the last {reserved} are kept for clients that logged in before): retry later"
+            ));
+        }
+        let max = self.limits.max_unauthenticated_per_address.max(1);
+        let mut map = lock(&self.unauthenticated);
+        let n = map.entry(ip).or_default();
+        if *n >= max {
+            return Err(format!(
+                "too many connections from {ip} that have not logged in (limit {max}): retry later"
+            ));
+        }
+        *n += 1;
+        Ok(Unauthenticated {
+            ctx: self.clone(),
+            ip,
+            accepted: tokio::time::Instant::now(),
+            counted: true,
         })
     }
 }
@@ -105,12 +178,23 @@ enum Flow {
     Close,
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>) {
-    let conn = match ControlServerConn::accept(stream, &ctx.static_key).await {
-        Ok(c) => c,
-        Err(e) => {
+/// Serves one accepted TCP connection until it closes. `fresh` counts it as not logged in yet, and its
+/// acceptance time starts the login deadline.
+pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unauthenticated) {
+    let login_deadline = fresh.accepted + ctx.limits.login_timeout;
+    let conn = match tokio::time::timeout_at(
+        login_deadline,
+        ControlServerConn::accept(stream, &ctx.static_key),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             log::debug!("control handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            log::debug!("control handshake not completed before the login deadline");
             return;
         }
     };
@@ -130,11 +214,15 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>) {
     log::debug!("control connection {} from {peer}", conn.id);
     let mut malformed = 0u32;
     loop {
-        let timeout = match conn.role {
-            Role::Fresh => ctx.limits.login_timeout,
-            _ => ctx.limits.idle_timeout,
+        let deadline = match conn.role {
+            // A hard deadline: messages (pings, failed logins) do not move it.
+            Role::Fresh => login_deadline,
+            _ => {
+                fresh.authenticated();
+                tokio::time::Instant::now() + ctx.limits.idle_timeout
+            }
         };
-        let msg = match tokio::time::timeout(timeout, reader.recv()).await {
+        let msg = match tokio::time::timeout_at(deadline, reader.recv()).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) if is_malformed(&e) => {
                 malformed += 1;
@@ -153,11 +241,19 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>) {
                 log::debug!("control connection {} ended: {e}", conn.id);
                 break;
             }
+            Err(_) if matches!(conn.role, Role::Fresh) => {
+                log::info!(
+                    "control connection {} from {peer}: closed, not logged in or registered within {} s",
+                    conn.id,
+                    ctx.limits.login_timeout.as_secs()
+                );
+                break;
+            }
             Err(_) => {
                 log::info!(
                     "control connection {} from {peer}: closed after {} s without a message",
                     conn.id,
-                    timeout.as_secs()
+                    ctx.limits.idle_timeout.as_secs()
                 );
                 break;
             }
@@ -328,7 +424,7 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
                 .await;
             }
             let (user_id, name) = (user.user_id, user.name.clone());
-            match ctx.auth.create_auth_hash(user_id, label).await {
+            match ctx.auth.create_auth_hash(user_id, &name, label).await {
                 Ok(hash) => {
                     let id = hash.split('.').next().unwrap_or_default();
                     log::info!("auth hash {id} issued to user '{name}'");
@@ -384,21 +480,8 @@ async fn connect(
     mode: p2p_proto::EncryptionMode,
     local_candidates: Vec<SocketAddr>,
 ) -> Result<p2p_proto::control::SessionGrant, Refusal> {
-    match ctx.auth.access(uid, user_id).await? {
-        Access::Owner | Access::Shared => {}
-        Access::NoSuchDevice => {
-            return Err(Refusal::new(
-                ErrorCode::UnknownUid,
-                format!("no device with UID {uid}"),
-            ))
-        }
-        Access::NotShared => {
-            return Err(Refusal::new(
-                ErrorCode::NotShared,
-                format!("device {uid} is not shared with user '{user}'"),
-            ))
-        }
-    }
+    // An unknown UID and a device not shared get the same refusal (`Auth::access`).
+    ctx.auth.access(uid, user_id, user).await?;
     ctx.broker
         .connect(ConnectRequest {
             uid,

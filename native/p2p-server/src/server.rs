@@ -251,6 +251,21 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
                 continue;
             }
         };
+        // Per-address cap on connections not logged in yet, and the reserve for known addresses.
+        let fresh = match ctx.admit(peer.ip(), slots.available_permits()) {
+            Ok(fresh) => fresh,
+            Err(message) => {
+                log::info!("refusing control connection from {peer}: {message}");
+                if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                    let ctx = ctx.clone();
+                    connections.spawn(async move {
+                        control::refuse(stream, ctx, message).await;
+                        drop(refusing);
+                    });
+                }
+                continue;
+            }
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             log::warn!(
                 "refusing control connection from {peer}: {max_connections} connections open"
@@ -269,7 +284,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
         };
         let ctx = ctx.clone();
         connections.spawn(async move {
-            control::serve(stream, ctx).await;
+            control::serve(stream, ctx, fresh).await;
             drop(permit);
         });
     }

@@ -176,11 +176,16 @@ async fn login_outcomes() {
     let (_, r) = f.login("bob", Credential::Password("wrong".into())).await;
     let e = r.unwrap_err();
     assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
-    assert!(e.message.contains("wrong password for user 'bob'"), "{e}");
+    assert!(
+        e.message
+            .contains("login refused for user 'bob': unknown user or wrong password"),
+        "{e}"
+    );
+    // An unknown user gets the same answer as a wrong password (issue 17: who exists is not shown).
     let (_, r) = f.login("mallory", Credential::Password("x".into())).await;
-    let e = r.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadUser, "{e}");
-    assert!(e.message.contains("unknown user 'mallory'"), "{e}");
+    let unknown = r.unwrap_err();
+    assert_eq!(unknown.kind, ErrorKind::AuthFailed, "{unknown}");
+    assert_eq!(unknown.message.replace("mallory", "bob"), e.message);
 }
 
 #[tokio::test]
@@ -193,12 +198,19 @@ async fn connect_checks_uid_share_and_presence() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::UnknownUid, "{e}");
-    let e = bob
+    // A device that exists but is not shared gets the same answer as an unknown UID (issue 17).
+    let not_shared = bob
         .request(&connect_msg(eve_device(), vec![]))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NotShared, "{e}");
-    assert!(e.message.contains("not shared with user 'bob'"), "{e}");
+    assert_eq!(not_shared.kind, ErrorKind::UnknownUid, "{not_shared}");
+    assert!(not_shared.message.contains("not shared with this user"), "{not_shared}");
+    assert_eq!(
+        not_shared
+            .message
+            .replace(&eve_device().to_string(), &unknown.to_string()),
+        e.message
+    );
     // Shared with bob, but no target registered.
     let e = bob
         .request(&connect_msg(shared_device(), vec![]))
@@ -219,11 +231,13 @@ async fn wrong_device_secret_and_unknown_device_are_refused() {
     let f = Fixture::start(|_| {}).await;
     let e = f.target(bob_device(), "nope", vec![]).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
+    // An unknown UID gets the same answer as a wrong secret (issue 17).
     let e = f
         .target("00:00:00:00:00:00:00:99".parse().unwrap(), "x", vec![])
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::UnknownUid, "{e}");
+    assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
+    assert!(e.message.contains("unknown UID or wrong device secret"), "{e}");
     assert!(!f.server.is_online(bob_device()));
 }
 
