@@ -235,23 +235,31 @@ pub const PROBE_CHANGE_PORT: u8 = 0x01;
 /// as well, since that listener has its own).
 pub const PROBE_CHANGE_IP: u8 = 0x02;
 
-/// `ProbeRequest`: version, kind, transaction id (12), then optionally one flags byte
-/// (`PROBE_CHANGE_PORT`, `PROBE_CHANGE_IP`). Without flags the server answers from the port it was asked
-/// on. The flags byte is present only when nonzero, so every request has exactly one encoding, and a
-/// server that predates it simply ignores a flagged request (its length is not the one it knows).
+/// `ProbeRequest`: version, kind, transaction id (12), flags (1: `PROBE_CHANGE_PORT`,
+/// `PROBE_CHANGE_IP`, 0 for none), then zero bytes up to [`PROBE_REQUEST_LEN`]. Without flags the server
+/// answers from the port it was asked on.
+///
+/// The padding is what keeps the probe ports from being an amplifier: a request is as long as the
+/// longest answer any server may send ([`ProbeResponse::MAX_LEN`], an IPv6 seen address and
+/// [`MAX_PROBE_OTHERS`] IPv6 others), so whoever spoofs a victim's source address gets at most as many
+/// bytes sent to it as it sent itself. Servers refuse any other length, and nonzero padding (every
+/// request has exactly one encoding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeRequest {
     pub txid: [u8; 12],
     pub flags: u8,
 }
 
+/// The length of every `ProbeRequest`: the longest `ProbeResponse`.
+pub const PROBE_REQUEST_LEN: usize = ProbeResponse::MAX_LEN;
+
 impl ProbeRequest {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![VERSION, Kind::ProbeRequest.to_byte()];
+        let mut out = Vec::with_capacity(PROBE_REQUEST_LEN);
+        out.extend_from_slice(&[VERSION, Kind::ProbeRequest.to_byte()]);
         out.extend_from_slice(&self.txid);
-        if self.flags != 0 {
-            out.push(self.flags);
-        }
+        out.push(self.flags);
+        out.resize(PROBE_REQUEST_LEN, 0);
         out
     }
 
@@ -259,15 +267,13 @@ impl ProbeRequest {
         if peek_kind(d)? != Kind::ProbeRequest {
             return Err(WireError::Malformed);
         }
-        let flags = match d.len() {
-            14 => 0,
-            // An explicit zero would be a second encoding of the unflagged request.
-            15 if d[14] != 0 => d[14],
-            _ => return Err(WireError::Malformed),
-        };
+        // Short (unpadded) requests are refused: answering them would amplify.
+        if d.len() != PROBE_REQUEST_LEN || d[15..].iter().any(|b| *b != 0) {
+            return Err(WireError::Malformed);
+        }
         Ok(ProbeRequest {
             txid: d[2..14].try_into().unwrap(),
-            flags,
+            flags: d[14],
         })
     }
 }
@@ -296,7 +302,13 @@ pub struct ProbeResponse {
 /// Most other addresses a response may carry: the server has three listeners.
 pub const MAX_PROBE_OTHERS: usize = 4;
 
+/// One address in a `ProbeResponse`: family, port, and an IPv6 address at most.
+const MAX_ADDR_LEN: usize = 1 + 2 + 16;
+
 impl ProbeResponse {
+    /// The longest response: an IPv6 seen address and [`MAX_PROBE_OTHERS`] IPv6 others.
+    pub const MAX_LEN: usize = 2 + 12 + MAX_ADDR_LEN * (1 + MAX_PROBE_OTHERS);
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION, Kind::ProbeResponse.to_byte()];
         out.extend_from_slice(&self.txid);
@@ -439,21 +451,45 @@ mod tests {
     }
 
     #[test]
-    fn probe_extensions_are_optional_both_ways() {
-        let old = encode_probe_request([4; 12]);
-        assert_eq!(old.len(), 14);
+    fn probe_requests_are_padded_to_the_longest_answer() {
+        let plain = encode_probe_request([4; 12]);
+        assert_eq!(plain.len(), PROBE_REQUEST_LEN);
+        assert_eq!(PROBE_REQUEST_LEN, 109);
         let flagged = ProbeRequest {
             txid: [4; 12],
             flags: PROBE_CHANGE_IP,
         };
         let bytes = flagged.encode();
-        assert_eq!(bytes.len(), 15);
+        assert_eq!(bytes.len(), PROBE_REQUEST_LEN);
         assert_eq!(ProbeRequest::decode(&bytes).unwrap(), flagged);
-        assert_eq!(ProbeRequest::decode(&old).unwrap().flags, 0);
-        let mut zero = old.clone();
-        zero.push(0);
-        assert_eq!(ProbeRequest::decode(&zero), Err(WireError::Malformed));
+        assert_eq!(ProbeRequest::decode(&plain).unwrap().flags, 0);
+        // The old unpadded forms (14 bytes, or 15 with flags), a cut or a longer request and nonzero
+        // padding are all refused.
+        for bad in [
+            &plain[..14],
+            &bytes[..15],
+            &plain[..PROBE_REQUEST_LEN - 1],
+            &[plain.clone(), vec![0]].concat()[..],
+        ] {
+            assert_eq!(ProbeRequest::decode(bad), Err(WireError::Malformed));
+        }
+        let mut dirty = plain.clone();
+        dirty[PROBE_REQUEST_LEN - 1] = 1;
+        assert_eq!(ProbeRequest::decode(&dirty), Err(WireError::Malformed));
 
+        // No answer is longer than a request, whatever its addresses.
+        let v6: SocketAddr = "[2001:db8::1]:5".parse().unwrap();
+        let longest = ProbeResponse {
+            txid: [0; 12],
+            seen: v6,
+            others: vec![v6; MAX_PROBE_OTHERS],
+        };
+        assert_eq!(longest.encode().len(), ProbeResponse::MAX_LEN);
+        assert!(ProbeResponse::MAX_LEN <= PROBE_REQUEST_LEN);
+    }
+
+    #[test]
+    fn probe_responses_may_carry_other_addresses() {
         let seen: SocketAddr = "198.51.100.7:40000".parse().unwrap();
         let r = ProbeResponse {
             txid: [5; 12],

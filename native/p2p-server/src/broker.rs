@@ -179,6 +179,7 @@ impl Broker {
             tokens,
             host_candidates: [req.candidates, target_candidates],
             links: [req.initiator_tx, target_tx.clone()],
+            relay_addr: req.relay_addr,
         };
         let session_id = self.open_on_relay(setup, &req.user)?;
         let (answer_tx, answer_rx) = oneshot::channel();

@@ -13,6 +13,7 @@ use p2p_proto::Uid;
 use crate::admin::{self, Format};
 use crate::broker::BrokerLimits;
 use crate::error::{Error, Result};
+use crate::probe::ProbeLimits;
 use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
 use crate::server::{self, Config};
@@ -90,6 +91,16 @@ pub struct RunArgs {
     /// ended (RelayRelease) or, for peers that vanish, --relay-idle-timeout after its last packet.
     #[arg(long, value_name = "N", default_value_t = RelayLimits::default().max_sessions_per_user)]
     pub max_sessions_per_user: usize,
+    /// Milliseconds between two logged and punched moves of a relay session's peer to a new source
+    /// address (the binding follows at once; moves in between are reported together afterwards).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub relay_rebind_interval: u64,
+    /// Probe answers per second to one source address (the probe ports, all three together).
+    #[arg(long, value_name = "N", default_value_t = ProbeLimits::default().per_second)]
+    pub probe_rate: u32,
+    /// Probe answers one source address may get at once before --probe-rate applies.
+    #[arg(long, value_name = "N", default_value_t = ProbeLimits::default().burst)]
+    pub probe_burst: u32,
     /// Sessions waiting for their target to accept, server-wide.
     #[arg(long, value_name = "N", default_value_t = BrokerLimits::default().max_pending)]
     pub max_pending: usize,
@@ -330,6 +341,11 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config.relay.idle_timeout = Duration::from_secs(args.relay_idle_timeout.max(1));
     config.relay.max_sessions = args.max_sessions.max(1);
     config.relay.max_sessions_per_user = args.max_sessions_per_user.max(1);
+    config.relay.rebind_interval = Duration::from_millis(args.relay_rebind_interval);
+    config.probe = ProbeLimits {
+        per_second: args.probe_rate.max(1),
+        burst: args.probe_burst.max(1),
+    };
     config.broker.max_pending = args.max_pending.max(1);
     config.max_connections = args.max_connections.max(1);
     config.auth.per_user = Limit::new(args.max_failures_per_user.max(1), window);

@@ -5,10 +5,15 @@
 //! header only. Datagrams are forwarded only *from* the address a valid `RelayBind` (with the session's
 //! secret per-role token) bound, so nobody can inject into or hijack a relayed session by guessing its id.
 //!
+//! Two things a peer (or whoever saw its relay token) could abuse are bounded here: a re-bind from a new
+//! source address is logged and punched at most once per [`RelayLimits::rebind_interval`] (moves in
+//! between are summed up in one line and one punch once the interval has passed), and the candidates
+//! sent in `Punch` are only those a peer can legitimately have ([`legitimate_candidates`]).
+//!
 //! [`Relay`] is the state without I/O (tested directly); [`serve`] is the socket loop around it.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +43,9 @@ pub struct RelayLimits {
     pub max_sessions_per_user: usize,
     /// A session with no datagram (data or bind keepalive) for this long is forgotten.
     pub idle_timeout: Duration,
+    /// A peer's re-binds from a new source address are logged and punched at most once per this
+    /// interval (the binding itself follows at once, so relayed data keeps flowing after a roam).
+    pub rebind_interval: Duration,
 }
 
 impl Default for RelayLimits {
@@ -46,6 +54,7 @@ impl Default for RelayLimits {
             max_sessions: 4096,
             max_sessions_per_user: 64,
             idle_timeout: Duration::from_secs(120),
+            rebind_interval: Duration::from_secs(1),
         }
     }
 }
@@ -69,6 +78,9 @@ pub struct SessionSetup {
     pub host_candidates: [Vec<SocketAddr>; 2],
     /// Where `Punch` goes for each peer.
     pub links: [ControlTx; 2],
+    /// The relay's address as the initiator reached it: one of the server's own addresses, which no
+    /// candidate may name.
+    pub relay_addr: SocketAddr,
 }
 
 struct RelaySession {
@@ -80,6 +92,10 @@ struct RelaySession {
     bytes: [u64; 2],
     packets: [u64; 2],
     punches: u32,
+    /// When a move was last logged and punched.
+    last_move_report: Option<Instant>,
+    /// Moves since then that were neither logged nor punched yet.
+    unreported_moves: u32,
 }
 
 impl RelaySession {
@@ -110,6 +126,12 @@ pub struct Counters {
     pub sessions_released: u64,
     pub sessions_refused: u64,
     pub punches_sent: u64,
+    /// Re-binds of a bound peer to a new source address.
+    pub rebinds: u64,
+    /// Of those, the ones not logged and punched at once (within `rebind_interval` of the last).
+    pub rebinds_deferred: u64,
+    /// Host candidates left out of a `Punch`: not an address the peer can legitimately have.
+    pub candidates_refused: u64,
 }
 
 /// One session in the statistics.
@@ -164,6 +186,8 @@ pub enum Outcome {
 /// The relay's sessions.
 pub struct Relay {
     limits: RelayLimits,
+    /// The server's own addresses (its listeners): never a candidate.
+    server_addrs: Vec<SocketAddr>,
     sessions: HashMap<u64, RelaySession>,
     /// Open sessions per user id (no entry at 0).
     per_user: HashMap<i64, usize>,
@@ -186,11 +210,17 @@ impl Relay {
     pub fn new(limits: RelayLimits) -> Self {
         Relay {
             limits,
+            server_addrs: Vec::new(),
             sessions: HashMap::new(),
             per_user: HashMap::new(),
             counters: Counters::default(),
             closed: VecDeque::new(),
         }
+    }
+
+    /// The server's listener addresses (control and UDP), which no candidate may name.
+    pub fn set_server_addrs(&mut self, addrs: &[SocketAddr]) {
+        self.server_addrs = addrs.iter().map(|a| canonical(*a)).collect();
     }
 
     /// Opens session `id` (random, chosen by the broker). 0 is never used, so a zeroed header cannot
@@ -236,6 +266,8 @@ impl Relay {
                 bytes: [0; 2],
                 packets: [0; 2],
                 punches: 0,
+                last_move_report: None,
+                unreported_moves: 0,
             },
         );
         *self.per_user.entry(user).or_default() += 1;
@@ -331,19 +363,37 @@ impl Relay {
         let r = idx(bind.role);
         self.counters.binds += 1;
         s.last_seen = now;
-        let changed = s.bound[r] != Some(from);
-        if changed {
-            if let Some(old) = s.bound[r] {
+        let Some(old) = s.bound[r] else {
+            // A first bind: once both are bound, both peers need the other's candidates.
+            s.bound[r] = Some(from);
+            if s.bound.iter().all(Option::is_some) {
+                send_punches(bind.session_id, s, &self.server_addrs, &mut self.counters);
+            }
+            return Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id));
+        };
+        if old != from {
+            // A peer that roamed: the binding follows at once (relayed data keeps flowing), but the
+            // log line and the punch, which makes the other peer probe the new address, come at most
+            // once per interval, however fast binds alternate.
+            s.bound[r] = Some(from);
+            self.counters.rebinds += 1;
+            let due = s
+                .last_move_report
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.limits.rebind_interval);
+            if due {
                 log::info!(
                     "relay session={:016x} {:?} moved from {old} to {from}",
                     bind.session_id,
                     bind.role
                 );
-            }
-            s.bound[r] = Some(from);
-            // A first bind of both, or a peer that roamed: both peers need the (new) candidates.
-            if s.bound.iter().all(Option::is_some) {
-                self.counters.punches_sent += send_punches(bind.session_id, s);
+                s.last_move_report = Some(now);
+                s.unreported_moves = 0;
+                if s.bound.iter().all(Option::is_some) {
+                    send_punches(bind.session_id, s, &self.server_addrs, &mut self.counters);
+                }
+            } else {
+                s.unreported_moves += 1;
+                self.counters.rebinds_deferred += 1;
             }
         }
         Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id))
@@ -404,8 +454,31 @@ impl Relay {
         Outcome::Forward(to)
     }
 
-    /// Forgets idle sessions and returns their final reports.
+    /// Housekeeping (every tick): reports the moves deferred by the rebind interval once it has passed
+    /// (one line and one punch with the addresses bound now), forgets idle sessions and returns their
+    /// final reports.
     pub fn expire(&mut self, now: Instant) -> Vec<SessionReport> {
+        let interval = self.limits.rebind_interval;
+        for (id, s) in self.sessions.iter_mut() {
+            if s.unreported_moves == 0
+                || s.last_move_report
+                    .is_some_and(|t| now.saturating_duration_since(t) < interval)
+            {
+                continue;
+            }
+            log::info!(
+                "relay session={id:016x} moved {} more time(s) within {} ms; now initiator={} target={}",
+                s.unreported_moves,
+                interval.as_millis(),
+                shown(s.bound[0]),
+                shown(s.bound[1]),
+            );
+            s.last_move_report = Some(now);
+            s.unreported_moves = 0;
+            if s.bound.iter().all(Option::is_some) {
+                send_punches(*id, s, &self.server_addrs, &mut self.counters);
+            }
+        }
         let idle = self.limits.idle_timeout;
         let expired: Vec<u64> = self
             .sessions
@@ -465,18 +538,110 @@ fn report(id: u64, s: &RelaySession, now: Instant) -> SessionReport {
     }
 }
 
-/// Sends each peer the other's candidates: the reflexive address the relay saw first (the one most
-/// likely to work through a NAT), then its host candidates. Returns how many were queued.
-fn send_punches(id: u64, s: &mut RelaySession) -> u64 {
-    let mut sent = 0;
+fn shown(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "-".into(), |a| a.to_string())
+}
+
+/// `a` with an IPv4-mapped IPv6 address written as IPv4 (a dual-stack socket reports those).
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// A private (site-local) address: RFC 1918, RFC 6598 shared space (carrier-grade NAT), IPv6 unique
+/// local. What a peer's own LAN interface can have behind a NAT.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => v6.is_unique_local(),
+    }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    }
+}
+
+/// Whether a peer whose datagrams reach the relay from `reflexive` can legitimately have `candidate`:
+/// its reflexive address itself, another port of the same IP (a peer without NAT), or a private address
+/// of the same family (its LAN behind a NAT). Never a loopback address unless the peer itself came from
+/// loopback (it runs on the server's machine: tests do), never broadcast, multicast, link-local,
+/// unspecified or port 0, and never one of the server's own addresses (`server`) unless that is the
+/// peer's own IP too. Anything else (a public address of someone else) would let a peer choose where
+/// the other peer's path probes go.
+pub fn candidate_allowed(
+    candidate: SocketAddr,
+    reflexive: SocketAddr,
+    server: &[SocketAddr],
+) -> bool {
+    let (c, r) = (canonical(candidate), canonical(reflexive));
+    if c == r {
+        return true;
+    }
+    let ip = c.ip();
+    if c.port() == 0
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip == IpAddr::from([255, 255, 255, 255])
+        || is_link_local(ip)
+        || ip.is_ipv4() != r.ip().is_ipv4()
+        || server.iter().any(|s| canonical(*s) == c)
+    {
+        return false;
+    }
+    if ip == r.ip() {
+        return true;
+    }
+    if ip.is_loopback() {
+        return r.ip().is_loopback();
+    }
+    if server.iter().any(|s| s.ip().to_canonical() == ip) {
+        return false;
+    }
+    is_private(ip)
+}
+
+/// The candidates `Punch` gives for a peer: its reflexive address first (the one most likely to work
+/// through a NAT), then those of its host candidates it can legitimately have ([`candidate_allowed`]),
+/// without repeats.
+pub fn legitimate_candidates(
+    reflexive: SocketAddr,
+    host: &[SocketAddr],
+    server: &[SocketAddr],
+) -> Vec<SocketAddr> {
+    let mut out = vec![reflexive];
+    for c in host {
+        if !out.contains(c) && candidate_allowed(*c, reflexive, server) {
+            out.push(*c);
+        }
+    }
+    out
+}
+
+/// Sends each peer the other's candidates ([`legitimate_candidates`]), counting the punches queued and
+/// the host candidates left out.
+fn send_punches(id: u64, s: &mut RelaySession, server: &[SocketAddr], counters: &mut Counters) {
     s.punches += 1;
+    let mut server = server.to_vec();
+    server.push(s.setup.relay_addr);
     for role in ROLES {
         let other = idx(role.peer());
-        let mut candidates: Vec<SocketAddr> = s.bound[other].into_iter().collect();
-        for c in &s.setup.host_candidates[other] {
-            if !candidates.contains(c) {
-                candidates.push(*c);
-            }
+        let Some(reflexive) = s.bound[other] else {
+            continue;
+        };
+        let host = &s.setup.host_candidates[other];
+        let candidates = legitimate_candidates(reflexive, host, &server);
+        let refused: Vec<&SocketAddr> = host.iter().filter(|c| !candidates.contains(c)).collect();
+        if !refused.is_empty() {
+            counters.candidates_refused += refused.len() as u64;
+            log::debug!(
+                "relay session={id:016x}: {:?} candidates {refused:?} left out (it is seen as {reflexive})",
+                role.peer()
+            );
         }
         let msg = ServerMsg::Punch {
             session_id: id,
@@ -485,11 +650,10 @@ fn send_punches(id: u64, s: &mut RelaySession) -> u64 {
         // Never wait on a control connection from the UDP path: a full or closed queue loses this
         // punch, and the peers keep working through the relay (a later roam re-sends it).
         match s.setup.links[idx(role)].try_send(msg) {
-            Ok(()) => sent += 1,
+            Ok(()) => counters.punches_sent += 1,
             Err(e) => log::debug!("relay session={id:016x}: punch to {role:?} not queued: {e}"),
         }
     }
-    sent
 }
 
 /// Serves the relay socket (`udp[0]` of `probes`) until the task is aborted.
@@ -550,6 +714,7 @@ mod tests {
                     vec!["10.0.0.7:5000".parse().unwrap()],
                 ],
                 links: [ti, tt],
+                relay_addr: "198.18.0.1:5959".parse().unwrap(),
             },
             [ri, rt],
         )
@@ -774,6 +939,194 @@ mod tests {
             1,
             "its report is kept like an expired one"
         );
+    }
+
+    #[test]
+    fn a_flood_of_alternating_rebinds_is_reported_and_punched_once_per_interval() {
+        let start = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        let (s, [mut ri, mut rt]) = setup();
+        let id = 99;
+        assert!(relay.open(id, s, start).is_ok());
+        let a: SocketAddr = "198.51.100.1:1111".parse().unwrap();
+        let a2: SocketAddr = "198.51.100.1:1112".parse().unwrap();
+        let b: SocketAddr = "203.0.113.2:2222".parse().unwrap();
+        relay.on_datagram(a, &bind(id, Role::Initiator, [1; 16]), start);
+        relay.on_datagram(b, &bind(id, Role::Target, [2; 16]), start);
+        let drain =
+            |rx: &mut mpsc::Receiver<ServerMsg>| std::iter::from_fn(|| rx.try_recv().ok()).count();
+        assert_eq!(
+            (drain(&mut ri), drain(&mut rt)),
+            (1, 1),
+            "the first binds punch"
+        );
+        // 5,000 binds alternating between two ports within 0.3 s: the binding follows every one (data
+        // goes to the latest), but only the first move is punched at once.
+        let mut now = start;
+        for i in 0..5000u32 {
+            now = start + Duration::from_micros(60 * u64::from(i));
+            let from = if i % 2 == 0 { a2 } else { a };
+            assert!(matches!(
+                relay.on_datagram(from, &bind(id, Role::Initiator, [1; 16]), now),
+                Outcome::Reply(_)
+            ));
+        }
+        assert_eq!(
+            relay.on_datagram(b, &data(id, Role::Target), now),
+            Outcome::Forward(a)
+        );
+        assert_eq!((drain(&mut ri), drain(&mut rt)), (1, 1));
+        let c = relay.counters().clone();
+        assert_eq!((c.rebinds, c.rebinds_deferred), (5000, 4999));
+        // Housekeeping within the interval reports nothing; after it, one punch with the current address.
+        relay.expire(now);
+        assert_eq!(drain(&mut rt), 0);
+        relay.expire(start + Duration::from_secs(1));
+        match rt.try_recv().unwrap() {
+            ServerMsg::Punch { candidates, .. } => assert_eq!(candidates[0], a),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(drain(&mut ri), 1);
+        relay.expire(start + Duration::from_secs(3));
+        assert_eq!(
+            (drain(&mut ri), drain(&mut rt)),
+            (0, 0),
+            "nothing new to report"
+        );
+        // A genuine roam after the interval is punched at once.
+        let a3: SocketAddr = "198.51.100.9:3333".parse().unwrap();
+        relay.on_datagram(
+            a3,
+            &bind(id, Role::Initiator, [1; 16]),
+            start + Duration::from_secs(4),
+        );
+        assert!(
+            matches!(rt.try_recv().unwrap(), ServerMsg::Punch { candidates, .. } if candidates[0] == a3)
+        );
+        assert_eq!(relay.counters().punches_sent, 8);
+    }
+
+    #[test]
+    fn candidates_are_limited_to_what_a_peer_can_have() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let server = [
+            a("198.18.0.1:5980"),
+            a("198.18.0.1:5959"),
+            a("198.18.0.2:5961"),
+        ];
+        let remote = a("203.0.113.7:40000");
+        let injected = [
+            a("127.0.0.1:22"),
+            a("127.0.0.53:53"),
+            a("198.18.0.1:5959"),
+            a("198.18.0.1:53"),
+            a("198.18.0.2:5961"),
+            a("8.8.8.8:53"),
+            a("198.51.100.20:9"),
+            a("255.255.255.255:9"),
+            a("224.0.0.251:5353"),
+            a("169.254.1.1:9"),
+            a("0.0.0.0:9"),
+            a("192.168.1.5:0"),
+            a("[::1]:22"),
+            a("[fd00::5]:4000"),
+            a("[fe80::1]:4000"),
+        ];
+        let legit = [
+            a("192.168.1.5:4000"),
+            a("10.1.2.3:4000"),
+            a("172.16.0.9:4000"),
+            a("100.64.3.4:4000"),
+            a("203.0.113.7:40001"),
+        ];
+        let host: Vec<SocketAddr> = injected.iter().chain(&legit).copied().collect();
+        let mut want = vec![remote];
+        want.extend(legit);
+        assert_eq!(legitimate_candidates(remote, &host, &server), want);
+
+        // A peer on the server's own machine (the system tests, everything on loopback) came from
+        // loopback: its loopback candidates are its own, but never the server's exact sockets.
+        let server_lo = [a("127.0.0.1:5980"), a("127.0.0.1:5959")];
+        let local = a("127.0.0.1:41000");
+        assert_eq!(
+            legitimate_candidates(
+                local,
+                &[
+                    a("127.0.0.1:41000"),
+                    a("127.0.0.1:5959"),
+                    a("127.0.0.1:41001"),
+                    a("127.0.0.2:9"),
+                    a("192.168.1.5:4000"),
+                    a("8.8.8.8:53")
+                ],
+                &server_lo
+            ),
+            vec![
+                local,
+                a("127.0.0.1:41001"),
+                a("127.0.0.2:9"),
+                a("192.168.1.5:4000")
+            ]
+        );
+        // IPv6: a unique-local address of the same family, not loopback or link-local; IPv4-mapped
+        // addresses count as IPv4.
+        let v6 = a("[2001:db8::7]:40000");
+        assert_eq!(
+            legitimate_candidates(
+                v6,
+                &[
+                    a("[fd00::5]:4000"),
+                    a("[::1]:22"),
+                    a("[fe80::1]:1"),
+                    a("10.0.0.1:1")
+                ],
+                &server
+            ),
+            vec![v6, a("[fd00::5]:4000")]
+        );
+        assert!(!candidate_allowed(
+            a("[::ffff:127.0.0.1]:22"),
+            remote,
+            &server
+        ));
+        assert!(candidate_allowed(
+            a("[::ffff:10.0.0.1]:22"),
+            remote,
+            &server
+        ));
+    }
+
+    #[test]
+    fn a_remote_peer_cannot_make_the_other_probe_loopback_or_the_server() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        relay.set_server_addrs(&[
+            "198.18.0.1:5980".parse().unwrap(),
+            "198.18.0.1:5959".parse().unwrap(),
+        ]);
+        let (mut s, [_ri, mut rt]) = setup();
+        s.host_candidates[0] = vec![
+            "127.0.0.1:22".parse().unwrap(),
+            "198.18.0.1:5959".parse().unwrap(),
+            "198.18.0.1:53".parse().unwrap(),
+            "8.8.8.8:53".parse().unwrap(),
+            "192.168.1.5:4000".parse().unwrap(),
+        ];
+        assert!(relay.open(5, s, now).is_ok());
+        let a: SocketAddr = "198.51.100.1:1111".parse().unwrap();
+        relay.on_datagram(a, &bind(5, Role::Initiator, [1; 16]), now);
+        relay.on_datagram(
+            "203.0.113.2:2222".parse().unwrap(),
+            &bind(5, Role::Target, [2; 16]),
+            now,
+        );
+        match rt.try_recv().unwrap() {
+            ServerMsg::Punch { candidates, .. } => {
+                assert_eq!(candidates, vec![a, "192.168.1.5:4000".parse().unwrap()])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(relay.counters().candidates_refused, 4);
     }
 
     #[test]

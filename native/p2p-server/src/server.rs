@@ -19,7 +19,7 @@ use crate::auth::{Auth, AuthLimits};
 use crate::broker::{Broker, BrokerLimits};
 use crate::control::{self, ControlContext, ControlLimits};
 use crate::error::{Error, Result};
-use crate::probe::{self, ProbeCounters, Responder};
+use crate::probe::{self, ProbeCounters, ProbeLimits, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
 use crate::{db, keys};
 
@@ -41,6 +41,8 @@ pub struct Config {
     pub auth: AuthLimits,
     pub broker: BrokerLimits,
     pub relay: RelayLimits,
+    /// Answers the probe ports give one source address.
+    pub probe: ProbeLimits,
     pub control_limits: ControlLimits,
 }
 
@@ -68,6 +70,7 @@ impl Config {
             auth: AuthLimits::default(),
             broker: BrokerLimits::default(),
             relay: RelayLimits::default(),
+            probe: ProbeLimits::default(),
             control_limits: ControlLimits::default(),
         }
     }
@@ -188,7 +191,9 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         pid: std::process::id(),
     };
 
-    let relay = Arc::new(Mutex::new(Relay::new(config.relay)));
+    let mut relay = Relay::new(config.relay);
+    relay.set_server_addrs(&[listening.control, udp[0], udp[1], udp[2]]);
+    let relay = Arc::new(Mutex::new(relay));
     let auth = Auth::new(conn, public, config.auth);
     let broker = Broker::new(relay.clone(), config.broker);
     let ctx = ControlContext::new(
@@ -200,7 +205,11 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     );
     let probe_counters = Arc::new(ProbeCounters::default());
     // What clients must use: the bound address (the configured one, with a port 0 resolved).
-    let responder = Arc::new(Responder::new([relay_socket.clone(), probe2, probe3], udp));
+    let responder = Arc::new(Responder::new(
+        [relay_socket.clone(), probe2, probe3],
+        udp,
+        config.probe,
+    ));
 
     let mut tasks = vec![
         tokio::spawn(accept_loop(control_listener, ctx, config.max_connections)),
@@ -378,12 +387,44 @@ async fn housekeeping(
     }
 }
 
-/// Writes `path` through a temporary file and a rename, so a reader never sees half a file.
+/// Writes `path` through a temporary file (`PATH.tmp`) and a rename, so a reader never sees half a
+/// file. The temporary is always a new file ([`create_new_file`]): a symlink or file someone placed at
+/// `PATH.tmp` is removed (`remove_file` removes a link, never what it points to) rather than written
+/// through, and the rename replaces `PATH` itself, a link there included, never its target.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+    let fail = |e: std::io::Error| Error::new(format!("cannot write {}: {e}", path.display()));
+    let mut file = match create_new_file(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by a crash, or placed there: take it away and try once more.
+            std::fs::remove_file(&tmp).map_err(fail)?;
+            create_new_file(&tmp).map_err(fail)?
+        }
+        other => other.map_err(fail)?,
+    };
+    let written = file.write_all(bytes);
+    drop(file);
+    match written.and_then(|_| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(fail(e))
+        }
+    }
+}
+
+/// Creates `path` as a new file, failing if anything (a file, a symlink, even a dangling one) is there
+/// already; on Unix also `O_NOFOLLOW` and mode 0644. The only OS-specific part of writing state files.
+fn create_new_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW).mode(0o644);
+    }
+    options.open(path)
 }
