@@ -263,6 +263,37 @@ impl ControlClient {
         Ok(Self::new(stream, state, peer))
     }
 
+    /// Runs the Noise handshake against the pinned `server_key` on a TCP connection the caller opened
+    /// (e.g. from a chosen source address), within [`HANDSHAKE_TIMEOUT`].
+    pub async fn handshake_over(mut stream: TcpStream, server_key: &[u8; 32]) -> Result<Self> {
+        let _ = stream.set_nodelay(true);
+        let addr = stream.peer_addr().map_err(|e| {
+            Error::new(
+                ErrorKind::ServerUnreachable,
+                format!("not connected to a server: {e}"),
+            )
+        })?;
+        let peer = Peer {
+            side: Side::Client,
+            addr,
+        };
+        let state = within(
+            HANDSHAKE_TIMEOUT,
+            client_handshake(&mut stream, server_key, peer),
+            || {
+                Error::new(
+                    ErrorKind::ServerUnreachable,
+                    format!(
+                        "server {addr} did not complete the control handshake within {} ms",
+                        HANDSHAKE_TIMEOUT.as_millis()
+                    ),
+                )
+            },
+        )
+        .await?;
+        Ok(Self::new(stream, state, peer))
+    }
+
     /// The server's address this connection reached.
     pub fn server_addr(&self) -> SocketAddr {
         self.reader.peer.addr
