@@ -245,7 +245,10 @@ impl Ticket {
                     }
                 }
                 Who::Device(d) => {
-                    log::info!("registration refused: {why} for device {d} from {}", self.ip);
+                    log::info!(
+                        "registration refused: {why} for device {d} from {}",
+                        self.ip
+                    );
                     if let Some(lock) = t.device_ip.fail_pending(&(*d, self.ip), now) {
                         log::warn!(
                             "device {d}: {} failed registrations from {} within {} s: registrations for it from that address are refused for {} s",
@@ -271,6 +274,8 @@ impl Ticket {
         auth.resolved.notify_waiters();
     }
 
+    /// A success frees its place but forgives no failure: otherwise one right guess among parallel
+    /// wrong ones would let more of them be evaluated than the limit.
     fn succeed(mut self) {
         self.done = true;
         let now = Instant::now();
@@ -281,14 +286,14 @@ impl Ticket {
             match &self.who {
                 Who::User(u) => {
                     let key = (u.clone(), self.ip);
-                    t.user_ip.succeed_pending(&key, true);
+                    t.user_ip.succeed_pending(&key, false);
                     t.good_users.insert(key, now);
                     if self.total {
                         t.users.succeed_pending(u, false);
                     }
                 }
                 Who::Device(d) => {
-                    t.device_ip.succeed_pending(&(*d, self.ip), true);
+                    t.device_ip.succeed_pending(&(*d, self.ip), false);
                     t.good_devices.insert((*d, self.ip), now);
                     if self.total {
                         t.devices.succeed_pending(d, false);
@@ -381,7 +386,9 @@ impl Auth {
 
     /// Whether a login or registration succeeded from `ip` lately (it may use the reserved connections).
     pub fn is_known_address(&self, ip: IpAddr) -> bool {
-        guard(&self.throttles).good_ips.contains(&ip, Instant::now())
+        guard(&self.throttles)
+            .good_ips
+            .contains(&ip, Instant::now())
     }
 
     /// Runs `f` with the database on the blocking pool.
@@ -609,7 +616,11 @@ impl Auth {
             ticket.succeed();
             return Ok(());
         }
-        ticket.fail(if known { "wrong secret" } else { "unknown device" });
+        ticket.fail(if known {
+            "wrong secret"
+        } else {
+            "unknown device"
+        });
         Err(Refusal::new(
             ErrorCode::BadSecret,
             registration_refused(uid),
@@ -886,7 +897,9 @@ mod tests {
         let unknown = a.register(other, "x".into(), IP).await.unwrap_err();
         assert_eq!(unknown.code, ErrorCode::BadSecret);
         assert_eq!(
-            unknown.message.replace(&other.to_string(), &uid.to_string()),
+            unknown
+                .message
+                .replace(&other.to_string(), &uid.to_string()),
             wrong.message
         );
     }

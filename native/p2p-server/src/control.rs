@@ -132,7 +132,11 @@ impl ControlContext {
     /// Admits a new connection from `ip` when `free_slots` connection slots are free (before it takes
     /// one), or says why not: the address already has `max_unauthenticated_per_address` connections
     /// that have not logged in, or only reserved slots are left and the address is not a known one.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, free_slots: usize) -> Result<Unauthenticated, String> {
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        free_slots: usize,
+    ) -> Result<Unauthenticated, String> {
         let reserved = self.limits.reserved_connections;
         // (With no slot free at all, the caller refuses with the server-wide limit.)
         if free_slots > 0 && free_slots <= reserved && !self.auth.is_known_address(ip) {

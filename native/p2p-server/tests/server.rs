@@ -204,7 +204,10 @@ async fn connect_checks_uid_share_and_presence() {
         .await
         .unwrap_err();
     assert_eq!(not_shared.kind, ErrorKind::UnknownUid, "{not_shared}");
-    assert!(not_shared.message.contains("not shared with this user"), "{not_shared}");
+    assert!(
+        not_shared.message.contains("not shared with this user"),
+        "{not_shared}"
+    );
     assert_eq!(
         not_shared
             .message
@@ -237,7 +240,10 @@ async fn wrong_device_secret_and_unknown_device_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
-    assert!(e.message.contains("unknown UID or wrong device secret"), "{e}");
+    assert!(
+        e.message.contains("unknown UID or wrong device secret"),
+        "{e}"
+    );
     assert!(!f.server.is_online(bob_device()));
 }
 
