@@ -5,11 +5,18 @@ Builds, tests and demonstrates RemoteItP2P.
 
 .DESCRIPTION
 Tasks (run in the order given):
-  Build  cargo build --release of the native library, connectd and p2p-server; dotnet build of the
-         cmdlets; assembles out/RemoteItP2P/ ready for Import-Module (with runtimes/<rid>/native/ and the
-         MAML help).
+  Build  cargo build --release of the native library, connectd and p2p-server for -Runtime (this
+         machine's by default; win-x64 from Linux is a cross build: tools/windows/cross.sh installs the
+         toolchain from Debian packages); dotnet build of the cmdlets; assembles out/RemoteItP2P/ ready
+         for Import-Module (with runtimes/<rid>/native/ and the MAML help), and the executables in
+         out/bin/<rid>/.
+  Package  Builds linux-x64 and win-x64, assembles one module folder holding both native libraries,
+         and makes out/packages/RemoteItP2P.<version>.nupkg (installable with Install-PSResource or
+         Install-Module from a folder registered as a repository).
   Test   cargo build --release of every binary, cargo test --workspace --release (unit, property and
          system tests), the NAT lab (tests/natlab/run.sh; Linux and root, otherwise it says SKIP), then
+         on Linux the Windows build under wine (tools/windows/cross.sh: the crates' unit tests with
+         wine as the runner, then tests/windows_wine.rs; -SkipWindows leaves it out), the package, then
          the Pester tests in Pester/ against real processes. Writes
          out/TestResults/pester.xml (NUnit) and prints "Pester: N passed, N failed, N skipped". Exits
          non-zero when anything fails.
@@ -24,14 +31,23 @@ Installs what it needs when missing: Pester 5.7.1 (from NuGet). PowerShell itsel
 .EXAMPLE
 ./build.ps1 -Task Build, Test
 .EXAMPLE
+./build.ps1 -Task Build -Runtime win-x64
+.EXAMPLE
+./build.ps1 -Task Package
+.EXAMPLE
 ./build.ps1 -Task Demo
 .EXAMPLE
 ./build.ps1 -Task Bench -Quick
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Package', 'Demo', 'Bench', 'Clean')]
     [string[]] $Task = @('Build'),
+    # Build: the platform to build for (default: this machine's). win-x64 from Linux cross-compiles.
+    [ValidateSet('linux-x64', 'win-x64')]
+    [string] $Runtime,
+    # Test: leave out the Windows build and its wine tests (and the package test that needs it).
+    [switch] $SkipWindows,
     [ValidateSet('Release', 'Debug')]
     [string] $Configuration = 'Release',
     # Skip `cargo test --workspace` in Test (Pester only).
@@ -68,29 +84,59 @@ function Get-RuntimeId {
     elseif (Test-Path /etc/alpine-release) { "linux-musl-$arch" } else { "linux-$arch" }
 }
 
-function Get-NativeLibraryName {
-    if ($IsWindows) { 'remoteitp2p.dll' } elseif ($IsMacOS) { 'libremoteitp2p.dylib' } else { 'libremoteitp2p.so' }
+# What a runtime's build is made of and where cargo puts it. A Windows build on a non-Windows machine is
+# the cross build of tools/windows/cross.sh (its own target folder, target/windows/).
+function Get-RuntimeBuild([string] $Rid) {
+    $profileDir = if ($Configuration -eq 'Release') { 'release' } else { 'debug' }
+    $isWin = $Rid -like 'win-*'
+    $cross = $isWin -and -not $IsWindows
+    $dir = if ($cross) { Join-Path $Root "target/windows/x86_64-pc-windows-gnu/$profileDir" } else { Join-Path $Root "target/$profileDir" }
+    $exe = if ($isWin) { '.exe' } else { '' }
+    [pscustomobject]@{
+        Rid = $Rid; Cross = $cross; Dir = $dir
+        Library = if ($isWin) { 'remoteitp2p.dll' } elseif ($Rid -like 'osx-*') { 'libremoteitp2p.dylib' } else { 'libremoteitp2p.so' }
+        Programs = @("connectd$exe", "p2p-server$exe")
+    }
 }
 
-function Invoke-CargoBuild {
-    Write-Step 'cargo build (native library, connectd, p2p-server)'
+function Invoke-CargoBuild([string] $Rid) {
+    $b = Get-RuntimeBuild $Rid
+    Write-Step "cargo build $Rid (native library, connectd, p2p-server)"
     $cargoArgs = @('build', '-p', 'p2p-ffi', '-p', 'connectd', '-p', 'p2p-server')
     if ($Configuration -eq 'Release') { $cargoArgs += '--release' }
     Push-Location $Root
-    try { Invoke-Native cargo $cargoArgs } finally { Pop-Location }
+    try {
+        if ($b.Cross) { Invoke-Native bash (@((Join-Path $Root 'tools/windows/cross.sh'), 'cargo') + $cargoArgs) }
+        else { Invoke-Native cargo $cargoArgs }
+    } finally { Pop-Location }
 }
 
-function Invoke-Build {
-    if (-not $SkipCargoBuild) { Invoke-CargoBuild }
+# Copies a built file, without its debug information when a strip tool for it is at hand (the release
+# profile keeps line tables for backtraces: 60 MB instead of 7 MB for connectd.exe).
+function Copy-Stripped([string] $From, [string] $ToDir, [string] $Rid) {
+    Copy-Item $From $ToDir
+    $copy = Join-Path $ToDir (Split-Path $From -Leaf)
+    $strip = if ($Rid -like 'win-*' -and -not $IsWindows) { 'x86_64-w64-mingw32-strip' } elseif (-not $IsWindows) { 'strip' }
+    if ($strip -and (Get-Command $strip -ErrorAction SilentlyContinue)) { & $strip --strip-debug $copy }
+}
+
+function Invoke-Build([string[]] $Rids = @($(if ($Runtime) { $Runtime } else { Get-RuntimeId }))) {
+    if (-not $SkipCargoBuild) { foreach ($rid in $Rids) { Invoke-CargoBuild $rid } }
     Write-Step 'dotnet build (cmdlets)'
     Invoke-Native dotnet @('build', (Join-Path $Root 'cmdlets/RemoteItP2P.csproj'), '-c', $Configuration, '--nologo', '-v', 'quiet')
 
     Write-Step "assemble $ModuleOut"
     if (Test-Path $ModuleOut) { Remove-Item $ModuleOut -Recurse -Force }
-    $native = Join-Path $ModuleOut "runtimes/$(Get-RuntimeId)/native"
-    New-Item -ItemType Directory -Path $native, (Join-Path $ModuleOut 'en-US') -Force | Out-Null
-    $profileDir = if ($Configuration -eq 'Release') { 'release' } else { 'debug' }
-    Copy-Item (Join-Path $Root "target/$profileDir/$(Get-NativeLibraryName)") $native
+    New-Item -ItemType Directory -Path (Join-Path $ModuleOut 'en-US') -Force | Out-Null
+    foreach ($rid in $Rids) {
+        $b = Get-RuntimeBuild $rid
+        $native = Join-Path $ModuleOut "runtimes/$rid/native"
+        $bin = Join-Path $Out "bin/$rid"
+        New-Item -ItemType Directory -Path $native, $bin -Force | Out-Null
+        Copy-Stripped (Join-Path $b.Dir $b.Library) $native $rid
+        foreach ($p in $b.Programs) { Copy-Stripped (Join-Path $b.Dir $p) $bin $rid }
+        Write-Host "    $rid executables: $bin"
+    }
     Copy-Item (Join-Path $Root "cmdlets/bin/$Configuration/netstandard2.0/RemoteItP2P.dll") $ModuleOut
     foreach ($f in 'RemoteItP2P.psd1', 'RemoteItP2P.psm1', 'RemoteItP2P.Format.ps1xml') { Copy-Item (Join-Path $Root $f) $ModuleOut }
     Copy-Item (Join-Path $Root 'cmdlets/help/about_RemoteItP2P.help.txt') (Join-Path $ModuleOut 'en-US')
@@ -154,7 +200,13 @@ function Invoke-Test {
         } finally { Pop-Location }
         $failed += Invoke-NatLab
     }
-    if (-not (Test-Path (Join-Path $ModuleOut 'RemoteItP2P.psd1'))) { Invoke-Build }
+    $withWindows = $IsLinux -and -not $SkipWindows
+    if ($withWindows) {
+        # The package holds both platforms' libraries; its Pester test installs it.
+        Invoke-Package
+        if (-not $SkipCargoTest) { $failed += Invoke-WindowsTest }
+        $env:REMOTEITP2P_PACKAGE_DIR = Join-Path $Out 'packages'
+    } elseif (-not (Test-Path (Join-Path $ModuleOut 'RemoteItP2P.psd1'))) { Invoke-Build }
     Install-Pester
     Write-Step 'Pester'
     $results = Join-Path $Out 'TestResults'
@@ -190,6 +242,50 @@ Import-Module Pester -RequiredVersion $PesterVersion
         $failed += "Pester did not run to the end (exit code $exit)"
     }
     if ($failed) { throw "Test failed: $($failed -join '; ')" }
+}
+
+# One module for both platforms, as a NuGet package in a folder repository (out/packages). Publishing
+# goes through PSResourceGet (part of PowerShell 7.4+) with a repository registered for the moment.
+function Invoke-Package {
+    Invoke-Build @('linux-x64', 'win-x64')
+    $packages = Join-Path $Out 'packages'
+    if (Test-Path $packages) { Remove-Item $packages -Recurse -Force }
+    New-Item -ItemType Directory -Path $packages | Out-Null
+    $repo = 'RemoteItP2P-build-' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+    Write-Step "package $ModuleOut into $packages"
+    Register-PSResourceRepository -Name $repo -Uri $packages -Trusted
+    try { Publish-PSResource -Path $ModuleOut -Repository $repo }
+    finally { Unregister-PSResourceRepository -Name $repo }
+    $nupkg = Get-ChildItem $packages -Filter 'RemoteItP2P.*.nupkg' | Select-Object -First 1
+    if (-not $nupkg) { throw "Publish-PSResource made no package in $packages" }
+    Add-Type -AssemblyName System.IO.Compression.FileSystem
+    $zip = [System.IO.Compression.ZipFile]::OpenRead($nupkg.FullName)
+    try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
+    foreach ($want in 'runtimes/win-x64/native/remoteitp2p.dll', 'runtimes/linux-x64/native/libremoteitp2p.so', 'RemoteItP2P.psd1', 'RemoteItP2P.dll') {
+        if ($entries -notcontains $want) { throw "$($nupkg.Name) lacks $want" }
+    }
+    Write-Host "    $($nupkg.FullName) ($([math]::Round($nupkg.Length / 1MB, 1)) MB)"
+}
+
+# The Windows build under wine (Linux only): the unit tests of the crates with Windows code, run by wine
+# as cargo's runner, then the system tests of connectd.exe and remoteitp2p.dll (tests/windows_wine.rs).
+# Returns failure texts.
+function Invoke-WindowsTest {
+    $failed = @()
+    $cross = Join-Path $Root 'tools/windows/cross.sh'
+    Push-Location $Root
+    try {
+        Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-net, connectd, p2p-ffi, p2p-config'
+        & bash $cross cargo test --release -p p2p-net -p connectd -p p2p-ffi -p p2p-config --lib --bins
+        if ($LASTEXITCODE -ne 0) { $failed += "Windows unit tests under wine (exit code $LASTEXITCODE)" }
+        Write-Step 'tests/windows_wine.rs (connectd.exe and remoteitp2p.dll under wine)'
+        $env:P2P_WIN_BIN_DIR = (Get-RuntimeBuild 'win-x64').Dir
+        try {
+            & cargo test --release -p p2p-system-tests --test windows_wine -- --ignored --test-threads 2
+            if ($LASTEXITCODE -ne 0) { $failed += "wine system tests (exit code $LASTEXITCODE)" }
+        } finally { Remove-Item Env:P2P_WIN_BIN_DIR -ErrorAction SilentlyContinue }
+    } finally { Pop-Location }
+    $failed
 }
 
 function Invoke-Demo {
@@ -232,6 +328,7 @@ foreach ($t in $Task) {
     switch ($t) {
         'Build' { Invoke-Build }
         'Test' { Invoke-Test }
+        'Package' { Invoke-Package }
         'Demo' { Invoke-Demo }
         'Bench' { Invoke-Bench }
         'Clean' { Invoke-Clean }

@@ -30,7 +30,7 @@ fn transfer_with(name: &str, target_env: &[(String, String)], initiator_env: &[(
     let svc = TransferService::start();
     let (account, device) = lab.account_and_device();
     let target = lab.target(&device, svc.port(), target_env);
-    let mut initiator = lab.initiator(&lab.spec(&account, &device, 3), initiator_env);
+    let initiator = lab.initiator(&lab.spec(&account, &device, 3), initiator_env);
     let port = initiator.port();
     wait_until("the path to go direct", Duration::from_secs(30), || {
         says_direct(&initiator.proc.lines())

@@ -27,6 +27,23 @@ const DRIVER_ENV: [&str; 5] = [
     "P2P_DISABLE_DIRECT_FILE",
 ];
 
+/// Which build of connectd a process runs: this machine's, or the Windows one under wine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    Native,
+    WindowsUnderWine,
+}
+
+impl Build {
+    /// A file's path as this build's command line takes it.
+    pub fn path_arg(self, path: &Path) -> String {
+        match self {
+            Build::Native => path.to_string_lossy().into_owned(),
+            Build::WindowsUnderWine => crate::wine::windows_path(path),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Account {
     pub user: String,
@@ -252,7 +269,20 @@ impl Lab {
 
     /// A `connectd` command with the driver's environment cleared and `env` set.
     pub fn connectd_cmd(&self, args: &[String], env: &[(String, String)]) -> Command {
-        let mut cmd = Command::new(crate::bins::connectd());
+        self.connectd_cmd_of(Build::Native, args, env)
+    }
+
+    /// Like [`Lab::connectd_cmd`], for the given build of connectd.
+    pub fn connectd_cmd_of(
+        &self,
+        build: Build,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Command {
+        let mut cmd = match build {
+            Build::Native => Command::new(crate::bins::connectd()),
+            Build::WindowsUnderWine => crate::wine::command(&crate::wine::connectd_exe()),
+        };
         for k in DRIVER_ENV {
             cmd.env_remove(k);
         }
@@ -264,9 +294,20 @@ impl Lab {
 
     /// Starts `connectd ARGS` with the server in the environment (and `extra`).
     pub fn connectd(&self, name: &str, args: &[String], extra: &[(String, String)]) -> Proc {
+        self.connectd_of(Build::Native, name, args, extra)
+    }
+
+    /// Like [`Lab::connectd`], for the given build of connectd.
+    pub fn connectd_of(
+        &self,
+        build: Build,
+        name: &str,
+        args: &[String],
+        extra: &[(String, String)],
+    ) -> Proc {
         Proc::spawn(
             name,
-            self.connectd_cmd(args, &self.client_env(extra)),
+            self.connectd_cmd_of(build, args, &self.client_env(extra)),
             &self.logs,
             None,
         )
@@ -311,6 +352,17 @@ impl Lab {
         service_port: u16,
         extra: &[(String, String)],
     ) -> Target {
+        self.start_target_of(Build::Native, d, service_port, extra)
+    }
+
+    /// Like [`Lab::start_target`], for the given build of connectd.
+    pub fn start_target_of(
+        &self,
+        build: Build,
+        d: &Device,
+        service_port: u16,
+        extra: &[(String, String)],
+    ) -> Target {
         let conf = target_conf(
             &d.uid,
             &d.secret,
@@ -322,8 +374,13 @@ impl Lab {
         std::fs::write(&path, conf).expect("write target conf");
         let mut env = self.base.clone();
         env.extend(extra.iter().cloned());
-        let args = vec!["-f".to_string(), path.to_string_lossy().into_owned()];
-        Target::start("target", self.connectd_cmd(&args, &env), &path, &self.logs)
+        let args = vec!["-f".to_string(), build.path_arg(&path)];
+        Target::start(
+            "target",
+            self.connectd_cmd_of(build, &args, &env),
+            &path,
+            &self.logs,
+        )
     }
 
     /// connectd's `-c` arguments for `a` reaching `d`, on a free port with max outstanding 12. (connectd's

@@ -22,5 +22,6 @@ pub mod ssh;
 pub mod target;
 pub mod tools;
 pub mod udp_relay;
+pub mod wine;
 
 pub use lab::{Account, Device, Lab};

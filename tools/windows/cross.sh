@@ -104,16 +104,24 @@ SH
 prepare_wine() {
   export WINEPREFIX="$state/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
   unset DISPLAY
+  local dll="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+  [ -f "$dll" ] && [ ! "$repo/tools/windows/bcryptprimitives.c" -nt "$dll" ] && return
+  # Tests start several programs at once: one of them prepares the prefix, the others wait.
+  mkdir -p "$state"
+  exec 9>"$state/.wine.lock"
+  flock 9
   if [ ! -f "$WINEPREFIX/system.reg" ]; then
     say "creating the wine prefix $WINEPREFIX"
     "$wine_bin" wineboot -i >/dev/null 2>&1 || true
     /usr/lib/wine/wineserver -w || true
   fi
-  local dll="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
   if [ ! -f "$dll" ] || [ "$repo/tools/windows/bcryptprimitives.c" -nt "$dll" ]; then
-    x86_64-w64-mingw32-gcc -shared -O2 -o "$dll" "$repo/tools/windows/bcryptprimitives.c" \
+    x86_64-w64-mingw32-gcc -shared -O2 -o "$dll.tmp" "$repo/tools/windows/bcryptprimitives.c" \
       "$repo/tools/windows/bcryptprimitives.def" -lbcrypt
+    mv "$dll.tmp" "$dll"
   fi
+  flock -u 9
+  exec 9>&-
 }
 
 cargo_env() {

@@ -1,0 +1,87 @@
+# The module package (issue 11): build.ps1 -Task Package makes out/packages/RemoteItP2P.<version>.nupkg
+# holding both platforms' native libraries. Here it is installed the way a user installs it, from a
+# folder registered as a repository, into an empty module path (a fresh HOME), then imported by name in
+# a fresh process that makes a connection to a real lab. build.ps1 -Task Test packages first and sets
+# REMOTEITP2P_PACKAGE_DIR.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    $script:PackageDir = if ($env:REMOTEITP2P_PACKAGE_DIR) { $env:REMOTEITP2P_PACKAGE_DIR } else { Join-Path $PSScriptRoot '../out/packages' }
+    $script:Nupkg = Get-ChildItem -LiteralPath $script:PackageDir -Filter 'RemoteItP2P.*.nupkg' -ErrorAction SilentlyContinue |
+        Select-Object -First 1
+    $script:Lab = Start-P2PLab
+
+    # Runs a script in a new pwsh whose HOME (and so its user module path and PSResourceGet's repository
+    # list) is $HomeDir; returns its output lines, throws with them when it fails.
+    function script:Invoke-FreshPwsh([string] $HomeDir, [string] $Script) {
+        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
+        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $Script) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardOutput = $true
+        $psi.RedirectStandardError = $true
+        $psi.UseShellExecute = $false
+        $psi.Environment['HOME'] = $HomeDir
+        $psi.Environment['USERPROFILE'] = $HomeDir
+        $psi.Environment.Remove('XDG_DATA_HOME') | Out-Null
+        $psi.Environment.Remove('XDG_CONFIG_HOME') | Out-Null
+        # pwsh builds its default module path (user, shared, $PSHOME) when none is inherited.
+        $psi.Environment.Remove('PSModulePath') | Out-Null
+        $psi.Environment.Remove('REMOTEITP2P_NATIVE_LIB') | Out-Null
+        $p = [System.Diagnostics.Process]::Start($psi)
+        $err = $p.StandardError.ReadToEndAsync()
+        $out = $p.StandardOutput.ReadToEnd()
+        $p.WaitForExit()
+        $all = "$out`n$($err.Result)"
+        if ($p.ExitCode -ne 0) { throw "pwsh exited with $($p.ExitCode):`n$all" }
+        $out -split "`r?`n" | Where-Object { $_ }
+    }
+}
+
+AfterAll { Stop-P2PLab $script:Lab }
+
+Describe 'The RemoteItP2P package' {
+    It 'exists and holds the module with both platforms'' native libraries' {
+        $script:Nupkg | Should -Not -BeNullOrEmpty -Because "build.ps1 -Task Package writes it to $script:PackageDir"
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $zip = [System.IO.Compression.ZipFile]::OpenRead($script:Nupkg.FullName)
+        try { $entries = @($zip.Entries.FullName) } finally { $zip.Dispose() }
+        $entries | Should -Contain 'RemoteItP2P.psd1'
+        $entries | Should -Contain 'RemoteItP2P.dll'
+        $entries | Should -Contain 'runtimes/win-x64/native/remoteitp2p.dll'
+        $entries | Should -Contain 'runtimes/linux-x64/native/libremoteitp2p.so'
+        $entries | Should -Contain 'en-US/RemoteItP2P.dll-Help.xml'
+    }
+
+    It 'installs from a folder repository into an empty module path, imports by name and connects' {
+        $freshHome = Join-Path $script:Lab.Dir 'fresh-home'
+        New-Item -ItemType Directory -Path $freshHome | Out-Null
+        $repoDir = $script:Nupkg.DirectoryName
+        $install = Invoke-FreshPwsh $freshHome @"
+`$ErrorActionPreference = 'Stop'
+if (Get-Module -ListAvailable RemoteItP2P) { throw 'RemoteItP2P is already on the module path before installing' }
+Register-PSResourceRepository -Name p2plocal -Uri '$repoDir' -Trusted
+Install-PSResource -Name RemoteItP2P -Repository p2plocal -Scope CurrentUser
+(Get-Module -ListAvailable RemoteItP2P).ModuleBase
+"@
+        $installedAt = $install[-1]
+        $installedAt | Should -BeLike "$freshHome*"
+
+        $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module RemoteItP2P
+`$m = Get-Module RemoteItP2P
+`$cred = [pscredential]::new('$($script:Lab.User)', (ConvertTo-SecureString 'correct horse battery staple' -AsPlainText -Force))
+`$c = New-P2PConnection '$($script:Lab.DeviceId)' `$cred -Server '$($script:Lab.Server)' -ServerKey '$($script:Lab.ServerKey)'
+`$page = Invoke-WebRequest -Uri "http://`$(`$c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 20
+`$c | Stop-P2PConnection
+"base=`$(`$m.ModuleBase)"
+"state=`$(`$c.State)"
+"status=`$(`$page.StatusCode)"
+"demo=`$(`$page.Content -match 'RemoteItP2P demo page')"
+"@
+        $lines = Invoke-FreshPwsh $freshHome $script
+        $lines | Should -Contain "base=$installedAt"
+        $lines | Should -Contain 'state=Connected'
+        $lines | Should -Contain 'status=200'
+        $lines | Should -Contain 'demo=True'
+    }
+}
