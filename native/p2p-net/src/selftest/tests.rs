@@ -517,6 +517,13 @@ async fn self_test_against(server: &ProbeServer) -> SelfTestReport {
 }
 
 #[tokio::test]
+// Under wine (the Windows unit tests run there) the fake server's answer from its socket bound to
+// 127.0.0.2 leaves with source 127.0.0.1, so its change-IP answer looks like the same IP. The same
+// measurement of connectd.exe against the real Linux server passes (tests/windows_wine.rs).
+#[cfg_attr(
+    windows,
+    ignore = "wine sends from a socket bound to 127.0.0.2 with source 127.0.0.1"
+)]
 async fn filtering_is_measured_with_change_requests() {
     for (lets_in, want) in [
         ([true; 3], FilteringBehavior::EndpointIndependent),
