@@ -7,7 +7,7 @@ BeforeAll {
     $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
     Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
     Import-Module $script:ModulePath -Force
-    $script:Lab = Start-P2PLab
+    $script:Lab = Start-P2PLab -Echo
     $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
     $script:NewId = 'RemoteItP2P.Commands.NewP2PConnectionCommand'
 
@@ -225,6 +225,111 @@ Describe 'Process-wide sessions' {
         foreach ($p in $ports) { Test-TcpPortOpen $p | Should -BeFalse }
         Import-Module $ModulePath -Force
         Get-P2PConnection | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'The server from the environment (README step 5)' {
+    BeforeAll {
+        # These tests decide what this process's environment holds; put back what was there.
+        $script:SavedEnv = @{ P2P_SERVER = $env:P2P_SERVER; P2P_SERVER_KEY = $env:P2P_SERVER_KEY }
+        function script:Clear-ServerEnv { Remove-Item Env:P2P_SERVER, Env:P2P_SERVER_KEY -ErrorAction SilentlyContinue }
+    }
+    AfterEach {
+        Get-P2PConnection | Stop-P2PConnection
+        Clear-ServerEnv
+    }
+    AfterAll {
+        foreach ($name in $SavedEnv.Keys) { Set-Item "Env:$name" $SavedEnv[$name] -ErrorAction SilentlyContinue }
+    }
+
+    It 'a fresh pwsh that sets $env:P2P_SERVER and $env:P2P_SERVER_KEY as README step 5 does connects without -Server' {
+        Clear-ServerEnv   # the child inherits this process's environment: only its own lines may set them
+        $script = Join-Path $Lab.Dir 'readme-step5.ps1'
+        @'
+param($ModulePath, $Server, $ServerKey, $DeviceId, $User, $Password)
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+$env:P2P_SERVER = $Server; $env:P2P_SERVER_KEY = $ServerKey
+$cred = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
+$c = New-P2PConnection $DeviceId $cred -LocalPort 0
+$page = Invoke-WebRequest -Uri "http://$($c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 20
+"state=$($c.State) status=$($page.StatusCode)"
+$c | Stop-P2PConnection
+'@ | Set-Content -LiteralPath $script -Encoding utf8
+        $out = & (Get-PwshPath) -NoProfile -NonInteractive -File $script -ModulePath $ModulePath -Server $Lab.Server `
+            -ServerKey $Lab.ServerKey -DeviceId $Lab.DeviceId -User $Lab.User -Password $Lab.Password 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($out | Out-String)
+        ($out | Out-String) | Should -Match 'state=Connected status=200'
+    }
+
+    It 'New-P2PConnection and Test-P2PNetwork read $env:P2P_SERVER set in this process' {
+        $env:P2P_SERVER = $Lab.Server; $env:P2P_SERVER_KEY = $Lab.ServerKey
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential -Name fromenv
+        $c.State | Should -Be 'Connected'
+        (Get-Page $c.LocalEndpoint).StatusCode | Should -Be 200
+        (Test-P2PNetwork -TimeoutSec 3).Server | Should -Be $Lab.Server
+    }
+
+    It 'a provisioning file without a server takes it from the environment, and its own server wins' {
+        $file = Join-Path $Lab.Dir 'no-server.txt'
+        @("user_id $($Lab.User)", "auth_pass $($Lab.Password)", "proxy_local_port $(Get-FreeTcpPort)",
+            'proxy_bind_address 127.0.0.1', "remote_address $($Lab.DeviceId)") | Set-Content -LiteralPath $file -Encoding ascii
+        $err = { New-P2PConnection -ProvisioningFile $file } | Should -Throw -PassThru
+        $err.Exception.Message | Should -Match "'server' line"
+        $env:P2P_SERVER = $Lab.Server; $env:P2P_SERVER_KEY = $Lab.ServerKey
+        (New-P2PConnection -ProvisioningFile $file -Name envfile).State | Should -Be 'Connected'
+        # A file that names the server is not overridden by the environment.
+        $env:P2P_SERVER = "127.0.0.1:$(Get-FreeTcpPort)"
+        (New-P2PConnection -ProvisioningFile (New-P2PLabProvisioningFile -Lab $Lab -Name 'with-server.txt') -Name ownfile).State |
+            Should -Be 'Connected'
+    }
+
+    It 'without a server the error names -Server and $env:P2P_SERVER, not connectd''s flags' {
+        Clear-ServerEnv
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be "P2PInvalidConfiguration,$NewId"
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -Match '-Server host:port'
+        $err.Exception.Message | Should -Match '\$env:P2P_SERVER'
+        $err.Exception.Message | Should -Not -Match '(^|\s)-y\b|--server'
+        Get-P2PConnection | Should -BeNullOrEmpty
+
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server $Lab.Server } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -Be "P2PInvalidConfiguration,$NewId"
+        $err.Exception.Message | Should -Match '-ServerKey'
+        $err.Exception.Message | Should -Match '\$env:P2P_SERVER_KEY'
+        $err.Exception.Message | Should -Not -Match '--server-key'
+
+        $err = { Test-P2PNetwork -TimeoutSec 3 } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'P2PInvalidConfiguration,*'
+        $err.Exception.Message | Should -Match '-Server'
+    }
+}
+
+Describe 'Byte counters' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Get-P2PConnection shows the exact bytes each way within the documented 0.5 s, and Stop -PassThru the exact totals' {
+        $c = New-P2PConnection $Lab.EchoDeviceId $Lab.Credential @Common -Name counted
+        $c.State | Should -Be 'Connected'
+        $mib = 1MB
+        Invoke-EchoTransfer -Endpoint $c.LocalEndpoint -Bytes (8 * $mib) | Should -Be (8 * $mib)
+        # The documented refresh interval (Get-Help Get-P2PConnection): never more than 0.5 s behind.
+        Start-Sleep -Milliseconds 500
+        $now = Get-P2PConnection -Id $c.Id
+        $now.BytesSent | Should -Be (8 * $mib)
+        $now.BytesReceived | Should -Be (8 * $mib)
+        # More traffic, then stop at once, before any refresh: the final object has the exact totals.
+        $more = 3 * $mib + 12345
+        Invoke-EchoTransfer -Endpoint $c.LocalEndpoint -Bytes $more | Should -Be $more
+        $final = $c | Stop-P2PConnection -PassThru
+        $final.State | Should -Be 'Stopped'
+        $final.BytesSent | Should -Be (8 * $mib + $more)
+        $final.BytesReceived | Should -Be (8 * $mib + $more)
+    }
+
+    It 'the help of Get-P2PConnection documents the refresh interval' {
+        (Get-Help Get-P2PConnection -Full | Out-String -Width 300) | Should -Match 'never more than 0\.5 seconds behind'
     }
 }
 

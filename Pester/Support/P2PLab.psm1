@@ -1,5 +1,6 @@
 # A real RemoteItP2P setup on this machine, for the Pester tests and build.ps1's Demo: a p2p-server with a
-# user and a device, a small web page, and a target (connectd -f target.conf) that forwards to it.
+# user and a device, a small web page, and a target (connectd -f target.conf) that forwards to it; with
+# -Echo, a second device whose target forwards to a TCP echo service (for byte-exact transfers).
 # Everything listens on loopback only, on ports the OS picks, and stops with Stop-P2PLab.
 
 Set-StrictMode -Version Latest
@@ -89,7 +90,10 @@ function Start-P2PLab {
         [string] $User = 'tester',
         [string] $Password = 'correct horse battery staple',
         [string] $DeviceId = '80:00:00:00:01:00:0A:C2',
-        [string] $DeviceSecret = 'device-secret-0123456789'
+        [string] $DeviceSecret = 'device-secret-0123456789',
+        # Also a second device, EchoDeviceId, in front of a TCP echo service (Support/Echo.ps1).
+        [switch] $Echo,
+        [string] $EchoDeviceId = '80:00:00:00:01:00:0A:C3'
     )
     $server = Get-P2PBinary 'p2p-server'
     $connectd = Get-P2PBinary 'connectd'
@@ -97,14 +101,17 @@ function Start-P2PLab {
     New-Item -ItemType Directory -Path $dir | Out-Null
     $data = Join-Path $dir 'server'
     $lab = [pscustomobject]@{
-        Dir = $dir; Server = $null; ServerKey = $null; DeviceId = $DeviceId; User = $User
+        Dir = $dir; Server = $null; ServerKey = $null; DeviceId = $DeviceId; User = $User; Password = $Password
         Credential = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
-        WebPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
+        WebPort = 0; EchoDeviceId = $null; EchoPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
     }
     try {
         Invoke-Admin $server @('init', '--data-dir', $data) | Out-Null
         Invoke-Admin $server @('user', 'add', $User, '--data-dir', $data) $Password | Out-Null
         Invoke-Admin $server @('device', 'add', $DeviceId, '--owner', $User, '--name', 'web', '--app-type', '7', '--data-dir', $data) $DeviceSecret | Out-Null
+        if ($Echo) {
+            Invoke-Admin $server @('device', 'add', $EchoDeviceId, '--owner', $User, '--name', 'echo', '--app-type', '1', '--data-dir', $data) $DeviceSecret | Out-Null
+        }
 
         $ready = Join-Path $dir 'ready.json'
         $srv = Start-LabProcess $server @('run', '--data-dir', $data, '--control', '127.0.0.1:0', '--udp', '127.0.0.1:0',
@@ -134,6 +141,27 @@ function Start-P2PLab {
         $target = Start-LabProcess $connectd @('-f', $targetConf) $dir 'target'
         $lab.Processes.Add($target)
         Wait-ForFile $target.Out { param($t) $t -match 'Registered' } -Process $target.Process -What 'the target (connectd -f target.conf)' | Out-Null
+
+        if ($Echo) {
+            $lab.EchoPort = Get-FreeTcpPort
+            $echoService = Start-LabProcess $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Echo.ps1'), '-Port', $lab.EchoPort) $dir 'echo'
+            $lab.Processes.Add($echoService)
+            Wait-ForFile $echoService.Out { param($t) $t -match 'listening' } -Process $echoService.Process -What 'the echo service' | Out-Null
+            $echoConf = Join-Path $dir 'echo-target.conf'
+            @(
+                "UID $EchoDeviceId"
+                "password $DeviceSecret"
+                'proxy_dest_ip 127.0.0.1'
+                "proxy_dest_port $($lab.EchoPort)"
+                'application_type 1'
+                "server $($lab.Server)"
+                "server_key $($lab.ServerKey)"
+            ) | Set-Content -LiteralPath $echoConf -Encoding ascii
+            $echoTarget = Start-LabProcess $connectd @('-f', $echoConf) $dir 'echo-target'
+            $lab.Processes.Add($echoTarget)
+            Wait-ForFile $echoTarget.Out { param($t) $t -match 'Registered' } -Process $echoTarget.Process -What 'the echo target (connectd -f echo-target.conf)' | Out-Null
+            $lab.EchoDeviceId = $EchoDeviceId
+        }
         $lab
     } catch {
         Stop-P2PLab $lab
@@ -162,6 +190,41 @@ function New-P2PLabProvisioningFile {
     $path
 }
 
+function Invoke-EchoTransfer {
+    <#
+    .SYNOPSIS
+    Sends $Bytes bytes to an echo service at $Endpoint (host:port), reads them all back, checks them, and
+    returns how many came back. Writing and reading overlap (an echo backs up otherwise).
+    #>
+    param([Parameter(Mandatory)] [string] $Endpoint, [Parameter(Mandatory)] [long] $Bytes, [int] $TimeoutSec = 60)
+    $hostName, $port = $Endpoint -split ':(?=\d+$)'
+    $data = [byte[]]::new($Bytes)
+    [System.Random]::new([int]($Bytes % 100003)).NextBytes($data)
+    $client = [System.Net.Sockets.TcpClient]::new()
+    try {
+        $client.Connect($hostName, [int]$port)
+        $client.ReceiveTimeout = $TimeoutSec * 1000
+        $stream = $client.GetStream()
+        $write = $stream.WriteAsync($data, 0, $data.Length)
+        $back = [byte[]]::new($Bytes)
+        $got = 0
+        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+        while ($got -lt $Bytes) {
+            $n = $stream.Read($back, $got, [int][Math]::Min(1MB, $Bytes - $got))
+            if ($n -le 0) { break }
+            $got += $n
+            if ([DateTime]::UtcNow -gt $deadline) { throw "the echo of $Bytes bytes did not complete within $TimeoutSec s ($got back)" }
+        }
+        if (-not $write.Wait($TimeoutSec * 1000)) { throw 'writing to the echo service did not complete' }
+        $client.Client.Shutdown([System.Net.Sockets.SocketShutdown]::Send)
+        # Nothing more may come back: the echo half-closes after the last byte.
+        $extra = [byte[]]::new(1)
+        if ($stream.Read($extra, 0, 1) -ne 0) { throw 'the echo service sent more than it was sent' }
+        if (-not [System.Linq.Enumerable]::SequenceEqual($data, $back)) { throw 'the echoed bytes differ from those sent' }
+        $got
+    } finally { $client.Dispose() }
+}
+
 function Stop-P2PLab {
     param($Lab)
     if (-not $Lab) { return }
@@ -180,4 +243,4 @@ function Stop-P2PLab {
     Remove-Item -LiteralPath $Lab.Dir -Recurse -Force -ErrorAction SilentlyContinue
 }
 
-Export-ModuleMember -Function Get-PwshPath, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile
+Export-ModuleMember -Function Get-PwshPath, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile, Invoke-EchoTransfer

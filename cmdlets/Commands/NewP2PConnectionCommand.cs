@@ -61,12 +61,13 @@ namespace RemoteItP2P.Commands
         [Parameter(ParameterSetName = CredentialSet)]
         public SwitchParameter AutoReconnect { get; set; }
 
-        /// <summary>host:port of the server; default $env:P2P_SERVER.</summary>
+        /// <summary>host:port of the server; default the provisioning file's, then $env:P2P_SERVER.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
         public string Server { get; set; }
 
-        /// <summary>The server's public key (base64, from p2p-server init); default $env:P2P_SERVER_KEY.</summary>
+        /// <summary>The server's public key (base64, from p2p-server init); default the provisioning file's, then
+        /// $env:P2P_SERVER_KEY.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
         public string ServerKey { get; set; }
@@ -182,6 +183,8 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(MaxOutstanding))) config["max_outstanding"] = MaxOutstanding;
             if (Bound(nameof(Server))) config["server"] = Server;
             if (Bound(nameof(ServerKey))) config["server_key"] = ServerKey;
+            Dictionary<string, object> environment = HostEnvironment();
+            if (environment.Count > 0) config["environment"] = environment;
             config["password"] = Credential.GetNetworkCredential().Password;
             byte[] bytes = NativeMethods.ToUtf8Z(Json.Write(config));
             config.Clear();
@@ -191,7 +194,7 @@ namespace RemoteItP2P.Commands
             }
             catch (P2PException e)
             {
-                Throw(e, DeviceId);
+                Throw(ServerErrors.InCmdletTerms(e, fromFile: false), DeviceId);
                 return 0;
             }
             finally
@@ -215,6 +218,9 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(BindAddress))) overrides["bind_address"] = BindAddress;
             if (Bound(nameof(Server))) overrides["server"] = Server;
             if (Bound(nameof(ServerKey))) overrides["server_key"] = ServerKey;
+            // Used only where neither the file nor -Server/-ServerKey give a value.
+            Dictionary<string, object> environment = HostEnvironment();
+            if (environment.Count > 0) overrides["environment"] = environment;
             try
             {
                 return NativeMethods.SessionStartFile(path, overrides.Count > 0 ? Json.Write(overrides) : null);
@@ -226,7 +232,7 @@ namespace RemoteItP2P.Commands
             }
             catch (P2PException e)
             {
-                Throw(e, path);
+                Throw(ServerErrors.InCmdletTerms(e, fromFile: true), path);
                 return 0;
             }
         }

@@ -73,6 +73,28 @@ namespace RemoteItP2P.Commands
             WriteError(ErrorIds.FromException(e, target));
         }
 
+        /// <summary>The environment variables the native library reads that a user sets (the server, its key,
+        /// the self-test's probe addresses).</summary>
+        internal static readonly string[] ForwardedVariables =
+        {
+            "P2P_SERVER", "P2P_SERVER_KEY", "P2P_PROBE_ADDR1", "P2P_PROBE_ADDR2", "P2P_PROBE_ADDR3",
+        };
+
+        /// <summary>Those variables as this process sees them, for the "environment" field of the native
+        /// library's JSON. On Unix .NET keeps its own copy of the environment: <c>$env:P2P_SERVER = ...</c> in
+        /// PowerShell never reaches the C runtime's, which is all the native library could read by itself.
+        /// Values still apply only where no parameter (or provisioning file) gives one.</summary>
+        protected static Dictionary<string, object> HostEnvironment()
+        {
+            var env = new Dictionary<string, object>();
+            foreach (string name in ForwardedVariables)
+            {
+                string value = Environment.GetEnvironmentVariable(name);
+                if (!string.IsNullOrEmpty(value)) env[name] = value;
+            }
+            return env;
+        }
+
         /// <summary>The live status of a connection, or null once it was forgotten (stopped and removed).</summary>
         protected static P2PConnection Refresh(ulong id)
         {

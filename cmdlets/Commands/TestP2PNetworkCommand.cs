@@ -24,6 +24,8 @@ namespace RemoteItP2P.Commands
         {
             var options = new Dictionary<string, object> { ["timeout_ms"] = TimeoutSec * 1000 };
             if (Server != null) options["server"] = Server;
+            Dictionary<string, object> environment = HostEnvironment();
+            if (environment.Count > 0) options["environment"] = environment;
             string json;
             try
             {
@@ -31,7 +33,7 @@ namespace RemoteItP2P.Commands
             }
             catch (P2PException e)
             {
-                Throw(e, Server);
+                Throw(ServerErrors.InCmdletTerms(e, fromFile: false, test: true), Server);
                 return;
             }
             WriteNativeLog();

@@ -69,6 +69,38 @@ namespace RemoteItP2P
         public P2PConnection Connection { get; }
     }
 
+    /// <summary>The native library's "no server" and "no server key" (kinds NoServer, NoServerKey) in the
+    /// cmdlets' terms: the parameters and environment variables that give them. The library decides that one
+    /// is missing (p2p_config's resolution rule); only the wording is the module's.</summary>
+    public static class ServerErrors
+    {
+        public const string NoServer = "NoServer";
+        public const string NoServerKey = "NoServerKey";
+
+        /// <summary><paramref name="e"/> reworded when it is NoServer or NoServerKey; otherwise itself.</summary>
+        public static P2PException InCmdletTerms(P2PException e, bool fromFile, bool test = false)
+        {
+            switch (e.Kind)
+            {
+                case NoServer when test:
+                    return new P2PException(e.Code, e.Kind,
+                        "No server to test: give -Server host:port (Test-P2PNetwork -Server server.example.com:5980), " +
+                        "or set $env:P2P_SERVER.");
+                case NoServer:
+                    return new P2PException(e.Code, e.Kind,
+                        "No server: give -Server host:port, or set $env:P2P_SERVER (for example " +
+                        "$env:P2P_SERVER = 'server.example.com:5980')" +
+                        (fromFile ? ", or add a 'server' line to the provisioning file" : string.Empty) + ".");
+                case NoServerKey:
+                    return new P2PException(e.Code, e.Kind,
+                        "No server key: give -ServerKey (the server_key 'p2p-server init' printed), or set $env:P2P_SERVER_KEY" +
+                        (fromFile ? ", or add a 'server_key' line to the provisioning file" : string.Empty) + ".");
+                default:
+                    return e;
+            }
+        }
+    }
+
     /// <summary>Builds ErrorRecords with the module's stable ids and categories.</summary>
     public static class ErrorIds
     {
@@ -88,6 +120,8 @@ namespace RemoteItP2P
             switch (kind)
             {
                 case "InvalidConfig":
+                case ServerErrors.NoServer:
+                case ServerErrors.NoServerKey:
                 case "InvalidArgument": id = "P2PInvalidConfiguration"; category = ErrorCategory.InvalidArgument; return;
                 case "PortInUse": id = "P2PPortInUse"; category = ErrorCategory.ResourceUnavailable; return;
                 case "UdpBind": id = "P2PUdpBindFailed"; category = ErrorCategory.ResourceUnavailable; return;

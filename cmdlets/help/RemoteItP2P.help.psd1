@@ -6,7 +6,7 @@
         Synopsis    = 'Opens a peer-to-peer tunnel to a device and returns it once it is up.'
         Description = @(
             'New-P2PConnection opens a local TCP port (LocalEndpoint) whose connections reach a service on a device, through a RemoteItP2P server. It returns a P2PConnection object once the tunnel is up: no Start-Sleep, no process id to find, no credentials on a command line.'
-            'The credential is a PSCredential (there is no plaintext password parameter), or comes from a connectd provisioning file (-ProvisioningFile). The server and its public key come from -Server and -ServerKey, the file, or the environment variables P2P_SERVER and P2P_SERVER_KEY.'
+            'The credential is a PSCredential (there is no plaintext password parameter), or comes from a connectd provisioning file (-ProvisioningFile). The server and its public key come from -Server and -ServerKey, the file, or the environment variables P2P_SERVER and P2P_SERVER_KEY (read by the cmdlet, so $env:P2P_SERVER set in PowerShell counts on every OS). With none of them the error (P2PInvalidConfiguration) says which is missing.'
             'The cmdlet waits up to -TimeoutSec seconds, showing progress; Ctrl+C cancels the wait and closes the half-open tunnel. With -NoWait it returns at once (State Connecting); Wait-P2PConnection waits later.'
             'A failure is a terminating error with a stable FullyQualifiedErrorId: P2PAuthenticationFailed (AuthenticationError), P2PDeviceNotFound (ObjectNotFound), P2PDeviceOffline and P2PServerUnreachable (ConnectionError), P2PPortInUse (ResourceUnavailable), P2PProvisioningInvalid (ParserError, with the line), P2PConnectionTimeout (OperationTimeout), P2PInvalidConfiguration (InvalidArgument).'
         )
@@ -85,6 +85,8 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
         Synopsis    = 'Lists the open P2P connections with live figures.'
         Description = @(
             'Get-P2PConnection returns the connections of this process (from every runspace), with state, path (Direct, Relayed, PortMapped), round-trip time and bytes each way as they are now. Each call reads fresh figures.'
+            'Refresh interval: a running connection''s figures are refreshed every 0.25 seconds, so BytesSent and BytesReceived are never more than 0.5 seconds behind the traffic (0.25 s, plus room for a busy machine); RttMs, PacketsLost and StreamsOpen follow within the same time. Once a connection has stopped its figures are exact: Stop-P2PConnection -PassThru returns the exact totals.'
+            'BytesSent counts the bytes local TCP clients sent to the device (each byte once, however often the network made it be sent again); BytesReceived counts the bytes the device sent to them.'
             'Connections that ended on their own (State Failed or Stopped) stay listed, with LastError, until Stop-P2PConnection removes them.'
         )
         Parameters  = @{
@@ -111,14 +113,14 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
             Id          = 'Ids of connections to stop.'
             Name        = 'Names of connections to stop; wildcards are allowed.'
             TimeoutSec  = 'How long to wait for each port to close, in seconds (default 10).'
-            PassThru    = 'Output each stopped connection (State Stopped, or Failed if it had failed).'
+            PassThru    = 'Output each stopped connection (State Stopped, or Failed if it had failed), with the exact totals of BytesSent and BytesReceived.'
         }
         Inputs      = @(@{ Type = 'RemoteItP2P.P2PConnection'; Text = 'Connections to stop.' })
         Outputs     = @(@{ Type = 'RemoteItP2P.P2PConnection'; Text = 'With -PassThru only.' })
         Examples    = @(
             @{ Title = 'Stop everything'; Code = 'Get-P2PConnection | Stop-P2PConnection'; Remarks = 'Replaces Stop-Process <pid> of p2p.ps1: no process id, no guessing which connectd is which.' }
             @{ Title = 'See what would be stopped'; Code = 'Get-P2PConnection -Name test-* | Stop-P2PConnection -WhatIf'; Remarks = 'Nothing is stopped.' }
-            @{ Title = 'Stop one and keep its final figures'; Code = '$final = Stop-P2PConnection -Name pi-ssh -PassThru; $final.BytesReceived'; Remarks = '-PassThru returns the connection as it was when it closed.' }
+            @{ Title = 'Stop one and keep its final figures'; Code = '$final = Stop-P2PConnection -Name pi-ssh -PassThru; $final.BytesReceived'; Remarks = '-PassThru returns the connection as it was when it closed, with the exact byte totals.' }
         )
         Links       = @('Get-P2PConnection', 'New-P2PConnection')
     }
