@@ -32,7 +32,7 @@ BeforeAll {
         $p.WaitForExit()
         $all = "$out`n$($err.Result)"
         if ($p.ExitCode -ne 0) { throw "pwsh exited with $($p.ExitCode):`n$all" }
-        $out -split "`r?`n" | Where-Object { $_ }
+        @($out -split "`r?`n" | Where-Object { $_ })
     }
 }
 
@@ -62,7 +62,7 @@ Register-PSResourceRepository -Name p2plocal -Uri '$repoDir' -Trusted
 Install-PSResource -Name RemoteItP2P -Repository p2plocal -Scope CurrentUser
 (Get-Module -ListAvailable RemoteItP2P).ModuleBase
 "@
-        $installedAt = $install[-1]
+        $installedAt = @($install)[-1]
         $installedAt | Should -BeLike "$freshHome*"
 
         $script = @"
