@@ -27,8 +27,8 @@ use crate::udp_batch::{RecvBatch, SendBatch, UdpIo};
 /// (it keeps the relay's binding and the NAT mapping toward the server alive).
 const BIND_RETRY: Duration = Duration::from_millis(300);
 const BIND_REFRESH: Duration = Duration::from_secs(15);
-/// How often live counters are published to the owner.
-const STATS_EVERY: Duration = Duration::from_millis(250);
+/// How often live counters are published to the owner: the refresh the cmdlets document.
+const STATS_EVERY: Duration = crate::status::COUNTER_REFRESH;
 
 /// Everything needed to add one session to an endpoint.
 pub struct SessionSpec {
