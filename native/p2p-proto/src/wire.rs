@@ -485,7 +485,7 @@ mod tests {
             others: vec![v6; MAX_PROBE_OTHERS],
         };
         assert_eq!(longest.encode().len(), ProbeResponse::MAX_LEN);
-        assert!(ProbeResponse::MAX_LEN <= PROBE_REQUEST_LEN);
+        assert!(longest.encode().len() <= PROBE_REQUEST_LEN);
     }
 
     #[test]

@@ -225,6 +225,9 @@ impl Relay {
 
     /// Opens session `id` (random, chosen by the broker). 0 is never used, so a zeroed header cannot
     /// address a session. On error the setup is handed back (to retry under another id).
+    // Handing the setup back is the point (it is moved once, at most a few times per session);
+    // boxing it would cost an allocation per session instead.
+    #[allow(clippy::result_large_err)]
     pub fn open(
         &mut self,
         id: u64,
