@@ -45,7 +45,11 @@ fn from(n: u8) -> Ipv4Addr {
 }
 
 /// A control client whose TCP connection comes from `source` (127.0.0.x).
-async fn client(server: SocketAddr, key: [u8; 32], source: Ipv4Addr) -> Result<ControlClient, String> {
+async fn client(
+    server: SocketAddr,
+    key: [u8; 32],
+    source: Ipv4Addr,
+) -> Result<ControlClient, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     socket
         .bind(SocketAddr::from((source, 0)))
@@ -149,7 +153,12 @@ fn count(codes: &[ErrorCode], code: ErrorCode) -> usize {
 }
 
 /// The legitimate user logs in with `msg` from `source` within [`LEGIT_WITHIN`].
-async fn legit_login(server: SocketAddr, key: [u8; 32], source: Ipv4Addr, msg: ClientMsg) -> ControlClient {
+async fn legit_login(
+    server: SocketAddr,
+    key: [u8; 32],
+    source: Ipv4Addr,
+    msg: ClientMsg,
+) -> ControlClient {
     let started = Instant::now();
     let mut c = client(server, key, source)
         .await
@@ -160,12 +169,20 @@ async fn legit_login(server: SocketAddr, key: [u8; 32], source: Ipv4Addr, msg: C
         matches!(answer, Ok(ServerMsg::LoginOk { .. })),
         "the legitimate login from {source} was refused: {answer:?}"
     );
-    assert!(took <= LEGIT_WITHIN, "the legitimate login from {source} took {took:?}");
+    assert!(
+        took <= LEGIT_WITHIN,
+        "the legitimate login from {source} took {took:?}"
+    );
     eprintln!("legitimate login from {source} in {took:?}");
     c
 }
 
-async fn legit_register(server: SocketAddr, key: [u8; 32], source: Ipv4Addr, d: &Device) -> ControlClient {
+async fn legit_register(
+    server: SocketAddr,
+    key: [u8; 32],
+    source: Ipv4Addr,
+    d: &Device,
+) -> ControlClient {
     let started = Instant::now();
     let mut c = client(server, key, source)
         .await
@@ -176,7 +193,10 @@ async fn legit_register(server: SocketAddr, key: [u8; 32], source: Ipv4Addr, d: 
         matches!(answer, Ok(ServerMsg::Registered { .. })),
         "the real device was refused from {source}: {answer:?}"
     );
-    assert!(took <= LEGIT_WITHIN, "the device's registration took {took:?}");
+    assert!(
+        took <= LEGIT_WITHIN,
+        "the device's registration took {took:?}"
+    );
     c
 }
 
@@ -215,8 +235,15 @@ fn parallel_guesses_are_counted_when_admitted() {
         let (ok, codes) = tally(&in_parallel(server, key, attempts).await);
         let evaluated = ok + count(&codes, ErrorCode::AuthFailed);
         eprintln!("40 parallel logins for one user: {ok} ok, {codes:?}");
-        assert!(evaluated <= 5, "{evaluated} of 40 parallel logins were evaluated (limit 5)");
-        assert_eq!(count(&codes, ErrorCode::Throttled) + evaluated, 40, "{codes:?}");
+        assert!(
+            evaluated <= 5,
+            "{evaluated} of 40 parallel logins were evaluated (limit 5)"
+        );
+        assert_eq!(
+            count(&codes, ErrorCode::Throttled) + evaluated,
+            40,
+            "{codes:?}"
+        );
 
         // 300 logins at once from one address, for 300 names: at most the per-address limit (20).
         let attempts = (0..300)
@@ -225,8 +252,15 @@ fn parallel_guesses_are_counted_when_admitted() {
         let (ok, codes) = tally(&in_parallel(server, key, attempts).await);
         let evaluated = ok + count(&codes, ErrorCode::AuthFailed);
         eprintln!("300 parallel logins from one address: {evaluated} evaluated");
-        assert!(evaluated <= 20, "{evaluated} of 300 parallel logins were evaluated (limit 20)");
-        assert_eq!(count(&codes, ErrorCode::Throttled) + evaluated, 300, "{codes:?}");
+        assert!(
+            evaluated <= 20,
+            "{evaluated} of 300 parallel logins were evaluated (limit 20)"
+        );
+        assert_eq!(
+            count(&codes, ErrorCode::Throttled) + evaluated,
+            300,
+            "{codes:?}"
+        );
 
         // The user, from their own address, logs in at once.
         legit_login(server, key, from(1), password(&bob.user, &bob.password)).await;
@@ -236,10 +270,7 @@ fn parallel_guesses_are_counted_when_admitted() {
 #[test]
 fn a_stranger_cannot_lock_out_the_user_or_the_device() {
     let _serial = serial();
-    let mut lab = Lab::with_server_args(
-        "attack_lockout",
-        &["--max-failures-per-user-total", "12"],
-    );
+    let mut lab = Lab::with_server_args("attack_lockout", &["--max-failures-per-user-total", "12"]);
     let (bob, device) = lab.account_and_device();
     let (server, key) = (lab.server.addrs.control, key(&lab));
     let rt = runtime();
@@ -269,8 +300,19 @@ fn a_stranger_cannot_lock_out_the_user_or_the_device() {
 
         // The stranger is locked out, bob and the device are not: his password from his address and
         // from a new one, his auth hash from anywhere, the device's secret from its address.
-        let (_, codes) = tally(&in_parallel(server, key, vec![(from(2), password(&bob.user, &bob.password))]).await);
-        assert_eq!(codes, [ErrorCode::Throttled], "the stranger's address is not throttled");
+        let (_, codes) = tally(
+            &in_parallel(
+                server,
+                key,
+                vec![(from(2), password(&bob.user, &bob.password))],
+            )
+            .await,
+        );
+        assert_eq!(
+            codes,
+            [ErrorCode::Throttled],
+            "the stranger's address is not throttled"
+        );
         legit_login(server, key, from(1), password(&bob.user, &bob.password)).await;
         legit_login(server, key, from(3), auth_hash(&bob.user, &hash)).await;
         legit_login(server, key, from(4), password(&bob.user, &bob.password)).await;
@@ -288,8 +330,19 @@ fn a_stranger_cannot_lock_out_the_user_or_the_device() {
             count(&codes, ErrorCode::AuthFailed) <= 12 - 5,
             "more guesses evaluated than the per-user limit allows: {codes:?}"
         );
-        let (_, codes) = tally(&in_parallel(server, key, vec![(from(20), password(&bob.user, &bob.password))]).await);
-        assert_eq!(codes, [ErrorCode::Throttled], "an unfamiliar address still logs in during the attack");
+        let (_, codes) = tally(
+            &in_parallel(
+                server,
+                key,
+                vec![(from(20), password(&bob.user, &bob.password))],
+            )
+            .await,
+        );
+        assert_eq!(
+            codes,
+            [ErrorCode::Throttled],
+            "an unfamiliar address still logs in during the attack"
+        );
         legit_login(server, key, from(1), password(&bob.user, &bob.password)).await;
         legit_login(server, key, from(21), auth_hash(&bob.user, &hash)).await;
     });
@@ -300,7 +353,11 @@ fn a_stranger_cannot_lock_out_the_user_or_the_device() {
         "no warning in the server's log:\n{}",
         lab.server.proc().tail(30)
     );
-    assert!(log.contains("registrations for it from that address are refused"), "{}", lab.server.proc().tail(30));
+    assert!(
+        log.contains("registrations for it from that address are refused"),
+        "{}",
+        lab.server.proc().tail(30)
+    );
 }
 
 #[test]
@@ -338,7 +395,10 @@ fn unauthenticated_connections_cannot_hold_the_slots() {
         }
         assert_eq!(held.len(), 4, "refused: {refused:?}");
         assert!(
-            refused.iter().all(|(code, m)| *code == ErrorCode::LimitReached && m.contains("have not logged in (limit 4)")),
+            refused
+                .iter()
+                .all(|(code, m)| *code == ErrorCode::LimitReached
+                    && m.contains("have not logged in (limit 4)")),
             "{refused:?}"
         );
         // Pinging does not keep them open past the login deadline (4 s).
@@ -373,9 +433,10 @@ fn unauthenticated_connections_cannot_hold_the_slots() {
                 let mut c = client(server, key, from(n)).await.expect("connect");
                 match ask(&mut c, &ClientMsg::Ping).await {
                     Ok(ServerMsg::Pong) => strangers.push(c),
-                    Ok(ServerMsg::Error { code: ErrorCode::LimitReached, message })
-                        if message.contains("kept for clients that logged in before") =>
-                    {
+                    Ok(ServerMsg::Error {
+                        code: ErrorCode::LimitReached,
+                        message,
+                    }) if message.contains("kept for clients that logged in before") => {
                         reserve_refusals += 1
                     }
                     other => panic!("unexpected answer: {other:?}"),
@@ -385,13 +446,23 @@ fn unauthenticated_connections_cannot_hold_the_slots() {
         assert_eq!(strangers.len(), 14);
         assert_eq!(reserve_refusals, 2);
         // ...a new address is refused, but the user and the device, known, get in and stay in.
-        let (_, codes) = tally(&in_parallel(server, key, vec![(from(7), password(&bob.user, &bob.password))]).await);
+        let (_, codes) = tally(
+            &in_parallel(
+                server,
+                key,
+                vec![(from(7), password(&bob.user, &bob.password))],
+            )
+            .await,
+        );
         assert_eq!(codes, [ErrorCode::LimitReached]);
         let mut user = legit_login(server, key, from(1), password(&bob.user, &bob.password)).await;
         let _target = legit_register(server, key, from(1), &device).await;
         drop(strangers);
         tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(matches!(ask(&mut user, &ClientMsg::Ping).await, Ok(ServerMsg::Pong)), "the logged-in user was disconnected");
+        assert!(
+            matches!(ask(&mut user, &ClientMsg::Ping).await, Ok(ServerMsg::Pong)),
+            "the logged-in user was disconnected"
+        );
     });
 }
 
@@ -438,7 +509,11 @@ fn one_address_cannot_delay_the_others_logins() {
         legit_login(server, key, from(1), password(&bob.user, &bob.password)).await;
         let mut codes = Vec::new();
         for f in flood {
-            codes.push(f.await.expect("task").expect("an answer to every flooding login"));
+            codes.push(
+                f.await
+                    .expect("task")
+                    .expect("an answer to every flooding login"),
+            );
         }
         let throttled = count(&codes, ErrorCode::Throttled);
         eprintln!(
@@ -456,7 +531,12 @@ fn auth_hashes_per_user_are_capped_and_managed() {
     let bob = lab.account();
     let (server, key) = (lab.server.addrs.control, key(&lab));
     let rt = runtime();
-    let mut c = rt.block_on(legit_login(server, key, from(1), password(&bob.user, &bob.password)));
+    let mut c = rt.block_on(legit_login(
+        server,
+        key,
+        from(1),
+        password(&bob.user, &bob.password),
+    ));
     // Minting in parallel from 4 connections: exactly 5 are issued, the others refused clearly.
     let results: Vec<Result<String, (ErrorCode, String)>> = rt.block_on(async {
         let mut conns = vec![];
@@ -488,16 +568,23 @@ fn auth_hashes_per_user_are_capped_and_managed() {
     assert_eq!(issued.len(), 5);
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(r.0, ErrorCode::LimitReached, "{r:?}");
-        assert!(r.1.contains("too many active auth hashes (limit 5)"), "{r:?}");
+        assert!(
+            r.1.contains("too many active auth hashes (limit 5)"),
+            "{r:?}"
+        );
     }
     // The operator sees them and revokes one; then one more can be issued.
-    let list = lab.server.admin_ok(&["auth-hash", "list", "--user", &bob.user, "--json"], None);
+    let list = lab
+        .server
+        .admin_ok(&["auth-hash", "list", "--user", &bob.user, "--json"], None);
     let rows: serde_json::Value = serde_json::from_str(&list).expect("JSON list");
     let rows = rows.as_array().expect("array");
     assert_eq!(rows.len(), 5, "{list}");
     let id = rows[0]["id"].as_str().expect("id").to_string();
     lab.server.admin_ok(&["auth-hash", "revoke", &id], None);
-    let again = rt.block_on(new_auth_hash(&mut c)).expect("an auth hash after a revocation");
+    let again = rt
+        .block_on(new_auth_hash(&mut c))
+        .expect("an auth hash after a revocation");
     lab.secret(&again);
     let e = rt.block_on(new_auth_hash(&mut c)).unwrap_err();
     assert_eq!(e.0, ErrorCode::LimitReached);
@@ -506,9 +593,18 @@ fn auth_hashes_per_user_are_capped_and_managed() {
         .iter()
         .find(|h| h.starts_with(&format!("{id}.")))
         .expect("the revoked hash was issued here");
-    let (_, codes) = tally(&rt.block_on(in_parallel(server, key, vec![(from(1), auth_hash(&bob.user, revoked))])));
+    let (_, codes) = tally(&rt.block_on(in_parallel(
+        server,
+        key,
+        vec![(from(1), auth_hash(&bob.user, revoked))],
+    )));
     assert_eq!(codes, [ErrorCode::AuthFailed]);
-    rt.block_on(legit_login(server, key, from(1), auth_hash(&bob.user, &again)));
+    rt.block_on(legit_login(
+        server,
+        key,
+        from(1),
+        auth_hash(&bob.user, &again),
+    ));
 }
 
 #[test]
@@ -553,10 +649,19 @@ fn who_exists_is_not_visible() {
             uid: "80:00:00:00:01:FF:FF:FE".into(),
             secret: String::new(),
         };
-        let a = attempt(server, key, from(40), register(&device, "wrong")).await.unwrap().unwrap();
-        let b = attempt(server, key, from(40), register(&nobody, "wrong")).await.unwrap().unwrap();
+        let a = attempt(server, key, from(40), register(&device, "wrong"))
+            .await
+            .unwrap()
+            .unwrap();
+        let b = attempt(server, key, from(40), register(&nobody, "wrong"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a.0, b.0);
-        assert_eq!(a.1.replace(&device.uid, "UID"), b.1.replace(&nobody.uid, "UID"));
+        assert_eq!(
+            a.1.replace(&device.uid, "UID"),
+            b.1.replace(&nobody.uid, "UID")
+        );
 
         // Sessions: for eve, bob's device (not shared) and a UID that does not exist look the same.
         let mut c = legit_login(server, key, from(41), password(&eve.user, &eve.password)).await;
