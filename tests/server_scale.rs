@@ -13,7 +13,7 @@ use argon2::PasswordHasher;
 use base64::Engine;
 use p2p_net::control_channel::ControlClient;
 use p2p_net::{light_targets, PathKind, TunnelState};
-use p2p_proto::control::{ClientMsg, ServerMsg};
+use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
 use p2p_proto::Uid;
 use p2p_system_tests::data::{hex, Rng};
 use p2p_system_tests::initiator::tunnel_config;
@@ -138,10 +138,22 @@ fn a_thousand_targets_online_and_a_hundred_sessions_moving_data() {
         .build()
         .expect("tokio runtime");
 
-    // A client pings the server on its control channel from start to end.
-    let pinger = rt
+    // A client pings the server on its control channel from start to end. It logs in first: a
+    // connection that has not is closed at the login deadline, pings or not (issue 17).
+    let pinging_user = lab.account();
+    let mut pinger = rt
         .block_on(ControlClient::connect(&server, &key, TIMEOUT))
         .expect("control connection");
+    let logged_in = rt
+        .block_on(pinger.request(&ClientMsg::Login {
+            user: pinging_user.user.clone(),
+            credential: Credential::Password(pinging_user.password.clone()),
+        }))
+        .expect("the pinging client logs in");
+    assert!(
+        matches!(logged_in, ServerMsg::LoginOk { .. }),
+        "{logged_in:?}"
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let slowest_ping = rt.spawn(ping_until(pinger, stop_rx));
 
