@@ -19,14 +19,17 @@ namespace RemoteItP2P.Commands
         private const string CredentialSet = "Credential";
         private const string FileSet = "ProvisioningFile";
 
-        /// <summary>The device's UID, e.g. 80:00:00:00:01:00:0A:C2.</summary>
+        /// <summary>The device's UID, e.g. 80:00:00:00:01:00:0A:C2. A path here (./SSH-Pi.txt, as positional
+        /// first argument) is taken as -ProvisioningFile.</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = CredentialSet)]
-        [ValidateDeviceId]
+        [ValidateDeviceId(AllowPath = true)]
         [Alias("UID", "RemoteAddress")]
+        [ArgumentCompleter(typeof(DeviceIdCompleter))]
         public string DeviceId { get; set; }
 
-        /// <summary>The account (user name and password) allowed to reach the device.</summary>
-        [Parameter(Mandatory = true, Position = 1, ParameterSetName = CredentialSet)]
+        /// <summary>The account (user name and password) allowed to reach the device. Required with a UID: asked
+        /// for when left out (not Mandatory only so that a path can be the sole positional argument).</summary>
+        [Parameter(Position = 1, ParameterSetName = CredentialSet)]
         [Credential]
         [ValidateNotNull]
         public PSCredential Credential { get; set; }
@@ -35,6 +38,7 @@ namespace RemoteItP2P.Commands
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = FileSet, ValueFromPipeline = true,
             ValueFromPipelineByPropertyName = true)]
         [Alias("FullName", "Path")]
+        [ProvisioningFileInput]
         [ValidateNotNullOrEmpty]
         public string ProvisioningFile { get; set; }
 
@@ -72,10 +76,18 @@ namespace RemoteItP2P.Commands
         [ValidateNotNullOrEmpty]
         public string ServerKey { get; set; }
 
-        /// <summary>A name for the connection (defaults to the device UID).</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string Name { get; set; }
+        /// <summary>A name for the connection (defaults to the device UID, or the file's name; "#2", "#3"...
+        /// appended when that is taken). Accepts a delay-bind script block: -Name { $_.BaseName }.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [AllowNull]
+        [AllowEmptyString]
+        public string Name
+        {
+            get => _name;
+            set => _name = string.IsNullOrEmpty(value) ? null : value;
+        }
+
+        private string _name;
 
         /// <summary>How long to wait for the tunnel to come up (seconds).</summary>
         [Parameter]
@@ -88,65 +100,156 @@ namespace RemoteItP2P.Commands
 
         private bool Bound(string name) => MyInvocation.BoundParameters.ContainsKey(name);
 
+        /// <summary>Held while a name is chosen and its session started, in every runspace of the process: two
+        /// New-P2PConnection -Name same at once (ForEach-Object -Parallel) cannot both get it.</summary>
+        private static readonly object NameGate = new object();
+
+        /// <summary>The provisioning file to use: -ProvisioningFile, or a path given where the UID goes.</summary>
+        private string _file;
+
+        /// <summary>What the errors of this item name: the device UID once known, else the file.</summary>
+        private object _target;
+
         protected override void ProcessRecord()
         {
-            WarnAboutChoices();
-            RefuseDuplicateName();
-            ulong id = ParameterSetName == FileSet ? StartFromFile() : StartFromCredential();
-            WriteNativeLog();
-            P2PConnection connection = Refresh(id);
-            if (NoWait || connection == null)
+            ulong id = 0;
+            bool handedOver = false;
+            _file = null;
+            _target = null;
+            try
             {
-                if (connection != null) WriteObject(connection);
-                return;
+                ErrorRecord refused = CheckInput();
+                if (refused != null)
+                {
+                    WriteError(refused);
+                    return;
+                }
+                WarnAboutChoices();
+                lock (NameGate)
+                {
+                    refused = ChooseName(out string name);
+                    if (refused == null) refused = _file != null ? StartFromFile(name, out id) : StartFromCredential(name, out id);
+                }
+                if (refused != null)
+                {
+                    WriteNativeLog();
+                    WriteError(refused);
+                    return;
+                }
+                WriteNativeLog();
+                P2PConnection connection = Refresh(id);
+                if (connection == null) return;
+                _target = connection.DeviceId ?? _target;
+                if (NoWait)
+                {
+                    handedOver = true;
+                    WriteObject(connection);
+                    return;
+                }
+                string activity = "Connecting to " + connection.DeviceId + " on " + connection.LocalEndpoint;
+                P2PConnection last = WaitFor(id, c => !(c.State == P2PConnectionState.Connecting || c.State == P2PConnectionState.Reconnecting && c.ConnectedAt == null),
+                    TimeoutSec, activity, out WaitOutcome outcome);
+                switch (outcome)
+                {
+                    case WaitOutcome.Done when last.State == P2PConnectionState.Connected || last.State == P2PConnectionState.Reconnecting:
+                        Verbose("Connected: " + last.Name + " listens on " + last.LocalEndpoint + " (" + last.Path + ")");
+                        handedOver = true;
+                        WriteObject(last);
+                        return;
+                    case WaitOutcome.Cancelled:
+                        return; // the pipeline is stopping: nothing more may be written (finally closes it)
+                    case WaitOutcome.TimedOut:
+                        StopQuietly(id);
+                        WriteNativeLog();
+                        WriteError(ErrorIds.Record(new TimeoutException("The connection to " + last.DeviceId + " was not up within " + TimeoutSec +
+                            " s (state " + last.State + (last.LastError != null ? ": " + last.LastError : string.Empty) +
+                            "); it was stopped. Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection."),
+                            ErrorIds.Timeout, ErrorCategory.OperationTimeout, _target));
+                        return;
+                    default:
+                        StopQuietly(id);
+                        string kind = last?.LastErrorKind ?? "P2PFailed";
+                        string message = last?.LastError ?? "The connection ended before it was up.";
+                        Report(new P2PConnectionException(kind, message, last), _target);
+                        return;
+                }
             }
-            string activity = "Connecting to " + connection.DeviceId + " on " + connection.LocalEndpoint;
-            P2PConnection last = WaitFor(id, c => !(c.State == P2PConnectionState.Connecting || c.State == P2PConnectionState.Reconnecting && c.ConnectedAt == null),
-                TimeoutSec, activity, out WaitOutcome outcome);
-            switch (outcome)
+            finally
             {
-                case WaitOutcome.Done when last.State == P2PConnectionState.Connected || last.State == P2PConnectionState.Reconnecting:
-                    WriteVerbose("Connected: " + last.Name + " listens on " + last.LocalEndpoint + " (" + last.Path + ")");
-                    WriteObject(last);
-                    return;
-                case WaitOutcome.Cancelled:
-                    StopQuietly(id);
-                    return; // the pipeline is stopping: nothing more may be written
-                case WaitOutcome.TimedOut:
-                    StopQuietly(id);
-                    Throw(new TimeoutException("The connection to " + last.DeviceId + " was not up within " + TimeoutSec +
-                        " s (state " + last.State + (last.LastError != null ? ": " + last.LastError : string.Empty) +
-                        "); it was stopped. Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection."),
-                        ErrorIds.Timeout, ErrorCategory.OperationTimeout, last);
-                    return;
-                default:
-                    StopQuietly(id);
-                    string kind = last?.LastErrorKind ?? "P2PFailed";
-                    string message = last?.LastError ?? "The connection ended before it was up.";
-                    Throw(new P2PConnectionException(kind, message, last), last);
-                    return;
+                // Whatever ended this item (an error, Ctrl+C, a prompt answered Halt): a tunnel not handed to
+                // the caller must not stay open.
+                if (id != 0 && !handedOver) StopQuietly(id);
             }
         }
 
-        private void Throw(Exception e, string id, ErrorCategory category, object target)
+        /// <summary>Per-item checks; an ErrorRecord for this item, or null.</summary>
+        private ErrorRecord CheckInput()
         {
-            WriteNativeLog();
-            ThrowTerminatingError(new ErrorRecord(e, id, category, target));
+            if (!IPAddress.TryParse(BindAddress, out _))
+            {
+                return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
+                    "-BindAddress '" + BindAddress + "' is not an IP address (e.g. 127.0.0.1 or ::1).", BindAddress);
+            }
+            string given = ParameterSetName == FileSet ? ProvisioningFile : null;
+            if (given == null && !ValidateDeviceIdAttribute.IsDeviceId(DeviceId))
+            {
+                // A path where the UID goes (New-P2PConnection ./SSH-Pi.txt): the file parameter set's meaning.
+                if (Credential != null)
+                {
+                    return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
+                        "'" + DeviceId + "' is not a device UID (eight hex bytes separated by colons, like 80:00:00:00:01:00:0A:C2). " +
+                        "A provisioning file takes no -Credential: New-P2PConnection -ProvisioningFile '" + DeviceId + "'.", DeviceId);
+                }
+                foreach (string only in new[] { nameof(Encryption), nameof(MaxOutstanding), nameof(AutoReconnect) })
+                {
+                    if (Bound(only))
+                    {
+                        return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
+                            "-" + only + " goes with a device UID; a provisioning file ('" + DeviceId + "') has its own setting.", DeviceId);
+                    }
+                }
+                given = DeviceId;
+            }
+            if (given != null)
+            {
+                _file = SessionState.Path.GetUnresolvedProviderPathFromPSPath(given);
+                _target = _file;
+                if (!File.Exists(_file))
+                {
+                    return ErrorIds.Record(new FileNotFoundException("The provisioning file '" + _file + "' does not exist.", _file),
+                        ErrorIds.ProvisioningNotFound, ErrorCategory.ObjectNotFound, _file);
+                }
+                return null;
+            }
+            _target = DeviceId;
+            if (Credential == null)
+            {
+                try
+                {
+                    Credential = Host.UI.PromptForCredential("New-P2PConnection", "The account allowed to reach " + DeviceId + ".", string.Empty, string.Empty);
+                }
+                catch (Exception e) when (!(e is PipelineStoppedException))
+                {
+                    // A non-interactive host cannot ask.
+                }
+                if (Credential == null)
+                {
+                    return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
+                        "-Credential is required with a device UID: New-P2PConnection " + DeviceId + " (Get-Credential).", DeviceId);
+                }
+            }
+            return null;
         }
 
         private void WarnAboutChoices()
         {
-            if (!IPAddress.TryParse(BindAddress, out IPAddress address))
-            {
-                ThrowTerminatingError(ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
-                    "-BindAddress '" + BindAddress + "' is not an IP address (e.g. 127.0.0.1 or ::1).", BindAddress));
-            }
+            IPAddress address = IPAddress.Parse(BindAddress);
             if (Bound(nameof(BindAddress)) && !IPAddress.IsLoopback(address))
             {
                 WriteWarning("-BindAddress " + BindAddress + " makes the tunnel reachable from other machines, " +
                     "which then reach the device without a password. Use 127.0.0.1 unless that is intended.");
             }
-            if (ParameterSetName == CredentialSet && Encryption != P2PEncryption.ChaCha20Poly1305)
+            if (_file == null && Encryption != P2PEncryption.ChaCha20Poly1305)
             {
                 WriteWarning("-Encryption " + Encryption + " is weak (kept for connectd compatibility): " +
                     "anyone on the path can read" + (Encryption == P2PEncryption.None ? "" : " or alter") +
@@ -154,22 +257,56 @@ namespace RemoteItP2P.Commands
             }
         }
 
-        private void RefuseDuplicateName()
+        /// <summary>The name to give: -Name when free (else P2PNameInUse), or the default (the UID, or the
+        /// file's name) with "#2", "#3"... appended when an open connection has it. Runs under NameGate.</summary>
+        private ErrorRecord ChooseName(out string name)
         {
-            if (string.IsNullOrEmpty(Name)) return;
+            var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            P2PConnection holder = null;
             foreach (P2PConnection c in AllConnections())
             {
-                if (c.IsActive && string.Equals(c.Name, Name, StringComparison.OrdinalIgnoreCase))
+                if (!c.IsActive || c.Name == null) continue;
+                taken.Add(c.Name);
+                if (Name != null && string.Equals(c.Name, Name, StringComparison.OrdinalIgnoreCase)) holder = c;
+            }
+            if (Name != null)
+            {
+                name = Name;
+                if (holder == null) return null;
+                return ErrorIds.Make(ErrorIds.NameInUse, ErrorCategory.ResourceExists,
+                    "A P2P connection named '" + Name + "' is already open (Id " + holder.Id + ", " + holder.LocalEndpoint +
+                    "). Choose another -Name or stop it first.", Name);
+            }
+            string basis = DeviceId;
+            if (_file != null)
+            {
+                try
                 {
-                    ThrowTerminatingError(ErrorIds.Make(ErrorIds.NameInUse, ErrorCategory.ResourceExists,
-                        "A P2P connection named '" + Name + "' is already open (Id " + c.Id + ", " + c.LocalEndpoint +
-                        "). Choose another -Name or stop it first.", Name));
+                    P2PProvisioning parsed = P2PProvisioning.FromJson(_file, NativeMethods.ProvisioningParse(_file));
+                    basis = parsed.Name ?? parsed.DeviceId;
+                    if (parsed.DeviceId != null) _target = parsed.DeviceId;
+                }
+                catch (P2PException)
+                {
+                    basis = null; // starting reports the file's problem
+                }
+            }
+            name = null;
+            if (basis == null || !taken.Contains(basis)) return null; // the library's default is free
+            for (int n = 2; ; n++)
+            {
+                string candidate = basis + "#" + n;
+                if (!taken.Contains(candidate))
+                {
+                    name = candidate;
+                    return null;
                 }
             }
         }
 
-        private ulong StartFromCredential()
+        private ErrorRecord StartFromCredential(string name, out ulong id)
         {
+            id = 0;
             var config = new Dictionary<string, object>
             {
                 ["device_id"] = DeviceId,
@@ -179,7 +316,7 @@ namespace RemoteItP2P.Commands
                 ["encryption"] = Encryption.ToString(),
                 ["autoconnect"] = AutoReconnect ? "reconnect" : "once",
             };
-            if (Bound(nameof(Name))) config["name"] = Name;
+            if (name != null) config["name"] = name;
             if (Bound(nameof(MaxOutstanding))) config["max_outstanding"] = MaxOutstanding;
             if (Bound(nameof(Server))) config["server"] = Server;
             if (Bound(nameof(ServerKey))) config["server_key"] = ServerKey;
@@ -190,12 +327,12 @@ namespace RemoteItP2P.Commands
             config.Clear();
             try
             {
-                return NativeMethods.SessionStart(bytes);
+                id = NativeMethods.SessionStart(bytes);
+                return null;
             }
             catch (P2PException e)
             {
-                Throw(ServerErrors.InCmdletTerms(e, fromFile: false), DeviceId);
-                return 0;
+                return ErrorIds.FromException(ServerErrors.InCmdletTerms(e, fromFile: false), DeviceId);
             }
             finally
             {
@@ -204,16 +341,12 @@ namespace RemoteItP2P.Commands
             }
         }
 
-        private ulong StartFromFile()
+        private ErrorRecord StartFromFile(string name, out ulong id)
         {
-            string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ProvisioningFile);
-            if (!File.Exists(path))
-            {
-                ThrowTerminatingError(new ErrorRecord(new FileNotFoundException("The provisioning file '" + path + "' does not exist.", path),
-                    ErrorIds.ProvisioningNotFound, ErrorCategory.ObjectNotFound, path));
-            }
+            id = 0;
+            string path = _file;
             var overrides = new Dictionary<string, object>();
-            if (Bound(nameof(Name))) overrides["name"] = Name;
+            if (name != null) overrides["name"] = name;
             if (Bound(nameof(LocalPort))) overrides["local_port"] = LocalPort;
             if (Bound(nameof(BindAddress))) overrides["bind_address"] = BindAddress;
             if (Bound(nameof(Server))) overrides["server"] = Server;
@@ -223,17 +356,16 @@ namespace RemoteItP2P.Commands
             if (environment.Count > 0) overrides["environment"] = environment;
             try
             {
-                return NativeMethods.SessionStartFile(path, overrides.Count > 0 ? Json.Write(overrides) : null);
+                id = NativeMethods.SessionStartFile(path, overrides.Count > 0 ? Json.Write(overrides) : null);
+                return null;
             }
             catch (P2PException e) when (e.Code == P2PResultCode.Provisioning)
             {
-                Throw(new P2PProvisioningException(path, e), path);
-                return 0;
+                return ErrorIds.FromException(new P2PProvisioningException(path, e), path);
             }
             catch (P2PException e)
             {
-                Throw(ServerErrors.InCmdletTerms(e, fromFile: true), path);
-                return 0;
+                return ErrorIds.FromException(ServerErrors.InCmdletTerms(e, fromFile: true), _target ?? path);
             }
         }
     }

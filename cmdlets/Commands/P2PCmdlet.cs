@@ -47,6 +47,28 @@ namespace RemoteItP2P.Commands
             }
         }
 
+        /// <summary>-Debug without -Verbose. PowerShell then makes the verbose preference Inquire (and on 5.1 the
+        /// debug one too): every WriteVerbose would ask "Continue with this operation?", and fail in a script.</summary>
+        private bool DebugWithoutVerbose =>
+            MyInvocation.BoundParameters.TryGetValue("Debug", out object d) && d is SwitchParameter s && s.IsPresent &&
+            !MyInvocation.BoundParameters.ContainsKey("Verbose");
+
+        private static readonly bool WindowsPowerShell = typeof(PSObject).Assembly.GetName().Version.Major < 6;
+
+        /// <summary>A verbose line; with -Debug (and no -Verbose) a debug line instead, so -Debug never prompts.</summary>
+        protected void Verbose(string text)
+        {
+            if (DebugWithoutVerbose) Debug(text);
+            else WriteVerbose(text);
+        }
+
+        /// <summary>A debug line that does not prompt under Windows PowerShell's -Debug (Inquire there).</summary>
+        protected void Debug(string text)
+        {
+            if (WindowsPowerShell && DebugWithoutVerbose && Host?.UI != null) Host.UI.WriteDebugLine(text);
+            else WriteDebug(text);
+        }
+
         /// <summary>Writes the queued native log lines: up to info as verbose, debug and trace as debug.
         /// Must run on the pipeline thread (WriteVerbose is not allowed from native threads).</summary>
         protected void WriteNativeLog()
@@ -54,8 +76,8 @@ namespace RemoteItP2P.Commands
             while (NativeMethods.TryDequeueLog(out NativeLogEntry entry))
             {
                 string text = "[native] " + entry.Message;
-                if (entry.Level <= 3) WriteVerbose(text);
-                else WriteDebug(text);
+                if (entry.Level <= 3) Verbose(text);
+                else Debug(text);
             }
         }
 
@@ -137,7 +159,7 @@ namespace RemoteItP2P.Commands
                 if (c == null)
                 {
                     WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
-                        "No P2P connection has Id " + id + " (it was stopped, or never existed). Get-P2PConnection lists them.", id));
+                        "No P2P connection has Id " + id + " in this process (it was stopped, or never existed). Get-P2PConnection lists them.", id));
                     continue;
                 }
                 yield return c;
@@ -202,6 +224,7 @@ namespace RemoteItP2P.Commands
     public abstract class P2PConnectionTargetCmdlet : P2PCmdlet
     {
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
+        [P2PConnectionInput]
         [ValidateNotNull]
         public P2PConnection[] InputObject { get; set; }
 
@@ -222,7 +245,32 @@ namespace RemoteItP2P.Commands
             {
                 case "Id": return ById(Id);
                 case "Name": return ByName(Name);
-                default: return InputObject;
+                default: return Checked(InputObject);
+            }
+        }
+
+        /// <summary>The input objects that are this process's connections: a bare Id is looked up, and an
+        /// object from another process (a job's output) is refused with an error, never matched by Id.</summary>
+        private IEnumerable<P2PConnection> Checked(P2PConnection[] input)
+        {
+            foreach (P2PConnection c in input)
+            {
+                if (c.IdOnly)
+                {
+                    foreach (P2PConnection found in ById(new[] { c.Id })) yield return found;
+                    continue;
+                }
+                if (!c.IsFromThisProcess)
+                {
+                    string who = c.ProcessId != 0 ? "process " + c.ProcessId : "another process";
+                    WriteError(ErrorIds.Make(ErrorIds.OtherProcess, ErrorCategory.InvalidArgument,
+                        "P2P connection '" + (c.Name ?? c.DeviceId) + "' (Id " + c.Id + ") was made by " + who +
+                        " (a job, a remote session or another PowerShell), not by this one (process " + P2PProcessIdentity.ProcessId +
+                        "): its local port lives in that process, and Id " + c.Id + " here is a different connection. " +
+                        "Stop it where it was made, e.g. inside the job.", c.InstanceId));
+                    continue;
+                }
+                yield return c;
             }
         }
     }

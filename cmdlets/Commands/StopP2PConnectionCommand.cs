@@ -36,7 +36,7 @@ namespace RemoteItP2P.Commands
                 bool known = NativeMethods.SessionStop(connection.Id, (uint)TimeoutSec * 1000);
                 P2PConnection final = known ? Refresh(connection.Id) : null;
                 if (known) NativeMethods.SessionForget(connection.Id);
-                else WriteVerbose(label + " was already stopped.");
+                else Verbose(label + " was already stopped.");
                 if (PassThru)
                 {
                     final = final ?? connection;
@@ -48,7 +48,7 @@ namespace RemoteItP2P.Commands
             catch (P2PException e) when (e.Code == P2PResultCode.Timeout)
             {
                 WriteNativeLog();
-                WriteError(new ErrorRecord(e, ErrorIds.StopFailed, ErrorCategory.OperationTimeout, connection));
+                WriteError(ErrorIds.Record(e, ErrorIds.StopFailed, ErrorCategory.OperationTimeout, connection));
             }
             catch (P2PException e)
             {

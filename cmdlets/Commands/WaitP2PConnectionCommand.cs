@@ -37,13 +37,20 @@ namespace RemoteItP2P.Commands
                 case WaitOutcome.Cancelled:
                     return;
                 case WaitOutcome.Gone:
-                    if (State == P2PConnectionState.Stopped) return; // stopped and removed: what was asked for
+                    if (State == P2PConnectionState.Stopped)
+                    {
+                        // Stopped and removed (perhaps long ago): what was asked for, so output it as Stopped.
+                        if (connection.IsActive) connection.State = P2PConnectionState.Stopped;
+                        connection.StreamsOpen = 0;
+                        WriteObject(connection);
+                        return;
+                    }
                     WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
-                        "P2P connection Id " + connection.Id + " was stopped and removed while waiting for " + State + ".", connection));
+                        "P2P connection Id " + connection.Id + " was stopped and removed while waiting for " + State + ".", connection.DeviceId));
                     return;
                 case WaitOutcome.TimedOut:
-                    WriteError(new ErrorRecord(new TimeoutException("P2P connection '" + last.Name + "' (Id " + last.Id + ") is " + last.State +
-                        ", not " + State + ", after " + TimeoutSec + " s."), ErrorIds.WaitTimeout, ErrorCategory.OperationTimeout, last));
+                    WriteError(ErrorIds.Record(new TimeoutException("P2P connection '" + last.Name + "' (Id " + last.Id + ") is " + last.State +
+                        ", not " + State + ", after " + TimeoutSec + " s."), ErrorIds.WaitTimeout, ErrorCategory.OperationTimeout, last.DeviceId));
                     return;
                 default:
                     if (last.State == State || (State == P2PConnectionState.Stopped && !last.IsActive))
@@ -53,7 +60,7 @@ namespace RemoteItP2P.Commands
                     }
                     Report(new P2PConnectionException(last.LastErrorKind ?? "P2PFailed",
                         "P2P connection '" + last.Name + "' (Id " + last.Id + ") ended " + last.State + " while waiting for " + State +
-                        (last.LastError != null ? ": " + last.LastError : "."), last), last);
+                        (last.LastError != null ? ": " + last.LastError : "."), last), last.DeviceId);
                     return;
             }
         }

@@ -62,4 +62,21 @@ namespace RemoteItP2P
             }
         }
     }
+
+    /// <summary>Completes -DeviceId with the UIDs of this process's connections (not file names).</summary>
+    public sealed class DeviceIdCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+            CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            string prefix = (wordToComplete ?? string.Empty).Trim('\'', '"');
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (P2PConnection c in CompletionSource.Connections())
+            {
+                if (c.DeviceId == null || !c.DeviceId.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !seen.Add(c.DeviceId)) continue;
+                yield return new CompletionResult(c.DeviceId, c.DeviceId, CompletionResultType.ParameterValue,
+                    c.DeviceId + " (" + c.Name + ", " + c.State + ")");
+            }
+        }
+    }
 }

@@ -69,6 +69,25 @@ namespace RemoteItP2P
         public P2PConnection Connection { get; }
     }
 
+    /// <summary>No connection has the Id or Name asked for (stopped, removed, or never made).</summary>
+    public sealed class P2PConnectionNotFoundException : ItemNotFoundException
+    {
+        public P2PConnectionNotFoundException(string message) : base(message) { }
+    }
+
+    /// <summary>A connection object made by another process (a job's output, a deserialized object): its Id
+    /// means nothing here, so the cmdlets refuse it rather than act on a local connection with the same Id.</summary>
+    public sealed class P2PConnectionFromOtherProcessException : InvalidOperationException
+    {
+        public P2PConnectionFromOtherProcessException(string message) : base(message) { }
+    }
+
+    /// <summary>Another open connection has the name asked for.</summary>
+    public sealed class P2PNameInUseException : InvalidOperationException
+    {
+        public P2PNameInUseException(string message) : base(message) { }
+    }
+
     /// <summary>The native library's "no server" and "no server key" (kinds NoServer, NoServerKey) in the
     /// cmdlets' terms: the parameters and environment variables that give them. The library decides that one
     /// is missing (p2p_config's resolution rule); only the wording is the module's.</summary>
@@ -113,6 +132,48 @@ namespace RemoteItP2P
         public const string ProvisioningInvalid = "P2PProvisioningInvalid";
         public const string NativeLibrary = "P2PNativeLibraryNotLoaded";
         public const string StopFailed = "P2PStopFailed";
+        public const string OtherProcess = "P2PConnectionFromOtherProcess";
+
+        /// <summary>What to do about an error of this id (ErrorRecord.ErrorDetails.RecommendedAction).</summary>
+        public static string RecommendedAction(string id)
+        {
+            switch (id)
+            {
+                case "P2PInvalidConfiguration": return "Check the parameters: -Server host:port and -ServerKey (or $env:P2P_SERVER and $env:P2P_SERVER_KEY), the device UID, -BindAddress.";
+                case "P2PPortInUse": return "Choose another -LocalPort, or -LocalPort 0 to let the system pick a free one.";
+                case "P2PUdpBindFailed": return "Check that this machine may open UDP sockets (firewall, port exhaustion).";
+                case "P2PAuthenticationFailed": return "Check the user name and password (Get-Credential), or the provisioning file's user_id and auth_pass/auth_hash.";
+                case "P2PThrottled": return "Too many failed logins: wait for the server's throttle window (60 s by default, longer after repeated locks), then retry with the right password.";
+                case "P2PDeviceNotFound": return "Check the device UID; the server's operator lists devices with 'p2p-server device list'.";
+                case "P2PDeviceNotShared": return "Ask the device's owner to share it with you ('p2p-server share add UID USER').";
+                case "P2PDeviceOffline": return "Start the target on the device (connectd -f target.conf) and check its network, then retry.";
+                case "P2PDeviceSecretRejected": return "The device's secret does not match the server's: re-provision the device.";
+                case "P2PServerUnreachable": return "Check -Server (host:port) and that TCP to it is allowed; Test-P2PNetwork diagnoses the network.";
+                case "P2PServerKeyMismatch": return "Check -ServerKey (or $env:P2P_SERVER_KEY) against the server_key that 'p2p-server init' printed.";
+                case "P2PLimitReached": return "Stop connections you no longer need (Get-P2PConnection | Stop-P2PConnection), or ask the server's operator to raise the limit.";
+                case "P2PConnectionFailed": return "Retry; Test-P2PNetwork shows whether UDP to the server and a direct path are possible. -AutoReconnect re-establishes lost sessions.";
+                case Timeout: return "Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection; Test-P2PNetwork diagnoses the network.";
+                case WaitTimeout: return "Raise -TimeoutSec, or check the connection's LastError (Get-P2PConnection | Format-List).";
+                case ProvisioningInvalid: return "Fix the provisioning file at the line and key the message names (Get-P2PProvisioning reads it).";
+                case ProvisioningNotFound: return "Check the path of the provisioning file.";
+                case NotFound: return "Get-P2PConnection lists the open connections of this process.";
+                case NameInUse: return "Choose another -Name, or stop the connection that has it.";
+                case OtherProcess: return "Stop or wait for the connection in the process that made it (for a job: inside the job's script block).";
+                case NativeLibrary: return "Rebuild or reinstall the module; $env:REMOTEITP2P_NATIVE_LIB may point at the library.";
+                case StopFailed: return "Retry Stop-P2PConnection with a larger -TimeoutSec.";
+                case "P2PNativePanic": return "A bug in the native library: please report it with the message.";
+                default: return null;
+            }
+        }
+
+        /// <summary>An ErrorRecord with its RecommendedAction filled in from the id.</summary>
+        public static ErrorRecord Record(Exception e, string id, ErrorCategory category, object target)
+        {
+            var record = new ErrorRecord(e, id, category, target);
+            string action = RecommendedAction(id);
+            if (action != null) record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = action };
+            return record;
+        }
 
         /// <summary>The id and category for an error kind (the native library's or the driver's).</summary>
         public static void Classify(string kind, out string id, out ErrorCategory category)
@@ -154,23 +215,37 @@ namespace RemoteItP2P
                 case P2PException p:
                 {
                     Classify(p.Kind, out string id, out ErrorCategory category);
-                    return new ErrorRecord(p, id, category, target);
+                    return Record(p, id, category, target);
                 }
                 case P2PConnectionException c:
                 {
                     Classify(c.Kind, out string id, out ErrorCategory category);
-                    return new ErrorRecord(c, id, category, target ?? c.Connection);
+                    return Record(c, id, category, target ?? c.Connection?.DeviceId);
                 }
                 case P2PNativeLibraryException n:
-                    return new ErrorRecord(n, NativeLibrary, ErrorCategory.ResourceUnavailable, target);
+                    return Record(n, NativeLibrary, ErrorCategory.ResourceUnavailable, target);
+                case P2PConnectionNotFoundException nf:
+                    return Record(nf, NotFound, ErrorCategory.ObjectNotFound, target);
+                case P2PConnectionFromOtherProcessException op:
+                    return Record(op, OtherProcess, ErrorCategory.InvalidArgument, target);
+                case P2PNameInUseException ni:
+                    return Record(ni, NameInUse, ErrorCategory.ResourceExists, target);
                 default:
-                    return new ErrorRecord(e, "P2PInternalError", ErrorCategory.NotSpecified, target);
+                    return Record(e, "P2PInternalError", ErrorCategory.NotSpecified, target);
             }
         }
 
         public static ErrorRecord Make(string id, ErrorCategory category, string message, object target)
         {
-            return new ErrorRecord(new InvalidOperationException(message), id, category, target);
+            Exception e;
+            switch (id)
+            {
+                case NotFound: e = new P2PConnectionNotFoundException(message); break;
+                case NameInUse: e = new P2PNameInUseException(message); break;
+                case OtherProcess: e = new P2PConnectionFromOtherProcessException(message); break;
+                default: e = new InvalidOperationException(message); break;
+            }
+            return Record(e, id, category, target);
         }
     }
 }

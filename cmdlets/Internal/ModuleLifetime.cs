@@ -21,6 +21,26 @@ namespace RemoteItP2P
             }
         }
 
+        /// <summary>The open (active) connections of the process, as "name (Id n, endpoint)"; none when the
+        /// library was never loaded. Never throws.</summary>
+        public static string[] OpenConnections()
+        {
+            try
+            {
+                if (!NativeMethods.IsLoaded) return new string[0];
+                var list = new System.Collections.Generic.List<string>();
+                foreach (P2PConnection c in P2PConnection.ListFromJson(NativeMethods.SessionList()))
+                {
+                    if (c.IsActive) list.Add(c.Name + " (Id " + c.Id + ", " + c.LocalEndpoint + ")");
+                }
+                return list.ToArray();
+            }
+            catch (Exception)
+            {
+                return new string[0];
+            }
+        }
+
         /// <summary>Test hook for Pester: a panic inside the native library (0 on this thread, 1 in a runtime
         /// task). Throws the P2PException the boundary turns it into; the process survives.</summary>
         public static void InjectNativePanic(int where) => NativeMethods.InjectPanicForTest(where);

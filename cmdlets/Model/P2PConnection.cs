@@ -33,18 +33,52 @@ namespace RemoteItP2P
         ChaCha20Poly1305,
     }
 
-    /// <summary>One tunnel: a local TCP port that reaches a device. A snapshot; Get-P2PConnection refreshes it.</summary>
+    /// <summary>The identity of this process's connections: Ids restart at 1 in every process (a job, another
+    /// pwsh), so each connection also carries an InstanceId whose first half is unique to the process that made it.</summary>
+    public static class P2PProcessIdentity
+    {
+        private static readonly byte[] Prefix = Guid.NewGuid().ToByteArray();
+
+        /// <summary>This process's id.</summary>
+        public static readonly int ProcessId = System.Diagnostics.Process.GetCurrentProcess().Id;
+
+        /// <summary>The InstanceId of this process's connection with handle <paramref name="id"/>.</summary>
+        public static Guid InstanceIdOf(ulong id)
+        {
+            var b = (byte[])Prefix.Clone();
+            byte[] h = BitConverter.GetBytes(id);
+            for (int i = 0; i < 8; i++) b[8 + i] ^= h[i];
+            return new Guid(b);
+        }
+
+        /// <summary>True when <paramref name="instanceId"/> names a connection made in this process.</summary>
+        public static bool Owns(Guid instanceId)
+        {
+            byte[] b = instanceId.ToByteArray();
+            for (int i = 0; i < 8; i++) if (b[i] != Prefix[i]) return false;
+            return true;
+        }
+    }
+
+    /// <summary>One tunnel: a local TCP port that reaches a device. A snapshot; Get-P2PConnection refreshes it
+    /// (or its Refresh() method, in place).</summary>
     public sealed class P2PConnection
     {
-        /// <summary>The handle of the session in this process (unique, never reused).</summary>
+        /// <summary>The handle of the session in this process (unique there, never reused; another process has
+        /// its own Id 1). Short, for typing: scripts that pass objects around use InstanceId.</summary>
         public ulong Id { get; set; }
+        /// <summary>Unique across processes: Stop- and Wait-P2PConnection refuse a connection made by another
+        /// process (a job's output, a deserialized object) instead of acting on a local one with the same Id.</summary>
+        public Guid InstanceId { get; set; }
+        /// <summary>The process that owns the connection (its local port lives and dies with it).</summary>
+        public int ProcessId { get; set; }
         public string Name { get; set; }
         public string DeviceId { get; set; }
         /// <summary>address:port to give ssh, a browser or any TCP client.</summary>
         public string LocalEndpoint { get; set; }
         public P2PConnectionState State { get; set; }
         public P2PPath? Path { get; set; }
-        public string Encryption { get; set; }
+        public P2PEncryption? Encryption { get; set; }
         public string PeerEndpoint { get; set; }
         public string SessionId { get; set; }
         public ulong BytesSent { get; set; }
@@ -55,7 +89,9 @@ namespace RemoteItP2P
         public int StreamsOpen { get; set; }
         public DateTime? StartedAt { get; set; }
         public DateTime? ConnectedAt { get; set; }
-        public int Reconnects { get; set; }
+        /// <summary>How many times the session was lost and a new one attempted (AutoReconnect); attempts,
+        /// whether or not they succeeded.</summary>
+        public int ReconnectAttempts { get; set; }
         /// <summary>The stable kind of the last error ("AuthFailed", "DeviceOffline", ...), or null.</summary>
         public string LastErrorKind { get; set; }
         /// <summary>The last error's message, or null.</summary>
@@ -75,18 +111,49 @@ namespace RemoteItP2P
         /// <summary>True while the local port is open (not Stopped or Failed).</summary>
         public bool IsActive => State != P2PConnectionState.Stopped && State != P2PConnectionState.Failed;
 
+        /// <summary>Made from a bare Id (Stop-P2PConnection 1): to be looked up.</summary>
+        internal bool IdOnly { get; set; }
+
+        /// <summary>True when the connection was made in this process (Stop-/Wait-P2PConnection can act on it).</summary>
+        public bool IsFromThisProcess => P2PProcessIdentity.Owns(InstanceId);
+
         public override string ToString() => LocalEndpoint ?? string.Empty;
+
+        /// <summary>Re-reads the connection's live status into this object and returns it. A connection that
+        /// no longer exists in this process (stopped, or closed when the module was removed) becomes Stopped.</summary>
+        public P2PConnection Refresh()
+        {
+            if (!IsFromThisProcess) return this;
+            string json = Native.NativeMethods.SessionStatus(Id);
+            if (json == null)
+            {
+                if (IsActive)
+                {
+                    State = P2PConnectionState.Stopped;
+                    StreamsOpen = 0;
+                }
+                return this;
+            }
+            P2PConnection now = FromJson(JsonObject.ParseObject(json));
+            foreach (var p in typeof(P2PConnection).GetProperties())
+            {
+                if (p.CanWrite && p.GetSetMethod() != null) p.SetValue(this, p.GetValue(now));
+            }
+            return this;
+        }
 
         internal static P2PConnection FromJson(JsonObject j)
         {
             var c = new P2PConnection
             {
                 Id = j.ULong("id"),
+                InstanceId = P2PProcessIdentity.InstanceIdOf(j.ULong("id")),
+                ProcessId = P2PProcessIdentity.ProcessId,
                 Name = j.String("name"),
                 DeviceId = j.String("device_id"),
                 LocalEndpoint = j.String("local_endpoint"),
                 State = ParseEnum(j.String("state"), P2PConnectionState.Failed),
-                Encryption = j.String("encryption"),
+                Encryption = ParseNullableEnum<P2PEncryption>(j.String("encryption")),
                 PeerEndpoint = j.String("peer_endpoint"),
                 SessionId = j.String("session_id"),
                 BytesSent = j.ULong("bytes_sent"),
@@ -96,7 +163,7 @@ namespace RemoteItP2P
                 StreamsOpen = (int)j.Long("streams_open"),
                 StartedAt = j.Time("started_at"),
                 ConnectedAt = j.Time("connected_at"),
-                Reconnects = (int)j.Long("reconnects"),
+                ReconnectAttempts = (int)j.Long("reconnects"),
             };
             string path = j.String("path");
             if (!string.IsNullOrEmpty(path)) c.Path = ParseEnum(path, P2PPath.Relayed);
@@ -106,12 +173,19 @@ namespace RemoteItP2P
                 c.LastErrorKind = error.String("kind");
                 c.LastError = error.String("message");
             }
+            // A failed connection's port is closed: do not offer it to ssh or a browser.
+            if (c.State == P2PConnectionState.Failed) c.LocalEndpoint = null;
             return c;
         }
 
         internal static List<P2PConnection> ListFromJson(string json)
         {
             return JsonObject.ParseArray(json).ConvertAll(FromJson);
+        }
+
+        private static T? ParseNullableEnum<T>(string text) where T : struct
+        {
+            return !string.IsNullOrEmpty(text) && Enum.TryParse(text, true, out T value) ? value : (T?)null;
         }
 
         private static T ParseEnum<T>(string text, T fallback) where T : struct
