@@ -87,7 +87,7 @@ Describe 'Errors' {
     It 'a wrong password is an AuthenticationError within the timeout' {
         $bad = [pscredential]::new($Lab.User, (ConvertTo-SecureString 'not-the-password-42' -AsPlainText -Force))
         $clock = [Diagnostics.Stopwatch]::StartNew()
-        $err = { New-P2PConnection $Lab.DeviceId $bad @Common -TimeoutSec 20 } | Should -Throw -PassThru
+        $err = { New-P2PConnection $Lab.DeviceId $bad @Common -TimeoutSec 20 -ErrorAction Stop } | Should -Throw -PassThru
         $clock.Elapsed.TotalSeconds | Should -BeLessThan 20
         $err.FullyQualifiedErrorId | Should -Be "P2PAuthenticationFailed,$NewId"
         $err.CategoryInfo.Category | Should -Be 'AuthenticationError'
@@ -96,7 +96,7 @@ Describe 'Errors' {
     }
 
     It 'an unknown UID is ObjectNotFound' {
-        $err = { New-P2PConnection 80:00:00:00:01:00:FF:FF $Lab.Credential @Common -TimeoutSec 20 } | Should -Throw -PassThru
+        $err = { New-P2PConnection 80:00:00:00:01:00:FF:FF $Lab.Credential @Common -TimeoutSec 20 -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be "P2PDeviceNotFound,$NewId"
         $err.CategoryInfo.Category | Should -Be 'ObjectNotFound'
     }
@@ -106,7 +106,7 @@ Describe 'Errors' {
         $taken = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $port)
         $taken.Start()
         try {
-            $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -LocalPort $port } | Should -Throw -PassThru
+            $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -LocalPort $port -ErrorAction Stop } | Should -Throw -PassThru
             $err.FullyQualifiedErrorId | Should -Be "P2PPortInUse,$NewId"
             $err.CategoryInfo.Category | Should -Be 'ResourceUnavailable'
             $err.Exception.Message | Should -Match "$port"
@@ -116,7 +116,7 @@ Describe 'Errors' {
     It 'a malformed provisioning file is a ParserError with its line' {
         $file = Join-Path $Lab.Dir 'malformed.txt'
         "user_id me`nauth_pass x`nremote_address 80:00:00:00:01:00:0A:C2`nproxy_local_port lots`n" | Set-Content $file
-        $err = { New-P2PConnection -ProvisioningFile $file } | Should -Throw -PassThru
+        $err = { New-P2PConnection -ProvisioningFile $file -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be "P2PProvisioningInvalid,$NewId"
         $err.CategoryInfo.Category | Should -Be 'ParserError'
         $err.Exception.Line | Should -Be 4
@@ -130,7 +130,7 @@ Describe 'Errors' {
     It 'an unreachable server is a ConnectionError within the timeout' {
         $closed = Get-FreeTcpPort
         $clock = [Diagnostics.Stopwatch]::StartNew()
-        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server "127.0.0.1:$closed" -ServerKey $Lab.ServerKey -TimeoutSec 20 } |
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server "127.0.0.1:$closed" -ServerKey $Lab.ServerKey -TimeoutSec 20 -ErrorAction Stop } |
             Should -Throw -PassThru
         $clock.Elapsed.TotalSeconds | Should -BeLessThan 20
         $err.FullyQualifiedErrorId | Should -Be "P2PServerUnreachable,$NewId"
@@ -274,7 +274,7 @@ $c | Stop-P2PConnection
         $file = Join-Path $Lab.Dir 'no-server.txt'
         @("user_id $($Lab.User)", "auth_pass $($Lab.Password)", "proxy_local_port $(Get-FreeTcpPort)",
             'proxy_bind_address 127.0.0.1', "remote_address $($Lab.DeviceId)") | Set-Content -LiteralPath $file -Encoding ascii
-        $err = { New-P2PConnection -ProvisioningFile $file } | Should -Throw -PassThru
+        $err = { New-P2PConnection -ProvisioningFile $file -ErrorAction Stop } | Should -Throw -PassThru
         $err.Exception.Message | Should -Match "'server' line"
         $env:P2P_SERVER = $Lab.Server; $env:P2P_SERVER_KEY = $Lab.ServerKey
         (New-P2PConnection -ProvisioningFile $file -Name envfile).State | Should -Be 'Connected'
@@ -286,7 +286,7 @@ $c | Stop-P2PConnection
 
     It 'without a server the error names -Server and $env:P2P_SERVER, not connectd''s flags' {
         Clear-ServerEnv
-        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential } | Should -Throw -PassThru
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be "P2PInvalidConfiguration,$NewId"
         $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
         $err.Exception.Message | Should -Match '-Server host:port'
@@ -294,7 +294,7 @@ $c | Stop-P2PConnection
         $err.Exception.Message | Should -Not -Match '(^|\s)-y\b|--server'
         Get-P2PConnection | Should -BeNullOrEmpty
 
-        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server $Lab.Server } | Should -Throw -PassThru
+        $err = { New-P2PConnection $Lab.DeviceId $Lab.Credential -Server $Lab.Server -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -Be "P2PInvalidConfiguration,$NewId"
         $err.Exception.Message | Should -Match '-ServerKey'
         $err.Exception.Message | Should -Match '\$env:P2P_SERVER_KEY'

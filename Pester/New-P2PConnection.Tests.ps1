@@ -1,0 +1,229 @@
+# New-P2PConnection as a PowerShell user types it (issue 18): a pipeline of files with a failing one in the
+# middle, a file by position, -Debug in a script, error record fields, names from parallel runspaces,
+# default names, delay-bind -Name, and what the pipeline refuses. Against a real lab (Support/P2PLab.psm1).
+
+BeforeAll {
+    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
+    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
+    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module $script:ModulePath -Force
+    $script:Lab = Start-P2PLab
+    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    $script:NewId = 'RemoteItP2P.Commands.NewP2PConnectionCommand'
+
+    # A device the server knows but whose target is not running: connecting to it is P2PDeviceOffline.
+    $script:OfflineId = '80:00:00:00:01:00:0B:01'
+    'offline-device-secret-0123' | & (Get-P2PBinary 'p2p-server') device add $OfflineId --owner $Lab.User --name offline `
+        --app-type 7 --data-dir (Join-Path $Lab.Dir 'server') | Out-Null
+    if ($LASTEXITCODE -ne 0) { throw 'p2p-server device add failed' }
+
+    # A provisioning file in the lab's folder for $DeviceId.
+    function script:New-TunnelFile([string] $Path, [string] $DeviceId) {
+        @(
+            "user_id $($Lab.User)"
+            "auth_pass $($Lab.Password)"
+            "proxy_local_port $(Get-FreeTcpPort)"
+            'proxy_bind_address 127.0.0.1'
+            "remote_address $DeviceId"
+            "server $($Lab.Server)"
+            "server_key $($Lab.ServerKey)"
+        ) | Set-Content -LiteralPath $Path -Encoding ascii
+        $Path
+    }
+}
+
+AfterAll {
+    Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue
+    Stop-P2PLab $script:Lab
+}
+
+Describe 'New-P2PConnection: one failed item does not end the pipeline (item 1)' {
+    BeforeAll {
+        $script:Tunnels = Join-Path $Lab.Dir 'tunnels'
+        New-Item -ItemType Directory -Path $Tunnels | Out-Null
+        New-TunnelFile (Join-Path $Tunnels 'web1.txt') $Lab.DeviceId | Out-Null
+        New-TunnelFile (Join-Path $Tunnels 'web2.txt') $OfflineId | Out-Null
+        New-TunnelFile (Join-Path $Tunnels 'web3.txt') $Lab.DeviceId | Out-Null
+    }
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Get-ChildItem ./tunnels/web*.txt | New-P2PConnection: the offline device''s file is an error, the files after it still connect' {
+        Push-Location $Lab.Dir
+        try {
+            $c = Get-ChildItem ./tunnels/web*.txt | New-P2PConnection -ErrorVariable failed -ErrorAction SilentlyContinue -TimeoutSec 15
+            $ok = $?
+        } finally { Pop-Location }
+        $ok | Should -BeFalse
+        @($c).Count | Should -Be 2
+        $c.State | Should -Be @('Connected', 'Connected')
+        @($failed).Count | Should -Be 1
+        $failed[0].FullyQualifiedErrorId | Should -Be "P2PDeviceOffline,$NewId"
+        $failed[0].TargetObject | Should -Be $OfflineId
+        @(Get-P2PConnection).Count | Should -Be 2
+    }
+
+    It 'with -ErrorAction Stop the same failure is terminating, as everywhere else' {
+        Push-Location $Lab.Dir
+        try {
+            { Get-ChildItem ./tunnels/web2.txt | New-P2PConnection -ErrorAction Stop -TimeoutSec 15 } | Should -Throw -ErrorId "P2PDeviceOffline,$NewId"
+        } finally { Pop-Location }
+        Get-P2PConnection | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'New-P2PConnection ./file.txt by position (item 4)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'a path as the first positional argument is the provisioning file' {
+        New-TunnelFile (Join-Path $Lab.Dir 'file.txt') $Lab.DeviceId | Out-Null
+        Push-Location $Lab.Dir
+        try { $c = New-P2PConnection ./file.txt } finally { Pop-Location }
+        $c.State | Should -Be 'Connected'
+        $c.DeviceId | Should -Be $Lab.DeviceId
+    }
+
+    It 'a path with -Credential, or a missing file, is a clear error; a malformed UID is still refused at binding' {
+        Push-Location $Lab.Dir
+        try {
+            New-P2PConnection ./file.txt $Lab.Credential -ErrorVariable e -ErrorAction SilentlyContinue
+            $e[0].Exception.Message | Should -Match '-ProvisioningFile'
+            New-P2PConnection ./missing.txt -ErrorVariable e -ErrorAction SilentlyContinue
+            $e[0].FullyQualifiedErrorId | Should -Be "P2PProvisioningFileNotFound,$NewId"
+        } finally { Pop-Location }
+        { New-P2PConnection 80:00:00 $Lab.Credential @Common } | Should -Throw -ErrorId 'ParameterArgumentValidationError*'
+    }
+}
+
+Describe 'New-P2PConnection -Debug (item 5)' {
+    It 'in a script, -Debug neither prompts nor throws; debug lines come out; a failure leaves no tunnel open' {
+        $script = Join-Path $Lab.Dir 'debug.ps1'
+        @'
+param($ModulePath, $Server, $ServerKey, $DeviceId, $User, $Password)
+Import-Module $ModulePath
+$cred = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
+$out = New-P2PConnection $DeviceId $cred -Server $Server -ServerKey $ServerKey -Debug 5>&1
+$c = $out | Where-Object { $_ -is [RemoteItP2P.P2PConnection] }
+"debug=$(@($out | Where-Object { $_ -is [System.Management.Automation.DebugRecord] }).Count)"
+"state=$($c.State)"
+$c | Stop-P2PConnection -Debug 5>$null
+$bad = [pscredential]::new($User, (ConvertTo-SecureString 'wrong-password-1' -AsPlainText -Force))
+New-P2PConnection $DeviceId $bad -Server $Server -ServerKey $ServerKey -Debug -ErrorVariable e -ErrorAction SilentlyContinue 5>$null
+"error=$($e[0].FullyQualifiedErrorId)"
+"open=$(@(Get-P2PConnection).Count)"
+'@ | Set-Content -LiteralPath $script -Encoding utf8
+        $out = & (Get-PwshPath) -NoProfile -NonInteractive -File $script -ModulePath $ModulePath -Server $Lab.Server `
+            -ServerKey $Lab.ServerKey -DeviceId $Lab.DeviceId -User $Lab.User -Password $Lab.Password 2>&1
+        $text = $out | Out-String
+        $LASTEXITCODE | Should -Be 0 -Because $text
+        $text | Should -Not -Match 'NullReference|Confirm|Continue with this operation'
+        $text | Should -Match 'state=Connected'
+        [int]($text -replace '(?s).*debug=(\d+).*', '$1') | Should -BeGreaterThan 0
+        $text | Should -Match 'error=P2PAuthenticationFailed'
+        $text | Should -Match 'open=0'
+    }
+}
+
+Describe 'New-P2PConnection error records (item 7)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'a wrong password: TargetObject is the device id, RecommendedAction says what to do' {
+        $bad = [pscredential]::new($Lab.User, (ConvertTo-SecureString 'not-the-password-42' -AsPlainText -Force))
+        New-P2PConnection $Lab.DeviceId $bad @Common -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -Be "P2PAuthenticationFailed,$NewId"
+        $e[0].TargetObject | Should -Be $Lab.DeviceId
+        $e[0].ErrorDetails.RecommendedAction | Should -Match 'password'
+        $e[0].CategoryInfo.TargetName | Should -Be $Lab.DeviceId
+    }
+
+    It 'an offline device and an unknown one name the device and recommend something' {
+        New-P2PConnection $OfflineId $Lab.Credential @Common -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].TargetObject | Should -Be $OfflineId
+        $e[0].ErrorDetails.RecommendedAction | Should -Not -BeNullOrEmpty
+        New-P2PConnection 80:00:00:00:01:00:FF:FE $Lab.Credential @Common -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -Be "P2PDeviceNotFound,$NewId"
+        $e[0].TargetObject | Should -Be '80:00:00:00:01:00:FF:FE'
+        $e[0].ErrorDetails.RecommendedAction | Should -Not -BeNullOrEmpty
+    }
+
+    It 'not-found errors are ItemNotFoundException, with the Id or Name as target' {
+        Get-P2PConnection -Name nosuch -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].Exception | Should -BeOfType [System.Management.Automation.ItemNotFoundException]
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionNotFound,*'
+        $e[0].TargetObject | Should -Be 'nosuch'
+        $e[0].ErrorDetails.RecommendedAction | Should -Match 'Get-P2PConnection'
+        Stop-P2PConnection -Id 987654 -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].Exception | Should -BeOfType [System.Management.Automation.ItemNotFoundException]
+    }
+
+    It 'with no server set, the message names -Server and -ServerKey, not connectd''s -y/--server' {
+        $saved = $env:P2P_SERVER, $env:P2P_SERVER_KEY
+        Remove-Item Env:P2P_SERVER, Env:P2P_SERVER_KEY -ErrorAction SilentlyContinue
+        try {
+            New-P2PConnection $Lab.DeviceId $Lab.Credential -ErrorVariable e -ErrorAction SilentlyContinue
+            $e[0].Exception.Message | Should -Match '-Server host:port'
+            $e[0].Exception.Message | Should -Not -Match '(^|\s)-y\b|--server'
+            $e[0].ErrorDetails.RecommendedAction | Should -Match '-ServerKey'
+        } finally {
+            if ($saved[0]) { $env:P2P_SERVER = $saved[0] }
+            if ($saved[1]) { $env:P2P_SERVER_KEY = $saved[1] }
+        }
+    }
+}
+
+Describe 'Connection names (item 8)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It '-Name same from ForEach-Object -Parallel: exactly one connection gets it, the others P2PNameInUse' {
+        $lab = $Lab; $modulePath = $ModulePath
+        $results = 1..4 | ForEach-Object -ThrottleLimit 4 -Parallel {
+            Import-Module $using:modulePath
+            $l = $using:lab
+            try { (New-P2PConnection $l.DeviceId $l.Credential -Server $l.Server -ServerKey $l.ServerKey -Name same -ErrorAction Stop).Name }
+            catch { $_.FullyQualifiedErrorId }
+        }
+        @($results | Where-Object { $_ -eq 'same' }).Count | Should -Be 1
+        @($results | Where-Object { $_ -like 'P2PNameInUse,*' }).Count | Should -Be 3
+        @(Get-P2PConnection -Name same).Count | Should -Be 1
+    }
+
+    It 'two connections to one device without -Name get distinct default names' {
+        $a = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $b = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $a.Name | Should -Be $Lab.DeviceId
+        $b.Name | Should -Be "$($Lab.DeviceId)#2"
+        Get-P2PConnection -Name $b.Name | Should -Not -BeNullOrEmpty
+    }
+
+    It '-Name { $_.BaseName } names each connection after its file (a delay-bind script block)' {
+        $dir = Join-Path $Lab.Dir 'named'
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        New-TunnelFile (Join-Path $dir 'pi-ssh.txt') $Lab.DeviceId | Out-Null
+        New-TunnelFile (Join-Path $dir 'pi-web.txt') $Lab.DeviceId | Out-Null
+        $c = Get-ChildItem $dir -Filter *.txt | New-P2PConnection -Name { $_.BaseName }
+        ($c.Name | Sort-Object) | Should -Be @('pi-ssh', 'pi-web')
+    }
+}
+
+Describe 'What the pipeline and completion offer (item 12)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Get-P2PConnection | New-P2PConnection says connections are not provisioning files (not "Cannot find drive")' {
+        New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -BindAddress 0.0.0.0 -WarningAction SilentlyContinue | Out-Null
+        Get-P2PConnection | New-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue
+        $e | Should -Not -BeNullOrEmpty
+        ($e.Exception.Message -join ' ') | Should -Not -Match 'Cannot find drive'
+        ($e.Exception.Message -join ' ') | Should -Match 'not P2P connections'
+        @(Get-P2PConnection).Count | Should -Be 1
+    }
+
+    It '-DeviceId completion offers the UIDs of open connections, not file names' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        Push-Location $Lab.Dir
+        try {
+            $line = 'New-P2PConnection -DeviceId '
+            $r = TabExpansion2 -inputScript $line -cursorColumn $line.Length
+        } finally { Pop-Location }
+        $r.CompletionMatches.CompletionText | Should -Contain $Lab.DeviceId
+        $r.CompletionMatches.CompletionText | Where-Object { $_ -match 'target\.conf|\.txt' } | Should -BeNullOrEmpty
+    }
+}
