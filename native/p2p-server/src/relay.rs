@@ -96,6 +96,8 @@ struct RelaySession {
     last_move_report: Option<Instant>,
     /// Moves since then that were neither logged nor punched yet.
     unreported_moves: u32,
+    /// The bound addresses the last punch was sent with.
+    punched: [Option<SocketAddr>; 2],
 }
 
 impl RelaySession {
@@ -271,6 +273,7 @@ impl Relay {
                 punches: 0,
                 last_move_report: None,
                 unreported_moves: 0,
+                punched: [None, None],
             },
         );
         *self.per_user.entry(user).or_default() += 1;
@@ -395,7 +398,7 @@ impl Relay {
                     send_punches(bind.session_id, s, &self.server_addrs, &mut self.counters);
                 }
             } else {
-                s.unreported_moves += 1;
+                s.unreported_moves = s.unreported_moves.saturating_add(1);
                 self.counters.rebinds_deferred += 1;
             }
         }
@@ -478,7 +481,8 @@ impl Relay {
             );
             s.last_move_report = Some(now);
             s.unreported_moves = 0;
-            if s.bound.iter().all(Option::is_some) {
+            // Back where the last punch said (a flood alternating between two ports): nothing new.
+            if s.bound.iter().all(Option::is_some) && s.bound != s.punched {
                 send_punches(*id, s, &self.server_addrs, &mut self.counters);
             }
         }
@@ -629,6 +633,7 @@ pub fn legitimate_candidates(
 /// the host candidates left out.
 fn send_punches(id: u64, s: &mut RelaySession, server: &[SocketAddr], counters: &mut Counters) {
     s.punches += 1;
+    s.punched = s.bound;
     let mut server = server.to_vec();
     server.push(s.setup.relay_addr);
     for role in ROLES {
@@ -1006,6 +1011,17 @@ mod tests {
         assert!(
             matches!(rt.try_recv().unwrap(), ServerMsg::Punch { candidates, .. } if candidates[0] == a3)
         );
+        assert_eq!(drain(&mut ri), 1);
+        // Moves within the interval that end where the last punch said are not punched again.
+        for (ms, from) in [(4100, a), (4200, a3)] {
+            relay.on_datagram(
+                from,
+                &bind(id, Role::Initiator, [1; 16]),
+                start + Duration::from_millis(ms),
+            );
+        }
+        relay.expire(start + Duration::from_secs(6));
+        assert_eq!((drain(&mut ri), drain(&mut rt)), (0, 0));
         assert_eq!(relay.counters().punches_sent, 8);
     }
 
