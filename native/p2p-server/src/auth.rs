@@ -188,6 +188,23 @@ fn retry_text(wait: Duration) -> String {
     format!("retry in {} s", wait.as_secs().max(1))
 }
 
+/// The source an address counts as for per-address limits: an IPv4 address (an IPv4-mapped IPv6 one
+/// included) is itself, an IPv6 address its /64 (one host or site gets a whole /64: counting its
+/// addresses one by one would give it 2^64 separate allowances).
+pub fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(seg))
+            }
+        },
+    }
+}
+
 /// Throttle keys for user names: bounded, whatever a client sends.
 fn user_key(user: &str) -> String {
     user.chars().take(accounts::MAX_NAME_LEN + 1).collect()
@@ -388,7 +405,7 @@ impl Auth {
     pub fn is_known_address(&self, ip: IpAddr) -> bool {
         guard(&self.throttles)
             .good_ips
-            .contains(&ip, Instant::now())
+            .contains(&source(ip), Instant::now())
     }
 
     /// Runs `f` with the database on the blocking pool.
@@ -523,6 +540,7 @@ impl Auth {
         credential: Credential,
         ip: IpAddr,
     ) -> Result<LoggedIn, Refusal> {
+        let ip = source(ip);
         let slot = self.slot(ip)?;
         let by_password = matches!(credential, Credential::Password(_));
         let key = user_key(user);
@@ -600,6 +618,7 @@ impl Auth {
         ip: IpAddr,
     ) -> Result<(), Refusal> {
         let secret = Zeroizing::new(secret);
+        let ip = source(ip);
         let slot = self.slot(ip)?;
         let ticket = self.admit(Who::Device(uid), ip, true).await?;
         let hash = self
@@ -884,6 +903,23 @@ mod tests {
         a.login("bob", Credential::Password("right".into()), IP)
             .await
             .expect("a known address still logs in");
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            source("::ffff:192.0.2.7".parse().unwrap()),
+            ip4(192, 0, 2, 7)
+        );
+        assert_eq!(source(ip4(192, 0, 2, 7)), ip4(192, 0, 2, 7));
+    }
+
+    fn ip4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
     }
 
     #[tokio::test]

@@ -137,6 +137,7 @@ impl ControlContext {
         ip: IpAddr,
         free_slots: usize,
     ) -> Result<Unauthenticated, String> {
+        let ip = crate::auth::source(ip);
         let reserved = self.limits.reserved_connections;
         // (With no slot free at all, the caller refuses with the server-wide limit.)
         if free_slots > 0 && free_slots <= reserved && !self.auth.is_known_address(ip) {
