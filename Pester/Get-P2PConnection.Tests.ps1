@@ -1,0 +1,102 @@
+# Get-P2PConnection and the connection objects as a PowerShell user sees them (issue 18): the default table
+# at 80 columns, ConvertTo-Json, Import-Module -Force and Remove-Module with open connections, and a killed
+# device. Against a real lab (Support/P2PLab.psm1).
+
+BeforeAll {
+    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
+    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
+    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module $script:ModulePath -Force
+    $script:Lab = Start-P2PLab
+    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+}
+
+AfterAll {
+    Get-Module RemoteItP2P | ForEach-Object { Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue }
+    Import-Module $script:ModulePath -Force
+    Stop-P2PLab $script:Lab
+}
+
+Describe 'The default table (item 6)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Format-Table at 80 columns (Out-String -Width 80) shows the whole default name, port, state, path, RTT and bytes' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $d = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        (Invoke-WebRequest -Uri "http://$($c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 20).StatusCode | Should -Be 200
+        Start-Sleep -Milliseconds 600   # the counters' documented refresh
+        $text = Get-P2PConnection | Format-Table | Out-String -Width 80
+        $lines = $text -split "`r?`n" | Where-Object { $_.Trim() }
+        foreach ($line in $lines) { $line.TrimEnd().Length | Should -BeLessOrEqual 80 -Because "'$line'" }
+        $text | Should -Not -Match '…'
+        $header = $lines[0]
+        foreach ($column in 'Id', 'Name', 'Port', 'State', 'Path', 'RTT ms', 'Sent', 'Rcvd') { $header | Should -Match ([regex]::Escape($column)) }
+        $row = $lines | Where-Object { $_ -match "^\s*$($c.Id)\s" }
+        $row | Should -Match ([regex]::Escape($Lab.DeviceId))
+        $row | Should -Match "\b$($c.LocalPort)\b"
+        $row | Should -Match 'Connected'
+        $row | Should -Match 'Direct|Relayed'
+        $row | Should -Match '\s[1-9]\d*(\.\d)?[KMGT]?\s*$'   # the page came back: bytes received
+        ($lines | Where-Object { $_ -match "^\s*$($d.Id)\s" }) | Should -Match ([regex]::Escape("$($Lab.DeviceId)#2"))
+    }
+}
+
+Describe 'ConvertTo-Json (item 12)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'writes State, Path and Encryption alike: numbers by default, names with -EnumsAsStrings' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $j = $c | ConvertTo-Json | ConvertFrom-Json
+        foreach ($p in 'State', 'Path', 'Encryption') { $j.$p | Should -BeOfType [long] -Because $p }
+        $s = $c | ConvertTo-Json -EnumsAsStrings | ConvertFrom-Json
+        $s.State | Should -Be 'Connected'
+        $s.Path | Should -BeIn @('Direct', 'Relayed')
+        $s.Encryption | Should -Be 'ChaCha20Poly1305'
+    }
+}
+
+Describe 'Import-Module -Force and Remove-Module with open connections (item 9)' {
+    It 'Import-Module -Force keeps the connections (objects stay true); Remove-Module closes them with a warning, and $c.Refresh() says Stopped' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name survives
+        Import-Module $ModulePath -Force -WarningVariable w
+        $w | Should -BeNullOrEmpty
+        $c.Refresh().State | Should -Be 'Connected'
+        Test-TcpPortOpen $c.LocalPort | Should -BeTrue
+        (Get-P2PConnection -Name survives).Id | Should -Be $c.Id
+
+        Remove-Module RemoteItP2P -WarningVariable w -WarningAction SilentlyContinue
+        ($w -join ' ') | Should -Match 'closed 1 open connection'
+        ($w -join ' ') | Should -Match 'survives'
+        Test-TcpPortOpen $c.LocalPort | Should -BeFalse
+        $c.Refresh().State | Should -Be 'Stopped'
+        Import-Module $ModulePath -Force
+        $c | Get-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionNotFound,*'
+    }
+}
+
+Describe 'A killed device (item 10)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'leaves Connected for Reconnecting (-AutoReconnect) or Failed, and ReconnectAttempts counts the attempts' {
+        $auto = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -AutoReconnect -Name auto
+        $once = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name once
+        $auto.PSObject.Properties.Name | Should -Contain 'ReconnectAttempts'
+        $auto.PSObject.Properties.Name | Should -Not -Contain 'Reconnects'
+        $auto.ReconnectAttempts | Should -Be 0
+        $target = $Lab.Processes | Where-Object Name -eq 'target'
+        try { $target.Process.Kill($true) } catch { $target.Process.Kill() }
+        # The driver notices a silent peer after its peer timeout (about 20 s; see the report of issue 18).
+        $deadline = [DateTime]::UtcNow.AddSeconds(40)
+        do {
+            Start-Sleep -Milliseconds 500
+            $a = Get-P2PConnection -Id $auto.Id
+            $o = Get-P2PConnection -Id $once.Id
+        } until (($a.State -eq 'Reconnecting' -and $o.State -eq 'Failed') -or [DateTime]::UtcNow -gt $deadline)
+        $a.State | Should -Be 'Reconnecting'
+        $a.ReconnectAttempts | Should -BeGreaterThan 0
+        $a.LocalPort | Should -BeGreaterThan 0   # the local port stays open while it reconnects
+        $o.State | Should -Be 'Failed'
+        $o.LastErrorKind | Should -Not -BeNullOrEmpty
+    }
+}

@@ -1,0 +1,54 @@
+# Wait-P2PConnection as a PowerShell user types it (issue 18): -State Stopped on a connection that is
+# already stopped, and a job's connection piped to Wait. Against a real lab (Support/P2PLab.psm1).
+
+BeforeAll {
+    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
+    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
+    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module $script:ModulePath -Force
+    $script:Lab = Start-P2PLab
+    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+}
+
+AfterAll {
+    Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue
+    Stop-P2PLab $script:Lab
+}
+
+Describe 'Wait-P2PConnection' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Wait-P2PConnection -State Stopped outputs a connection that is already stopped (item 12)' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $c | Stop-P2PConnection
+        $done = $c | Wait-P2PConnection -State Stopped -TimeoutSec 5
+        $done.Id | Should -Be $c.Id
+        $done.State | Should -Be 'Stopped'
+    }
+
+    It 'a job''s connection piped to Wait-P2PConnection is refused (item 2)' {
+        $job = Start-Job {
+            param($ModulePath, $Server, $ServerKey, $DeviceId, $User, $Password)
+            Import-Module $ModulePath
+            $cred = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
+            New-P2PConnection $DeviceId $cred -Server $Server -ServerKey $ServerKey -Name remote-one
+        } -ArgumentList $ModulePath, $Lab.Server, $Lab.ServerKey, $Lab.DeviceId, $Lab.User, $Lab.Password
+        $local = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name local
+        try {
+            $out = $job | Receive-Job -Wait | Wait-P2PConnection -TimeoutSec 5 -ErrorVariable e -ErrorAction SilentlyContinue
+        } finally { $job | Remove-Job -Force }
+        $out | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
+        (Get-P2PConnection -Id $local.Id).State | Should -Be 'Connected'
+    }
+
+    It 'a failed connection lists no LocalEndpoint: its port is closed (item 12)' {
+        $bad = [pscredential]::new($Lab.User, (ConvertTo-SecureString 'wrong-password-7' -AsPlainText -Force))
+        $c = New-P2PConnection $Lab.DeviceId $bad @Common -NoWait
+        $c | Wait-P2PConnection -TimeoutSec 20 -ErrorAction SilentlyContinue
+        $now = Get-P2PConnection -Id $c.Id
+        $now.State | Should -Be 'Failed'
+        $now.LocalEndpoint | Should -BeNullOrEmpty
+        $now.LastErrorKind | Should -Be 'AuthFailed'
+    }
+}
