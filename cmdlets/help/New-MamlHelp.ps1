@@ -15,7 +15,33 @@ $ErrorActionPreference = 'Stop'
 
 $help = Import-PowerShellDataFile (Join-Path $PSScriptRoot 'RemoteItP2P.help.psd1')
 $module = Import-Module (Join-Path $ModulePath 'RemoteItP2P.psd1') -PassThru -Force
-$common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+# -WhatIf and -Confirm (OptionalCommonParameters) belong in the syntax of the cmdlets that have them, as in
+# the built-in cmdlets' help; the other common parameters are summed up as [<CommonParameters>].
+$common = [System.Management.Automation.PSCmdlet]::CommonParameters + 'UseTransaction'
+$optionalText = @{
+    WhatIf  = 'Shows what would happen if the cmdlet runs. The cmdlet is not run.'
+    Confirm = 'Prompts you for confirmation before running the cmdlet.'
+}
+# Where the online version of the help is (Get-Help -Online, the cmdlets' HelpUri): the manifest's
+# PrivateData.PSData.HelpUri (or ProjectUri). None yet: then no link is written.
+$manifest = Import-PowerShellDataFile (Join-Path $ModulePath 'RemoteItP2P.psd1')
+$onlineUri = $manifest.PrivateData.PSData['HelpUri']
+if (-not $onlineUri) { $onlineUri = $manifest.PrivateData.PSData['ProjectUri'] }
+
+# The real default of every parameter, read from a new instance of the cmdlet's class (what the cmdlet
+# uses when the parameter is left out): 30, 127.0.0.1, ChaCha20Poly1305... Switches default to False;
+# a zero number or a null reads "None" unless the help text gives a default (Defaults in the .psd1).
+function DefaultOf($instance, [string] $name, $h) {
+    if ($h.ContainsKey('Defaults') -and $h.Defaults.ContainsKey($name)) { return [string]$h.Defaults[$name] }
+    $prop = $instance.GetType().GetProperty($name)
+    if (-not $prop) { return 'None' }
+    $value = $prop.GetValue($instance)
+    if ($null -eq $value) { return 'None' }
+    if ($value -is [System.Management.Automation.SwitchParameter]) { return 'False' }
+    if (($value -is [int] -or $value -is [long] -or $value -is [uint64]) -and $value -eq 0) { return 'None' }
+    if ($value -is [array] -and $value.Count -eq 0) { return 'None' }
+    [string]$value
+}
 
 function Esc([string] $s) { [System.Security.SecurityElement]::Escape($s) }
 function Para([string[]] $text) { ($text | ForEach-Object { "<maml:para>$(Esc $_)</maml:para>" }) -join '' }
@@ -27,7 +53,7 @@ function TypeName([type] $t) {
     $t.Name
 }
 
-function ParamXml($name, $p, $attr, [string] $text, [bool] $withDefault) {
+function ParamXml($name, $p, $attr, [string] $text, [string] $defaultValue) {
     $pipeline = @()
     if ($attr.ValueFromPipeline) { $pipeline += 'ByValue' }
     if ($attr.ValueFromPipelineByPropertyName) { $pipeline += 'ByPropertyName' }
@@ -39,7 +65,7 @@ function ParamXml($name, $p, $attr, [string] $text, [bool] $withDefault) {
     $value = if ($type -eq 'SwitchParameter') { '' } else {
         "<command:parameterValue required=`"true`" variableLength=`"false`">$(Esc $type)</command:parameterValue>"
     }
-    $default = if ($withDefault) { '<dev:defaultValue>None</dev:defaultValue>' } else { '' }
+    $default = if ($defaultValue) { "<dev:defaultValue>$(Esc $defaultValue)</dev:defaultValue>" } else { '' }
     @"
 <command:parameter required="$($attr.Mandatory.ToString().ToLower())" variableLength="true" globbing="$($globbing.ToString().ToLower())" pipelineInput="$pipelineText" position="$position" aliases="$(Esc $aliases)">
 <maml:name>$name</maml:name><maml:description>$(Para $text)</maml:description>$value
@@ -61,16 +87,20 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     [void]$sb.AppendLine("<maml:description>$(Para $h.Description)</maml:description>")
 
     $own = $cmd.Parameters.Values | Where-Object { $common -notcontains $_.Name }
+    $texts = @{}
+    foreach ($k in $optionalText.Keys) { $texts[$k] = $optionalText[$k] }
+    foreach ($k in $h.Parameters.Keys) { $texts[$k] = $h.Parameters[$k] }
     foreach ($p in $own) {
-        if (-not $h.Parameters.ContainsKey($p.Name)) { throw "RemoteItP2P.help.psd1 has no text for $name -$($p.Name)" }
+        if (-not $texts.ContainsKey($p.Name)) { throw "RemoteItP2P.help.psd1 has no text for $name -$($p.Name)" }
     }
+    $instance = [Activator]::CreateInstance($cmd.ImplementingType)
     [void]$sb.AppendLine('<command:syntax>')
     foreach ($set in $cmd.ParameterSets) {
         [void]$sb.AppendLine("<command:syntaxItem><maml:name>$name</maml:name>")
         foreach ($sp in ($set.Parameters | Where-Object { $common -notcontains $_.Name } | Sort-Object { if ($_.Position -ge 0) { $_.Position } else { 1000 } })) {
             $p = $cmd.Parameters[$sp.Name]
             $attr = [pscustomobject]@{ Mandatory = $sp.IsMandatory; Position = $sp.Position; ValueFromPipeline = $sp.ValueFromPipeline; ValueFromPipelineByPropertyName = $sp.ValueFromPipelineByPropertyName }
-            [void]$sb.AppendLine((ParamXml $sp.Name $p $attr $h.Parameters[$sp.Name] $false))
+            [void]$sb.AppendLine((ParamXml $sp.Name $p $attr $texts[$sp.Name] ''))
         }
         [void]$sb.AppendLine('</command:syntaxItem>')
     }
@@ -85,7 +115,7 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
             ValueFromPipeline = [bool]($attrs | Where-Object ValueFromPipeline)
             ValueFromPipelineByPropertyName = [bool]($attrs | Where-Object ValueFromPipelineByPropertyName)
         }
-        [void]$sb.AppendLine((ParamXml $p.Name $p $attr $h.Parameters[$p.Name] $true))
+        [void]$sb.AppendLine((ParamXml $p.Name $p $attr $texts[$p.Name] (DefaultOf $instance $p.Name $h)))
     }
     [void]$sb.AppendLine('</command:parameters>')
 
@@ -110,6 +140,9 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     }
     [void]$sb.AppendLine('</command:examples>')
     [void]$sb.AppendLine('<command:relatedLinks>')
+    if ($onlineUri) {
+        [void]$sb.AppendLine("<maml:navigationLink><maml:linkText>Online Version:</maml:linkText><maml:uri>$(Esc $onlineUri)</maml:uri></maml:navigationLink>")
+    }
     foreach ($l in @($h['Links'] | Where-Object { $_ })) {
         [void]$sb.AppendLine("<maml:navigationLink><maml:linkText>$(Esc $l)</maml:linkText><maml:uri /></maml:navigationLink>")
     }

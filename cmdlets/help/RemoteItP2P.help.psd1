@@ -8,23 +8,26 @@
             'New-P2PConnection opens a local TCP port (LocalEndpoint) whose connections reach a service on a device, through a RemoteItP2P server. It returns a P2PConnection object once the tunnel is up: no Start-Sleep, no process id to find, no credentials on a command line.'
             'The credential is a PSCredential (there is no plaintext password parameter), or comes from a connectd provisioning file (-ProvisioningFile). The server and its public key come from -Server and -ServerKey, the file, or the environment variables P2P_SERVER and P2P_SERVER_KEY (read by the cmdlet, so $env:P2P_SERVER set in PowerShell counts on every OS). With none of them the error (P2PInvalidConfiguration) says which is missing.'
             'The cmdlet waits up to -TimeoutSec seconds, showing progress; Ctrl+C cancels the wait and closes the half-open tunnel. With -NoWait it returns at once (State Connecting); Wait-P2PConnection waits later.'
-            'A failure is a terminating error with a stable FullyQualifiedErrorId: P2PAuthenticationFailed (AuthenticationError), P2PDeviceNotFound (ObjectNotFound), P2PDeviceOffline and P2PServerUnreachable (ConnectionError), P2PPortInUse (ResourceUnavailable), P2PProvisioningInvalid (ParserError, with the line), P2PConnectionTimeout (OperationTimeout), P2PInvalidConfiguration (InvalidArgument).'
+            'Each input that fails (a file from the pipeline, a device) is a non-terminating error, so the other inputs still connect and -ErrorAction, -ErrorVariable and $? work as everywhere else; its TargetObject is the device UID (or the file when the device is unknown) and ErrorDetails.RecommendedAction says what to do. Every failure has a stable FullyQualifiedErrorId: P2PAuthenticationFailed (AuthenticationError), P2PDeviceNotFound (ObjectNotFound), P2PDeviceOffline and P2PServerUnreachable (ConnectionError), P2PPortInUse (ResourceUnavailable), P2PProvisioningInvalid (ParserError, with the line), P2PConnectionTimeout (OperationTimeout), P2PInvalidConfiguration (InvalidArgument), P2PNameInUse (ResourceExists). A tunnel that does not come up is always closed, whatever ended the command (an error, Ctrl+C, a prompt answered Halt).'
+            'Names are unique among the open connections of the process, checked and taken atomically (also from ForEach-Object -Parallel). Without -Name a connection is named after its device UID (or the file''s name), with #2, #3... appended when that is taken. -Debug writes the native library''s log as debug lines, without prompting.'
         )
         Parameters  = @{
-            DeviceId         = 'The UID of the device (service) to reach: eight hex bytes separated by colons, like 80:00:00:00:01:00:0A:C2.'
-            Credential       = 'The account allowed to reach the device. Get-Credential asks for it without echo.'
+            DeviceId         = 'The UID of the device (service) to reach: eight hex bytes separated by colons, like 80:00:00:00:01:00:0A:C2. A path given here instead (New-P2PConnection ./SSH-Pi.txt) is read as -ProvisioningFile. Tab completion offers the UIDs of the open connections.'
+            Credential       = 'The account allowed to reach the device. Get-Credential asks for it without echo. Required with a device UID: when left out, PowerShell asks for it (an error in a non-interactive session). It is not marked mandatory only so that a path can be the sole positional argument.'
             ProvisioningFile = 'A connectd initiator provisioning file (the one with remote_address). Accepts pipeline input, e.g. from Get-ChildItem.'
             LocalPort        = 'The local TCP port. 0 (the default) picks a free port; LocalEndpoint on the result says which.'
             BindAddress      = 'The local address to listen on. 127.0.0.1 by default; any other address makes the tunnel reachable from other machines and warns.'
             Encryption       = 'Packet protection. ChaCha20Poly1305 (the default) is authenticated encryption; None, RC4 and XXTEA exist only for connectd compatibility and warn.'
             MaxOutstanding   = 'A fixed window of unacknowledged packets per stream (connectd''s MAXOUTSTANDING / max_depth). By default the window adapts to the network.'
-            AutoReconnect    = 'Re-establish the session by itself when it is lost (connectd''s autoconnect 2). The local port stays open meanwhile.'
+            AutoReconnect    = 'Re-establish the session by itself when it is lost (connectd''s autoconnect 2). The local port stays open meanwhile; State is Reconnecting and ReconnectAttempts counts the attempts made (not only the successful ones). A device that dies silently is noticed after the driver''s peer timeout (about 20 seconds).'
             Server           = 'host:port of the RemoteItP2P server. Default: the file''s server key, then $env:P2P_SERVER.'
             ServerKey        = 'The server''s public key (base64, printed by p2p-server init). Default: the file''s server_key, then $env:P2P_SERVER_KEY.'
-            Name             = 'A name for the connection (default: the device UID). Must be unique among open connections.'
+            Name             = 'A name for the connection: unique among the open connections (P2PNameInUse otherwise). Default: the device UID, or the file''s name, with #2, #3... appended when taken. Bound by property name from the pipeline, so a delay-bind script block works: Get-ChildItem *.txt | New-P2PConnection -Name { $_.BaseName }.'
             TimeoutSec       = 'How long to wait for the tunnel to come up, in seconds (default 30). On time-out the tunnel is closed and P2PConnectionTimeout is thrown.'
             NoWait           = 'Return at once, with State Connecting.'
         }
+        # Shown as "Default value" where the cmdlet's own default (read from the compiled cmdlet) needs words.
+        Defaults    = @{ LocalPort = '0 (a free port)'; MaxOutstanding = 'None (adapts to the network)' }
         Inputs      = @(@{ Type = 'System.String'; Text = 'A provisioning file path (also the FullName of Get-ChildItem output).' })
         Outputs     = @(@{ Type = 'RemoteItP2P.P2PConnection'; Text = 'The open connection. Its LocalEndpoint is what ssh or a browser connects to.' })
         Examples    = @(
@@ -32,7 +35,7 @@
                 Title   = 'Option 1 of the seed: connectd -c on the command line'
                 Code    = @'
 # Before: credentials Base64-encoded on connectd's command line (visible to every process), in the foreground:
-#   connectd.exe -c BASE_64_USER BASE_64_PASSWORD 80:00:00:00:01:00:0A:C2 33000 3 127.0.0.1 12
+#   connectd.exe -c BASE_64_USER BASE_64_PASSWORD 80:00:00:00:01:00:0A:C2 T33000 3 127.0.0.1 12
 $cred = Get-Credential me@example.com
 $c = New-P2PConnection -DeviceId 80:00:00:00:01:00:0A:C2 -Credential $cred -LocalPort 33000 -BindAddress 127.0.0.1 -MaxOutstanding 12 -Server p2p.example.com:5980 -ServerKey $key
 Start-Process "http://$($c.LocalEndpoint)/"
@@ -48,7 +51,7 @@ $c = New-P2PConnection 80:00:00:00:01:00:0A:C2 (Get-Credential) -Name pi-ssh
 ssh -p $c.LocalPort pi@127.0.0.1
 $c | Stop-P2PConnection
 '@
-                Remarks = 'New-P2PConnection returns when the tunnel is up (or throws why it is not), instead of sleeping 10 seconds and hoping. The object replaces the process id: Stop-P2PConnection closes exactly this tunnel, even with several open.'
+                Remarks = 'New-P2PConnection returns when the tunnel is up (or writes an error saying why it is not), instead of sleeping 10 seconds and hoping. The object replaces the process id: Stop-P2PConnection closes exactly this tunnel, even with several open.'
             }
             @{
                 Title   = 'Option 3 of the seed: p2p-file.ps1 with a provisioning file'
@@ -109,7 +112,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
             'Stopping a connection that is already stopped (twice, or from another runspace) does nothing and is not an error. -WhatIf shows what would be stopped and stops nothing.'
         )
         Parameters  = @{
-            InputObject = 'Connections from New-P2PConnection or Get-P2PConnection, usually from the pipeline.'
+            InputObject = 'Connections from New-P2PConnection or Get-P2PConnection, usually from the pipeline; or a number, the Id (Stop-P2PConnection 1, as Stop-Job 1). A connection made by another process (a job''s output, a deserialized object) is refused with P2PConnectionFromOtherProcess: its Id names a different connection here, and its InstanceId says so.'
             Id          = 'Ids of connections to stop.'
             Name        = 'Names of connections to stop; wildcards are allowed.'
             TimeoutSec  = 'How long to wait for each port to close, in seconds (default 10).'
@@ -130,7 +133,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
             'Wait-P2PConnection waits for each connection to reach -State (Connected by default), showing progress, and outputs it. A connection that ends in another state is a non-terminating error with its last error; running out of time is P2PWaitTimeout (OperationTimeout). Ctrl+C stops waiting.'
         )
         Parameters  = @{
-            InputObject = 'Connections to wait for, usually from the pipeline.'
+            InputObject = 'Connections to wait for, usually from the pipeline; or a number, the Id. A connection made by another process is refused (P2PConnectionFromOtherProcess).'
             Id          = 'Ids of connections to wait for.'
             Name        = 'Names of connections to wait for; wildcards are allowed.'
             State       = 'The state to wait for: Connecting, Connected (default), Reconnecting, Stopped or Failed.'
