@@ -98,9 +98,13 @@ impl SourceLimiter {
         (tokens + add).min(burst)
     }
 
-    /// Whether `ip` may get one more answer now (and if so, counts it).
+    /// Whether `ip` may get one more answer now (and if so, counts it). An IPv6 source counts by its
+    /// /64 (one site or host has a whole /64 to spread requests over), an IPv4-mapped one as IPv4.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let ip = ip.to_canonical();
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            v4 => v4,
+        };
         if !self.buckets.contains_key(&ip) && self.buckets.len() >= MAX_SOURCES {
             let burst = f64::from(self.limits.burst.max(1));
             let limits = self.limits;
@@ -357,6 +361,11 @@ mod tests {
         assert_eq!(allowed, 20);
         // Another source is not affected; time refills at the rate.
         assert!(l.allow(other, t0));
+        // One IPv6 /64 is one source.
+        let mut l6 = SourceLimiter::new(limits);
+        let in_64 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i]);
+        assert_eq!((0..100).filter(|i| l6.allow(in_64(*i), t0)).count(), 20);
+        assert!(l6.allow(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]), t0));
         let after = t0 + Duration::from_millis(500);
         assert_eq!((0..100).filter(|_| l.allow(victim, after)).count(), 5);
         // Over 10 s of constant flooding: the burst plus 10 per second.
