@@ -110,6 +110,9 @@ $bad = [pscredential]::new($User, (ConvertTo-SecureString 'wrong-password-1' -As
 New-P2PConnection $DeviceId $bad -Server $Server -ServerKey $ServerKey -Debug -ErrorVariable e -ErrorAction SilentlyContinue 5>$null
 "error=$($e[0].FullyQualifiedErrorId)"
 "open=$(@(Get-P2PConnection).Count)"
+# A UID without -Credential (not mandatory, so that a path can stand alone): no prompt here, a clear error.
+New-P2PConnection $DeviceId -Server $Server -ServerKey $ServerKey -ErrorVariable e2 -ErrorAction SilentlyContinue
+"nocred=$($e2[0].FullyQualifiedErrorId) $($e2[0].Exception.Message)"
 '@ | Set-Content -LiteralPath $script -Encoding utf8
         $out = & (Get-PwshPath) -NoProfile -NonInteractive -File $script -ModulePath $ModulePath -Server $Lab.Server `
             -ServerKey $Lab.ServerKey -DeviceId $Lab.DeviceId -User $Lab.User -Password $Lab.Password 2>&1
@@ -120,6 +123,7 @@ New-P2PConnection $DeviceId $bad -Server $Server -ServerKey $ServerKey -Debug -E
         [int]($text -replace '(?s).*debug=(\d+).*', '$1') | Should -BeGreaterThan 0
         $text | Should -Match 'error=P2PAuthenticationFailed'
         $text | Should -Match 'open=0'
+        $text | Should -Match 'nocred=P2PInvalidConfiguration,\S+ -Credential is required'
     }
 }
 

@@ -222,7 +222,7 @@ namespace RemoteItP2P.Commands
                 return null;
             }
             _target = DeviceId;
-            if (Credential == null)
+            if (Credential == null && !NonInteractive)
             {
                 try
                 {
@@ -232,13 +232,26 @@ namespace RemoteItP2P.Commands
                 {
                     // A non-interactive host cannot ask.
                 }
-                if (Credential == null)
-                {
-                    return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
-                        "-Credential is required with a device UID: New-P2PConnection " + DeviceId + " (Get-Credential).", DeviceId);
-                }
+            }
+            if (Credential == null)
+            {
+                return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
+                    "-Credential is required with a device UID: New-P2PConnection " + DeviceId + " (Get-Credential).", DeviceId);
             }
             return null;
+        }
+
+        /// <summary>pwsh -NonInteractive: no prompt (the console host would print one, then fail).</summary>
+        private static bool NonInteractive
+        {
+            get
+            {
+                foreach (string a in Environment.GetCommandLineArgs())
+                {
+                    if (a.StartsWith("-noni", StringComparison.OrdinalIgnoreCase) || a.StartsWith("/noni", StringComparison.OrdinalIgnoreCase)) return true;
+                }
+                return false;
+            }
         }
 
         private void WarnAboutChoices()
