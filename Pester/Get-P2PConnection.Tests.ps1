@@ -41,6 +41,24 @@ Describe 'The default table (item 6)' {
     }
 }
 
+Describe 'Get-P2PConnection and objects of another process (item 2)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'a deserialized connection (what Receive-Job returns) is matched by InstanceId, and refused when another process made it' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name mine
+        $copy = [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($c))
+        $copy.PSObject.TypeNames | Should -Contain 'Deserialized.RemoteItP2P.P2PConnection'
+        ($copy | Get-P2PConnection).InstanceId | Should -Be $c.InstanceId
+        # The same object as another process would send it: same Id and Name, another InstanceId.
+        $copy.InstanceId = [guid]::NewGuid()
+        $copy | Get-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
+        $copy | Stop-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
+        (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
+    }
+}
+
 Describe 'ConvertTo-Json (item 12)' {
     AfterEach { Get-P2PConnection | Stop-P2PConnection }
 

@@ -25,8 +25,38 @@ namespace RemoteItP2P.Commands
         [ValidateNotNullOrEmpty]
         public string[] DeviceId { get; set; }
 
+        /// <summary>From the pipeline only: a connection object's InstanceId. A connection made by another
+        /// process (a job's output) is refused rather than matched by its Id or Name here; one of this process
+        /// is matched exactly.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true, DontShow = true)]
+        public Guid InstanceId { get; set; }
+
         protected override void ProcessRecord()
         {
+            bool byInstance = MyInvocation.BoundParameters.ContainsKey(nameof(InstanceId)) && InstanceId != Guid.Empty;
+            if (byInstance && !P2PProcessIdentity.Owns(InstanceId))
+            {
+                WriteError(ErrorIds.Make(ErrorIds.OtherProcess, ErrorCategory.InvalidArgument,
+                    "This P2P connection (InstanceId " + InstanceId + ") was made by another process (a job, a remote session or " +
+                    "another PowerShell), not by this one: its Id and Name mean other connections here. Look it up where it was made.",
+                    InstanceId));
+                return;
+            }
+            if (byInstance)
+            {
+                foreach (P2PConnection c in AllConnections())
+                {
+                    if (c.InstanceId == InstanceId)
+                    {
+                        WriteObject(c);
+                        return;
+                    }
+                }
+                WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
+                    "The P2P connection with InstanceId " + InstanceId + " is gone (stopped or removed). Get-P2PConnection lists the open ones.",
+                    InstanceId));
+                return;
+            }
             try
             {
                 switch (ParameterSetName)

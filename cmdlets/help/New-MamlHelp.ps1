@@ -86,7 +86,10 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     [void]$sb.AppendLine("<command:details><command:name>$name</command:name><command:verb>$verb</command:verb><command:noun>$noun</command:noun><maml:description>$(Para $h.Synopsis)</maml:description></command:details>")
     [void]$sb.AppendLine("<maml:description>$(Para $h.Description)</maml:description>")
 
-    $own = $cmd.Parameters.Values | Where-Object { $common -notcontains $_.Name }
+    # DontShow parameters (bound from the pipeline only) are not part of the documented syntax.
+    $hidden = @($cmd.Parameters.Values | Where-Object { $_.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow } } |
+        ForEach-Object Name)
+    $own = $cmd.Parameters.Values | Where-Object { $common -notcontains $_.Name -and $hidden -notcontains $_.Name }
     $texts = @{}
     foreach ($k in $optionalText.Keys) { $texts[$k] = $optionalText[$k] }
     foreach ($k in $h.Parameters.Keys) { $texts[$k] = $h.Parameters[$k] }
@@ -97,7 +100,7 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     [void]$sb.AppendLine('<command:syntax>')
     foreach ($set in $cmd.ParameterSets) {
         [void]$sb.AppendLine("<command:syntaxItem><maml:name>$name</maml:name>")
-        foreach ($sp in ($set.Parameters | Where-Object { $common -notcontains $_.Name } | Sort-Object { if ($_.Position -ge 0) { $_.Position } else { 1000 } })) {
+        foreach ($sp in ($set.Parameters | Where-Object { $common -notcontains $_.Name -and $hidden -notcontains $_.Name } | Sort-Object { if ($_.Position -ge 0) { $_.Position } else { 1000 } })) {
             $p = $cmd.Parameters[$sp.Name]
             $attr = [pscustomobject]@{ Mandatory = $sp.IsMandatory; Position = $sp.Position; ValueFromPipeline = $sp.ValueFromPipeline; ValueFromPipelineByPropertyName = $sp.ValueFromPipelineByPropertyName }
             [void]$sb.AppendLine((ParamXml $sp.Name $p $attr $texts[$sp.Name] ''))
