@@ -24,7 +24,7 @@ const WIN: Build = Build::WindowsUnderWine;
 const LEN: u64 = 20 * 1024 * 1024;
 const WINE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The seed's one-liner, verbatim but for the port (33000 is the seed's; a free one keeps tests apart).
+/// The seed's one-liner with the local port `port` (the seed's is 33000).
 fn seed_args(port: u16) -> Vec<String> {
     [
         "-s",
@@ -82,7 +82,12 @@ fn seed_one_liner_carries_curl_and_20_mb_each_way() {
     let svc = TransferService::start();
     let (_, device) = seed_account_and_device(&lab);
     let _web = lab.target(&device, http.port(), &[]);
-    let port = free_tcp_port();
+    // The seed's line exactly, port 33000 included (the other tests here take free ports).
+    let port = 33000;
+    assert!(
+        tcp_port_is_free(port),
+        "port 33000 is in use on this machine: the seed's example needs it"
+    );
     let mut i = Initiator::new(lab.connectd_of(WIN, "initiator", &seed_args(port), &[]));
     assert_eq!(i.wait_up(), port);
     lab.curl_expect(port, &http.body);
