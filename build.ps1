@@ -17,7 +17,8 @@ Tasks (run in the order given):
          system tests), the NAT lab (tests/natlab/run.sh; Linux and root, otherwise it says SKIP), then
          on Linux the Windows build under wine (tools/windows/cross.sh: the crates' unit tests with
          wine as the runner, then tests/windows_wine.rs; -SkipWindows leaves it out), the package, then
-         the Pester tests in Pester/ against real processes. Writes
+         the Pester tests in Pester/ against real processes (on Linux a second time with PowerShell for
+         Windows under wine: tools/windows/pester-under-wine.sh). Writes
          out/TestResults/pester.xml (NUnit) and prints "Pester: N passed, N failed, N skipped". Exits
          non-zero when anything fails.
   Demo   A local server, a target in front of a small web page, a connection, one request through it,
@@ -243,6 +244,13 @@ Import-Module Pester -RequiredVersion $PesterVersion
         if ($s.Failed -gt 0 -or $s.Result -ne 'Passed') { $failed += "Pester ($($s.Failed) failed)" }
     } else {
         $failed += "Pester did not run to the end (exit code $exit)"
+    }
+    if ($withWindows) {
+        # The same suite with PowerShell for Windows under wine, against the win-x64 module and the
+        # Windows server and target (issue 11).
+        Write-Step 'Pester with PowerShell for Windows under wine (tools/windows/pester-under-wine.sh)'
+        & bash (Join-Path $Root 'tools/windows/pester-under-wine.sh') | Out-Host
+        if ($LASTEXITCODE -ne 0) { $failed += "Pester under wine (exit code $LASTEXITCODE)" }
     }
     if ($failed) { throw "Test failed: $($failed -join '; ')" }
 }
