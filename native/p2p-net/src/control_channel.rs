@@ -229,7 +229,7 @@ impl ControlClient {
                 format!("cannot reach server {server}: {why}"),
             )
         };
-        let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Err(_) => {
@@ -239,9 +239,28 @@ impl ControlClient {
                 )))
             }
         };
+        Self::handshake_within(stream, server_key, handshake_timeout).await
+    }
+
+    /// Runs the Noise handshake against the pinned `server_key` on a TCP connection the caller opened
+    /// (e.g. from a chosen source address), within [`HANDSHAKE_TIMEOUT`].
+    pub async fn handshake_over(stream: TcpStream, server_key: &[u8; 32]) -> Result<Self> {
+        Self::handshake_within(stream, server_key, HANDSHAKE_TIMEOUT).await
+    }
+
+    async fn handshake_within(
+        mut stream: TcpStream,
+        server_key: &[u8; 32],
+        handshake_timeout: Duration,
+    ) -> Result<Self> {
         // Control messages are small and interactive.
         let _ = stream.set_nodelay(true);
-        let addr = stream.peer_addr().map_err(|e| unreachable(e.to_string()))?;
+        let addr = stream.peer_addr().map_err(|e| {
+            Error::new(
+                ErrorKind::ServerUnreachable,
+                format!("not connected to a server: {e}"),
+            )
+        })?;
         let peer = Peer {
             side: Side::Client,
             addr,
@@ -255,37 +274,6 @@ impl ControlClient {
                     format!(
                         "server {addr} did not complete the control handshake within {} ms",
                         handshake_timeout.as_millis()
-                    ),
-                )
-            },
-        )
-        .await?;
-        Ok(Self::new(stream, state, peer))
-    }
-
-    /// Runs the Noise handshake against the pinned `server_key` on a TCP connection the caller opened
-    /// (e.g. from a chosen source address), within [`HANDSHAKE_TIMEOUT`].
-    pub async fn handshake_over(mut stream: TcpStream, server_key: &[u8; 32]) -> Result<Self> {
-        let _ = stream.set_nodelay(true);
-        let addr = stream.peer_addr().map_err(|e| {
-            Error::new(
-                ErrorKind::ServerUnreachable,
-                format!("not connected to a server: {e}"),
-            )
-        })?;
-        let peer = Peer {
-            side: Side::Client,
-            addr,
-        };
-        let state = within(
-            HANDSHAKE_TIMEOUT,
-            client_handshake(&mut stream, server_key, peer),
-            || {
-                Error::new(
-                    ErrorKind::ServerUnreachable,
-                    format!(
-                        "server {addr} did not complete the control handshake within {} ms",
-                        HANDSHAKE_TIMEOUT.as_millis()
                     ),
                 )
             },
