@@ -7,7 +7,7 @@ use std::time::Duration;
 use p2p_system_tests::poll::wait_until;
 use p2p_system_tests::ports::tcp_port_is_free;
 use p2p_system_tests::services::HttpServer;
-use p2p_system_tests::{Account, Device, Lab};
+use p2p_system_tests::Lab;
 
 /// The seed, verbatim: `.\connectd.exe -s -c eW91cm5hbWVAZXhhbXBsZS5jb20= c3VwM3JzZWtyZXQh
 /// 80:00:00:00:00:00:00:F1 T33000 1 127.0.0.1 12`
@@ -31,17 +31,7 @@ fn seed_one_liner_then_ctrl_c() {
     );
     let lab = Lab::new("cli_oneliner");
     let http = HttpServer::start(b"<html>hello through the seed's tunnel</html>\n".to_vec());
-    // The seed's account (yourname@example.com / sup3rsekret!) and device.
-    let account = Account {
-        user: "yourname@example.com".into(),
-        password: "sup3rsekret!".into(),
-    };
-    lab.add_account(&account);
-    let device = Device {
-        uid: "80:00:00:00:00:00:00:F1".into(),
-        secret: "seed-device-secret-0001".into(),
-    };
-    lab.add_device(&device, &account);
+    let (_, device) = lab.seed_account_and_device();
     let _target = lab.target(&device, http.port(), &[]);
 
     let args: Vec<String> = SEED_ARGS.iter().map(|s| s.to_string()).collect();

@@ -18,7 +18,7 @@ use p2p_system_tests::poll::wait_until;
 use p2p_system_tests::ports::{free_tcp_port, tcp_port_is_free};
 use p2p_system_tests::proc::Proc;
 use p2p_system_tests::services::{HttpServer, Kind, Transfer, TransferService};
-use p2p_system_tests::{wine, Account, Device, Lab};
+use p2p_system_tests::{wine, Lab};
 
 const WIN: Build = Build::WindowsUnderWine;
 const LEN: u64 = 20 * 1024 * 1024;
@@ -40,21 +40,6 @@ fn seed_args(port: u16) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// The seed's account and device (yourname@example.com / sup3rsekret!, 80:00:00:00:00:00:00:F1).
-fn seed_account_and_device(lab: &Lab) -> (Account, Device) {
-    let account = Account {
-        user: "yourname@example.com".into(),
-        password: "sup3rsekret!".into(),
-    };
-    lab.add_account(&account);
-    let device = Device {
-        uid: "80:00:00:00:00:00:00:F1".into(),
-        secret: "seed-device-secret-0001".into(),
-    };
-    lab.add_device(&device, &account);
-    (account, device)
 }
 
 /// A checksummed LEN-byte transfer each way through `port`.
@@ -80,7 +65,7 @@ fn seed_one_liner_carries_curl_and_20_mb_each_way() {
     let lab = Lab::new("wine_oneliner");
     let http = HttpServer::start(b"<html>hello from a Windows initiator</html>\n".to_vec());
     let svc = TransferService::start();
-    let (_, device) = seed_account_and_device(&lab);
+    let (account, device) = lab.seed_account_and_device();
     let _web = lab.target(&device, http.port(), &[]);
     // The seed's line exactly, port 33000 included (the other tests here take free ports).
     let port = 33000;
@@ -94,10 +79,6 @@ fn seed_one_liner_carries_curl_and_20_mb_each_way() {
     assert_fell_back(&i.proc);
 
     // A second device of the same account for the bulk transfer, also through connectd.exe.
-    let account = Account {
-        user: "yourname@example.com".into(),
-        password: "sup3rsekret!".into(),
-    };
     let bulk = lab.device(&account);
     let _bulk_target = lab.target(&bulk, svc.port(), &[]);
     let mut b = Initiator::new(lab.connectd_of(
@@ -116,7 +97,7 @@ fn seed_one_liner_carries_curl_and_20_mb_each_way() {
 fn ctrl_c_ends_with_exit_3_and_frees_the_port() {
     let lab = Lab::new("wine_ctrl_c");
     let http = HttpServer::start(b"ctrl-c\n".to_vec());
-    let (_, device) = seed_account_and_device(&lab);
+    let (_, device) = lab.seed_account_and_device();
     let _t = lab.target(&device, http.port(), &[]);
     let port = free_tcp_port();
     let mut i = Initiator::new(lab.connectd_of(WIN, "initiator", &seed_args(port), &[]));

@@ -258,6 +258,22 @@ impl Lab {
         (a, d)
     }
 
+    /// The seed's account (yourname@example.com / sup3rsekret!, whose base64 forms its one-liner carries)
+    /// and device (80:00:00:00:00:00:00:F1), added to the server.
+    pub fn seed_account_and_device(&self) -> (Account, Device) {
+        let account = Account {
+            user: "yourname@example.com".into(),
+            password: "sup3rsekret!".into(),
+        };
+        self.add_account(&account);
+        let device = Device {
+            uid: "80:00:00:00:00:00:00:F1".into(),
+            secret: "seed-device-secret-0001".into(),
+        };
+        self.add_device(&device, &account);
+        (account, device)
+    }
+
     /// The environment clients get: the server by environment, plus `extra`.
     pub fn client_env(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
         let mut e = self.base.clone();
