@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use p2p_system_tests::poll::wait_until;
-use p2p_system_tests::ports::tcp_port_is_free;
+use p2p_system_tests::ports::{tcp_port_is_free, wait_for_seed_port};
 use p2p_system_tests::services::HttpServer;
 use p2p_system_tests::Lab;
 
@@ -25,10 +25,7 @@ const SEED_ARGS: [&str; 9] = [
 
 #[test]
 fn seed_one_liner_then_ctrl_c() {
-    assert!(
-        tcp_port_is_free(33000),
-        "port 33000 is in use on this machine: the seed's example needs it"
-    );
+    wait_for_seed_port(Duration::from_secs(90));
     let lab = Lab::new("cli_oneliner");
     let http = HttpServer::start(b"<html>hello through the seed's tunnel</html>\n".to_vec());
     let (_, device) = lab.seed_account_and_device();

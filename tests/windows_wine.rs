@@ -15,7 +15,7 @@ use std::time::Duration;
 use p2p_system_tests::initiator::Initiator;
 use p2p_system_tests::lab::{Build, TRANSFER_TIMEOUT};
 use p2p_system_tests::poll::wait_until;
-use p2p_system_tests::ports::{free_tcp_port, tcp_port_is_free};
+use p2p_system_tests::ports::{free_tcp_port, tcp_port_is_free, wait_for_seed_port};
 use p2p_system_tests::proc::Proc;
 use p2p_system_tests::services::{HttpServer, Kind, Transfer, TransferService};
 use p2p_system_tests::{wine, Lab};
@@ -68,11 +68,7 @@ fn seed_one_liner_carries_curl_and_20_mb_each_way() {
     let (account, device) = lab.seed_account_and_device();
     let _web = lab.target(&device, http.port(), &[]);
     // The seed's line exactly, port 33000 included (the other tests here take free ports).
-    let port = 33000;
-    assert!(
-        tcp_port_is_free(port),
-        "port 33000 is in use on this machine: the seed's example needs it"
-    );
+    let port = wait_for_seed_port(Duration::from_secs(90));
     let mut i = Initiator::new(lab.connectd_of(WIN, "initiator", &seed_args(port), &[]));
     assert_eq!(i.wait_up(), port);
     lab.curl_expect(port, &http.body);

@@ -15,6 +15,19 @@ pub fn tcp_port_is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
+/// The seed's fixed local port 33000, once it is free. Busy machines hand out ports in that range as
+/// clients' ephemeral source ports (Linux: 32768-60999), so it may be taken for a moment; a listener on
+/// it for longer than `wait` fails the test with that reason.
+pub fn wait_for_seed_port(wait: Duration) -> u16 {
+    const SEED_PORT: u16 = 33000;
+    crate::poll::wait_until(
+        "port 33000 (the seed's example needs it) to be free",
+        wait,
+        || tcp_port_is_free(SEED_PORT),
+    );
+    SEED_PORT
+}
+
 /// True when a connection to 127.0.0.1:`port` is accepted.
 pub fn tcp_port_accepts(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
