@@ -13,32 +13,16 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use p2p_net::control_channel::ControlClient;
 use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
 use p2p_proto::{EncryptionMode, Uid};
+use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::lab::serial;
 use p2p_system_tests::{Account, Device, Lab};
 use tokio::net::TcpSocket;
 
 /// What the legitimate user and device must get through within, whatever the attacker does.
 const LEGIT_WITHIN: Duration = Duration::from_secs(2);
-
-fn key(lab: &Lab) -> [u8; 32] {
-    base64::engine::general_purpose::STANDARD
-        .decode(&lab.server.key)
-        .expect("server key base64")
-        .try_into()
-        .expect("32-byte server key")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn from(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, n)
@@ -223,7 +207,7 @@ fn parallel_guesses_are_counted_when_admitted() {
     let _serial = serial();
     let lab = Lab::new("attack_parallel_guesses");
     let bob = lab.account();
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     rt.block_on(async {
         // 40 logins for one user at once from one address, 39 wrong and 1 right: at most the per-user
@@ -275,7 +259,7 @@ fn a_stranger_cannot_lock_out_the_user_or_the_device() {
     let _serial = serial();
     let mut lab = Lab::with_server_args("attack_lockout", &["--max-failures-per-user-total", "12"]);
     let (bob, device) = lab.account_and_device();
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     rt.block_on(async {
         // Bob's usual address, and an auth hash of his.
@@ -380,7 +364,7 @@ fn unauthenticated_connections_cannot_hold_the_slots() {
         ],
     );
     let (bob, device) = lab.account_and_device();
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     rt.block_on(async {
         drop(legit_login(server, key, from(1), password(&bob.user, &bob.password)).await);
@@ -486,7 +470,7 @@ fn one_address_cannot_delay_the_others_logins() {
     );
     let bob = lab.account();
     let eve = lab.account();
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     rt.block_on(async {
         // 400 wrong logins from one address, all sent at once.
@@ -532,7 +516,7 @@ fn auth_hashes_per_user_are_capped_and_managed() {
     let _serial = serial();
     let lab = Lab::with_server_args("attack_auth_hashes", &["--max-auth-hashes-per-user", "5"]);
     let bob = lab.account();
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     let mut c = rt.block_on(legit_login(
         server,
@@ -620,7 +604,7 @@ fn who_exists_is_not_visible() {
         user: "ghost@example.com".into(),
         password: "whatever".into(),
     };
-    let (server, key) = (lab.server.addrs.control, key(&lab));
+    let (server, key) = (lab.server.addrs.control, server_key(&lab));
     let rt = runtime();
     rt.block_on(async {
         // Logins: an unknown user and a wrong password get the same answer, after as much work.

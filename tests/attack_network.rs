@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use p2p_net::control_channel::{spawn_reader, ControlClient};
 use p2p_proto::control::{ClientMsg, Credential, ServerMsg, SessionGrant};
 use p2p_proto::wire::{self, RelayBind, Role};
 use p2p_proto::{EncryptionMode, Uid};
+use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::lab::{env, serial, TRANSFER_TIMEOUT};
 use p2p_system_tests::poll::wait_until;
 use p2p_system_tests::services::{Kind, Transfer, TransferService};
@@ -29,22 +29,6 @@ use p2p_system_tests::{Account, Device, Lab};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const MIB: u64 = 1024 * 1024;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-fn server_key(lab: &Lab) -> [u8; 32] {
-    base64::engine::general_purpose::STANDARD
-        .decode(&lab.server.key)
-        .expect("server key base64")
-        .try_into()
-        .expect("32-byte server key")
-}
 
 fn token(grant: &SessionGrant) -> [u8; 16] {
     let h = grant.relay_token.as_bytes();

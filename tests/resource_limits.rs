@@ -9,11 +9,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use p2p_net::control_channel::ControlClient;
 use p2p_net::ErrorKind;
 use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
 use p2p_proto::{EncryptionMode, Uid};
+use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::initiator::{field, tunnel_config, Initiator};
 use p2p_system_tests::lab::{serial, TRANSFER_TIMEOUT};
 use p2p_system_tests::services::{Kind, Transfer, TransferService};
@@ -57,22 +57,6 @@ fn session_of(i: &Initiator) -> String {
         .and_then(|l| field(l, "session"))
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no session in the !!connected line:\n{}", i.proc.tail(20)))
-}
-
-fn server_key(lab: &Lab) -> [u8; 32] {
-    base64::engine::general_purpose::STANDARD
-        .decode(&lab.server.key)
-        .expect("server key base64")
-        .try_into()
-        .expect("32-byte server key")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 async fn control(lab_server: &str, key: &[u8; 32]) -> Result<ControlClient, p2p_net::Error> {

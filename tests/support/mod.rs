@@ -7,6 +7,7 @@
 //! README's test command does first.
 
 pub mod bins;
+pub mod control;
 pub mod data;
 pub mod initiator;
 pub mod lab;
