@@ -6,33 +6,18 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'Support/FreshPwsh.psm1') -Force
     $script:PackageDir = if ($env:REMOTEITP2P_PACKAGE_DIR) { $env:REMOTEITP2P_PACKAGE_DIR } else { Join-Path $PSScriptRoot '../out/packages' }
     $script:Nupkg = Get-ChildItem -LiteralPath $script:PackageDir -Filter 'RemoteItP2P.*.nupkg' -ErrorAction SilentlyContinue |
         Select-Object -First 1
     $script:Lab = Start-P2PLab
 
-    # Runs a script in a new pwsh whose HOME (and so its user module path and PSResourceGet's repository
-    # list) is $HomeDir; returns its output lines, throws with them when it fails.
+    # Runs a script in a fresh pwsh (Support/FreshPwsh.psm1); returns its output lines, throws with them
+    # when it fails.
     function script:Invoke-FreshPwsh([string] $HomeDir, [string] $Script) {
-        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
-        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $Script) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardOutput = $true
-        $psi.RedirectStandardError = $true
-        $psi.UseShellExecute = $false
-        $psi.Environment['HOME'] = $HomeDir
-        $psi.Environment['USERPROFILE'] = $HomeDir
-        $psi.Environment.Remove('XDG_DATA_HOME') | Out-Null
-        $psi.Environment.Remove('XDG_CONFIG_HOME') | Out-Null
-        # pwsh builds its default module path (user, shared, $PSHOME) when none is inherited.
-        $psi.Environment.Remove('PSModulePath') | Out-Null
-        $psi.Environment.Remove('REMOTEITP2P_NATIVE_LIB') | Out-Null
-        $p = [System.Diagnostics.Process]::Start($psi)
-        $err = $p.StandardError.ReadToEndAsync()
-        $out = $p.StandardOutput.ReadToEnd()
-        $p.WaitForExit()
-        $all = "$out`n$($err.Result)"
-        if ($p.ExitCode -ne 0) { throw "pwsh exited with $($p.ExitCode):`n$all" }
-        @($out -split "`r?`n" | Where-Object { $_ })
+        $r = Invoke-PwshInFreshHome -HomeDir $HomeDir -Arguments '-Command', $Script
+        if ($r.ExitCode -ne 0) { throw "pwsh exited with $($r.ExitCode):`n$($r.All)" }
+        @($r.Out -split "`r?`n" | Where-Object { $_ })
     }
 }
 

@@ -19,6 +19,7 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'Support/FreshPwsh.psm1') -Force
     $script:Root = (Resolve-Path (Join-Path $PSScriptRoot '..')).ProviderPath
     $script:Lab = Start-P2PLab
     $script:PackageDir = if ($env:REMOTEITP2P_PACKAGE_DIR) { $env:REMOTEITP2P_PACKAGE_DIR } else { Join-Path $Root 'out/packages' }
@@ -148,22 +149,9 @@ Describe 'README.md''s PowerShell blocks, as written' {
             '"open=$(@(Get-P2PConnection).Count)"'
         ) -join "`n" | Set-Content -LiteralPath $script -Encoding utf8
 
-        $psi = [System.Diagnostics.ProcessStartInfo]::new((Get-PwshPath))
-        foreach ($a in '-NoProfile', '-NonInteractive', '-File', $script) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardOutput = $true
-        $psi.RedirectStandardError = $true
-        $psi.UseShellExecute = $false
-        $psi.Environment['HOME'] = $freshHome
-        $psi.Environment['USERPROFILE'] = $Profile
-        foreach ($v in 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'PSModulePath', 'REMOTEITP2P_NATIVE_LIB', 'P2P_SERVER', 'P2P_SERVER_KEY') {
-            $psi.Environment.Remove($v) | Out-Null
-        }
-        $p = [System.Diagnostics.Process]::Start($psi)
-        $err = $p.StandardError.ReadToEndAsync()
-        $out = $p.StandardOutput.ReadToEnd()
-        $p.WaitForExit()
-        $all = "$out`n$($err.Result)"
-        $p.ExitCode | Should -Be 0 -Because $all
+        $r = Invoke-PwshInFreshHome -HomeDir $freshHome -UserProfile $Profile -Arguments '-File', $script
+        $out = $r.Out
+        $r.ExitCode | Should -Be 0 -Because $r.All
         $out | Should -Match "installed=$([regex]::Escape($freshHome))"
         $out | Should -Match 'ssh=33000'
         $out | Should -Match 'open=0'
