@@ -3,12 +3,7 @@
 # device. Against a real lab (Support/P2PLab.psm1).
 
 BeforeAll {
-    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
-    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
-    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
-    Import-Module $script:ModulePath -Force
-    $script:Lab = Start-P2PLab
-    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    . (Join-Path $PSScriptRoot 'Support/Common.ps1')
 }
 
 AfterAll {
@@ -53,9 +48,7 @@ Describe 'Get-P2PConnection and objects of another process (item 2)' {
         $copy.InstanceId = [guid]::NewGuid()
         $copy | Get-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
-        $copy | Stop-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue
-        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
-        (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
+        Assert-StopRefusesOtherProcess $copy $c
     }
 }
 

@@ -3,12 +3,7 @@
 # default names, delay-bind -Name, and what the pipeline refuses. Against a real lab (Support/P2PLab.psm1).
 
 BeforeAll {
-    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
-    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
-    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
-    Import-Module $script:ModulePath -Force
-    $script:Lab = Start-P2PLab
-    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    . (Join-Path $PSScriptRoot 'Support/Common.ps1')
     $script:NewId = 'RemoteItP2P.Commands.NewP2PConnectionCommand'
 
     # A device the server knows but whose target is not running: connecting to it is P2PDeviceOffline.
@@ -32,10 +27,7 @@ BeforeAll {
     }
 }
 
-AfterAll {
-    Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue
-    Stop-P2PLab $script:Lab
-}
+AfterAll { Stop-P2PTestLab }
 
 Describe 'New-P2PConnection: one failed item does not end the pipeline (item 1)' {
     BeforeAll {

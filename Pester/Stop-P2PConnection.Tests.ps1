@@ -3,12 +3,7 @@
 # Stop-Job 1. Against a real lab (Support/P2PLab.psm1).
 
 BeforeAll {
-    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
-    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
-    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
-    Import-Module $script:ModulePath -Force
-    $script:Lab = Start-P2PLab
-    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    . (Join-Path $PSScriptRoot 'Support/Common.ps1')
 
     # The script block of the job in the issue: a connection made in another process (Start-Job runs one).
     $script:RemoteOne = {
@@ -20,10 +15,7 @@ BeforeAll {
     $script:JobArgs = @($ModulePath, $Lab.Server, $Lab.ServerKey, $Lab.DeviceId, $Lab.User, $Lab.Password)
 }
 
-AfterAll {
-    Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue
-    Stop-P2PLab $script:Lab
-}
+AfterAll { Stop-P2PTestLab }
 
 Describe 'Stop-P2PConnection and connections of another process (item 2)' {
     AfterEach { Get-P2PConnection | Stop-P2PConnection }
@@ -57,9 +49,7 @@ Describe 'Stop-P2PConnection and connections of another process (item 2)' {
         # The same Id in another process has another InstanceId (the first half names the process).
         $other = [RemoteItP2P.P2PConnection]@{ Id = $c.Id; InstanceId = [guid]::NewGuid(); ProcessId = 1 }
         $other.IsFromThisProcess | Should -BeFalse
-        $other | Stop-P2PConnection -ErrorVariable e -ErrorAction SilentlyContinue
-        $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
-        (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
+        Assert-StopRefusesOtherProcess $other $c
     }
 }
 

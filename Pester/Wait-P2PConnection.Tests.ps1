@@ -2,18 +2,10 @@
 # already stopped, and a job's connection piped to Wait. Against a real lab (Support/P2PLab.psm1).
 
 BeforeAll {
-    $script:ModulePath = if ($env:REMOTEITP2P_MODULE_PATH) { $env:REMOTEITP2P_MODULE_PATH } else { Join-Path $PSScriptRoot '../out/RemoteItP2P' }
-    $script:ModulePath = (Resolve-Path $script:ModulePath).ProviderPath
-    Import-Module (Join-Path $PSScriptRoot 'Support/P2PLab.psm1') -Force
-    Import-Module $script:ModulePath -Force
-    $script:Lab = Start-P2PLab
-    $script:Common = @{ Server = $Lab.Server; ServerKey = $Lab.ServerKey }
+    . (Join-Path $PSScriptRoot 'Support/Common.ps1')
 }
 
-AfterAll {
-    Get-P2PConnection | Stop-P2PConnection -ErrorAction SilentlyContinue
-    Stop-P2PLab $script:Lab
-}
+AfterAll { Stop-P2PTestLab }
 
 Describe 'Wait-P2PConnection' {
     AfterEach { Get-P2PConnection | Stop-P2PConnection }
