@@ -80,6 +80,31 @@ function Start-LabProcess {
     [pscustomobject]@{ Name = $Name; Process = $p; Out = $out; Err = $err }
 }
 
+function Start-LabService {
+    <# Starts a local service (a script of this folder, in its own pwsh) and a target (connectd -f) that
+       exposes it as device $Uid; waits for both and returns the service's port. #>
+    param($Lab, [string] $Connectd, [string] $Script, [string] $ServiceName, [string] $TargetName,
+        [string] $Uid, [string] $Secret, [int] $AppType)
+    $port = Get-FreeTcpPort
+    $service = Start-LabProcess (Get-PwshPath) @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot $Script), '-Port', $port) $Lab.Dir $ServiceName
+    $Lab.Processes.Add($service)
+    Wait-ForFile $service.Out { param($t) $t -match 'listening' } -Process $service.Process -What "the $ServiceName service" | Out-Null
+    $conf = Join-Path $Lab.Dir "$TargetName.conf"
+    @(
+        "UID $Uid"
+        "password $Secret"
+        'proxy_dest_ip 127.0.0.1'
+        "proxy_dest_port $port"
+        "application_type $AppType"
+        "server $($Lab.Server)"
+        "server_key $($Lab.ServerKey)"
+    ) | Set-Content -LiteralPath $conf -Encoding ascii
+    $target = Start-LabProcess $Connectd @('-f', $conf) $Lab.Dir $TargetName
+    $Lab.Processes.Add($target)
+    Wait-ForFile $target.Out { param($t) $t -match 'Registered' } -Process $target.Process -What "the $TargetName (connectd -f $TargetName.conf)" | Out-Null
+    $port
+}
+
 function Start-P2PLab {
     <#
     .SYNOPSIS
@@ -122,44 +147,9 @@ function Start-P2PLab {
         $lab.Server = "$($info.control)"
         $lab.ServerKey = "$($info.server_key)"
 
-        $lab.WebPort = Get-FreeTcpPort
-        $pwsh = Get-PwshPath
-        $web = Start-LabProcess $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'WebPage.ps1'), '-Port', $lab.WebPort) $dir 'web'
-        $lab.Processes.Add($web)
-        Wait-ForFile $web.Out { param($t) $t -match 'listening' } -Process $web.Process -What 'the web page' | Out-Null
-
-        $targetConf = Join-Path $dir 'target.conf'
-        @(
-            "UID $DeviceId"
-            "password $DeviceSecret"
-            'proxy_dest_ip 127.0.0.1'
-            "proxy_dest_port $($lab.WebPort)"
-            'application_type 7'
-            "server $($lab.Server)"
-            "server_key $($lab.ServerKey)"
-        ) | Set-Content -LiteralPath $targetConf -Encoding ascii
-        $target = Start-LabProcess $connectd @('-f', $targetConf) $dir 'target'
-        $lab.Processes.Add($target)
-        Wait-ForFile $target.Out { param($t) $t -match 'Registered' } -Process $target.Process -What 'the target (connectd -f target.conf)' | Out-Null
-
+        $lab.WebPort = Start-LabService $lab $connectd 'WebPage.ps1' 'web' 'target' $DeviceId $DeviceSecret 7
         if ($Echo) {
-            $lab.EchoPort = Get-FreeTcpPort
-            $echoService = Start-LabProcess $pwsh @('-NoProfile', '-NonInteractive', '-File', (Join-Path $PSScriptRoot 'Echo.ps1'), '-Port', $lab.EchoPort) $dir 'echo'
-            $lab.Processes.Add($echoService)
-            Wait-ForFile $echoService.Out { param($t) $t -match 'listening' } -Process $echoService.Process -What 'the echo service' | Out-Null
-            $echoConf = Join-Path $dir 'echo-target.conf'
-            @(
-                "UID $EchoDeviceId"
-                "password $DeviceSecret"
-                'proxy_dest_ip 127.0.0.1'
-                "proxy_dest_port $($lab.EchoPort)"
-                'application_type 1'
-                "server $($lab.Server)"
-                "server_key $($lab.ServerKey)"
-            ) | Set-Content -LiteralPath $echoConf -Encoding ascii
-            $echoTarget = Start-LabProcess $connectd @('-f', $echoConf) $dir 'echo-target'
-            $lab.Processes.Add($echoTarget)
-            Wait-ForFile $echoTarget.Out { param($t) $t -match 'Registered' } -Process $echoTarget.Process -What 'the echo target (connectd -f echo-target.conf)' | Out-Null
+            $lab.EchoPort = Start-LabService $lab $connectd 'Echo.ps1' 'echo' 'echo-target' $EchoDeviceId $DeviceSecret 1
             $lab.EchoDeviceId = $EchoDeviceId
         }
         $lab
