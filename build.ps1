@@ -288,12 +288,13 @@ function Invoke-WindowsTest {
     try {
         # The crates with Windows code (sockets, console signals, the C ABI's panic boundary, paths).
         Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-net, connectd, p2p-ffi, p2p-config'
-        & bash $cross cargo test --release -p p2p-net -p connectd -p p2p-ffi -p p2p-config --no-fail-fast
+        # Their output to the host: this function's output is its list of failures.
+        & bash $cross cargo test --release -p p2p-net -p connectd -p p2p-ffi -p p2p-config --no-fail-fast | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "Windows unit tests under wine (exit code $LASTEXITCODE)" }
         Write-Step 'tests/windows_wine.rs (connectd.exe and remoteitp2p.dll under wine)'
         $env:P2P_WIN_BIN_DIR = (Get-RuntimeBuild 'win-x64').Dir
         try {
-            & cargo test --release -p p2p-system-tests --test windows_wine -- --ignored --test-threads 2
+            & cargo test --release -p p2p-system-tests --test windows_wine -- --ignored --test-threads 2 | Out-Host
             if ($LASTEXITCODE -ne 0) { $failed += "wine system tests (exit code $LASTEXITCODE)" }
         } finally { Remove-Item Env:P2P_WIN_BIN_DIR -ErrorAction SilentlyContinue }
     } finally { Pop-Location }
