@@ -133,6 +133,11 @@ impl Lab {
             base,
         };
         lab.remember_server_keys();
+        // The temp dir's random suffix makes its name key-shaped now and then (`p2p-wine_target-z78OiP`
+        // is 22 base64 characters), and logs print paths inside it.
+        if let Some(dir_name) = lab.dir.path().file_name() {
+            lab.public(&dir_name.to_string_lossy());
+        }
         lab
     }
 
