@@ -144,3 +144,92 @@ fn self_test_with_the_server_down_finishes_and_reports() {
     );
     eprintln!("-n with the server down took {took:?}");
 }
+
+/// Issue 18 item 3: with the server's key and no `P2P_PROBE_ADDRn`, `-n` probes the UDP ports the server
+/// names over the control channel (here random ones, not 5959-5961), and passes.
+#[test]
+fn self_test_probes_the_ports_the_server_names() {
+    let lab = Lab::new("cli_netcheck_named");
+    let mut p = lab.connectd("netcheck-named", &["-n".into(), "--json".into()], &[]);
+    let code = p.wait_exit_code(NETCHECK_TIMEOUT);
+    let out = stdout_of(&p.lines());
+    let v: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("-n --json is not one JSON object ({e}):\n{out}"));
+    let probed: Vec<&str> = v["udp"]["probes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no probes:\n{out}"))
+        .iter()
+        .filter_map(|p| p["target"].as_str())
+        .collect();
+    let served: Vec<String> = lab.server.addrs.udp.iter().map(|a| a.to_string()).collect();
+    assert_eq!(
+        probed, served,
+        "-n did not probe the server's ports:\n{out}"
+    );
+    assert_eq!(v["control"]["ok"], true, "{out}");
+    assert_eq!(v["control"]["probe_addrs_from"], "server", "{out}");
+    assert_eq!(v["udp"]["ok"], true, "{out}");
+    assert_eq!(
+        code, 0,
+        "-n must pass against a server on other ports:\n{out}"
+    );
+}
+
+/// The text report says where the probe ports came from; with a wrong key it fails on that line and
+/// names the key, as a tunnel with that key would fail.
+#[test]
+fn self_test_checks_the_server_key() {
+    let lab = Lab::new("cli_netcheck_key");
+    let mut p = lab.connectd("netcheck-key", &["-n".into()], &[]);
+    let code = p.wait_exit_code(NETCHECK_TIMEOUT);
+    let out = stdout_of(&p.lines());
+    let served = lab
+        .server
+        .addrs
+        .udp
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(
+        out.contains(&format!(
+            "Checking the control channel to {}...[OK] probe ports {served}",
+            lab.server.address()
+        )),
+        "no control channel line naming the server's ports:\n{out}"
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // Another server's key: 32 bytes of base64, but not this server's.
+    let wrong = "q0ZlqEl8cs1IyzSwBkmQX6bHVQTeUJQBH2wTCcYb2Gs=";
+    lab.public(wrong); // a public key, on the command line the log starts with
+    let mut p = lab.connectd(
+        "netcheck-wrong-key",
+        &["-n".into(), "--server-key".into(), wrong.into()],
+        &[],
+    );
+    let code = p.wait_exit_code(NETCHECK_TIMEOUT);
+    let out = stdout_of(&p.lines());
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Checking the control channel to"))
+        .unwrap_or_else(|| panic!("no control channel line:\n{out}"));
+    assert!(
+        line.contains("[FAILED]") && line.to_lowercase().contains("key"),
+        "the control channel line does not name the key: {line}\n{out}"
+    );
+    assert!(!out.contains("Looks compatible."), "{out}");
+    assert_ne!(code, 0, "-n passed with a wrong server key:\n{out}");
+
+    // No key at all: the default ports, and the report says why.
+    let mut p = lab.connectd_plain(
+        "netcheck-no-key",
+        &["-n".into(), "-y".into(), lab.server.address()],
+    );
+    p.wait_exit_code(NETCHECK_TIMEOUT);
+    let out = stdout_of(&p.lines());
+    assert!(
+        out.contains("[SKIPPED]") && out.contains("P2P_SERVER_KEY"),
+        "without a key the report does not say the default ports were probed, and why:\n{out}"
+    );
+}

@@ -128,7 +128,7 @@ function Start-P2PLab {
     $lab = [pscustomobject]@{
         Dir = $dir; Server = $null; ServerKey = $null; DeviceId = $DeviceId; User = $User; Password = $Password
         Credential = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
-        WebPort = 0; EchoDeviceId = $null; EchoPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
+        UdpAddresses = @(); WebPort = 0; EchoDeviceId = $null; EchoPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
     }
     try {
         Invoke-Admin $server @('init', '--data-dir', $data) | Out-Null
@@ -146,6 +146,7 @@ function Start-P2PLab {
         $info = Wait-ForFile $ready { param($t) $t.Trim().EndsWith('}') } -Process $srv.Process -What 'p2p-server' | ConvertFrom-Json
         $lab.Server = "$($info.control)"
         $lab.ServerKey = "$($info.server_key)"
+        $lab.UdpAddresses = @($info.udp | ForEach-Object { "$_" })
 
         $lab.WebPort = Start-LabService $lab $connectd 'WebPage.ps1' 'web' 'target' $DeviceId $DeviceSecret 7
         if ($Echo) {

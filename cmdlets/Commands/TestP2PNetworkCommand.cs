@@ -15,6 +15,12 @@ namespace RemoteItP2P.Commands
         [ValidateNotNullOrEmpty]
         public string Server { get; set; }
 
+        /// <summary>The server's public key (base64, from p2p-server init); default $env:P2P_SERVER_KEY. With it the
+        /// test checks the key and asks the server which UDP ports to probe; without it, it probes the default ports.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string ServerKey { get; set; }
+
         /// <summary>How long each probe may take (seconds).</summary>
         [Parameter]
         [ValidateRange(1, 120)]
@@ -24,6 +30,7 @@ namespace RemoteItP2P.Commands
         {
             var options = new Dictionary<string, object> { ["timeout_ms"] = TimeoutSec * 1000 };
             if (Server != null) options["server"] = Server;
+            if (ServerKey != null) options["server_key"] = ServerKey;
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) options["environment"] = environment;
             string json;

@@ -19,7 +19,7 @@
             BindAddress      = 'The local address to listen on. 127.0.0.1 by default; any other address makes the tunnel reachable from other machines and warns.'
             Encryption       = 'Packet protection. ChaCha20Poly1305 (the default) is authenticated encryption; None, RC4 and XXTEA exist only for connectd compatibility and warn.'
             MaxOutstanding   = 'A fixed window of unacknowledged packets per stream (connectd''s MAXOUTSTANDING / max_depth). By default the window adapts to the network.'
-            AutoReconnect    = 'Re-establish the session by itself when it is lost (connectd''s autoconnect 2). The local port stays open meanwhile; State is Reconnecting and ReconnectAttempts counts the attempts made (not only the successful ones). A device that dies silently is noticed after the driver''s peer timeout (about 20 seconds).'
+            AutoReconnect    = 'Re-establish the session by itself when it is lost (connectd''s autoconnect 2). The local port stays open meanwhile; State is Reconnecting and ReconnectAttempts counts the attempts made (not only the successful ones). A device that dies silently shows as State Degraded after 5 seconds without a packet from it, and the session is given up after the driver''s peer timeout (about 20 seconds of silence).'
             Server           = 'host:port of the RemoteItP2P server. Default: the file''s server key, then $env:P2P_SERVER.'
             ServerKey        = 'The server''s public key (base64, printed by p2p-server init). Default: the file''s server_key, then $env:P2P_SERVER_KEY.'
             Name             = 'A name for the connection: unique among the open connections (P2PNameInUse otherwise). Default: the device UID, or the file''s name, with #2, #3... appended when taken. Bound by property name from the pipeline, so a delay-bind script block works: Get-ChildItem *.txt | New-P2PConnection -Name { $_.BaseName }.'
@@ -90,6 +90,8 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
             'Get-P2PConnection returns the connections of this process (from every runspace), with state, path (Direct, Relayed, PortMapped), round-trip time and bytes each way as they are now. Each call reads fresh figures.'
             'Refresh interval: a running connection''s figures are refreshed every 0.25 seconds, so BytesSent and BytesReceived are never more than 0.5 seconds behind the traffic (0.25 s, plus room for a busy machine); RttMs, PacketsLost and StreamsOpen follow within the same time. Once a connection has stopped its figures are exact: Stop-P2PConnection -PassThru returns the exact totals.'
             'BytesSent counts the bytes local TCP clients sent to the device (each byte once, however often the network made it be sent again); BytesReceived counts the bytes the device sent to them.'
+            'State is Connecting, Connected, Degraded, Reconnecting (-AutoReconnect), Stopped or Failed. Degraded means the session is up but nothing was heard from the device for 5 seconds (PeerSilentMs is 5000 or more): connections may stall. A live device is heard at least every 2 seconds (keepalives), so 5 seconds is a device or path that went away, not a quiet one. Degraded goes back to Connected as soon as the device is heard again, or ends as Reconnecting (-AutoReconnect) or Failed when the session times out after about 20 seconds of silence. The local port stays open while Degraded.'
+            'PeerSilentMs is the time since the last packet from the device while the session is up (Connected or Degraded), refreshed every 0.25 seconds; it is empty while no session is up. ReconnectAttempts counts the new sessions tried after a lost one, successful or not.'
             'Connections that ended on their own (State Failed or Stopped) stay listed, with LastError, until Stop-P2PConnection removes them.'
         )
         Parameters  = @{
@@ -131,12 +133,13 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
         Synopsis    = 'Waits until P2P connections reach a state, and outputs them.'
         Description = @(
             'Wait-P2PConnection waits for each connection to reach -State (Connected by default), showing progress, and outputs it. A connection that ends in another state is a non-terminating error with its last error; running out of time is P2PWaitTimeout (OperationTimeout). Ctrl+C stops waiting.'
+            'A Degraded connection (up, but its device silent for 5 seconds) is not Connected: waiting for Connected goes on until the device is heard again, or the session ends. Wait for -State Degraded to learn that a device went silent.'
         )
         Parameters  = @{
             InputObject = 'Connections to wait for, usually from the pipeline; or a number, the Id. A connection made by another process is refused (P2PConnectionFromOtherProcess).'
             Id          = 'Ids of connections to wait for.'
             Name        = 'Names of connections to wait for; wildcards are allowed.'
-            State       = 'The state to wait for: Connecting, Connected (default), Reconnecting, Stopped or Failed.'
+            State       = 'The state to wait for: Connecting, Connected (default), Degraded, Reconnecting, Stopped or Failed. Stopped is also satisfied by Failed (the connection ended); Connected is not satisfied by Degraded.'
             TimeoutSec  = 'How long to wait for each connection, in seconds; -1 (the default) waits until Ctrl+C.'
         }
         Inputs      = @(@{ Type = 'RemoteItP2P.P2PConnection'; Text = 'Connections to wait for.' })
@@ -151,15 +154,17 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
         Synopsis    = 'Runs the network self-test (connectd -n) and reports what it means for direct connections.'
         Description = @(
             'Test-P2PNetwork checks DNS, TCP and UDP reachability of the server, classifies the NAT''s mapping and filtering behaviour from the server''s probe ports, looks for NAT-PMP and UPnP routers and runs the ciphers'' known-answer tests. Every probe has a time-out, so it finishes within seconds even when the server is down; the report then says what failed (Compatible False, Problems).'
+            'With the server''s key (-ServerKey or $env:P2P_SERVER_KEY) it checks the key over the control channel and asks the server which UDP ports to probe, so a server on any ports is tested on its own ports (Control.ProbeAddrsFrom says "server"). Without a key it probes the default ports (5959, 5960, and 5961 on a second address) and Control.Error says so. $env:P2P_PROBE_ADDR1 to 3 override single addresses.'
             'The Report property holds the text connectd -n prints.'
         )
         Parameters  = @{
             Server     = 'host:port of the server. Default: $env:P2P_SERVER.'
+            ServerKey  = 'The server''s public key (base64, printed by p2p-server init). Default: $env:P2P_SERVER_KEY. With it the test checks the key and probes the UDP ports the server names; a wrong key makes the report not compatible, as it would make every connection fail.'
             TimeoutSec = 'How long one resolve or TCP connect may take, in seconds (default 5).'
         }
         Outputs     = @(@{ Type = 'RemoteItP2P.P2PNetworkTest'; Text = 'The self-test report.' })
         Examples    = @(
-            @{ Title = 'Check this network'; Code = 'Test-P2PNetwork -Server p2p.example.com:5980'; Remarks = 'Shows the verdict, whether a direct path is likely, and the problems found.' }
+            @{ Title = 'Check this network'; Code = 'Test-P2PNetwork -Server p2p.example.com:5980 -ServerKey $key'; Remarks = 'Shows the verdict, whether a direct path is likely, and the problems found; the UDP probes go to the ports the server names.' }
             @{ Title = 'The full report'; Code = '(Test-P2PNetwork).Report'; Remarks = 'The text connectd -n prints, with $env:P2P_SERVER as the server.' }
         )
         Links       = @('New-P2PConnection')

@@ -110,6 +110,7 @@ fn kind_of(msg: &ServerMsg) -> &'static str {
         ServerMsg::Punch { .. } => "Punch",
         ServerMsg::Error { .. } => "Error",
         ServerMsg::Pong => "Pong",
+        ServerMsg::ProbeAddresses { .. } => "ProbeAddresses",
     }
 }
 

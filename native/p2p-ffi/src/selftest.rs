@@ -16,6 +16,9 @@ use crate::session::KIND_NO_SERVER;
 struct Options {
     /// `host:port` of the server; the environment's `P2P_SERVER` when absent.
     server: Option<String>,
+    /// The server's public key (base64); the environment's `P2P_SERVER_KEY` when absent. With a key the
+    /// test asks the server where its UDP probe ports are (and checks the key).
+    server_key: Option<String>,
     /// How long one resolve or TCP connect may take.
     timeout_ms: Option<u32>,
     /// Look for NAT-PMP and UPnP routers (default true).
@@ -47,6 +50,9 @@ pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
             )
         })?;
     let mut cfg = SelfTestConfig::for_server_with_env(&server, |k| env.var(k));
+    if let Some(key) = options.server_key.filter(|k| !k.trim().is_empty()) {
+        cfg.server_key = Some(key);
+    }
     if let Some(ms) = options.timeout_ms.filter(|ms| *ms > 0) {
         cfg.connect_timeout = Duration::from_millis(u64::from(ms.min(120_000)));
     }

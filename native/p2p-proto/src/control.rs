@@ -72,6 +72,9 @@ pub enum ClientMsg {
         reason: String,
     },
     Ping,
+    /// Anyone (no login needed): where are your UDP probe ports? Answered by `ProbeAddresses`; the
+    /// network self-test asks, so that it probes this server's ports and not the default ones.
+    ProbeAddresses,
 }
 
 /// From the server to a peer. `Debug` hides the auth hash (see the impl below).
@@ -101,6 +104,11 @@ pub enum ServerMsg {
         message: String,
     },
     Pong,
+    /// The server's three UDP probe addresses as this client reaches them, in the server's order: the
+    /// base port (also the relay), a second port on the same address, a port on a second address.
+    ProbeAddresses {
+        addrs: Vec<SocketAddr>,
+    },
 }
 
 // Messages end up in logs and error texts as `{:?}` ("unexpected server message ..."), so their Debug
@@ -149,6 +157,7 @@ impl std::fmt::Debug for ClientMsg {
                 .field("reason", reason)
                 .finish(),
             ClientMsg::Ping => f.write_str("Ping"),
+            ClientMsg::ProbeAddresses => f.write_str("ProbeAddresses"),
         }
     }
 }
@@ -180,6 +189,10 @@ impl std::fmt::Debug for ServerMsg {
                 .field("message", message)
                 .finish(),
             ServerMsg::Pong => f.write_str("Pong"),
+            ServerMsg::ProbeAddresses { addrs } => f
+                .debug_struct("ProbeAddresses")
+                .field("addrs", addrs)
+                .finish(),
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct ControlContext {
     pub broker: Arc<Broker>,
     /// The relay socket's bound address.
     pub relay_addr: SocketAddr,
+    /// The three UDP probe listeners' bound addresses (the first is the relay's).
+    pub probe_addrs: [SocketAddr; 3],
     pub static_key: Zeroizing<[u8; 32]>,
     pub limits: ControlLimits,
     next_conn_id: AtomicU64,
@@ -114,14 +116,15 @@ impl ControlContext {
     pub fn new(
         auth: Arc<Auth>,
         broker: Arc<Broker>,
-        relay_addr: SocketAddr,
+        probe_addrs: [SocketAddr; 3],
         static_key: Zeroizing<[u8; 32]>,
         limits: ControlLimits,
     ) -> Arc<Self> {
         Arc::new(ControlContext {
             auth,
             broker,
-            relay_addr,
+            relay_addr: probe_addrs[0],
+            probe_addrs,
             static_key,
             limits,
             next_conn_id: AtomicU64::new(1),
@@ -377,6 +380,16 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
     let ip = conn.peer.ip();
     match msg {
         ClientMsg::Ping => reply(conn, ServerMsg::Pong).await,
+        // Public facts (the answers to UDP probes carry them too): no login needed, and asking does
+        // not count as logging in, so the login deadline still applies.
+        ClientMsg::ProbeAddresses => {
+            let addrs = ctx
+                .probe_addrs
+                .iter()
+                .map(|a| reachable_addr(*a, conn.local))
+                .collect();
+            reply(conn, ServerMsg::ProbeAddresses { addrs }).await
+        }
         ClientMsg::Login { user, credential } => {
             if !matches!(conn.role, Role::Fresh) {
                 return reply(
@@ -495,19 +508,19 @@ async fn connect(
             user_id,
             candidates: local_candidates,
             initiator_tx: conn.tx.clone(),
-            relay_addr: relay_addr_for(ctx.relay_addr, conn.local),
+            relay_addr: reachable_addr(ctx.relay_addr, conn.local),
         })
         .await
 }
 
-/// The relay address as this client can reach it: a relay on a wildcard address is reached at the
-/// address the client used for the control connection.
-fn relay_addr_for(relay: SocketAddr, control_local: Option<SocketAddr>) -> SocketAddr {
+/// A UDP listener's address (the relay, a probe port) as this client can reach it: one on a wildcard
+/// address is reached at the address the client used for the control connection.
+fn reachable_addr(bound: SocketAddr, control_local: Option<SocketAddr>) -> SocketAddr {
     match control_local {
-        Some(local) if relay.ip().is_unspecified() && same_family(relay.ip(), local.ip()) => {
-            SocketAddr::new(local.ip(), relay.port())
+        Some(local) if bound.ip().is_unspecified() && same_family(bound.ip(), local.ip()) => {
+            SocketAddr::new(local.ip(), bound.port())
         }
-        _ => relay,
+        _ => bound,
     }
 }
 
@@ -605,12 +618,12 @@ mod tests {
         let relay: SocketAddr = "0.0.0.0:5959".parse().unwrap();
         let local: SocketAddr = "192.0.2.10:5980".parse().unwrap();
         assert_eq!(
-            relay_addr_for(relay, Some(local)),
+            reachable_addr(relay, Some(local)),
             "192.0.2.10:5959".parse().unwrap()
         );
         let fixed: SocketAddr = "198.51.100.1:5959".parse().unwrap();
-        assert_eq!(relay_addr_for(fixed, Some(local)), fixed);
+        assert_eq!(reachable_addr(fixed, Some(local)), fixed);
         let v6: SocketAddr = "[::1]:5980".parse().unwrap();
-        assert_eq!(relay_addr_for(relay, Some(v6)), relay);
+        assert_eq!(reachable_addr(relay, Some(v6)), relay);
     }
 }

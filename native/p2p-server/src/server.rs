@@ -196,13 +196,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let relay = Arc::new(Mutex::new(relay));
     let auth = Auth::new(conn, public, config.auth);
     let broker = Broker::new(relay.clone(), config.broker);
-    let ctx = ControlContext::new(
-        auth,
-        broker.clone(),
-        udp[0],
-        static_key,
-        config.control_limits,
-    );
+    let ctx = ControlContext::new(auth, broker.clone(), udp, static_key, config.control_limits);
     let probe_counters = Arc::new(ProbeCounters::default());
     // What clients must use: the bound address (the configured one, with a port 0 resolved).
     let responder = Arc::new(Responder::new(

@@ -37,7 +37,8 @@ MODES (give exactly one; -c and -p take every argument after them, so they come 
   -e BLOB       The same with the whole file in base64.
                 e.g. connectd -e \"$(base64 -w0 SSH-Pi.txt)\"
   -n            Network self-test against the server: DNS, TCP, UDP and NAT behaviour, port mapping,
-                cipher self-tests, and a verdict.
+                cipher self-tests, and a verdict. With the server's key (--server-key or P2P_SERVER_KEY) it
+                checks the key and probes the UDP ports the server names; without, the default ports.
                 e.g. connectd -y relay.example.com:5980 -n
   --auth-hash   Log in (the password is read without echo, or from a pipe) and print an auth hash: a
                 credential for 'auth_hash' in a provisioning file or -p, valid only on this server, that can

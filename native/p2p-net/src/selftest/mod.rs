@@ -5,11 +5,13 @@
 //!
 //! - [`probe`]: UDP probes and the RFC 4787 / RFC 5780 classification.
 //! - [`gateway`]: NAT-PMP (RFC 6886) and UPnP IGD discovery (SSDP).
+//! - [`server_ports`]: asks the server for its probe ports over the control channel (needs its key).
 //! - [`render`]: the text layout connectd prints.
 
 pub mod gateway;
 pub mod probe;
 mod render;
+pub mod server_ports;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use tokio::net::TcpStream;
 use crate::net_util;
 
 pub use probe::{FilteringBehavior, MappingBehavior, ProbeResult};
+pub use server_ports::ControlCheck;
 
 /// The server's UDP probe ports (PROTOCOL.md): the first two on the server's address, the third on a
 /// second address.
@@ -32,7 +35,13 @@ pub struct SelfTestConfig {
     pub server: String,
     /// UDP probe addresses (`host:port`), in the server's order: base port, second port on the same IP,
     /// third port on a second IP. Fewer than three still runs, with a less precise classification.
+    /// Defaults until the server names its own (see `server_key`).
     pub probe_addrs: Vec<String>,
+    /// Which of `probe_addrs` the environment set (`P2P_PROBE_ADDR1`..`3`): they win over the server's.
+    pub probe_addrs_from_env: [bool; 3],
+    /// The server's public key (base64): with it the test asks the server for its probe addresses over
+    /// the control channel, and checks the key on the way. `P2P_SERVER_KEY` by default.
+    pub server_key: Option<String>,
     /// The third address is only a guess: use the second-IP address the server's first answer
     /// advertises instead, when it advertises one.
     pub learn_second_ip: bool,
@@ -74,21 +83,25 @@ impl SelfTestConfig {
                 format!("{host}:{}", PROBE_PORTS[2])
             },
         ];
+        let set = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let from_env: [Option<String>; 3] =
+            std::array::from_fn(|i| set(&format!("P2P_PROBE_ADDR{}", i + 1)));
+        let probe_addrs_from_env = from_env.clone().map(|v| v.is_some());
         let probe_addrs = defaults
             .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                env(&format!("P2P_PROBE_ADDR{}", i + 1))
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or(d)
-            })
+            .zip(from_env)
+            .map(|(d, e)| e.unwrap_or(d))
             .collect();
-        let learn_second_ip = env("P2P_PROBE_ADDR3").is_none_or(|v| v.trim().is_empty());
         SelfTestConfig {
             server,
             probe_addrs,
-            learn_second_ip,
+            learn_second_ip: !probe_addrs_from_env[2],
+            probe_addrs_from_env,
+            server_key: set("P2P_SERVER_KEY"),
             connect_timeout: Duration::from_secs(3),
             probe_timeout: Duration::from_millis(400),
             probe_attempts: 3,
@@ -103,6 +116,8 @@ pub struct SelfTestReport {
     pub server: String,
     pub dns: DnsCheck,
     pub tcp: TcpCheck,
+    /// The control channel: the server's key and where its probe ports are.
+    pub control: ControlCheck,
     pub udp: UdpCheck,
     pub nat_pmp: NatPmpCheck,
     pub upnp: UpnpCheck,
@@ -206,6 +221,13 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
             error: Some("skipped: the server's name did not resolve".into()),
         },
     };
+    // Before the UDP probes: the server may name other probe ports than the defaults.
+    let (control, probed) = if tcp.ok {
+        server_ports::ask(cfg).await
+    } else {
+        server_ports::skipped(cfg, "skipped: no TCP connection to the server")
+    };
+    let cfg = &probed;
     // UDP probes and router discovery are independent: run them at once to keep the total short.
     let gateways = async {
         if cfg.gateways {
@@ -231,6 +253,9 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
     if let Some(e) = &tcp.error {
         problems.push(format!("TCP: {e}"));
     }
+    if let (true, Some(e)) = (control.problem, &control.error) {
+        problems.push(e.clone());
+    }
     if !udp.ok {
         problems.push(format!(
             "UDP: {}",
@@ -245,6 +270,7 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
         server: cfg.server.clone(),
         dns,
         tcp,
+        control,
         udp,
         nat_pmp,
         upnp,

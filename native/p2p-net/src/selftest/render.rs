@@ -33,6 +33,7 @@ pub(super) fn text(r: &SelfTestReport) -> String {
             e.as_deref().unwrap_or("")
         ),
     });
+    line(control_line(r));
     line(format!("Checking UDP connectivity to {}...", r.server));
     let last = r.udp.probes.len().saturating_sub(1);
     for (i, p) in r.udp.probes.iter().enumerate() {
@@ -165,4 +166,21 @@ pub(super) fn text(r: &SelfTestReport) -> String {
         format!("Not compatible: {}.", r.problems.join("; "))
     });
     o
+}
+
+/// Not in connectd's layout: whether the server's key worked and whose probe ports the UDP lines use.
+fn control_line(r: &SelfTestReport) -> String {
+    let c = &r.control;
+    let head = format!("Checking the control channel to {}...", r.server);
+    match (c.ok, c.checked, c.problem) {
+        (true, _, _) if c.probe_addrs_from == "server" => {
+            format!("{head}[OK] probe ports {}", c.probe_addrs.join(","))
+        }
+        (true, _, _) => format!(
+            "{head}[OK] probe ports {} (P2P_PROBE_ADDRn override some)",
+            c.probe_addrs.join(",")
+        ),
+        (false, true, true) => format!("{head}[FAILED] {}", c.error.as_deref().unwrap_or("")),
+        _ => format!("{head}[SKIPPED] {}", c.error.as_deref().unwrap_or("")),
+    }
 }
