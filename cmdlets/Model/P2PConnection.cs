@@ -6,14 +6,19 @@ using RemoteItP2P.Internal;
 
 namespace RemoteItP2P
 {
-    /// <summary>The life cycle of a connection (the native TunnelState).</summary>
+    /// <summary>The life cycle of a connection (the native TunnelState). The numbers are what ConvertTo-Json
+    /// writes without -EnumsAsStrings: new states take new numbers, existing ones keep theirs.</summary>
     public enum P2PConnectionState
     {
-        Connecting,
-        Connected,
-        Reconnecting,
-        Stopped,
-        Failed,
+        Connecting = 0,
+        Connected = 1,
+        Reconnecting = 2,
+        Stopped = 3,
+        Failed = 4,
+        /// <summary>The session is up but nothing was heard from the device for 5 s (PeerSilentMs): streams may
+        /// stall. Back to Connected when the device is heard again, or Reconnecting/Failed when the session
+        /// times out (20 s of silence). The local port stays open.</summary>
+        Degraded = 5,
     }
 
     /// <summary>Which way a connection's packets go.</summary>
@@ -89,6 +94,10 @@ namespace RemoteItP2P
         public int StreamsOpen { get; set; }
         public DateTime? StartedAt { get; set; }
         public DateTime? ConnectedAt { get; set; }
+        /// <summary>Milliseconds since the last packet from the device while the session is up (Connected or
+        /// Degraded; refreshed every 250 ms); null while no session is up. A live device is heard about every
+        /// second; from 5000 the state is Degraded.</summary>
+        public long? PeerSilentMs { get; set; }
         /// <summary>How many times the session was lost and a new one attempted (AutoReconnect); attempts,
         /// whether or not they succeeded.</summary>
         public int ReconnectAttempts { get; set; }
@@ -107,6 +116,9 @@ namespace RemoteItP2P
                 return colon >= 0 && int.TryParse(LocalEndpoint.Substring(colon + 1), out int p) ? p : 0;
             }
         }
+
+        /// <summary>True while the session is up and carries connections (Connected or Degraded).</summary>
+        internal bool IsUp => State == P2PConnectionState.Connected || State == P2PConnectionState.Degraded;
 
         /// <summary>True while the local port is open (not Stopped or Failed).</summary>
         public bool IsActive => State != P2PConnectionState.Stopped && State != P2PConnectionState.Failed;
@@ -163,7 +175,8 @@ namespace RemoteItP2P
                 StreamsOpen = (int)j.Long("streams_open"),
                 StartedAt = j.Time("started_at"),
                 ConnectedAt = j.Time("connected_at"),
-                ReconnectAttempts = (int)j.Long("reconnects"),
+                PeerSilentMs = j.NullableLong("peer_silent_ms"),
+                ReconnectAttempts = (int)j.Long("reconnect_attempts"),
             };
             string path = j.String("path");
             if (!string.IsNullOrEmpty(path)) c.Path = ParseEnum(path, P2PPath.Relayed);

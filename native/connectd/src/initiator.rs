@@ -66,7 +66,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
             _ = throughput.tick() => {
                 let now = tunnel.status();
                 let (tx, rx) = rates.update(&now);
-                if now.state == TunnelState::Connected {
+                if now.state.is_up() {
                     out.status(&format!("!!throughput txBps={tx} rxBps={rx}"));
                 }
             }
@@ -129,8 +129,20 @@ impl Shown {
                 out.status(&format!("!!status - bound to UDP port {port}"));
             }
         }
-        let state_changed = self.state != Some(status.state);
-        match status.state {
+        // Degraded is Connected with a silent device: connectd 4.6 has no status line for it, so the
+        // `!!` lines stay those of a connected session, and one warning goes to stderr.
+        let shown = |s: TunnelState| {
+            if s == TunnelState::Degraded {
+                TunnelState::Connected
+            } else {
+                s
+            }
+        };
+        let state_changed = self.state.map(shown) != Some(shown(status.state));
+        if status.state == TunnelState::Degraded && self.state != Some(TunnelState::Degraded) {
+            out.problem(&degraded_line(status));
+        }
+        match shown(status.state) {
             TunnelState::Connecting if state_changed => out.status("!!status connecting"),
             TunnelState::Connected => {
                 if state_changed || self.session != status.session_id {
@@ -161,6 +173,15 @@ impl Shown {
         }
         self.state = Some(status.state);
     }
+}
+
+/// The warning printed when the session goes `Degraded`.
+fn degraded_line(status: &TunnelStatus) -> String {
+    let silent = status.peer_silent_ms.unwrap_or(0) / 1000;
+    format!(
+        "warning: no packet from {} for {silent} s; connections may stall (the session ends after 20 s of silence)",
+        status.device_id
+    )
 }
 
 /// `!!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=<hex> ip=<peer address>`.
@@ -243,7 +264,8 @@ mod tests {
             streams_open: 0,
             started_at: String::new(),
             connected_at: None,
-            reconnects: 0,
+            peer_silent_ms: None,
+            reconnect_attempts: 0,
             last_error: None::<LastError>,
         }
     }
@@ -253,6 +275,17 @@ mod tests {
         assert_eq!(
             connected_line(&status()),
             "!!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=0b173cebde7951e2 ip=192.0.2.7"
+        );
+    }
+
+    #[test]
+    fn a_degraded_session_is_one_warning_naming_the_device_and_its_silence() {
+        let mut s = status();
+        s.state = TunnelState::Degraded;
+        s.peer_silent_ms = Some(5250);
+        assert_eq!(
+            degraded_line(&s),
+            "warning: no packet from 80:00:00:00:00:00:00:F1 for 5 s; connections may stall (the session ends after 20 s of silence)"
         );
     }
 

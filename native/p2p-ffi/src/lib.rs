@@ -96,6 +96,7 @@ pub extern "C" fn p2p_version() -> *const c_char {
 ///
 /// Returns once the local port is bound: logging in and reaching the device go on in the background and
 /// show in `p2p_session_status` (state "Connecting", then "Connected", or "Failed" with `last_error`).
+/// A connected session whose device went silent for 5 s is "Degraded" (still up: see `p2p_session_status`).
 ///
 /// Errors: `P2P_ERR_INVALID_ARGUMENT` (NULL pointer, invalid UTF-8), `P2P_ERR_INVALID_CONFIG` (malformed
 /// JSON or a bad field: the message names the field, never a password), `P2P_ERR_PORT_IN_USE`.
@@ -162,10 +163,17 @@ pub unsafe extern "C" fn p2p_session_start_file(
 /// The status of one session as a JSON object, in `*out_json` (free it with `p2p_string_free`):
 /// `{"id":1,"name":"...","device_id":"...","state":"Connected","local_endpoint":"127.0.0.1:33000",
 /// "path":"Direct","encryption":"ChaCha20Poly1305","peer_endpoint":"...","bytes_sent":0,
-/// "bytes_received":0,"rtt_ms":1.5,"streams_open":0,"started_at":"...","last_error":null,...}`.
+/// "bytes_received":0,"rtt_ms":1.5,"streams_open":0,"started_at":"...","peer_silent_ms":120,
+/// "reconnect_attempts":0,"last_error":null,...}`.
 /// `bytes_sent` / `bytes_received` are at most 250 ms behind the traffic while the session runs, and the
-/// exact totals once `p2p_session_stop` has returned. A stopped session keeps answering until
-/// `p2p_session_forget`.
+/// exact totals once `p2p_session_stop` has returned.
+/// `state` is "Connecting", "Connected", "Degraded" (the session is up but nothing was heard from the
+/// device for 5 s: streams may stall; back to "Connected" when it is heard again, or "Reconnecting" /
+/// "Failed" when the session times out after 20 s of silence), "Reconnecting", "Stopped" or "Failed".
+/// `peer_silent_ms`: milliseconds since the device was last heard, while the session is up ("Connected"
+/// or "Degraded"), else null. `reconnect_attempts`: new sessions tried after a lost one (autoconnect
+/// "reconnect"), successful or not.
+/// A stopped session keeps answering until `p2p_session_forget`.
 ///
 /// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or forgotten), `P2P_ERR_INVALID_ARGUMENT` (`out_json`
 /// NULL).

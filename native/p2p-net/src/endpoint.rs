@@ -212,7 +212,7 @@ impl EndpointTask {
             let now = Instant::now();
             self.service_timers(now);
             self.flush(now, &mut send_buf).await;
-            self.reap_closed();
+            self.reap_closed(now);
             let deadline = self.next_deadline(now);
             tokio::select! {
                 result = self.io.recv(&mut received) => match result {
@@ -293,7 +293,7 @@ impl EndpointTask {
             }
             if slot.next_stats <= now {
                 *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(slot.session.stats());
+                    Some(slot.session.stats_at(now));
                 slot.next_stats = now + STATS_EVERY;
             }
         }
@@ -559,13 +559,13 @@ impl EndpointTask {
     }
 
     /// Removes sessions that have closed and have nothing left to send.
-    fn reap_closed(&mut self) {
+    fn reap_closed(&mut self, now: Instant) {
         let socket = self.io.socket();
         self.sessions.retain(|_, slot| {
             if slot.session.is_closed() {
                 release_relay(socket, slot);
                 *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(slot.session.stats());
+                    Some(slot.session.stats_at(now));
                 false
             } else {
                 true

@@ -12,12 +12,26 @@ use crate::error::Error;
 /// a busy machine).
 pub const COUNTER_REFRESH: Duration = Duration::from_millis(250);
 
+/// Silence after which a connected tunnel reports [`TunnelState::Degraded`]. Each side sends a keepalive
+/// every 2 s when idle and the other acknowledges it, so a live peer is heard about every second: 5 s
+/// of nothing is 4 or more packets in a row lost, a dead device or a broken path rather than a quiet
+/// one (on a path losing 1% that takes about 10^-8 odds, so lossy links do not flap), and it leaves
+/// 15 s before the session's 20 s idle timeout ends it. (A direct path that dies is Degraded for the
+/// moment between this and the fall-back to the relay at 6.5 s: streams did stall meanwhile.) Checked
+/// every [`COUNTER_REFRESH`], so the state changes at most that much later. `Get-P2PConnection`'s help
+/// and about_RemoteItP2P name the figure: change them with it.
+pub const DEGRADED_AFTER: Duration = Duration::from_secs(5);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TunnelState {
     /// Logging in, asking for the device, handshaking.
     Connecting,
     /// The session is up: streams flow.
     Connected,
+    /// The session is up but nothing was heard from the device for [`DEGRADED_AFTER`]: streams may stall.
+    /// It goes back to `Connected` when the device is heard again, or to `Reconnecting` / `Failed` when
+    /// the session times out. Counts as up wherever `Connected` does (see [`TunnelState::is_up`]).
+    Degraded,
     /// `autoconnect 2`: the session was lost and is being re-established; the local port stays open.
     Reconnecting,
     /// Ended by `stop`, a signal, the lifetime or idle limit.
@@ -29,6 +43,11 @@ pub enum TunnelState {
 impl TunnelState {
     pub fn is_final(self) -> bool {
         matches!(self, TunnelState::Stopped | TunnelState::Failed)
+    }
+
+    /// The session is up (`Connected` or `Degraded`): new connections are carried over it.
+    pub fn is_up(self) -> bool {
+        matches!(self, TunnelState::Connected | TunnelState::Degraded)
     }
 }
 
@@ -83,7 +102,12 @@ pub struct TunnelStatus {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub connected_at: Option<String>,
-    pub reconnects: u32,
+    /// Milliseconds since the last packet from the device, while the session is up (`Connected` or
+    /// `Degraded`; refreshed every [`COUNTER_REFRESH`]); `None` while no session is up.
+    pub peer_silent_ms: Option<u64>,
+    /// Times the tunnel lost its session (or failed to set one up) and started trying again
+    /// (`autoconnect 2`): attempts, not successful reconnections.
+    pub reconnect_attempts: u32,
     pub last_error: Option<LastError>,
 }
 
@@ -122,7 +146,8 @@ pub struct TargetStatus {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub registered_at: Option<String>,
-    /// Registrations after the first one (server restarts, network outages).
-    pub reconnects: u32,
+    /// Successful registrations after the first one (server restarts, network outages): failed
+    /// attempts in between are not counted.
+    pub reregistrations: u32,
     pub last_error: Option<LastError>,
 }

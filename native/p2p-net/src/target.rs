@@ -71,7 +71,7 @@ impl Target {
             sessions_total: 0,
             started_at: clock::now_rfc3339(),
             registered_at: None,
-            reconnects: 0,
+            reregistrations: 0,
             last_error: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
@@ -340,7 +340,7 @@ impl Daemon {
             s.registered_at = Some(clock::now_rfc3339());
             s.last_error = None;
             if reconnect {
-                s.reconnects += 1;
+                s.reregistrations += 1;
             }
         });
         let (reader, writer) = control.into_split();
@@ -613,7 +613,7 @@ mod tests {
         let t = Target::start(config(&addr, &public)).await.unwrap();
         let conn = answer_one(&l, &private, ServerMsg::Registered { uid }).await;
         t.registered().await.unwrap();
-        assert_eq!(t.status().reconnects, 0);
+        assert_eq!(t.status().reregistrations, 0);
         assert!(t.status().local_udp_port.is_some());
         // "Restart": drop the connection; the daemon comes back within its first backoff steps.
         drop(conn);
@@ -626,7 +626,7 @@ mod tests {
         let mut w = t.watch();
         tokio::time::timeout(
             Duration::from_secs(5),
-            w.wait_for(|s| s.state == TargetState::Registered && s.reconnects == 1),
+            w.wait_for(|s| s.state == TargetState::Registered && s.reregistrations == 1),
         )
         .await
         .unwrap()

@@ -17,7 +17,7 @@ use crate::control_channel::ControlClient;
 use crate::endpoint::{Command, Endpoint, Notice, SessionSpec};
 use crate::error::{Error, ErrorKind};
 use crate::grant::ParsedGrant;
-use crate::status::{LastError, PathKind, TunnelState, TunnelStatus};
+use crate::status::{LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
 use crate::{clock, net_util, Result};
 
 /// How long a TCP connection accepted while no session is up may wait for one before it is closed.
@@ -123,7 +123,8 @@ impl Tunnel {
             streams_open: 0,
             started_at: clock::now_rfc3339(),
             connected_at: None,
-            reconnects: 0,
+            peer_silent_ms: None,
+            reconnect_attempts: 0,
             last_error: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
@@ -260,7 +261,8 @@ impl Runner {
             self.set(|s| {
                 s.state = TunnelState::Reconnecting;
                 s.path = None;
-                s.reconnects += 1;
+                s.peer_silent_ms = None;
+                s.reconnect_attempts += 1;
             });
             let sleep = tokio::time::sleep(backoff);
             tokio::pin!(sleep);
@@ -279,6 +281,7 @@ impl Runner {
         self.set(|s| {
             s.state = state;
             s.path = None;
+            s.peer_silent_ms = None;
             s.streams_open = 0;
             if error.is_some() {
                 s.last_error = error;
@@ -393,6 +396,8 @@ impl Runner {
         let started = local.started;
         let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
         let mut connected = false;
+        // When this session came up: silence before it (the handshake) is not the device going quiet.
+        let mut up_since: Option<Instant> = None;
         let mut refresh = tokio::time::interval(STATUS_REFRESH);
         let lifetime = (self.cfg.lifetime_min > 0)
             .then(|| Duration::from_secs(60 * u64::from(self.cfg.lifetime_min)));
@@ -407,10 +412,12 @@ impl Runner {
                 notice = live.notices.recv() => match notice {
                     Some(Notice::Connected) => {
                         connected = true;
+                        up_since = Some(Instant::now());
                         let reconnect = local.connected_once;
                         local.connected_once = true;
                         self.set(|s| {
                             s.state = TunnelState::Connected;
+                            s.peer_silent_ms = Some(0);
                             s.path = Some(PathKind::Relayed);
                             s.peer_endpoint = Some(live.relay.to_string());
                             s.connected_at = Some(clock::now_rfc3339());
@@ -470,7 +477,7 @@ impl Runner {
                         if moved != last_activity.1 {
                             last_activity = (Instant::now(), moved);
                         }
-                        self.publish_figures(&st);
+                        self.publish_figures(&st, up_since);
                     }
                     local.waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
                     if !connected && tokio::time::Instant::now() > handshake_deadline {
@@ -510,23 +517,49 @@ impl Runner {
         }
         let last = lock(&live.stats).clone();
         if let Some(st) = last {
-            self.publish_figures(&st);
+            // The session has ended: its last figures, but no more state changes from its silence.
+            self.publish_figures(&st, None);
         }
         lock(&self.counters).end_session();
         outcome
     }
 
-    /// Copies the session's figures and the byte totals into the status watch, without waking watchers
-    /// (they wait for state changes; figures change constantly).
-    fn publish_figures(&self, st: &SessionStats) {
+    /// Copies the session's figures and the byte totals into the status watch. While the session is up
+    /// (`up_since`, when it came up), also the device's silence, and the switch between `Connected` and
+    /// `Degraded` at [`DEGRADED_AFTER`]. Watchers wake only on that switch (they wait for state
+    /// changes; figures change constantly).
+    fn publish_figures(&self, st: &SessionStats, up_since: Option<Instant>) {
         let (sent, received) = lock(&self.counters).totals();
+        let device = self.cfg.device_id;
         self.status.send_if_modified(|s| {
             s.bytes_sent = sent;
             s.bytes_received = received;
             s.rtt_ms = st.rtt.map(|r| r.as_secs_f64() * 1000.0);
             s.packets_lost = st.packets_lost;
             s.streams_open = st.streams_open;
-            false
+            let Some(up_since) = up_since.filter(|_| s.state.is_up()) else {
+                return false;
+            };
+            let silent = st.peer_silent.min(up_since.elapsed());
+            s.peer_silent_ms = Some(u64::try_from(silent.as_millis()).unwrap_or(u64::MAX));
+            let state = if silent >= DEGRADED_AFTER {
+                TunnelState::Degraded
+            } else {
+                TunnelState::Connected
+            };
+            if state == s.state {
+                return false;
+            }
+            if state == TunnelState::Degraded {
+                log::info!(
+                    "no packet from {device} for {} s: degraded",
+                    silent.as_secs()
+                );
+            } else {
+                log::info!("heard from {device} again");
+            }
+            s.state = state;
+            true
         });
     }
 }

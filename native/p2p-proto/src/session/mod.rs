@@ -157,6 +157,10 @@ pub struct SessionStats {
     pub congestion_window: usize,
     pub streams_open: u32,
     pub path: Option<PathKind>,
+    /// How long nothing authentic was received from the peer (its keepalives come every
+    /// `SessionConfig::keepalive`, so seconds of silence mean a lost peer or path well before
+    /// `idle_timeout` ends the session). Filled by [`Session::stats_at`]; zero from [`Session::stats`].
+    pub peer_silent: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,8 +310,16 @@ impl Session {
         self.paths.kind()
     }
 
+    /// The figures without the time-dependent ones (`peer_silent` is zero): see [`Session::stats_at`].
     pub fn stats(&self) -> SessionStats {
+        self.stats_at(self.last_received)
+    }
+
+    /// The figures at `now` (the driver's clock, as passed to the other calls), with `peer_silent`:
+    /// the time since the last authentic datagram (or since the session began, before the first one).
+    pub fn stats_at(&self, now: Instant) -> SessionStats {
         SessionStats {
+            peer_silent: now.saturating_duration_since(self.last_received),
             rtt: self.rtt.smoothed(),
             congestion_window: self.congestion.window(),
             streams_open: self.streams.len() as u32,

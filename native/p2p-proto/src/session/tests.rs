@@ -471,6 +471,52 @@ fn a_dead_peer_is_detected_by_the_idle_timeout() {
 }
 
 #[test]
+fn peer_silence_grows_while_its_packets_are_lost_and_ends_when_they_flow_again() {
+    let mut sim = Sim::new(EncryptionMode::ChaCha20Poly1305, Link::default());
+    sim.connect();
+    // Idle but alive: keepalives (every 2 s from each side) keep the silence under their interval.
+    sim.run_until(Duration::from_secs(10), |s| {
+        assert!(
+            s.i.stats_at(s.now).peer_silent <= Duration::from_millis(2100),
+            "{:?}",
+            s.i.stats_at(s.now).peer_silent
+        );
+        false
+    });
+    assert_eq!(sim.i.stats().peer_silent, Duration::ZERO);
+
+    sim.link.cut = true;
+    let cut_at = sim.now;
+    sim.run_until(Duration::from_secs(8), |_| false);
+    let silent = sim.i.stats_at(sim.now).peer_silent;
+    assert!(
+        silent >= sim.now - cut_at - Duration::from_millis(2100),
+        "{silent:?}"
+    );
+    assert!(silent >= Duration::from_secs(6), "{silent:?}");
+    // The figure is the driver's clock minus the last reception: it keeps growing between events.
+    let later = sim.now + Duration::from_secs(1);
+    assert_eq!(
+        sim.i.stats_at(later).peer_silent,
+        silent + Duration::from_secs(1)
+    );
+    // A clock behind the last reception saturates at zero.
+    assert_eq!(
+        sim.i.stats_at(cut_at - Duration::from_secs(5)).peer_silent,
+        Duration::ZERO
+    );
+    assert!(sim.i.is_connected() && sim.t.is_connected());
+
+    sim.link.cut = false;
+    assert!(
+        sim.run_until(Duration::from_secs(5), |s| s.i.stats_at(s.now).peer_silent
+            < Duration::from_millis(100)
+            && s.t.stats_at(s.now).peer_silent < Duration::from_millis(100))
+    );
+    assert!(sim.i.is_connected() && sim.t.is_connected());
+}
+
+#[test]
 fn keepalives_keep_an_idle_session_alive() {
     let mut sim = Sim::new(
         EncryptionMode::ChaCha20Poly1305,
