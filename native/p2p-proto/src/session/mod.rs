@@ -16,6 +16,7 @@ pub mod send_buffer;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod transmit;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,11 +25,12 @@ use std::time::{Duration, Instant};
 use ack_ranges::RangeSet;
 pub use paths::PathKind;
 use paths::Paths;
-use recovery::{Congestion, RttEstimator, MAX_ACK_DELAY};
+use recovery::{Recovery, SentFrame, Settled, MAX_ACK_DELAY};
 use stream::Stream;
+use transmit::PathFrame;
 
 use crate::crypto::{self, Handshake, Protection, HANDSHAKE_RANDOM_LEN};
-use crate::frame::{self, Frame, STREAM_OVERHEAD_MAX};
+use crate::frame::{self, Frame};
 use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
 use crate::EncryptionMode;
 
@@ -170,40 +172,6 @@ enum State {
     Closed,
 }
 
-/// What a sent packet carried, so an acknowledgement or a loss can be applied to it.
-#[derive(Debug)]
-enum SentFrame {
-    /// `counted`: this frame carried the packet's count in the stream's `outstanding`.
-    Stream {
-        id: StreamId,
-        offset: u64,
-        len: usize,
-        fin: bool,
-        counted: bool,
-    },
-    MaxStreamData {
-        id: StreamId,
-    },
-    Reset {
-        id: StreamId,
-        reason: u64,
-    },
-}
-
-#[derive(Debug)]
-struct SentPacket {
-    time: Instant,
-    size: usize,
-    frames: Vec<SentFrame>,
-}
-
-/// A packet that must go to a given address (path validation), outside the normal flow.
-#[derive(Debug, Clone, Copy)]
-enum PathFrame {
-    Challenge([u8; 8]),
-    Response([u8; 8]),
-}
-
 pub struct Session {
     cfg: SessionConfig,
     state: State,
@@ -216,14 +184,8 @@ pub struct Session {
     /// Target: addresses owed an HS2.
     hs_replies: VecDeque<SocketAddr>,
 
-    next_pn: u64,
-    sent: BTreeMap<u64, SentPacket>,
-    largest_acked: Option<u64>,
-    loss_time: Option<Instant>,
-    pto_backoff: u32,
-    last_eliciting_sent: Instant,
-    rtt: RttEstimator,
-    congestion: Congestion,
+    /// Packets sent and in flight, acknowledgements, loss detection, RTT and congestion window.
+    recovery: Recovery,
 
     received: RangeSet,
     largest_received_at: Option<Instant>,
@@ -263,14 +225,7 @@ impl Session {
             hs_backoff: Duration::from_millis(200),
             hs_deadline: now + cfg.handshake_timeout,
             hs_replies: VecDeque::new(),
-            next_pn: 0,
-            sent: BTreeMap::new(),
-            largest_acked: None,
-            loss_time: None,
-            pto_backoff: 0,
-            last_eliciting_sent: now,
-            rtt: RttEstimator::default(),
-            congestion: Congestion::new(MAX_DATAGRAM),
+            recovery: Recovery::new(now, MAX_DATAGRAM),
             received: RangeSet::new(),
             largest_received_at: None,
             unacked_eliciting: 0,
@@ -320,8 +275,8 @@ impl Session {
     pub fn stats_at(&self, now: Instant) -> SessionStats {
         SessionStats {
             peer_silent: now.saturating_duration_since(self.last_received),
-            rtt: self.rtt.smoothed(),
-            congestion_window: self.congestion.window(),
+            rtt: self.recovery.rtt().smoothed(),
+            congestion_window: self.recovery.congestion().window(),
             streams_open: self.streams.len() as u32,
             path: Some(self.paths.kind()),
             ..self.stats.clone()
@@ -626,38 +581,21 @@ impl Session {
     }
 
     fn on_ack(&mut self, now: Instant, ack: &frame::AckFrame<'_>) {
-        if ack.largest >= self.next_pn {
-            // Acknowledges a packet we never sent: ignore the frame.
-            return;
+        let settled = self.recovery.on_ack(now, ack);
+        self.apply_settled(settled);
+    }
+
+    /// Applies to the streams what recovery settled: delivered frames first, then lost ones put back
+    /// in line.
+    fn apply_settled(&mut self, settled: Settled) {
+        self.stats.packets_lost += settled.lost_packets;
+        for f in settled.acked {
+            self.on_frame_acked(f);
         }
-        let mut newly: Vec<(u64, SentPacket)> = Vec::new();
-        for r in ack.ranges() {
-            let pns: Vec<u64> = self.sent.range(r).map(|(&pn, _)| pn).collect();
-            for pn in pns {
-                if let Some(p) = self.sent.remove(&pn) {
-                    newly.push((pn, p));
-                }
-            }
+        self.requeue(settled.lost);
+        if settled.probe {
+            self.ping_pending = true;
         }
-        if newly.is_empty() {
-            return;
-        }
-        if self.largest_acked.is_none_or(|l| ack.largest > l) {
-            self.largest_acked = Some(ack.largest);
-            if let Some((_, p)) = newly.iter().find(|(pn, _)| *pn == ack.largest) {
-                let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
-                self.rtt
-                    .update(now.saturating_duration_since(p.time), delay);
-            }
-        }
-        for (_, p) in newly {
-            self.congestion.on_acked(p.size, p.time);
-            for f in p.frames {
-                self.on_frame_acked(f);
-            }
-        }
-        self.pto_backoff = 0;
-        self.detect_lost(now);
     }
 
     fn on_frame_acked(&mut self, f: SentFrame) {
@@ -683,31 +621,6 @@ impl Session {
             self.events.push_back(Event::StreamWritable(id));
         }
         self.close_stream_if_finished(id);
-    }
-
-    /// Declares lost what a later acknowledgement or the RTT says is lost (RFC 9002 §6.1).
-    fn detect_lost(&mut self, now: Instant) {
-        self.loss_time = None;
-        let Some(largest) = self.largest_acked else {
-            return;
-        };
-        let delay = self.rtt.loss_delay();
-        let mut lost = Vec::new();
-        for (&pn, p) in self.sent.range(..largest) {
-            if largest >= pn + 3 || now >= p.time + delay {
-                lost.push(pn);
-            } else {
-                let t = p.time + delay;
-                self.loss_time = Some(self.loss_time.map_or(t, |l: Instant| l.min(t)));
-            }
-        }
-        for pn in lost {
-            if let Some(p) = self.sent.remove(&pn) {
-                self.stats.packets_lost += 1;
-                self.congestion.on_lost(p.size, p.time, now);
-                self.requeue(p.frames);
-            }
-        }
     }
 
     /// Puts the contents of a lost packet back in line to be sent again in a new packet.
@@ -762,23 +675,14 @@ impl Session {
                 // Without any path nothing can be sent: sending deadlines would only spin the driver.
                 if self.paths.active().is_some() {
                     consider(self.ack_deadline);
-                    consider(self.recovery_deadline());
-                    consider(Some(self.last_eliciting_sent + self.cfg.keepalive));
+                    consider(self.recovery.deadline());
+                    consider(Some(
+                        self.recovery.last_eliciting_sent() + self.cfg.keepalive,
+                    ));
                 }
             }
         }
         t
-    }
-
-    /// The loss timer, or the probe timeout while ack-eliciting packets are in flight.
-    fn recovery_deadline(&self) -> Option<Instant> {
-        if self.loss_time.is_some() {
-            return self.loss_time;
-        }
-        if self.sent.is_empty() {
-            return None;
-        }
-        Some(self.last_eliciting_sent + self.rtt.pto(self.pto_backoff))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -799,286 +703,15 @@ impl Session {
             self.enter_closed(CloseReason::IdleTimeout);
             return;
         }
-        if let Some(t) = self.loss_time {
-            if now >= t {
-                self.detect_lost(now);
-            }
-        } else if self.recovery_deadline().is_some_and(|t| now >= t) {
-            self.on_probe_timeout();
+        if self.recovery.deadline().is_some_and(|t| now >= t) {
+            let settled = self.recovery.on_timeout(now);
+            self.apply_settled(settled);
         }
-        if now >= self.last_eliciting_sent + self.cfg.keepalive {
+        if now >= self.recovery.last_eliciting_sent() + self.cfg.keepalive {
             self.ping_pending = true;
         }
         if let Some(p) = self.paths.on_timer(now) {
             self.events.push_back(Event::PathChanged(p));
-        }
-    }
-
-    /// Nothing was acknowledged for a probe timeout: send the oldest unacknowledged data again (a
-    /// tail-loss probe) so the peer's answer restarts the clock. Not a congestion signal.
-    fn on_probe_timeout(&mut self) {
-        self.pto_backoff += 1;
-        match self.sent.pop_first() {
-            Some((_, p)) => {
-                self.congestion.on_forgotten(p.size);
-                self.requeue(p.frames);
-            }
-            None => self.ping_pending = true,
-        }
-        self.ping_pending = true;
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Output
-
-    /// Writes the next datagram into `buf` (cleared first) and returns where it goes; `None` when
-    /// there is nothing to send now.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        buf.clear();
-        if let Some(dest) = self.transmit_handshake(now, buf) {
-            return Some(dest);
-        }
-        if self.state == State::Closed {
-            let (code, text) = self.close_pending.take()?;
-            let dest = self.paths.active()?;
-            let mut payload = std::mem::take(&mut self.building);
-            payload.clear();
-            Frame::Close { code, text: &text }.encode(&mut payload);
-            self.seal_into(buf, payload);
-            return Some(dest);
-        }
-        if self.state != State::Established {
-            return None;
-        }
-        for (addr, token) in self.paths.due_probes(now) {
-            self.path_sends
-                .push_back((addr, PathFrame::Challenge(token)));
-        }
-        if let Some((dest, pf)) = self.path_sends.pop_front() {
-            let mut payload = std::mem::take(&mut self.building);
-            payload.clear();
-            match pf {
-                PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(&mut payload),
-                PathFrame::Response(t) => Frame::PathResponse(t).encode(&mut payload),
-            }
-            self.seal_into(buf, payload);
-            return Some(dest);
-        }
-        let dest = self.paths.active()?;
-        self.transmit_normal(now, buf).then_some(dest)
-    }
-
-    /// Initiator: HS1 on its schedule; target: HS2 to whoever sent a valid HS1.
-    fn transmit_handshake(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        let dest = match self.cfg.role {
-            Role::Target => self.hs_replies.pop_front()?,
-            Role::Initiator => {
-                if self.state != State::Handshaking || now < self.hs_next {
-                    return None;
-                }
-                self.hs_next = now + self.hs_backoff;
-                self.hs_backoff = (self.hs_backoff * 2).min(Duration::from_secs(1));
-                self.paths.relay()?
-            }
-        };
-        SessionHeader {
-            kind: Kind::Handshake(self.cfg.role),
-            session_id: self.cfg.session_id,
-            packet_number: 0,
-        }
-        .encode(buf);
-        let message = self.handshake.message(&buf[..SESSION_HEADER_LEN]);
-        buf.extend_from_slice(&message);
-        self.stats.datagrams_sent += 1;
-        Some(dest)
-    }
-
-    /// Header, then `payload` protected under the next packet number. Gives `payload` back as the
-    /// reusable building buffer.
-    fn seal_into(&mut self, buf: &mut Vec<u8>, mut payload: Vec<u8>) -> u64 {
-        let pn = self.next_pn;
-        self.next_pn += 1;
-        buf.clear();
-        SessionHeader {
-            kind: Kind::Data(self.cfg.role),
-            session_id: self.cfg.session_id,
-            packet_number: pn,
-        }
-        .encode(buf);
-        if let Some(p) = &self.protection {
-            p.seal(&buf[..SESSION_HEADER_LEN], pn, &mut payload);
-        }
-        buf.extend_from_slice(&payload);
-        payload.clear();
-        self.building = payload;
-        self.stats.datagrams_sent += 1;
-        pn
-    }
-
-    fn max_payload(&self) -> usize {
-        let overhead = self.protection.as_ref().map_or(0, |p| p.max_overhead());
-        MAX_DATAGRAM - SESSION_HEADER_LEN - overhead
-    }
-
-    /// Builds one packet to the active path: ACK, control frames, then stream data as the
-    /// congestion window (or the per-stream budget) allows. False when there is nothing to send.
-    fn transmit_normal(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
-        let max = self.max_payload();
-        let mut payload = std::mem::take(&mut self.building);
-        payload.clear();
-        let mut frames = Vec::new();
-        let ack_due = self.ack_deadline.is_some_and(|t| now >= t);
-        // Stream data may be sent with this packet when the window has room for a full packet.
-        let window_open =
-            self.cfg.max_outstanding.is_some() || self.congestion.can_send(MAX_DATAGRAM);
-        let has_stream_data = window_open && self.any_stream_sendable();
-        let eliciting_pending = self.ping_pending
-            || !self.resets.is_empty()
-            || self.streams.values().any(|s| s.max_data_pending)
-            || has_stream_data;
-        if !ack_due && !eliciting_pending {
-            self.building = payload;
-            return false;
-        }
-        if self.ack_deadline.is_some() || ack_due {
-            self.write_ack(now, &mut payload, max);
-        }
-        let before_eliciting = payload.len();
-        self.write_control_frames(&mut payload, &mut frames, max);
-        if has_stream_data {
-            self.write_stream_frames(&mut payload, &mut frames, max);
-        }
-        if self.ping_pending && payload.len() == before_eliciting {
-            Frame::Ping.encode(&mut payload);
-        }
-        self.ping_pending = false;
-        let eliciting = payload.len() > before_eliciting;
-        if payload.is_empty() {
-            self.building = payload;
-            return false;
-        }
-        let pn = self.seal_into(buf, payload);
-        if eliciting {
-            let size = buf.len();
-            self.congestion.on_sent(size);
-            self.sent.insert(
-                pn,
-                SentPacket {
-                    time: now,
-                    size,
-                    frames,
-                },
-            );
-            self.last_eliciting_sent = now;
-        }
-        true
-    }
-
-    fn write_ack(&mut self, now: Instant, payload: &mut Vec<u8>, max: usize) {
-        let delay = self
-            .largest_received_at
-            .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
-        if frame::encode_ack(payload, self.received.iter_desc(), delay, 32, max / 4) {
-            self.ack_deadline = None;
-            self.unacked_eliciting = 0;
-        }
-    }
-
-    fn write_control_frames(
-        &mut self,
-        payload: &mut Vec<u8>,
-        frames: &mut Vec<SentFrame>,
-        max: usize,
-    ) {
-        while let Some(&(id, reason)) = self.resets.front() {
-            if payload.len() + 20 > max {
-                return;
-            }
-            self.resets.pop_front();
-            Frame::ResetStream { id, reason }.encode(payload);
-            frames.push(SentFrame::Reset { id, reason });
-        }
-        for (&id, s) in self.streams.iter_mut() {
-            if !s.max_data_pending {
-                continue;
-            }
-            if payload.len() + 20 > max {
-                return;
-            }
-            s.max_data_pending = false;
-            Frame::MaxStreamData {
-                id,
-                max_offset: s.recv_limit,
-            }
-            .encode(payload);
-            frames.push(SentFrame::MaxStreamData { id });
-        }
-    }
-
-    fn stream_may_send(&self, s: &Stream) -> bool {
-        s.send.has_sendable(s.send_limit)
-            && self.cfg.max_outstanding.is_none_or(|m| s.outstanding < m)
-    }
-
-    /// The first stream at or after `from` (wrapping around) that may send now.
-    fn next_sendable_from(&self, from: StreamId) -> Option<StreamId> {
-        self.streams
-            .range(from..)
-            .chain(self.streams.range(..from))
-            .find(|(_, s)| self.stream_may_send(s))
-            .map(|(&id, _)| id)
-    }
-
-    fn any_stream_sendable(&self) -> bool {
-        self.next_sendable_from(self.next_stream_turn).is_some()
-    }
-
-    /// Fills the packet with stream data, taking streams in turn so that one busy stream cannot
-    /// starve the others.
-    fn write_stream_frames(
-        &mut self,
-        payload: &mut Vec<u8>,
-        frames: &mut Vec<SentFrame>,
-        max: usize,
-    ) {
-        // One stream at a time from the turn on, found lazily: a packet is usually filled by the
-        // first stream, and listing every sendable stream per packet cost 13% of the CPU with 64
-        // busy streams.
-        for _ in 0..self.streams.len() {
-            let Some(id) = self.next_sendable_from(self.next_stream_turn) else {
-                break;
-            };
-            let Some(s) = self.streams.get_mut(&id) else {
-                break;
-            };
-            let mut counted = false;
-            while payload.len() + STREAM_OVERHEAD_MAX < max {
-                let room = max - payload.len() - STREAM_OVERHEAD_MAX;
-                let Some(chunk) = s.send.next_chunk(room, s.send_limit) else {
-                    break;
-                };
-                frame::put_stream_header(payload, id, chunk.offset, chunk.fin, chunk.len);
-                s.send.copy_to(chunk.offset, chunk.len, payload);
-                if !chunk.retransmit {
-                    self.stats.bytes_sent += chunk.len as u64;
-                }
-                let counts = !counted;
-                counted = true;
-                if counts {
-                    s.outstanding += 1;
-                }
-                frames.push(SentFrame::Stream {
-                    id,
-                    offset: chunk.offset,
-                    len: chunk.len,
-                    fin: chunk.fin,
-                    counted: counts,
-                });
-            }
-            self.next_stream_turn = id + 1;
-            if payload.len() + STREAM_OVERHEAD_MAX >= max {
-                break;
-            }
         }
     }
 }

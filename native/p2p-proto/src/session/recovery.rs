@@ -1,8 +1,13 @@
-//! Loss recovery and congestion control figures: RTT estimation (RFC 9002 §5), the probe timeout, and a
-//! NewReno congestion window in bytes (RFC 9002 §7). Pure arithmetic over durations the session
-//! passes in.
+//! Loss recovery: the packets sent and not yet settled, what an acknowledgement settles, loss
+//! detection (RFC 9002 §6), RTT estimation (RFC 9002 §5), the probe timeout, and a NewReno congestion
+//! window in bytes (RFC 9002 §7). Pure bookkeeping over instants the session passes in; what a
+//! settled packet carried goes back to the session, which owns the streams.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use super::StreamId;
+use crate::frame::AckFrame;
 
 /// How long the peer may hold an acknowledgement (our own delayed-ACK timer matches it).
 pub const MAX_ACK_DELAY: Duration = Duration::from_millis(5);
@@ -72,6 +77,204 @@ impl RttEstimator {
     pub fn pto(&self, backoff: u32) -> Duration {
         let base = self.srtt() + (self.var * 4).max(GRANULARITY) + MAX_ACK_DELAY;
         (base * 2u32.saturating_pow(backoff.min(16))).min(MAX_PTO)
+    }
+}
+
+/// What a sent packet carried, so an acknowledgement or a loss can be applied to it.
+#[derive(Debug)]
+pub enum SentFrame {
+    /// `counted`: this frame carried the packet's count in the stream's `outstanding`.
+    Stream {
+        id: StreamId,
+        offset: u64,
+        len: usize,
+        fin: bool,
+        counted: bool,
+    },
+    MaxStreamData {
+        id: StreamId,
+    },
+    Reset {
+        id: StreamId,
+        reason: u64,
+    },
+}
+
+#[derive(Debug)]
+struct SentPacket {
+    time: Instant,
+    size: usize,
+    frames: Vec<SentFrame>,
+}
+
+/// What an acknowledgement or a recovery timeout settled, for the session to apply to its streams:
+/// first the frames delivered, then those to send again in new packets.
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub acked: Vec<SentFrame>,
+    pub lost: Vec<SentFrame>,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    /// A probe timeout passed: an ack-eliciting packet must go out now.
+    pub probe: bool,
+}
+
+/// The packet numbers we send, the ack-eliciting packets in flight, and the RTT and congestion
+/// figures their acknowledgements and losses feed.
+#[derive(Debug)]
+pub struct Recovery {
+    next_pn: u64,
+    sent: BTreeMap<u64, SentPacket>,
+    largest_acked: Option<u64>,
+    /// When the earliest packet not yet lost by count would be lost by time.
+    loss_time: Option<Instant>,
+    pto_backoff: u32,
+    last_eliciting_sent: Instant,
+    rtt: RttEstimator,
+    congestion: Congestion,
+}
+
+impl Recovery {
+    pub fn new(now: Instant, mss: usize) -> Recovery {
+        Recovery {
+            next_pn: 0,
+            sent: BTreeMap::new(),
+            largest_acked: None,
+            loss_time: None,
+            pto_backoff: 0,
+            last_eliciting_sent: now,
+            rtt: RttEstimator::default(),
+            congestion: Congestion::new(mss),
+        }
+    }
+
+    /// Takes the number for the next packet (every packet has one, ack-eliciting or not).
+    pub fn take_packet_number(&mut self) -> u64 {
+        let pn = self.next_pn;
+        self.next_pn += 1;
+        pn
+    }
+
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    pub fn congestion(&self) -> &Congestion {
+        &self.congestion
+    }
+
+    /// Ack-eliciting packets in flight.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// When the last ack-eliciting packet was sent (the session's start before any).
+    pub fn last_eliciting_sent(&self) -> Instant {
+        self.last_eliciting_sent
+    }
+
+    /// An ack-eliciting packet of `size` bytes carrying `frames` went out.
+    pub fn on_sent(&mut self, pn: u64, now: Instant, size: usize, frames: Vec<SentFrame>) {
+        self.congestion.on_sent(size);
+        self.sent.insert(
+            pn,
+            SentPacket {
+                time: now,
+                size,
+                frames,
+            },
+        );
+        self.last_eliciting_sent = now;
+    }
+
+    /// The loss timer, or the probe timeout while ack-eliciting packets are in flight.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.loss_time.is_some() {
+            return self.loss_time;
+        }
+        if self.sent.is_empty() {
+            return None;
+        }
+        Some(self.last_eliciting_sent + self.rtt.pto(self.pto_backoff))
+    }
+
+    /// An ACK frame arrived. One acknowledging a packet we never sent is ignored.
+    pub fn on_ack(&mut self, now: Instant, ack: &AckFrame<'_>) -> Settled {
+        let mut settled = Settled::default();
+        if ack.largest >= self.next_pn {
+            return settled;
+        }
+        let mut newly: Vec<(u64, SentPacket)> = Vec::new();
+        for r in ack.ranges() {
+            let pns: Vec<u64> = self.sent.range(r).map(|(&pn, _)| pn).collect();
+            for pn in pns {
+                if let Some(p) = self.sent.remove(&pn) {
+                    newly.push((pn, p));
+                }
+            }
+        }
+        if newly.is_empty() {
+            return settled;
+        }
+        if self.largest_acked.is_none_or(|l| ack.largest > l) {
+            self.largest_acked = Some(ack.largest);
+            if let Some((_, p)) = newly.iter().find(|(pn, _)| *pn == ack.largest) {
+                let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
+                self.rtt
+                    .update(now.saturating_duration_since(p.time), delay);
+            }
+        }
+        for (_, p) in newly {
+            self.congestion.on_acked(p.size, p.time);
+            settled.acked.extend(p.frames);
+        }
+        self.pto_backoff = 0;
+        self.detect_lost(now, &mut settled);
+        settled
+    }
+
+    /// The deadline passed: declare lost what the loss timer was waiting for, or, when it was the
+    /// probe timeout, send the oldest unacknowledged data again (a tail-loss probe) so the peer's
+    /// answer restarts the clock. A probe is not a congestion signal.
+    pub fn on_timeout(&mut self, now: Instant) -> Settled {
+        let mut settled = Settled::default();
+        if self.loss_time.is_some() {
+            self.detect_lost(now, &mut settled);
+            return settled;
+        }
+        self.pto_backoff += 1;
+        if let Some((_, p)) = self.sent.pop_first() {
+            self.congestion.on_forgotten(p.size);
+            settled.lost = p.frames;
+        }
+        settled.probe = true;
+        settled
+    }
+
+    /// Declares lost what a later acknowledgement or the RTT says is lost (RFC 9002 §6.1).
+    fn detect_lost(&mut self, now: Instant, settled: &mut Settled) {
+        self.loss_time = None;
+        let Some(largest) = self.largest_acked else {
+            return;
+        };
+        let delay = self.rtt.loss_delay();
+        let mut lost = Vec::new();
+        for (&pn, p) in self.sent.range(..largest) {
+            if largest >= pn + 3 || now >= p.time + delay {
+                lost.push(pn);
+            } else {
+                let t = p.time + delay;
+                self.loss_time = Some(self.loss_time.map_or(t, |l: Instant| l.min(t)));
+            }
+        }
+        for pn in lost {
+            if let Some(p) = self.sent.remove(&pn) {
+                settled.lost_packets += 1;
+                self.congestion.on_lost(p.size, p.time, now);
+                settled.lost.extend(p.frames);
+            }
+        }
     }
 }
 

@@ -591,7 +591,7 @@ fn fixed_max_outstanding_bounds_packets_in_flight_per_stream() {
     let start = sim.now;
     let ok = sim.run_until(Duration::from_secs(60), |s| {
         push(&mut s.i, id, &data, &mut sent);
-        most = most.max(s.i.sent.len());
+        most = most.max(s.i.recovery.in_flight());
         s.transmit();
         pull(&mut s.t, id, &mut got)
     });
