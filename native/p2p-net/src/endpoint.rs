@@ -66,8 +66,10 @@ pub enum Notice {
     Closed(CloseReason),
 }
 
+/// What the owner of an endpoint asks of it.
 pub enum Command {
     AddSession(Box<SessionSpec>),
+    /// The server names the peer's candidate addresses: probe them.
     Punch {
         session_id: u64,
         candidates: Vec<SocketAddr>,
@@ -82,8 +84,13 @@ pub enum Command {
         code: u64,
         text: String,
     },
+    /// Closes every session (telling the peers) and ends the endpoint.
     Shutdown,
-    // From stream tasks.
+}
+
+/// What the tasks of one stream (its TCP reader and writer, the connection to the local service)
+/// report to the endpoint.
+enum StreamReport {
     Reader {
         session_id: u64,
         stream: StreamId,
@@ -105,10 +112,17 @@ pub enum Command {
     },
 }
 
+/// One message to the endpoint task: both kinds share one queue, so they are handled in the order
+/// they were sent.
+enum Input {
+    Command(Command),
+    Stream(StreamReport),
+}
+
 /// A handle to a running endpoint task.
 #[derive(Clone)]
 pub struct Endpoint {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Input>,
     local_addr: SocketAddr,
 }
 
@@ -141,7 +155,7 @@ impl Endpoint {
 
     /// Sends a command; false when the endpoint has ended.
     pub fn send(&self, cmd: Command) -> bool {
-        self.commands.send(cmd).is_ok()
+        self.commands.send(Input::Command(cmd)).is_ok()
     }
 }
 
@@ -197,7 +211,7 @@ struct EndpointTask {
     io: UdpIo,
     sessions: HashMap<u64, SessionSlot>,
     /// For spawning stream tasks that report back; weak so the task ends when all handles are gone.
-    commands_tx: mpsc::WeakUnboundedSender<Command>,
+    commands_tx: mpsc::WeakUnboundedSender<Input>,
     direct: DirectFilter,
     relay_override: Option<SocketAddr>,
     /// Kept between flushes so its buffer is allocated once.
@@ -205,7 +219,7 @@ struct EndpointTask {
 }
 
 impl EndpointTask {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Input>) {
         let mut received = RecvBatch::default();
         let mut send_buf = Vec::with_capacity(wire::MAX_DATAGRAM + 64);
         loop {
@@ -232,16 +246,16 @@ impl EndpointTask {
                     // ICMP port unreachable surfaces as an error on some OSes: not fatal for UDP.
                     Err(e) => log::debug!("udp receive error: {e}"),
                 },
-                cmd = commands.recv() => match cmd {
-                    None | Some(Command::Shutdown) => break,
-                    Some(cmd) => {
-                        self.on_command(cmd);
-                        while let Ok(cmd) = commands.try_recv() {
-                            if matches!(cmd, Command::Shutdown) {
+                input = commands.recv() => match input {
+                    None | Some(Input::Command(Command::Shutdown)) => break,
+                    Some(input) => {
+                        self.on_input(input);
+                        while let Ok(input) = commands.try_recv() {
+                            if matches!(input, Input::Command(Command::Shutdown)) {
                                 self.shutdown(&mut send_buf).await;
                                 return;
                             }
-                            self.on_command(cmd);
+                            self.on_input(input);
                         }
                     }
                 },
@@ -361,6 +375,14 @@ impl EndpointTask {
         }
     }
 
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Command(cmd) => self.on_command(cmd),
+            Input::Stream(report) => self.on_stream_report(report),
+        }
+        self.process_events();
+    }
+
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::AddSession(spec) => self.add_session(*spec),
@@ -383,12 +405,17 @@ impl EndpointTask {
                 }
             }
             Command::Shutdown => {}
-            Command::Reader {
+        }
+    }
+
+    fn on_stream_report(&mut self, report: StreamReport) {
+        match report {
+            StreamReport::Reader {
                 session_id,
                 stream,
                 msg,
             } => self.on_reader(session_id, stream, msg),
-            Command::WriterDrained {
+            StreamReport::WriterDrained {
                 session_id,
                 stream,
                 bytes,
@@ -400,19 +427,18 @@ impl EndpointTask {
                     pump_to_tcp(slot, stream);
                 }
             }
-            Command::WriterFailed { session_id, stream } => {
+            StreamReport::WriterFailed { session_id, stream } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
                     slot.session.reset(stream, stream_io::RESET_TCP_ERROR);
                     slot.streams.remove(&stream);
                 }
             }
-            Command::ForwardConnected {
+            StreamReport::ForwardConnected {
                 session_id,
                 stream,
                 result,
             } => self.on_forward_connected(session_id, stream, result),
         }
-        self.process_events();
     }
 
     fn add_session(&mut self, spec: SessionSpec) {
@@ -589,7 +615,7 @@ fn attach_tcp(
     tcp: TcpStream,
     session_id: u64,
     stream: StreamId,
-    commands: &mpsc::WeakUnboundedSender<Command>,
+    commands: &mpsc::WeakUnboundedSender<Input>,
 ) {
     let _ = tcp.set_nodelay(true);
     let (read_half, write_half) = tcp.into_split();
@@ -603,7 +629,7 @@ fn attach_tcp(
         move |msg| {
             send_weak(
                 &c1,
-                Command::Reader {
+                StreamReport::Reader {
                     session_id,
                     stream,
                     msg,
@@ -618,12 +644,12 @@ fn attach_tcp(
             send_weak(
                 &c2,
                 match drained {
-                    Some(bytes) => Command::WriterDrained {
+                    Some(bytes) => StreamReport::WriterDrained {
                         session_id,
                         stream,
                         bytes,
                     },
-                    None => Command::WriterFailed { session_id, stream },
+                    None => StreamReport::WriterFailed { session_id, stream },
                 },
             )
         },
@@ -632,15 +658,18 @@ fn attach_tcp(
     s.writer = Some(wtx);
 }
 
-fn send_weak(commands: &mpsc::WeakUnboundedSender<Command>, cmd: Command) -> bool {
-    commands.upgrade().is_some_and(|tx| tx.send(cmd).is_ok())
+/// Reports to the endpoint from a stream task; false when the endpoint has ended.
+fn send_weak(commands: &mpsc::WeakUnboundedSender<Input>, report: StreamReport) -> bool {
+    commands
+        .upgrade()
+        .is_some_and(|tx| tx.send(Input::Stream(report)).is_ok())
 }
 
 fn spawn_forward(
     dest: SocketAddr,
     session_id: u64,
     stream: StreamId,
-    commands: &mpsc::WeakUnboundedSender<Command>,
+    commands: &mpsc::WeakUnboundedSender<Input>,
 ) {
     let commands = commands.clone();
     tokio::spawn(async move {
@@ -654,7 +683,7 @@ fn spawn_forward(
             };
         send_weak(
             &commands,
-            Command::ForwardConnected {
+            StreamReport::ForwardConnected {
                 session_id,
                 stream,
                 result,

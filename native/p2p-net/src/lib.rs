@@ -11,6 +11,7 @@ pub mod light_targets;
 pub mod net_util;
 pub mod portmap;
 pub mod selftest;
+mod session_setup;
 pub mod status;
 pub mod stream_io;
 pub mod target;

@@ -12,22 +12,18 @@ use std::time::{Duration, Instant};
 
 use p2p_config::TargetConfig;
 use p2p_proto::control::{ClientMsg, ServerMsg, SessionGrant};
-use p2p_proto::session::SessionStats;
 use p2p_proto::wire::Role;
 use tokio::sync::{mpsc, watch};
 
 use crate::control_channel::{ControlClient, ControlReadHalf, ControlWriteHalf, KEEPALIVE_EVERY};
-use crate::endpoint::{Command, Endpoint, Notice, SessionSpec};
+use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grant::ParsedGrant;
+use crate::portmap::PortMapper;
+use crate::session_setup::{self, lock, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
 use crate::status::{LastError, TargetState, TargetStatus};
 use crate::{clock, net_util};
 
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnect backoff: doubles from the first value up to the second, back to the first after a
-/// successful registration.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A server that has not said anything (not even `Pong`) for this long is gone, even if TCP has not
 /// noticed (a silently dropped connection would otherwise keep the device unreachable for hours).
 const SILENCE_LIMIT: Duration = Duration::from_secs(3 * KEEPALIVE_EVERY.as_secs());
@@ -47,11 +43,7 @@ impl Target {
     /// an empty secret, port 0 as the service port.
     pub async fn start(cfg: TargetConfig) -> Result<Target> {
         let invalid = |m: String| Error::new(ErrorKind::InvalidConfig, m);
-        let (server, server_key) =
-            p2p_config::config::resolve_server(&cfg.server, &cfg.server_key, |k| {
-                std::env::var(k).ok()
-            })
-            .map_err(|e| invalid(e.to_string()))?;
+        let (server, server_key) = session_setup::server_and_key(&cfg.server, &cfg.server_key)?;
         if cfg.secret.is_empty() {
             return Err(invalid(format!("no device secret for UID {}", cfg.uid)));
         }
@@ -183,8 +175,9 @@ struct Daemon {
     /// Sessions the endpoint is running (removed by their watcher when they close).
     sessions: Arc<Mutex<HashSet<u64>>>,
     registered_once: bool,
-    /// issue 5 (portmap): the router mapping of the endpoint's port, kept (renewed) as long as it.
-    port_mapper: Option<crate::portmap::PortMapper>,
+    /// The router's mapping of the endpoint's port (a candidate initiators may reach us on), kept
+    /// (renewed) as long as the endpoint.
+    port_mapper: Option<PortMapper>,
 }
 
 impl Daemon {
@@ -212,30 +205,43 @@ impl Daemon {
                 }
                 Err(e) => e,
             };
-            log::warn!(
-                "{}; registering again in {} ms",
-                err.message,
-                backoff.as_millis()
-            );
-            self.set(|s| {
-                s.state = if s.registered_at.is_some() {
-                    TargetState::Reconnecting
-                } else {
-                    TargetState::Connecting
-                };
-                s.last_error = Some(LastError::from(&err));
-            });
+            self.report_retry(&err, backoff);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.changed() => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         };
-        // Close every session with a CLOSE to its initiator before announcing the end.
+        self.shut_down(state, error).await;
+    }
+
+    fn set(&self, f: impl FnOnce(&mut TargetStatus)) {
+        self.status.send_modify(f);
+    }
+
+    /// Reports an attempt that failed (or a connection that was lost) before the next attempt.
+    fn report_retry(&self, err: &Error, backoff: Duration) {
+        log::warn!(
+            "{}; registering again in {} ms",
+            err.message,
+            backoff.as_millis()
+        );
+        self.set(|s| {
+            s.state = if s.registered_at.is_some() {
+                TargetState::Reconnecting
+            } else {
+                TargetState::Connecting
+            };
+            s.last_error = Some(LastError::from(err));
+        });
+    }
+
+    /// Closes every session with a CLOSE to its initiator and deletes the router's mapping with the
+    /// socket it pointed to, then announces the end.
+    async fn shut_down(&mut self, state: TargetState, error: Option<LastError>) {
         if let Some(ep) = self.endpoint.take() {
             ep.send(Command::Shutdown);
         }
-        // issue 5 (portmap): delete the router mapping with the socket it pointed to.
         if let Some(pm) = self.port_mapper.take() {
             pm.stop().await;
         }
@@ -247,27 +253,16 @@ impl Daemon {
         });
     }
 
-    fn set(&self, f: impl FnOnce(&mut TargetStatus)) {
-        self.status.send_modify(f);
-    }
-
     /// The shared endpoint, started on first use (its socket's family follows the server's address).
     async fn endpoint(&mut self, server_addr: SocketAddr) -> Result<Endpoint> {
         if let Some(ep) = &self.endpoint {
             return Ok(ep.clone());
         }
-        let socket = net_util::bind_udp(server_addr).await?;
-        let (ep, _join) = Endpoint::spawn(socket).map_err(|e| {
-            Error::new(
-                ErrorKind::UdpBind,
-                format!("cannot start the UDP endpoint: {e}"),
-            )
-        })?;
+        let (ep, port_mapper) = session_setup::start_endpoint(server_addr).await?;
         let port = ep.local_addr().port();
         self.set(|s| s.local_udp_port = Some(port));
         self.endpoint = Some(ep.clone());
-        // issue 5 (portmap): ask the router to map the endpoint's port (a no-op status line without one).
-        self.port_mapper = crate::portmap::PortMapper::start(server_addr, port);
+        self.port_mapper = port_mapper;
         Ok(ep)
     }
 
@@ -284,17 +279,15 @@ impl Daemon {
         let mut control =
             ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
         let server_addr = control.server_addr();
-        let mut local_candidates =
-            net_util::host_candidates(server_addr, endpoint.local_addr().port());
-        // issue 5 (portmap): the router's mapping is one more candidate. The target is long-lived, so
-        // it can wait for the first answer (NAT-PMP answers in milliseconds, no router in ~2 s).
-        if let Some(pm) = self.port_mapper.as_mut() {
-            if let Some(mapped) = pm.first_mapping(crate::portmap::TARGET_WAIT).await {
-                if !local_candidates.contains(&mapped) {
-                    local_candidates.push(mapped);
-                }
-            }
-        }
+        // The router's mapping is one more candidate. The target is long-lived, so it can wait for
+        // the first answer (NAT-PMP answers in milliseconds, no router in ~2 s).
+        let local_candidates = session_setup::local_candidates(
+            server_addr,
+            endpoint.local_addr().port(),
+            self.port_mapper.as_mut(),
+            crate::portmap::TARGET_WAIT,
+        )
+        .await;
         control
             .send(&ClientMsg::Register {
                 uid: self.cfg.uid,
@@ -303,24 +296,11 @@ impl Daemon {
                 local_candidates,
             })
             .await?;
-        let uid = self.cfg.uid;
+        // Not `ControlClient::request`: a refusal is worded here with the UID, and only a refusal
+        // (an I/O error keeps its own words).
         match tokio::time::timeout(CONTROL_TIMEOUT, control.recv()).await {
             Ok(Ok(ServerMsg::Registered { .. })) => {}
-            Ok(Ok(ServerMsg::Error { code, message })) => {
-                let kind = ErrorKind::from(code);
-                let what = match kind {
-                    ErrorKind::BadSecret => format!("wrong device secret for UID {uid}"),
-                    ErrorKind::UnknownUid => format!("the server does not know device UID {uid}"),
-                    _ => format!("the server refused to register UID {uid}"),
-                };
-                return Err(Error::new(kind, format!("{what}: {message}")));
-            }
-            Ok(Ok(other)) => {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    format!("unexpected server message while registering: {other:?}"),
-                ))
-            }
+            Ok(Ok(other)) => return Err(self.registration_refused(other)),
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 return Err(Error::new(
@@ -332,7 +312,34 @@ impl Daemon {
                 ))
             }
         }
-        log::info!("registered as {uid}");
+        log::info!("registered as {}", self.cfg.uid);
+        self.note_registered();
+        let (reader, writer) = control.into_split();
+        Ok((reader, writer, server_addr))
+    }
+
+    /// The error for an answer to `Register` other than `Registered`.
+    fn registration_refused(&self, answer: ServerMsg) -> Error {
+        let uid = self.cfg.uid;
+        match answer {
+            ServerMsg::Error { code, message } => {
+                let kind = ErrorKind::from(code);
+                let what = match kind {
+                    ErrorKind::BadSecret => format!("wrong device secret for UID {uid}"),
+                    ErrorKind::UnknownUid => format!("the server does not know device UID {uid}"),
+                    _ => format!("the server refused to register UID {uid}"),
+                };
+                Error::new(kind, format!("{what}: {message}"))
+            }
+            other => Error::new(
+                ErrorKind::Internal,
+                format!("unexpected server message while registering: {other:?}"),
+            ),
+        }
+    }
+
+    /// The status says `Registered` (and counts a registration again).
+    fn note_registered(&mut self) {
         let reconnect = self.registered_once;
         self.registered_once = true;
         self.set(|s| {
@@ -343,8 +350,6 @@ impl Daemon {
                 s.reregistrations += 1;
             }
         });
-        let (reader, writer) = control.into_split();
-        Ok((reader, writer, server_addr))
     }
 
     /// Answers the server until the connection ends or the daemon is stopped.
@@ -372,13 +377,7 @@ impl Daemon {
                     Err(e) => break Served::Lost(e),
                 },
                 _ = keepalive.tick() => {
-                    if last_heard.elapsed() >= SILENCE_LIMIT {
-                        break Served::Lost(Error::new(
-                            ErrorKind::ServerUnreachable,
-                            format!("server {} stopped answering", self.server),
-                        ));
-                    }
-                    if let Err(e) = writer.send(&ClientMsg::Ping).await {
+                    if let Err(e) = self.keep_alive(&mut writer, last_heard).await {
                         break Served::Lost(e);
                     }
                 }
@@ -387,6 +386,21 @@ impl Daemon {
         };
         writer.shutdown().await;
         served
+    }
+
+    /// Every [`KEEPALIVE_EVERY`]: a server silent for [`SILENCE_LIMIT`] is gone; else a `Ping`.
+    async fn keep_alive(
+        &self,
+        writer: &mut ControlWriteHalf<ClientMsg>,
+        last_heard: Instant,
+    ) -> Result<()> {
+        if last_heard.elapsed() >= SILENCE_LIMIT {
+            return Err(Error::new(
+                ErrorKind::ServerUnreachable,
+                format!("server {} stopped answering", self.server),
+            ));
+        }
+        writer.send(&ClientMsg::Ping).await
     }
 
     async fn on_server_msg(
@@ -449,33 +463,14 @@ impl Daemon {
             return reject("the device's UDP endpoint is not running".into());
         };
         // A repeated `Incoming` (the server retrying) must not start a second session with the same id.
-        let fresh = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(session_id);
+        let fresh = lock(&self.sessions).insert(session_id);
         if !fresh {
             return ClientMsg::Accept { session_id };
         }
-        let (notices_tx, notices) = mpsc::unbounded_channel();
-        let stats: Arc<Mutex<Option<SessionStats>>> = Arc::new(Mutex::new(None));
-        let added = endpoint.send(Command::AddSession(Box::new(SessionSpec {
-            role: Role::Target,
-            session_id,
-            mode: parsed.mode,
-            session_secret: parsed.session_secret,
-            relay: parsed.relay,
-            relay_token: parsed.relay_token,
-            max_outstanding: None,
-            forward_to: Some(self.service),
-            notices: notices_tx,
-            stats,
-        })));
-        if !added {
-            self.sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&session_id);
+        let added =
+            session_setup::add_session(&endpoint, Role::Target, &parsed, None, Some(self.service));
+        if !added.accepted {
+            lock(&self.sessions).remove(&session_id);
             return reject("the device's UDP endpoint has ended".into());
         }
         log::info!(
@@ -484,18 +479,14 @@ impl Daemon {
             parsed.mode,
             self.service
         );
-        let open = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len() as u32;
+        let open = lock(&self.sessions).len() as u32;
         self.set(|s| {
             s.sessions_open = open;
             s.sessions_total += 1;
         });
         tokio::spawn(watch_session(
             session_id,
-            notices,
+            added.notices,
             self.sessions.clone(),
             self.status.clone(),
         ));
@@ -523,7 +514,7 @@ async fn watch_session(
         }
     }
     let open = {
-        let mut set = sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = lock(&sessions);
         set.remove(&session_id);
         set.len() as u32
     };

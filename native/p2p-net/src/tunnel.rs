@@ -2,7 +2,7 @@
 //! This is the one initiator API used by `connectd`, by the C ABI (and so the cmdlets) and by tests.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::control_channel::ControlClient;
-use crate::endpoint::{Command, Endpoint, Notice, SessionSpec};
+use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind};
 use crate::grant::ParsedGrant;
+use crate::portmap::PortMapper;
+use crate::session_setup::{self, lock, SharedStats, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
 use crate::status::{LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
 use crate::{clock, net_util, Result};
 
@@ -24,16 +26,12 @@ use crate::{clock, net_util, Result};
 const PENDING_CONNECTION_WAIT: Duration = Duration::from_secs(30);
 /// How long the peer handshake may take once the server has granted a session.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(15);
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the session's figures (RTT, losses, streams) are copied into the status watch. The byte
 /// counters do not wait for it: [`Tunnel::status`] reads them from the session directly.
 const STATUS_REFRESH: Duration = crate::status::COUNTER_REFRESH;
 /// How long a session that is closing may take to hand over its final figures (one turn of its
 /// endpoint's loop, normally well under a millisecond).
 const FINAL_FIGURES_WAIT: Duration = Duration::from_secs(1);
-/// Reconnect backoff (autoconnect 2): doubles from the first value up to the second.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// A running (or ended) tunnel. Dropping it stops the tunnel in the background; call [`Tunnel::stop`] to
 /// wait until the local port is closed.
@@ -44,7 +42,7 @@ pub struct Tunnel {
     stop: watch::Sender<bool>,
 }
 
-/// The bytes a tunnel carried: shared by the runner, which keeps it, and the [`Tunnel`] handle, which
+/// The bytes a tunnel carried: shared by the [`TunnelDriver`], which keeps it, and the [`Tunnel`] handle, which
 /// reads it on every [`Tunnel::status`] call, so the figures are as fresh as the session's own.
 #[derive(Default)]
 struct Counters {
@@ -52,7 +50,7 @@ struct Counters {
     ended: (u64, u64),
     /// The running session's figures, as its endpoint publishes them (every
     /// [`COUNTER_REFRESH`](crate::status::COUNTER_REFRESH), and once more, exact, when it ends).
-    live: Option<Arc<Mutex<Option<SessionStats>>>>,
+    live: Option<SharedStats>,
 }
 
 impl Counters {
@@ -75,25 +73,15 @@ impl Counters {
     }
 }
 
-/// Locks a mutex whose data stays consistent even if a holder panicked (plain figures).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Tunnel {
     /// Validates `cfg`, binds the local port (a port in use fails here, with `ErrorKind::PortInUse`) and
     /// spawns the tunnel on the current tokio runtime. Returns at once: logging in, reaching the device and
     /// the handshake happen in the background and show in [`Tunnel::status`] (state `Connecting`, then
     /// `Connected`, or `Failed` with `last_error`).
     pub async fn start(cfg: InitiatorConfig) -> Result<Tunnel> {
-        let invalid =
-            |e: p2p_config::ConfigError| Error::new(ErrorKind::InvalidConfig, e.to_string());
-        cfg.credential().map_err(invalid)?;
-        let (server, server_key) =
-            p2p_config::config::resolve_server(&cfg.server, &cfg.server_key, |k| {
-                std::env::var(k).ok()
-            })
-            .map_err(invalid)?;
+        cfg.credential()
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+        let (server, server_key) = session_setup::server_and_key(&cfg.server, &cfg.server_key)?;
         let bind = SocketAddr::new(cfg.bind_address, cfg.local_port);
         let listener = TcpListener::bind(bind).await.map_err(|e| {
             let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -130,14 +118,14 @@ impl Tunnel {
         let (status_tx, status_rx) = watch::channel(status);
         let (stop_tx, stop_rx) = watch::channel(false);
         let counters = Arc::new(Mutex::new(Counters::default()));
-        let runner = Runner {
+        let driver = TunnelDriver {
             cfg,
             server,
             server_key,
             status: status_tx,
             counters: counters.clone(),
         };
-        tokio::spawn(runner.run(listener, stop_rx));
+        tokio::spawn(driver.run(listener, stop_rx));
         Ok(Tunnel {
             status: status_rx,
             counters,
@@ -191,19 +179,58 @@ enum Outcome {
 }
 
 /// A session granted by the server, with the endpoint that carries it.
-struct Live {
+struct ActiveSession {
     endpoint: Endpoint,
     session_id: u64,
     relay: SocketAddr,
     notices: mpsc::UnboundedReceiver<Notice>,
     control: mpsc::UnboundedReceiver<ServerMsg>,
     /// Written by the endpoint every `COUNTER_REFRESH`, and a last time when it drops the session.
-    stats: Arc<Mutex<Option<SessionStats>>>,
-    /// issue 5 (portmap): the router mapping of this session's socket, deleted when the session ends.
-    port_mapper: Option<crate::portmap::PortMapper>,
+    stats: SharedStats,
+    /// The router's mapping of this session's UDP port (a candidate the peer may reach us on), deleted
+    /// when the session ends.
+    port_mapper: Option<PortMapper>,
 }
 
-struct Runner {
+impl ActiveSession {
+    /// Carries an accepted local connection as a new stream.
+    fn open_stream(&self, tcp: TcpStream) {
+        self.endpoint.send(Command::OpenStream {
+            session_id: self.session_id,
+            tcp,
+        });
+    }
+}
+
+/// What [`TunnelDriver::carry`] learns about the session while carrying it.
+struct SessionProgress {
+    /// The handshake must finish by then.
+    handshake_deadline: tokio::time::Instant,
+    connected: bool,
+    /// When this session came up: silence before it (the handshake) is not the device going quiet.
+    up_since: Option<Instant>,
+    /// When bytes last moved, and the byte total then (for the idle limit).
+    last_activity: (Instant, u64),
+    /// Both true when a relayed session dies: then the server (the relay) is the likely cause.
+    relayed: bool,
+    server_gone: bool,
+}
+
+impl SessionProgress {
+    fn new() -> Self {
+        SessionProgress {
+            handshake_deadline: tokio::time::Instant::now() + HANDSHAKE_WAIT,
+            connected: false,
+            up_since: None,
+            last_activity: (Instant::now(), 0),
+            relayed: true,
+            server_gone: false,
+        }
+    }
+}
+
+/// The task behind a [`Tunnel`]: sets sessions up, carries them and publishes the status.
+struct TunnelDriver {
     cfg: InitiatorConfig,
     server: String,
     server_key: [u8; 32],
@@ -211,40 +238,90 @@ struct Runner {
     counters: Arc<Mutex<Counters>>,
 }
 
-/// What changes while a tunnel runs, kept apart from `Runner` so that setting up a session (which borrows
-/// the runner) and accepting connections (which changes this) can run at once.
-struct Local {
-    listener: Option<TcpListener>,
+/// What changes while a tunnel runs, kept apart from [`TunnelDriver`] so that setting up a session
+/// (which borrows the driver) and accepting connections (which changes this) can run at once.
+struct TunnelRun {
+    local: LocalListener,
     stop: watch::Receiver<bool>,
-    /// Connections accepted while no session was up, with when they arrived.
-    waiting: VecDeque<(TcpStream, Instant)>,
     connected_once: bool,
     started: Instant,
 }
 
-impl Runner {
+/// The tunnel's local port, and the connections accepted on it while no session was up.
+struct LocalListener {
+    listener: TcpListener,
+    /// `restrict_ip`: the one address that may connect, when set (and not unspecified).
+    restrict: Option<IpAddr>,
+    /// Connections accepted while no session was up, with when they arrived.
+    waiting: VecDeque<(TcpStream, Instant)>,
+}
+
+impl LocalListener {
+    /// Accepts one connection, honouring `restrict` (connections from other addresses are closed).
+    async fn accept_one(&self) -> Option<TcpStream> {
+        let restrict = self.restrict;
+        match self.listener.accept().await {
+            Ok((tcp, peer)) => {
+                if restrict.is_some_and(|ip| !ip.is_unspecified() && ip != peer.ip()) {
+                    log::warn!(
+                        "refused a connection from {peer}: only {} may use this tunnel",
+                        restrict.unwrap_or(peer.ip())
+                    );
+                    return None;
+                }
+                Some(tcp)
+            }
+            Err(e) => {
+                log::debug!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                None
+            }
+        }
+    }
+
+    /// While no session is up, keeps accepting so clients are not refused; they wait (bounded) for one.
+    async fn accept_waiting(&mut self) {
+        loop {
+            if let Some(tcp) = self.accept_one().await {
+                self.forget_expired();
+                self.waiting.push_back((tcp, Instant::now()));
+            }
+        }
+    }
+
+    /// Closes the connections that waited longer than [`PENDING_CONNECTION_WAIT`] for a session.
+    fn forget_expired(&mut self) {
+        self.waiting
+            .retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
+    }
+}
+
+impl TunnelDriver {
     async fn run(self, listener: TcpListener, stop: watch::Receiver<bool>) {
-        let mut local = Local {
-            listener: Some(listener),
+        let mut run = TunnelRun {
+            local: LocalListener {
+                listener,
+                restrict: self.cfg.restrict_ip,
+                waiting: VecDeque::new(),
+            },
             stop,
-            waiting: VecDeque::new(),
             connected_once: false,
             started: Instant::now(),
         };
         let mut backoff = BACKOFF_START;
         let final_state = loop {
-            if *local.stop.borrow() {
+            if *run.stop.borrow() {
                 break (TunnelState::Stopped, None);
             }
             let attempt = tokio::select! {
                 r = self.establish() => r,
-                _ = local.stop.changed() => break (TunnelState::Stopped, None),
-                _ = accept_waiting(&local.listener, &mut local.waiting, self.cfg.restrict_ip) => continue,
+                _ = run.stop.changed() => break (TunnelState::Stopped, None),
+                _ = run.local.accept_waiting() => continue,
             };
             let err = match attempt {
-                Ok(live) => {
+                Ok(session) => {
                     backoff = BACKOFF_START;
-                    match self.carry(live, &mut local).await {
+                    match self.carry(session, &mut run).await {
                         Outcome::Stopped => break (TunnelState::Stopped, None),
                         Outcome::Ended(why) => break (TunnelState::Stopped, Some(why)),
                         Outcome::Lost(e) => e,
@@ -252,31 +329,14 @@ impl Runner {
                 }
                 Err(e) => e,
             };
-            let retry = self.cfg.autoconnect == AutoConnect::Reconnect && is_transient(err.kind);
-            log::warn!("{}", err.message);
-            self.set(|s| s.last_error = Some(last_error(&err)));
-            if !retry {
+            if !self.will_retry(&err) {
                 break (TunnelState::Failed, Some(last_error(&err)));
             }
-            self.set(|s| {
-                s.state = TunnelState::Reconnecting;
-                s.path = None;
-                s.peer_silent_ms = None;
-                s.reconnect_attempts += 1;
-            });
-            let sleep = tokio::time::sleep(backoff);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    _ = local.stop.changed() => break,
-                    _ = accept_waiting(&local.listener, &mut local.waiting, self.cfg.restrict_ip) => {}
-                }
-            }
+            Self::back_off(backoff, &mut run).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         };
         // Close the port before announcing the final state: `stop` returns when the port is free.
-        drop(local);
+        drop(run);
         let (state, error) = final_state;
         self.set(|s| {
             s.state = state;
@@ -293,57 +353,111 @@ impl Runner {
         self.status.send_modify(f);
     }
 
+    /// Reports `err`; true (and the status says `Reconnecting`) when the tunnel tries again.
+    fn will_retry(&self, err: &Error) -> bool {
+        let retry = self.cfg.autoconnect == AutoConnect::Reconnect && is_transient(err.kind);
+        log::warn!("{}", err.message);
+        self.set(|s| s.last_error = Some(last_error(err)));
+        if retry {
+            self.set(|s| {
+                s.state = TunnelState::Reconnecting;
+                s.path = None;
+                s.peer_silent_ms = None;
+                s.reconnect_attempts += 1;
+            });
+        }
+        retry
+    }
+
+    /// Waits `backoff` (or until stopped) before the next attempt, accepting connections meanwhile.
+    async fn back_off(backoff: Duration, run: &mut TunnelRun) {
+        let sleep = tokio::time::sleep(backoff);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = run.stop.changed() => break,
+                _ = run.local.accept_waiting() => {}
+            }
+        }
+    }
+
     /// Logs in, asks for the device and sets up the session on a new endpoint.
-    async fn establish(&self) -> Result<Live> {
+    async fn establish(&self) -> Result<ActiveSession> {
         let server_addr = net_util::resolve(&self.server).await?;
         // The UDP socket and the router's port mapping come first, so that asking the router runs
         // while we log in instead of after it.
-        let socket = net_util::bind_udp(server_addr).await?;
-        let (endpoint, _join) = Endpoint::spawn(socket).map_err(|e| {
-            Error::new(
-                ErrorKind::UdpBind,
-                format!("cannot start the UDP endpoint: {e}"),
-            )
-        })?;
+        let (endpoint, mut port_mapper) = session_setup::start_endpoint(server_addr).await?;
         let mapping_started = tokio::time::Instant::now();
-        // issue 5 (portmap): the router's mapping is one more candidate, if it answers quickly.
-        let mut port_mapper =
-            crate::portmap::PortMapper::start(server_addr, endpoint.local_addr().port());
+        let mut control = self.log_in().await?;
+        // The router's mapping is one more candidate, if it answers quickly.
+        let local_udp = endpoint.local_addr().port();
+        let local_candidates = session_setup::local_candidates(
+            server_addr,
+            local_udp,
+            port_mapper.as_mut(),
+            crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed()),
+        )
+        .await;
+        let grant = self
+            .ask_for_session(&mut control, server_addr, local_candidates)
+            .await?;
+        let added = session_setup::add_session(
+            &endpoint,
+            Role::Initiator,
+            &grant,
+            self.cfg.max_outstanding,
+            None,
+        );
+        lock(&self.counters).live = Some(added.stats.clone());
+        self.set(|s| {
+            s.session_id = Some(format!("{:016x}", grant.session_id));
+            s.local_udp_port = Some(local_udp);
+        });
+        Ok(ActiveSession {
+            endpoint,
+            session_id: grant.session_id,
+            relay: grant.relay,
+            notices: added.notices,
+            control: crate::control_channel::spawn_reader(control),
+            stats: added.stats,
+            port_mapper,
+        })
+    }
+
+    /// Opens the control connection and logs in.
+    async fn log_in(&self) -> Result<ControlClient> {
         let mut control =
             ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
         let credential = self
             .cfg
             .credential()
             .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
-        control
-            .send(&ClientMsg::Login {
-                user: self.cfg.user.clone(),
-                credential,
-            })
-            .await?;
-        match control.recv().await? {
+        let login = ClientMsg::Login {
+            user: self.cfg.user.clone(),
+            credential,
+        };
+        match control.request(&login).await? {
             ServerMsg::LoginOk { .. } => {}
             other => return Err(unexpected(other, "login")),
         }
         log::info!("logged in to {} as {}", self.server, self.cfg.user);
-        let mut local_candidates =
-            net_util::host_candidates(server_addr, endpoint.local_addr().port());
-        if let Some(pm) = port_mapper.as_mut() {
-            let wait = crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed());
-            if let Some(mapped) = pm.first_mapping(wait).await {
-                if !local_candidates.contains(&mapped) {
-                    local_candidates.push(mapped);
-                }
-            }
-        }
-        control
-            .send(&ClientMsg::Connect {
-                uid: self.cfg.device_id,
-                mode: self.cfg.encryption,
-                local_candidates,
-            })
-            .await?;
-        let grant = match tokio::time::timeout(CONTROL_TIMEOUT, control.recv()).await {
+        Ok(control)
+    }
+
+    /// Asks the server for a session with the device, offering `local_candidates`.
+    async fn ask_for_session(
+        &self,
+        control: &mut ControlClient,
+        server_addr: SocketAddr,
+        local_candidates: Vec<SocketAddr>,
+    ) -> Result<ParsedGrant> {
+        let connect = ClientMsg::Connect {
+            uid: self.cfg.device_id,
+            mode: self.cfg.encryption,
+            local_candidates,
+        };
+        let grant = match tokio::time::timeout(CONTROL_TIMEOUT, control.request(&connect)).await {
             Ok(Ok(ServerMsg::Session(grant))) => ParsedGrant::parse(&grant, server_addr)?,
             Ok(Ok(other)) => return Err(unexpected(other, "connect")),
             Ok(Err(e)) => return Err(e),
@@ -360,149 +474,216 @@ impl Runner {
             self.cfg.device_id,
             grant.mode
         );
-        let (notices_tx, notices) = mpsc::unbounded_channel();
-        let stats = Arc::new(Mutex::new(None));
-        lock(&self.counters).live = Some(stats.clone());
-        endpoint.send(Command::AddSession(Box::new(SessionSpec {
-            role: Role::Initiator,
-            session_id: grant.session_id,
-            mode: grant.mode,
-            session_secret: grant.session_secret,
-            relay: grant.relay,
-            relay_token: grant.relay_token,
-            max_outstanding: self.cfg.max_outstanding,
-            forward_to: None,
-            notices: notices_tx,
-            stats: stats.clone(),
-        })));
-        let local_udp = endpoint.local_addr().port();
-        self.set(|s| {
-            s.session_id = Some(format!("{:016x}", grant.session_id));
-            s.local_udp_port = Some(local_udp);
-        });
-        Ok(Live {
-            endpoint,
-            session_id: grant.session_id,
-            relay: grant.relay,
-            notices,
-            control: crate::control_channel::spawn_reader(control),
-            stats,
-            port_mapper,
-        })
+        Ok(grant)
     }
 
     /// Carries streams over a granted session until it ends.
-    async fn carry(&self, mut live: Live, local: &mut Local) -> Outcome {
-        let started = local.started;
-        let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
-        let mut connected = false;
-        // When this session came up: silence before it (the handshake) is not the device going quiet.
-        let mut up_since: Option<Instant> = None;
+    async fn carry(&self, mut session: ActiveSession, run: &mut TunnelRun) -> Outcome {
+        let mut progress = SessionProgress::new();
         let mut refresh = tokio::time::interval(STATUS_REFRESH);
-        let lifetime = (self.cfg.lifetime_min > 0)
-            .then(|| Duration::from_secs(60 * u64::from(self.cfg.lifetime_min)));
-        let idle_limit = (self.cfg.idle_limit_sec > 0)
-            .then(|| Duration::from_secs(u64::from(self.cfg.idle_limit_sec)));
-        let mut last_activity = (Instant::now(), 0u64);
-        // Both true when a relayed session dies: then the server (the relay) is the likely cause.
-        let mut relayed = true;
-        let mut server_gone = false;
         let outcome = loop {
-            tokio::select! {
-                notice = live.notices.recv() => match notice {
-                    Some(Notice::Connected) => {
-                        connected = true;
-                        up_since = Some(Instant::now());
-                        let reconnect = local.connected_once;
-                        local.connected_once = true;
-                        self.set(|s| {
-                            s.state = TunnelState::Connected;
-                            s.peer_silent_ms = Some(0);
-                            s.path = Some(PathKind::Relayed);
-                            s.peer_endpoint = Some(live.relay.to_string());
-                            s.connected_at = Some(clock::now_rfc3339());
-                            s.last_error = None;
-                        });
-                        log::info!("{} to {}", if reconnect { "reconnected" } else { "connected" }, self.cfg.device_id);
-                        // Connections that waited for the session go first, oldest first.
-                        for (tcp, _) in local.waiting.drain(..) {
-                            live.endpoint.send(Command::OpenStream { session_id: live.session_id, tcp });
-                        }
-                    }
-                    Some(Notice::PathChanged(p)) => {
-                        let (kind, peer) = match p {
-                            ProtoPath::Relayed => (PathKind::Relayed, live.relay),
-                            ProtoPath::Direct(a) => (PathKind::Direct, a),
-                        };
-                        relayed = kind == PathKind::Relayed;
-                        log::info!("path is now {kind:?} ({peer})");
-                        self.set(|s| {
-                            s.path = Some(kind);
-                            s.peer_endpoint = Some(peer.to_string());
-                        });
-                    }
-                    Some(Notice::Closed(reason)) => {
-                        break Outcome::Lost(close_error(&reason, relayed && server_gone))
-                    }
-                    Some(_) => {}
-                    None => break Outcome::Lost(Error::new(ErrorKind::Internal, "the session endpoint ended")),
-                },
-                msg = live.control.recv() => match msg {
-                    Some(ServerMsg::Punch { session_id, candidates }) if session_id == live.session_id => {
-                        log::debug!("punching toward {} candidate(s)", candidates.len());
-                        live.endpoint.send(Command::Punch { session_id, candidates });
-                    }
-                    Some(ServerMsg::Error { code, message }) => log::warn!("server: {message} ({code:?})"),
-                    Some(_) => {}
-                    // The control connection is only needed to set up the session: a live session
-                    // outlives a server restart.
-                    None => {
-                        server_gone = true;
-                        live.control = closed_receiver();
-                    }
-                },
-                accepted = accept_one(&local.listener, self.cfg.restrict_ip) => {
+            let ended = tokio::select! {
+                notice = session.notices.recv() => self.on_notice(notice, &session, &mut progress, run),
+                msg = session.control.recv() => {
+                    Self::on_server_msg(msg, &mut session, &mut progress);
+                    None
+                }
+                accepted = run.local.accept_one() => {
                     if let Some(tcp) = accepted {
-                        if connected {
-                            live.endpoint.send(Command::OpenStream { session_id: live.session_id, tcp });
-                        } else {
-                            local.waiting.push_back((tcp, Instant::now()));
-                        }
+                        Self::on_accepted(tcp, &session, &progress, &mut run.local);
                     }
+                    None
                 }
-                _ = refresh.tick() => {
-                    let snapshot = lock(&live.stats).clone();
-                    if let Some(st) = snapshot {
-                        let moved = st.bytes_sent + st.bytes_received;
-                        if moved != last_activity.1 {
-                            last_activity = (Instant::now(), moved);
-                        }
-                        self.publish_figures(&st, up_since);
-                    }
-                    local.waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
-                    if !connected && tokio::time::Instant::now() > handshake_deadline {
-                        break Outcome::Lost(Error::new(ErrorKind::P2pFailed, "the device did not complete the handshake in time"));
-                    }
-                    if lifetime.is_some_and(|l| started.elapsed() >= l) {
-                        break Outcome::Ended(ended("LifetimeEnded", p2p_config::ExitCode::LifetimeEnded, format!("lifetime of {} minute(s) ended", self.cfg.lifetime_min)));
-                    }
-                    if idle_limit.is_some_and(|l| last_activity.0.elapsed() >= l) {
-                        break Outcome::Ended(ended("IdleLimit", p2p_config::ExitCode::LifetimeEnded, format!("no traffic for {} second(s): idle limit reached", self.cfg.idle_limit_sec)));
-                    }
-                }
-                _ = local.stop.changed() => break Outcome::Stopped,
+                _ = refresh.tick() => self.on_refresh(&session, &mut progress, run),
+                _ = run.stop.changed() => Some(Outcome::Stopped),
+            };
+            if let Some(outcome) = ended {
+                break outcome;
             }
         };
-        // Tell the peer, and let the endpoint send the CLOSE and drop the session: it writes the
-        // session's final figures when it drops it, and the notice sender goes with it. Only then end
-        // the endpoint (its shutdown would drop the session without those figures).
-        live.endpoint.send(Command::CloseSession {
-            session_id: live.session_id,
+        self.close(session).await;
+        outcome
+    }
+
+    /// What the endpoint says about the session; the outcome when it has ended.
+    fn on_notice(
+        &self,
+        notice: Option<Notice>,
+        session: &ActiveSession,
+        progress: &mut SessionProgress,
+        run: &mut TunnelRun,
+    ) -> Option<Outcome> {
+        match notice {
+            Some(Notice::Connected) => self.on_connected(session, progress, run),
+            Some(Notice::PathChanged(p)) => {
+                let (kind, peer) = match p {
+                    ProtoPath::Relayed => (PathKind::Relayed, session.relay),
+                    ProtoPath::Direct(a) => (PathKind::Direct, a),
+                };
+                progress.relayed = kind == PathKind::Relayed;
+                log::info!("path is now {kind:?} ({peer})");
+                self.set(|s| {
+                    s.path = Some(kind);
+                    s.peer_endpoint = Some(peer.to_string());
+                });
+            }
+            Some(Notice::Closed(reason)) => {
+                let relay_lost = progress.relayed && progress.server_gone;
+                return Some(Outcome::Lost(close_error(&reason, relay_lost)));
+            }
+            Some(_) => {}
+            None => {
+                return Some(Outcome::Lost(Error::new(
+                    ErrorKind::Internal,
+                    "the session endpoint ended",
+                )))
+            }
+        }
+        None
+    }
+
+    /// The handshake finished: the tunnel is up, and the connections that waited for it go first.
+    fn on_connected(
+        &self,
+        session: &ActiveSession,
+        progress: &mut SessionProgress,
+        run: &mut TunnelRun,
+    ) {
+        progress.connected = true;
+        progress.up_since = Some(Instant::now());
+        let reconnect = run.connected_once;
+        run.connected_once = true;
+        self.set(|s| {
+            s.state = TunnelState::Connected;
+            s.peer_silent_ms = Some(0);
+            s.path = Some(PathKind::Relayed);
+            s.peer_endpoint = Some(session.relay.to_string());
+            s.connected_at = Some(clock::now_rfc3339());
+            s.last_error = None;
+        });
+        log::info!(
+            "{} to {}",
+            if reconnect {
+                "reconnected"
+            } else {
+                "connected"
+            },
+            self.cfg.device_id
+        );
+        // Oldest first.
+        for (tcp, _) in run.local.waiting.drain(..) {
+            session.open_stream(tcp);
+        }
+    }
+
+    /// A message from the server on the control connection (`None`: the connection closed).
+    fn on_server_msg(
+        msg: Option<ServerMsg>,
+        session: &mut ActiveSession,
+        progress: &mut SessionProgress,
+    ) {
+        match msg {
+            Some(ServerMsg::Punch {
+                session_id,
+                candidates,
+            }) if session_id == session.session_id => {
+                log::debug!("punching toward {} candidate(s)", candidates.len());
+                session.endpoint.send(Command::Punch {
+                    session_id,
+                    candidates,
+                });
+            }
+            Some(ServerMsg::Error { code, message }) => log::warn!("server: {message} ({code:?})"),
+            Some(_) => {}
+            // The control connection is only needed to set up the session: a live session
+            // outlives a server restart.
+            None => {
+                progress.server_gone = true;
+                session.control = closed_receiver();
+            }
+        }
+    }
+
+    /// A local connection: carried at once when the session is up, else it waits for it.
+    fn on_accepted(
+        tcp: TcpStream,
+        session: &ActiveSession,
+        progress: &SessionProgress,
+        local: &mut LocalListener,
+    ) {
+        if progress.connected {
+            session.open_stream(tcp);
+        } else {
+            local.waiting.push_back((tcp, Instant::now()));
+        }
+    }
+
+    /// Every [`STATUS_REFRESH`]: publishes the figures and applies the time limits (handshake,
+    /// lifetime, idle); the outcome when one of them ends the session.
+    fn on_refresh(
+        &self,
+        session: &ActiveSession,
+        progress: &mut SessionProgress,
+        run: &mut TunnelRun,
+    ) -> Option<Outcome> {
+        let snapshot = lock(&session.stats).clone();
+        if let Some(st) = snapshot {
+            let moved = st.bytes_sent + st.bytes_received;
+            if moved != progress.last_activity.1 {
+                progress.last_activity = (Instant::now(), moved);
+            }
+            self.publish_figures(&st, progress.up_since);
+        }
+        run.local.forget_expired();
+        if !progress.connected && tokio::time::Instant::now() > progress.handshake_deadline {
+            return Some(Outcome::Lost(Error::new(
+                ErrorKind::P2pFailed,
+                "the device did not complete the handshake in time",
+            )));
+        }
+        self.time_limit_reached(run.started, progress.last_activity.0)
+            .map(Outcome::Ended)
+    }
+
+    /// The configured lifetime (since the tunnel started) or idle limit (since bytes last moved), when
+    /// one of them is reached.
+    fn time_limit_reached(&self, started: Instant, last_activity: Instant) -> Option<LastError> {
+        let lifetime_min = self.cfg.lifetime_min;
+        let idle_limit_sec = self.cfg.idle_limit_sec;
+        if lifetime_min > 0
+            && started.elapsed() >= Duration::from_secs(60 * u64::from(lifetime_min))
+        {
+            return Some(ended(
+                "LifetimeEnded",
+                p2p_config::ExitCode::LifetimeEnded,
+                format!("lifetime of {lifetime_min} minute(s) ended"),
+            ));
+        }
+        if idle_limit_sec > 0
+            && last_activity.elapsed() >= Duration::from_secs(u64::from(idle_limit_sec))
+        {
+            return Some(ended(
+                "IdleLimit",
+                p2p_config::ExitCode::LifetimeEnded,
+                format!("no traffic for {idle_limit_sec} second(s): idle limit reached"),
+            ));
+        }
+        None
+    }
+
+    /// Ends the session: tells the peer, collects the final figures, stops the endpoint and deletes the
+    /// router's mapping (before the tunnel reports its end).
+    async fn close(&self, mut session: ActiveSession) {
+        // Let the endpoint send the CLOSE and drop the session: it writes the session's final figures
+        // when it drops it, and the notice sender goes with it. Only then end the endpoint (its
+        // shutdown would drop the session without those figures).
+        session.endpoint.send(Command::CloseSession {
+            session_id: session.session_id,
             code: 0,
             text: "initiator closed".into(),
         });
         let dropped = tokio::time::timeout(FINAL_FIGURES_WAIT, async {
-            while live.notices.recv().await.is_some() {}
+            while session.notices.recv().await.is_some() {}
         })
         .await;
         if dropped.is_err() {
@@ -510,18 +691,16 @@ impl Runner {
                 "the session's final figures did not arrive in time; the totals may be short"
             );
         }
-        live.endpoint.send(Command::Shutdown);
-        // issue 5 (portmap): delete the router mapping before the tunnel reports its end.
-        if let Some(pm) = live.port_mapper.take() {
+        session.endpoint.send(Command::Shutdown);
+        if let Some(pm) = session.port_mapper.take() {
             pm.stop().await;
         }
-        let last = lock(&live.stats).clone();
+        let last = lock(&session.stats).clone();
         if let Some(st) = last {
             // The session has ended: its last figures, but no more state changes from its silence.
             self.publish_figures(&st, None);
         }
         lock(&self.counters).end_session();
-        outcome
     }
 
     /// Copies the session's figures and the byte totals into the status watch. While the session is up
@@ -619,58 +798,14 @@ fn close_error(reason: &CloseReason, relay_lost: bool) -> Error {
     }
 }
 
+/// An answer [`ControlClient::request`] did not turn into an error, but not the one asked for.
 fn unexpected(msg: ServerMsg, during: &str) -> Error {
-    match msg {
-        ServerMsg::Error { code, message } => Error::new(ErrorKind::from(code), message),
-        other => Error::new(
-            ErrorKind::Internal,
-            format!("unexpected server message during {during}: {other:?}"),
-        ),
-    }
+    Error::new(
+        ErrorKind::Internal,
+        format!("unexpected server message during {during}: {msg:?}"),
+    )
 }
 
 fn closed_receiver() -> mpsc::UnboundedReceiver<ServerMsg> {
     mpsc::unbounded_channel().1
-}
-
-/// Accepts one connection, honouring `restrict_ip` (connections from other addresses are closed).
-/// Pending forever when there is no listener.
-async fn accept_one(
-    listener: &Option<TcpListener>,
-    restrict: Option<std::net::IpAddr>,
-) -> Option<TcpStream> {
-    let Some(l) = listener else {
-        return std::future::pending().await;
-    };
-    match l.accept().await {
-        Ok((tcp, peer)) => {
-            if restrict.is_some_and(|ip| !ip.is_unspecified() && ip != peer.ip()) {
-                log::warn!(
-                    "refused a connection from {peer}: only {} may use this tunnel",
-                    restrict.unwrap_or(peer.ip())
-                );
-                return None;
-            }
-            Some(tcp)
-        }
-        Err(e) => {
-            log::debug!("accept failed: {e}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
-    }
-}
-
-/// While no session is up, keeps accepting so clients are not refused; they wait (bounded) for one.
-async fn accept_waiting(
-    listener: &Option<TcpListener>,
-    waiting: &mut VecDeque<(TcpStream, Instant)>,
-    restrict: Option<std::net::IpAddr>,
-) {
-    loop {
-        if let Some(tcp) = accept_one(listener, restrict).await {
-            waiting.retain(|(_, t)| t.elapsed() < PENDING_CONNECTION_WAIT);
-            waiting.push_back((tcp, Instant::now()));
-        }
-    }
 }
