@@ -16,6 +16,7 @@ pub mod send_buffer;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod transmit;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -27,6 +28,7 @@ pub use paths::PathKind;
 use paths::Paths;
 use recovery::{Recovery, SentFrame, Settled, MAX_ACK_DELAY};
 use stream::Stream;
+use timers::{Timer, TimerTable};
 use transmit::PathFrame;
 
 use crate::crypto::{self, Handshake, Protection, HANDSHAKE_RANDOM_LEN};
@@ -177,20 +179,19 @@ pub struct Session {
     state: State,
     handshake: Handshake,
     protection: Option<Protection>,
-    /// Initiator: when HS1 is sent next, and the backoff after that.
-    hs_next: Instant,
+    /// Initiator: the wait before HS1 is sent again after the next one (the timer
+    /// `HandshakeResend` says when that is).
     hs_backoff: Duration,
-    hs_deadline: Instant,
     /// Target: addresses owed an HS2.
     hs_replies: VecDeque<SocketAddr>,
 
     /// Packets sent and in flight, acknowledgements, loss detection, RTT and congestion window.
     recovery: Recovery,
+    timers: TimerTable,
 
     received: RangeSet,
     largest_received_at: Option<Instant>,
     unacked_eliciting: u32,
-    ack_deadline: Option<Instant>,
 
     streams: BTreeMap<StreamId, Stream>,
     next_local_stream: StreamId,
@@ -217,19 +218,23 @@ impl Session {
         hs_random.copy_from_slice(&random[..HANDSHAKE_RANDOM_LEN]);
         let handshake = Handshake::new(cfg.role, cfg.mode, &cfg.session_secret, &hs_random);
         let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
+        // Until the handshake completes only its own timers run.
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Handshake, now + cfg.handshake_timeout);
+        if cfg.role == Role::Initiator {
+            timers.set(Timer::HandshakeResend, now);
+        }
         Session {
             state: State::Handshaking,
             handshake,
             protection: None,
-            hs_next: now,
             hs_backoff: Duration::from_millis(200),
-            hs_deadline: now + cfg.handshake_timeout,
             hs_replies: VecDeque::new(),
             recovery: Recovery::new(now, MAX_DATAGRAM),
+            timers,
             received: RangeSet::new(),
             largest_received_at: None,
             unacked_eliciting: 0,
-            ack_deadline: None,
             streams: BTreeMap::new(),
             next_local_stream: 0,
             next_peer_stream: 0,
@@ -374,10 +379,11 @@ impl Session {
     /// The server's Punch: the peer's candidate addresses. Probing starts at once.
     pub fn add_candidates(&mut self, now: Instant, candidates: &[SocketAddr]) {
         self.paths.add_candidates(now, candidates);
+        self.update_path_timer();
         if self.state == State::Handshaking && self.cfg.role == Role::Initiator {
             // The server punches once both peers are bound to the relay: an HS1 sent before that
             // was dropped there, so send it again now instead of waiting out the backoff.
-            self.hs_next = now;
+            self.timers.set(Timer::HandshakeResend, now);
             self.hs_backoff = Duration::from_millis(200);
         }
     }
@@ -395,6 +401,7 @@ impl Session {
 
     fn enter_closed(&mut self, reason: CloseReason) {
         self.state = State::Closed;
+        self.timers.stop_all();
         self.streams.clear();
         self.events.push_back(Event::Closed(reason));
     }
@@ -438,6 +445,7 @@ impl Session {
         };
         self.stats.datagrams_received += 1;
         self.last_received = now;
+        self.timers.set(Timer::Idle, now + self.cfg.idle_timeout);
         if self.cfg.role == Role::Target {
             // Re-answer a retransmitted HS1 with the same HS2 (it is deterministic).
             if !self.hs_replies.contains(&from) {
@@ -447,6 +455,12 @@ impl Session {
         if self.protection.is_none() {
             self.protection = Some(protection);
             self.state = State::Established;
+            self.timers.stop(Timer::Handshake);
+            self.timers.stop(Timer::HandshakeResend);
+            // Nothing ack-eliciting was sent before: the keepalive counts from the session's start.
+            let keepalive = self.recovery.last_eliciting_sent() + self.cfg.keepalive;
+            self.timers.set(Timer::Keepalive, keepalive);
+            self.update_path_timer();
             self.events.push_back(Event::Connected);
         }
     }
@@ -472,9 +486,11 @@ impl Session {
         }
         self.stats.datagrams_received += 1;
         self.last_received = now;
+        self.timers.set(Timer::Idle, now + self.cfg.idle_timeout);
         if let Some(p) = self.paths.on_authenticated(now, from) {
             self.events.push_back(Event::PathChanged(p));
         }
+        self.update_path_timer();
         let mut eliciting = false;
         for f in frame::parse(&plain) {
             let Ok(f) = f else {
@@ -499,11 +515,12 @@ impl Session {
         if eliciting {
             self.unacked_eliciting += 1;
             // Acknowledge every second packet at once, otherwise after the delayed-ACK timer.
-            self.ack_deadline = Some(if self.unacked_eliciting >= 2 {
+            let at = if self.unacked_eliciting >= 2 {
                 now
             } else {
                 now + MAX_ACK_DELAY
-            });
+            };
+            self.timers.set(Timer::Ack, at);
         }
     }
 
@@ -536,6 +553,7 @@ impl Session {
                 if let Some(p) = self.paths.on_response(now, from, token) {
                     self.events.push_back(Event::PathChanged(p));
                 }
+                self.update_path_timer();
             }
             Frame::Close { code, text } => {
                 let text = text.to_string();
@@ -586,7 +604,7 @@ impl Session {
     }
 
     /// Applies to the streams what recovery settled: delivered frames first, then lost ones put back
-    /// in line.
+    /// in line. Moves the loss detection timer, which every settlement changes.
     fn apply_settled(&mut self, settled: Settled) {
         self.stats.packets_lost += settled.lost_packets;
         for f in settled.acked {
@@ -596,6 +614,7 @@ impl Session {
         if settled.probe {
             self.ping_pending = true;
         }
+        self.update_loss_detection_timer();
     }
 
     fn on_frame_acked(&mut self, f: SentFrame) {
@@ -654,65 +673,58 @@ impl Session {
     // -----------------------------------------------------------------------------------------
     // Timers
 
+    /// The earliest armed timer; none once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t: Option<Instant> = None;
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |y| y.min(x)));
-            }
-        };
-        match self.state {
-            State::Closed => return None,
-            State::Handshaking => {
-                consider(Some(self.hs_deadline));
-                if self.cfg.role == Role::Initiator {
-                    consider(Some(self.hs_next));
-                }
-            }
-            State::Established => {
-                consider(Some(self.last_received + self.cfg.idle_timeout));
-                consider(self.paths.next_deadline());
-                // Without any path nothing can be sent: sending deadlines would only spin the driver.
-                if self.paths.active().is_some() {
-                    consider(self.ack_deadline);
-                    consider(self.recovery.deadline());
-                    consider(Some(
-                        self.recovery.last_eliciting_sent() + self.cfg.keepalive,
-                    ));
-                }
-            }
+        if self.state == State::Closed {
+            return None;
         }
-        t
+        // Without any path nothing can be sent: sending deadlines would only spin the driver.
+        let can_send = self.paths.active().is_some();
+        self.timers.next_timeout(|t| can_send || !t.needs_path())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        match self.state {
-            State::Closed => {}
-            State::Handshaking => {
-                if now >= self.hs_deadline {
-                    self.enter_closed(CloseReason::HandshakeTimeout);
+        if self.state == State::Closed {
+            return;
+        }
+        for timer in self.timers.expired(now) {
+            match timer {
+                Timer::Idle => {
+                    self.enter_closed(CloseReason::IdleTimeout);
+                    return;
                 }
-                // HS1 retransmission is decided in poll_transmit from `hs_next`.
+                Timer::Handshake => {
+                    self.enter_closed(CloseReason::HandshakeTimeout);
+                    return;
+                }
+                Timer::LossDetection => {
+                    let settled = self.recovery.on_timeout(now);
+                    self.apply_settled(settled);
+                }
+                Timer::Keepalive => self.ping_pending = true,
+                Timer::Path => {
+                    if let Some(p) = self.paths.on_timer(now) {
+                        self.events.push_back(Event::PathChanged(p));
+                    }
+                    self.update_path_timer();
+                }
+                // Sent by poll_transmit, which checks these itself.
+                Timer::Ack | Timer::HandshakeResend => {}
             }
-            State::Established => self.established_timeout(now),
         }
     }
 
-    fn established_timeout(&mut self, now: Instant) {
-        if now >= self.last_received + self.cfg.idle_timeout {
-            self.enter_closed(CloseReason::IdleTimeout);
-            return;
+    /// The path logic's deadline, once established (before that, paths only collect candidates).
+    fn update_path_timer(&mut self) {
+        if self.state == State::Established {
+            self.timers
+                .set_or_stop(Timer::Path, self.paths.next_deadline());
         }
-        if self.recovery.deadline().is_some_and(|t| now >= t) {
-            let settled = self.recovery.on_timeout(now);
-            self.apply_settled(settled);
-        }
-        if now >= self.recovery.last_eliciting_sent() + self.cfg.keepalive {
-            self.ping_pending = true;
-        }
-        if let Some(p) = self.paths.on_timer(now) {
-            self.events.push_back(Event::PathChanged(p));
-        }
+    }
+
+    fn update_loss_detection_timer(&mut self) {
+        self.timers
+            .set_or_stop(Timer::LossDetection, self.recovery.deadline());
     }
 }
 

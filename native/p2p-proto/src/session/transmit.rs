@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::recovery::SentFrame;
 use super::stream::Stream;
+use super::timers::Timer;
 use super::{Session, State, StreamId};
 use crate::frame::{self, Frame, STREAM_OVERHEAD_MAX};
 use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
@@ -41,6 +42,7 @@ impl Session {
             self.path_sends
                 .push_back((addr, PathFrame::Challenge(token)));
         }
+        self.update_path_timer();
         if let Some((dest, pf)) = self.path_sends.pop_front() {
             let mut payload = std::mem::take(&mut self.building);
             payload.clear();
@@ -60,10 +62,13 @@ impl Session {
         let dest = match self.cfg.role {
             Role::Target => self.hs_replies.pop_front()?,
             Role::Initiator => {
-                if self.state != State::Handshaking || now < self.hs_next {
+                if self.state != State::Handshaking
+                    || !self.timers.is_expired(Timer::HandshakeResend, now)
+                {
                     return None;
                 }
-                self.hs_next = now + self.hs_backoff;
+                self.timers
+                    .set(Timer::HandshakeResend, now + self.hs_backoff);
                 self.hs_backoff = (self.hs_backoff * 2).min(Duration::from_secs(1));
                 self.paths.relay()?
             }
@@ -113,7 +118,7 @@ impl Session {
         let mut payload = std::mem::take(&mut self.building);
         payload.clear();
         let mut frames = Vec::new();
-        let ack_deadline = self.ack_deadline;
+        let ack_deadline = self.timers.get(Timer::Ack);
         let ack_due = ack_deadline.is_some_and(|t| now >= t);
         // Stream data may be sent with this packet when the window has room for a full packet.
         let window_open =
@@ -148,6 +153,8 @@ impl Session {
         if eliciting {
             let size = buf.len();
             self.recovery.on_sent(pn, now, size, frames);
+            self.update_loss_detection_timer();
+            self.timers.set(Timer::Keepalive, now + self.cfg.keepalive);
         }
         true
     }
@@ -157,7 +164,7 @@ impl Session {
             .largest_received_at
             .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
         if frame::encode_ack(payload, self.received.iter_desc(), delay, 32, max / 4) {
-            self.ack_deadline = None;
+            self.timers.stop(Timer::Ack);
             self.unacked_eliciting = 0;
         }
     }
