@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use p2p_net::control_channel::{ControlServerConn, ControlWriteHalf};
-use p2p_proto::control::{ClientMsg, ErrorCode, ServerMsg};
+use p2p_net::control_channel::{ControlReadHalf, ControlServerConn, ControlWriteHalf};
+use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
 use p2p_proto::Uid;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -166,18 +166,22 @@ impl ControlContext {
     }
 }
 
-/// What a connection has become.
-enum Role {
+/// How far a connection has come: what it may ask for next.
+enum Standing {
+    /// Neither logged in nor registered yet: the login deadline applies.
     Fresh,
+    /// Logged in as a user: may connect to devices and create auth hashes.
     Initiator(LoggedIn),
+    /// Registered these devices: answers their sessions.
     Target(Vec<Uid>),
 }
 
 struct Conn {
     id: u64,
     peer: SocketAddr,
+    /// The address the client reached this server at (unknown if the socket could not tell).
     local: Option<SocketAddr>,
-    role: Role,
+    standing: Standing,
     tx: ControlTx,
 }
 
@@ -190,21 +194,8 @@ enum Flow {
 /// acceptance time starts the login deadline.
 pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unauthenticated) {
     let login_deadline = fresh.accepted + ctx.limits.login_timeout;
-    let conn = match tokio::time::timeout_at(
-        login_deadline,
-        ControlServerConn::accept(stream, &ctx.static_key),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            log::debug!("control handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            log::debug!("control handshake not completed before the login deadline");
-            return;
-        }
+    let Some(conn) = handshake(stream, &ctx, login_deadline).await else {
+        return;
     };
     let peer = conn.peer_addr();
     let local = conn.local_addr();
@@ -216,68 +207,12 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unaut
         id: ctx.next_conn_id.fetch_add(1, Ordering::Relaxed),
         peer,
         local,
-        role: Role::Fresh,
+        standing: Standing::Fresh,
         tx,
     };
     log::debug!("control connection {} from {peer}", conn.id);
-    let mut malformed = 0u32;
-    loop {
-        let deadline = match conn.role {
-            // A hard deadline: messages (pings, failed logins) do not move it.
-            Role::Fresh => login_deadline,
-            _ => {
-                fresh.authenticated();
-                tokio::time::Instant::now() + ctx.limits.idle_timeout
-            }
-        };
-        let msg = match tokio::time::timeout_at(deadline, reader.recv()).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) if is_malformed(&e) => {
-                malformed += 1;
-                log::debug!("control connection {} from {peer}: {e}", conn.id);
-                let flow = reply(
-                    &conn,
-                    error(ErrorCode::BadRequest, "malformed control message"),
-                )
-                .await;
-                if malformed > ctx.limits.max_malformed || matches!(flow, Flow::Close) {
-                    break;
-                }
-                continue;
-            }
-            Ok(Err(e)) => {
-                log::debug!("control connection {} ended: {e}", conn.id);
-                break;
-            }
-            Err(_) if matches!(conn.role, Role::Fresh) => {
-                log::info!(
-                    "control connection {} from {peer}: closed, not logged in or registered within {} s",
-                    conn.id,
-                    ctx.limits.login_timeout.as_secs()
-                );
-                break;
-            }
-            Err(_) => {
-                log::info!(
-                    "control connection {} from {peer}: closed after {} s without a message",
-                    conn.id,
-                    ctx.limits.idle_timeout.as_secs()
-                );
-                break;
-            }
-        };
-        if let Flow::Close = handle(&ctx, &mut conn, msg).await {
-            break;
-        }
-    }
-    ctx.broker.connection_closed(conn.id);
-    if let Role::Target(uids) = &conn.role {
-        for uid in uids {
-            if !ctx.broker.is_online(*uid) {
-                log::info!("device {uid} is offline (its control connection from {peer} closed)");
-            }
-        }
-    }
+    read_loop(&ctx, &mut conn, &mut reader, &mut fresh, login_deadline).await;
+    connection_closed(&ctx, &conn);
     drop(conn);
     let _ = stop_tx.send(());
     if tokio::time::timeout(FLUSH_TIMEOUT, &mut writer_task)
@@ -285,6 +220,124 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unaut
         .is_err()
     {
         writer_task.abort();
+    }
+}
+
+/// The Noise handshake, which must be over by the login deadline.
+async fn handshake(
+    stream: TcpStream,
+    ctx: &ControlContext,
+    login_deadline: tokio::time::Instant,
+) -> Option<ControlServerConn> {
+    match tokio::time::timeout_at(
+        login_deadline,
+        ControlServerConn::accept(stream, &ctx.static_key),
+    )
+    .await
+    {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            log::debug!("control handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            log::debug!("control handshake not completed before the login deadline");
+            None
+        }
+    }
+}
+
+/// Reads and handles the client's messages until the connection ends: the client hangs up, misses its
+/// deadline, sends too many malformed messages, or a reply finds it not reading.
+async fn read_loop(
+    ctx: &ControlContext,
+    conn: &mut Conn,
+    reader: &mut ControlReadHalf<ClientMsg>,
+    fresh: &mut Unauthenticated,
+    login_deadline: tokio::time::Instant,
+) {
+    let mut malformed = 0u32;
+    loop {
+        let deadline = match conn.standing {
+            // A hard deadline: messages (pings, failed logins) do not move it.
+            Standing::Fresh => login_deadline,
+            _ => {
+                fresh.authenticated();
+                tokio::time::Instant::now() + ctx.limits.idle_timeout
+            }
+        };
+        let flow = match tokio::time::timeout_at(deadline, reader.recv()).await {
+            Ok(Ok(msg)) => handle(ctx, conn, msg).await,
+            Ok(Err(e)) if is_malformed(&e) => {
+                malformed += 1;
+                malformed_message(ctx, conn, &e, malformed).await
+            }
+            Ok(Err(e)) => {
+                log::debug!("control connection {} ended: {e}", conn.id);
+                Flow::Close
+            }
+            Err(_) => {
+                log_deadline_missed(ctx, conn);
+                Flow::Close
+            }
+        };
+        if let Flow::Close = flow {
+            break;
+        }
+    }
+}
+
+/// Tells the client its message could not be parsed; closes the connection once the malformed messages
+/// (`count` so far) exceed `max_malformed`.
+async fn malformed_message(
+    ctx: &ControlContext,
+    conn: &Conn,
+    e: &p2p_net::Error,
+    count: u32,
+) -> Flow {
+    log::debug!("control connection {} from {}: {e}", conn.id, conn.peer);
+    let flow = reply(
+        conn,
+        error(ErrorCode::BadRequest, "malformed control message"),
+    )
+    .await;
+    if count > ctx.limits.max_malformed {
+        Flow::Close
+    } else {
+        flow
+    }
+}
+
+fn log_deadline_missed(ctx: &ControlContext, conn: &Conn) {
+    if let Standing::Fresh = conn.standing {
+        log::info!(
+            "control connection {} from {}: closed, not logged in or registered within {} s",
+            conn.id,
+            conn.peer,
+            ctx.limits.login_timeout.as_secs()
+        );
+    } else {
+        log::info!(
+            "control connection {} from {}: closed after {} s without a message",
+            conn.id,
+            conn.peer,
+            ctx.limits.idle_timeout.as_secs()
+        );
+    }
+}
+
+/// Forgets the connection's sessions and registrations, and logs the devices it took offline.
+fn connection_closed(ctx: &ControlContext, conn: &Conn) {
+    ctx.broker.connection_closed(conn.id);
+    if let Standing::Target(uids) = &conn.standing {
+        for uid in uids {
+            if !ctx.broker.is_online(*uid) {
+                log::info!(
+                    "device {uid} is offline (its control connection from {} closed)",
+                    conn.peer
+                );
+            }
+        }
     }
 }
 
@@ -376,106 +429,22 @@ async fn reply(conn: &Conn, msg: ServerMsg) -> Flow {
     }
 }
 
+/// A request the connection may not make in its standing: the client is told, the connection stays.
+async fn bad_request(conn: &Conn, message: &str) -> Flow {
+    reply(conn, error(ErrorCode::BadRequest, message)).await
+}
+
 async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
-    let ip = conn.peer.ip();
     match msg {
         ClientMsg::Ping => reply(conn, ServerMsg::Pong).await,
-        // Public facts (the answers to UDP probes carry them too): no login needed, and asking does
-        // not count as logging in, so the login deadline still applies.
-        ClientMsg::ProbeAddresses => {
-            let addrs = ctx
-                .probe_addrs
-                .iter()
-                .map(|a| reachable_addr(*a, conn.local))
-                .collect();
-            reply(conn, ServerMsg::ProbeAddresses { addrs }).await
-        }
-        ClientMsg::Login { user, credential } => {
-            if !matches!(conn.role, Role::Fresh) {
-                return reply(
-                    conn,
-                    error(
-                        ErrorCode::BadRequest,
-                        "this connection is already logged in or registered",
-                    ),
-                )
-                .await;
-            }
-            match ctx.auth.login(&user, credential, ip).await {
-                Ok(logged_in) => {
-                    log::info!(
-                        "user '{}' logged in from {} ({})",
-                        logged_in.name,
-                        conn.peer,
-                        if logged_in.by_password {
-                            "password"
-                        } else {
-                            "auth hash"
-                        }
-                    );
-                    let name = logged_in.name.clone();
-                    conn.role = Role::Initiator(logged_in);
-                    reply(conn, ServerMsg::LoginOk { user: name }).await
-                }
-                Err(r) => reply(conn, refused(r)).await,
-            }
-        }
-        ClientMsg::CreateAuthHash { label } => {
-            let Role::Initiator(user) = &conn.role else {
-                return reply(
-                    conn,
-                    error(
-                        ErrorCode::BadRequest,
-                        "log in before asking for an auth hash",
-                    ),
-                )
-                .await;
-            };
-            if !user.by_password {
-                return reply(
-                    conn,
-                    error(
-                        ErrorCode::BadRequest,
-                        "an auth hash can only be created after a password login",
-                    ),
-                )
-                .await;
-            }
-            let (user_id, name) = (user.user_id, user.name.clone());
-            match ctx.auth.create_auth_hash(user_id, &name, label).await {
-                Ok(hash) => {
-                    let id = hash.split('.').next().unwrap_or_default();
-                    log::info!("auth hash {id} issued to user '{name}'");
-                    reply(
-                        conn,
-                        ServerMsg::AuthHash {
-                            auth_hash: hash.to_string(),
-                        },
-                    )
-                    .await
-                }
-                Err(r) => reply(conn, refused(r)).await,
-            }
-        }
+        ClientMsg::ProbeAddresses => probe_addresses(ctx, conn).await,
+        ClientMsg::Login { user, credential } => login(ctx, conn, &user, credential).await,
+        ClientMsg::CreateAuthHash { label } => create_auth_hash(ctx, conn, label).await,
         ClientMsg::Connect {
             uid,
             mode,
             local_candidates,
-        } => {
-            let Role::Initiator(user) = &conn.role else {
-                return reply(
-                    conn,
-                    error(ErrorCode::BadRequest, "log in before connecting"),
-                )
-                .await;
-            };
-            let (user_id, name) = (user.user_id, user.name.clone());
-            let msg = match connect(ctx, conn, user_id, &name, uid, mode, local_candidates).await {
-                Ok(grant) => ServerMsg::Session(grant),
-                Err(r) => refused(r),
-            };
-            reply(conn, msg).await
-        }
+        } => connect(ctx, conn, uid, mode, local_candidates).await,
         ClientMsg::Register {
             uid,
             secret,
@@ -489,7 +458,89 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
     }
 }
 
+/// Public facts (the answers to UDP probes carry them too): no login needed, and asking does not count
+/// as logging in, so the login deadline still applies.
+async fn probe_addresses(ctx: &ControlContext, conn: &Conn) -> Flow {
+    let addrs = ctx
+        .probe_addrs
+        .iter()
+        .map(|a| reachable_addr(*a, conn.local))
+        .collect();
+    reply(conn, ServerMsg::ProbeAddresses { addrs }).await
+}
+
+async fn login(ctx: &ControlContext, conn: &mut Conn, user: &str, credential: Credential) -> Flow {
+    if !matches!(conn.standing, Standing::Fresh) {
+        return bad_request(conn, "this connection is already logged in or registered").await;
+    }
+    match ctx.auth.login(user, credential, conn.peer.ip()).await {
+        Ok(logged_in) => {
+            log::info!(
+                "user '{}' logged in from {} ({})",
+                logged_in.name,
+                conn.peer,
+                if logged_in.by_password {
+                    "password"
+                } else {
+                    "auth hash"
+                }
+            );
+            let name = logged_in.name.clone();
+            conn.standing = Standing::Initiator(logged_in);
+            reply(conn, ServerMsg::LoginOk { user: name }).await
+        }
+        Err(r) => reply(conn, refused(r)).await,
+    }
+}
+
+async fn create_auth_hash(ctx: &ControlContext, conn: &Conn, label: String) -> Flow {
+    let Standing::Initiator(user) = &conn.standing else {
+        return bad_request(conn, "log in before asking for an auth hash").await;
+    };
+    if !user.by_password {
+        return bad_request(
+            conn,
+            "an auth hash can only be created after a password login",
+        )
+        .await;
+    }
+    let (user_id, name) = (user.user_id, user.name.clone());
+    match ctx.auth.create_auth_hash(user_id, &name, label).await {
+        Ok(hash) => {
+            let id = hash.split('.').next().unwrap_or_default();
+            log::info!("auth hash {id} issued to user '{name}'");
+            reply(
+                conn,
+                ServerMsg::AuthHash {
+                    auth_hash: hash.to_string(),
+                },
+            )
+            .await
+        }
+        Err(r) => reply(conn, refused(r)).await,
+    }
+}
+
 async fn connect(
+    ctx: &ControlContext,
+    conn: &Conn,
+    uid: Uid,
+    mode: p2p_proto::EncryptionMode,
+    local_candidates: Vec<SocketAddr>,
+) -> Flow {
+    let Standing::Initiator(user) = &conn.standing else {
+        return bad_request(conn, "log in before connecting").await;
+    };
+    let (user_id, name) = (user.user_id, user.name.clone());
+    let msg = match grant_session(ctx, conn, user_id, &name, uid, mode, local_candidates).await {
+        Ok(grant) => ServerMsg::Session(grant),
+        Err(r) => refused(r),
+    };
+    reply(conn, msg).await
+}
+
+/// Checks that the user may reach the device, then has the broker offer the session to its target.
+async fn grant_session(
     ctx: &ControlContext,
     conn: &Conn,
     user_id: i64,
@@ -535,19 +586,12 @@ async fn register(
     secret: String,
     candidates: Vec<SocketAddr>,
 ) -> Flow {
-    let registered = match &conn.role {
-        Role::Initiator(_) => {
-            return reply(
-                conn,
-                error(
-                    ErrorCode::BadRequest,
-                    "a logged-in connection cannot register a device",
-                ),
-            )
-            .await
+    let registered = match &conn.standing {
+        Standing::Initiator(_) => {
+            return bad_request(conn, "a logged-in connection cannot register a device").await
         }
-        Role::Fresh => 0,
-        Role::Target(uids) => uids.len(),
+        Standing::Fresh => 0,
+        Standing::Target(uids) => uids.len(),
     };
     if registered >= ctx.limits.max_registrations {
         return reply(
@@ -574,27 +618,20 @@ async fn register(
             ""
         }
     );
-    match &mut conn.role {
-        Role::Target(uids) => {
+    match &mut conn.standing {
+        Standing::Target(uids) => {
             if !uids.contains(&uid) {
                 uids.push(uid)
             }
         }
-        role => *role = Role::Target(vec![uid]),
+        standing => *standing = Standing::Target(vec![uid]),
     }
     reply(conn, ServerMsg::Registered { uid }).await
 }
 
 async fn answer(ctx: &ControlContext, conn: &Conn, session_id: u64, answer: Answer) -> Flow {
-    if !matches!(conn.role, Role::Target(_)) {
-        return reply(
-            conn,
-            error(
-                ErrorCode::BadRequest,
-                "register a device before answering a session",
-            ),
-        )
-        .await;
+    if !matches!(conn.standing, Standing::Target(_)) {
+        return bad_request(conn, "register a device before answering a session").await;
     }
     if let Answer::Reject(reason) = &answer {
         log::info!(
