@@ -28,7 +28,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::accounts::{self, Access, AuthHashCheck};
+use crate::accounts::{self, Access, AuthHashCheck, UserSecret};
 use crate::throttle::{Admit, Limit, Recent, Throttle};
 
 #[derive(Clone, Copy, Debug)]
@@ -159,6 +159,52 @@ impl Throttles {
             Who::Device(d) => self.good_devices.contains(&(*d, ip), now),
         }
     }
+
+    /// What each throttle that applies to an attempt for `who` from `ip` says of it (`total`: the
+    /// per-user or per-device limit for unknown addresses applies too).
+    fn verdicts(
+        &mut self,
+        who: &Who,
+        ip: IpAddr,
+        total: bool,
+        now: Instant,
+    ) -> Vec<(Admit, Limited)> {
+        let mut verdicts = vec![(self.ips.admit(&ip, now), Limited::Ip)];
+        match who {
+            Who::User(u) => {
+                verdicts.push((self.user_ip.admit(&(u.clone(), ip), now), Limited::Pair));
+                if total {
+                    verdicts.push((self.users.admit(u, now), Limited::Total));
+                }
+            }
+            Who::Device(d) => {
+                verdicts.push((self.device_ip.admit(&(*d, ip), now), Limited::Pair));
+                if total {
+                    verdicts.push((self.devices.admit(d, now), Limited::Total));
+                }
+            }
+        }
+        verdicts
+    }
+
+    /// Counts an admitted attempt as pending in the same throttles [`Throttles::verdicts`] asked.
+    fn reserve(&mut self, who: &Who, ip: IpAddr, total: bool, now: Instant) {
+        self.ips.reserve(&ip, now);
+        match who {
+            Who::User(u) => {
+                self.user_ip.reserve(&(u.clone(), ip), now);
+                if total {
+                    self.users.reserve(u, now);
+                }
+            }
+            Who::Device(d) => {
+                self.device_ip.reserve(&(*d, ip), now);
+                if total {
+                    self.devices.reserve(d, now);
+                }
+            }
+        }
+    }
 }
 
 /// Source addresses with logins or registrations in progress, and their Argon2 permits.
@@ -225,70 +271,80 @@ impl Ticket {
         self.done = true;
         let now = Instant::now();
         let auth = self.auth.clone();
-        let limits = auth.limits;
         {
             let mut t = guard(&auth.throttles);
-            if let Some(lock) = t.ips.fail_pending(&self.ip, now) {
-                log::warn!(
-                    "address {}: {} failed logins/registrations within {} s: refused for {} s",
-                    self.ip,
-                    limits.per_ip.max_failures,
-                    limits.per_ip.window.as_secs(),
-                    lock.as_secs()
-                );
-            }
+            self.count_address_failure(&mut t, now);
             match &self.who {
-                Who::User(u) => {
-                    let shown = accounts::shown(u);
-                    log::info!("login refused: {why} for user '{shown}' from {}", self.ip);
-                    if let Some(lock) = t.user_ip.fail_pending(&(u.clone(), self.ip), now) {
-                        log::warn!(
-                            "user '{shown}': {} failed logins from {} within {} s: logins for it from that address are refused for {} s",
-                            limits.per_user.max_failures,
-                            self.ip,
-                            limits.per_user.window.as_secs(),
-                            lock.as_secs()
-                        );
-                    }
-                    if self.total {
-                        if let Some(lock) = t.users.fail_pending(u, now) {
-                            log::warn!(
-                                "user '{shown}' may be under a password-guessing attack: {} failed logins within {} s from addresses it has not logged in from; password logins for it from such addresses are refused for {} s (its known addresses and auth hashes still log in)",
-                                limits.per_user_total.max_failures,
-                                limits.per_user_total.window.as_secs(),
-                                lock.as_secs()
-                            );
-                        }
-                    }
-                }
-                Who::Device(d) => {
-                    log::info!(
-                        "registration refused: {why} for device {d} from {}",
-                        self.ip
-                    );
-                    if let Some(lock) = t.device_ip.fail_pending(&(*d, self.ip), now) {
-                        log::warn!(
-                            "device {d}: {} failed registrations from {} within {} s: registrations for it from that address are refused for {} s",
-                            limits.per_device.max_failures,
-                            self.ip,
-                            limits.per_device.window.as_secs(),
-                            lock.as_secs()
-                        );
-                    }
-                    if self.total {
-                        if let Some(lock) = t.devices.fail_pending(d, now) {
-                            log::warn!(
-                                "device {d} may be under a secret-guessing attack: {} failed registrations within {} s from addresses it has not registered from; registrations for it from such addresses are refused for {} s (its known addresses still register)",
-                                limits.per_device_total.max_failures,
-                                limits.per_device_total.window.as_secs(),
-                                lock.as_secs()
-                            );
-                        }
-                    }
-                }
+                Who::User(u) => self.count_user_failure(&mut t, u, why, now),
+                Who::Device(d) => self.count_device_failure(&mut t, *d, why, now),
             }
         }
         auth.resolved.notify_waiters();
+    }
+
+    fn count_address_failure(&self, t: &mut Throttles, now: Instant) {
+        let limit = self.auth.limits.per_ip;
+        if let Some(lock) = t.ips.fail_pending(&self.ip, now) {
+            log::warn!(
+                "address {}: {} failed logins/registrations within {} s: refused for {} s",
+                self.ip,
+                limit.max_failures,
+                limit.window.as_secs(),
+                lock.as_secs()
+            );
+        }
+    }
+
+    fn count_user_failure(&self, t: &mut Throttles, u: &str, why: &str, now: Instant) {
+        let limits = self.auth.limits;
+        let shown = accounts::shown(u);
+        log::info!("login refused: {why} for user '{shown}' from {}", self.ip);
+        if let Some(lock) = t.user_ip.fail_pending(&(u.to_string(), self.ip), now) {
+            log::warn!(
+                "user '{shown}': {} failed logins from {} within {} s: logins for it from that address are refused for {} s",
+                limits.per_user.max_failures,
+                self.ip,
+                limits.per_user.window.as_secs(),
+                lock.as_secs()
+            );
+        }
+        if self.total {
+            if let Some(lock) = t.users.fail_pending(&u.to_string(), now) {
+                log::warn!(
+                    "user '{shown}' may be under a password-guessing attack: {} failed logins within {} s from addresses it has not logged in from; password logins for it from such addresses are refused for {} s (its known addresses and auth hashes still log in)",
+                    limits.per_user_total.max_failures,
+                    limits.per_user_total.window.as_secs(),
+                    lock.as_secs()
+                );
+            }
+        }
+    }
+
+    fn count_device_failure(&self, t: &mut Throttles, d: Uid, why: &str, now: Instant) {
+        let limits = self.auth.limits;
+        log::info!(
+            "registration refused: {why} for device {d} from {}",
+            self.ip
+        );
+        if let Some(lock) = t.device_ip.fail_pending(&(d, self.ip), now) {
+            log::warn!(
+                "device {d}: {} failed registrations from {} within {} s: registrations for it from that address are refused for {} s",
+                limits.per_device.max_failures,
+                self.ip,
+                limits.per_device.window.as_secs(),
+                lock.as_secs()
+            );
+        }
+        if self.total {
+            if let Some(lock) = t.devices.fail_pending(&d, now) {
+                log::warn!(
+                    "device {d} may be under a secret-guessing attack: {} failed registrations within {} s from addresses it has not registered from; registrations for it from such addresses are refused for {} s (its known addresses still register)",
+                    limits.per_device_total.max_failures,
+                    limits.per_device_total.window.as_secs(),
+                    lock.as_secs()
+                );
+            }
+        }
     }
 
     /// A success frees its place but forgives no failure: otherwise one right guess among parallel
@@ -479,21 +535,7 @@ impl Auth {
                 let now = Instant::now();
                 let mut t = guard(&self.throttles);
                 let total = total && !t.known(&who, ip, now);
-                let mut verdicts = vec![(t.ips.admit(&ip, now), Limited::Ip)];
-                match &who {
-                    Who::User(u) => {
-                        verdicts.push((t.user_ip.admit(&(u.clone(), ip), now), Limited::Pair));
-                        if total {
-                            verdicts.push((t.users.admit(u, now), Limited::Total));
-                        }
-                    }
-                    Who::Device(d) => {
-                        verdicts.push((t.device_ip.admit(&(*d, ip), now), Limited::Pair));
-                        if total {
-                            verdicts.push((t.devices.admit(d, now), Limited::Total));
-                        }
-                    }
-                }
+                let verdicts = t.verdicts(&who, ip, total, now);
                 if let Some((wait, which)) = verdicts.iter().find_map(|(v, which)| match v {
                     Admit::Refused(wait) => Some((*wait, *which)),
                     _ => None,
@@ -501,21 +543,7 @@ impl Auth {
                     return Err(throttled(&who, ip, which, wait));
                 }
                 if verdicts.iter().all(|(v, _)| *v == Admit::Yes) {
-                    t.ips.reserve(&ip, now);
-                    match &who {
-                        Who::User(u) => {
-                            t.user_ip.reserve(&(u.clone(), ip), now);
-                            if total {
-                                t.users.reserve(u, now);
-                            }
-                        }
-                        Who::Device(d) => {
-                            t.device_ip.reserve(&(*d, ip), now);
-                            if total {
-                                t.devices.reserve(d, now);
-                            }
-                        }
-                    }
+                    t.reserve(&who, ip, total, now);
                     return Ok(Ticket {
                         auth: self.clone(),
                         who,
@@ -545,51 +573,12 @@ impl Auth {
         let by_password = matches!(credential, Credential::Password(_));
         let key = user_key(user);
         let ticket = self.admit(Who::User(key), ip, by_password).await?;
-        let found = if accounts::check_user_name(user).is_ok() {
-            let name = user.to_string();
-            self.with_db("looking up a user", move |db, _| {
-                accounts::user_secret(db, &name)
-            })
-            .await?
-        } else {
-            None
-        };
+        let found = self.find_user(user).await?;
         let user_id = found.as_ref().map(|f| f.id);
+        // Why the login fails ("" when it does not).
         let why = match credential {
-            Credential::Password(password) => {
-                let password = Zeroizing::new(password);
-                // Unknown users cost the same Argon2 check as known ones.
-                let (hash, known) = match found {
-                    Some(f) => (f.password_hash, true),
-                    None => (self.dummy_hash.clone(), false),
-                };
-                let ok = self
-                    .hash_check(&slot, move || accounts::verify_secret(&password, &hash))
-                    .await?;
-                match (known, ok) {
-                    (false, _) => "unknown user",
-                    (true, false) => "wrong password",
-                    (true, true) => "",
-                }
-            }
-            Credential::AuthHash(text) => {
-                let text = Zeroizing::new(text);
-                let owner = user_id.unwrap_or(-1);
-                let check = self
-                    .with_db("checking an auth hash", move |db, key| {
-                        accounts::check_auth_hash(db, owner, &text, key)
-                    })
-                    .await?;
-                match check {
-                    _ if user_id.is_none() => "unknown user",
-                    AuthHashCheck::Valid => "",
-                    AuthHashCheck::Revoked => "revoked auth hash",
-                    AuthHashCheck::Malformed => "malformed auth hash",
-                    AuthHashCheck::Unknown
-                    | AuthHashCheck::WrongSecret
-                    | AuthHashCheck::WrongUser => "unknown auth hash",
-                }
-            }
+            Credential::Password(password) => self.check_password(&slot, password, found).await?,
+            Credential::AuthHash(text) => self.check_auth_hash(text, user_id).await?,
         };
         match user_id {
             Some(user_id) if why.is_empty() => {
@@ -608,6 +597,65 @@ impl Auth {
                 ))
             }
         }
+    }
+
+    /// The user's id and password hash; `None` for a name that is unknown or not a valid name.
+    async fn find_user(self: &Arc<Self>, user: &str) -> Result<Option<UserSecret>, Refusal> {
+        if accounts::check_user_name(user).is_err() {
+            return Ok(None);
+        }
+        let name = user.to_string();
+        self.with_db("looking up a user", move |db, _| {
+            accounts::user_secret(db, &name)
+        })
+        .await
+    }
+
+    /// Why a password login fails ("" when it does not).
+    async fn check_password(
+        self: &Arc<Self>,
+        slot: &Slot,
+        password: String,
+        found: Option<UserSecret>,
+    ) -> Result<&'static str, Refusal> {
+        let password = Zeroizing::new(password);
+        // Unknown users cost the same Argon2 check as known ones.
+        let (hash, known) = match found {
+            Some(f) => (f.password_hash, true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        let ok = self
+            .hash_check(slot, move || accounts::verify_secret(&password, &hash))
+            .await?;
+        Ok(match (known, ok) {
+            (false, _) => "unknown user",
+            (true, false) => "wrong password",
+            (true, true) => "",
+        })
+    }
+
+    /// Why an auth hash login fails ("" when it does not).
+    async fn check_auth_hash(
+        self: &Arc<Self>,
+        text: String,
+        user_id: Option<i64>,
+    ) -> Result<&'static str, Refusal> {
+        let text = Zeroizing::new(text);
+        let owner = user_id.unwrap_or(-1);
+        let check = self
+            .with_db("checking an auth hash", move |db, key| {
+                accounts::check_auth_hash(db, owner, &text, key)
+            })
+            .await?;
+        Ok(match check {
+            _ if user_id.is_none() => "unknown user",
+            AuthHashCheck::Valid => "",
+            AuthHashCheck::Revoked => "revoked auth hash",
+            AuthHashCheck::Malformed => "malformed auth hash",
+            AuthHashCheck::Unknown | AuthHashCheck::WrongSecret | AuthHashCheck::WrongUser => {
+                "unknown auth hash"
+            }
+        })
     }
 
     /// Checks a target's device secret.

@@ -38,6 +38,7 @@ pub enum Answer {
     Reject(String),
 }
 
+#[derive(Clone)]
 struct OnlineTarget {
     conn_id: u64,
     tx: ControlTx,
@@ -152,25 +153,11 @@ impl Broker {
     /// offers it to the target and waits for the answer. Returns the initiator's grant.
     pub async fn connect(&self, req: ConnectRequest) -> Result<SessionGrant, Refusal> {
         let uid = req.uid;
-        let (target_conn, target_tx, target_candidates) = {
-            let inner = self.inner();
-            let Some(t) = inner.targets.get(&uid) else {
-                return Err(Refusal::new(
-                    ErrorCode::DeviceOffline,
-                    format!("device {uid} is not registered with the server (offline)"),
-                ));
-            };
-            if inner.pending.len() >= self.limits.max_pending {
-                return Err(Refusal::new(
-                    ErrorCode::LimitReached,
-                    format!(
-                        "the server has too many sessions being set up (limit {}): retry shortly",
-                        self.limits.max_pending
-                    ),
-                ));
-            }
-            (t.conn_id, t.tx.clone(), t.candidates.clone())
-        };
+        let OnlineTarget {
+            conn_id: target_conn,
+            tx: target_tx,
+            candidates: target_candidates,
+        } = self.target_to_offer(uid)?;
         let session_secret = hex::encode(random::<32>()?);
         let tokens = [random::<16>()?, random::<16>()?];
         let setup = SessionSetup {
@@ -222,6 +209,27 @@ impl Broker {
                 Err(refusal)
             }
         }
+    }
+
+    /// The device's target, if it is online and fewer than `max_pending` sessions wait for an answer.
+    fn target_to_offer(&self, uid: Uid) -> Result<OnlineTarget, Refusal> {
+        let inner = self.inner();
+        let Some(t) = inner.targets.get(&uid) else {
+            return Err(Refusal::new(
+                ErrorCode::DeviceOffline,
+                format!("device {uid} is not registered with the server (offline)"),
+            ));
+        };
+        if inner.pending.len() >= self.limits.max_pending {
+            return Err(Refusal::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "the server has too many sessions being set up (limit {}): retry shortly",
+                    self.limits.max_pending
+                ),
+            ));
+        }
+        Ok(t.clone())
     }
 
     fn open_on_relay(&self, mut setup: SessionSetup, user: &str) -> Result<u64, Refusal> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use p2p_proto::Uid;
+use rusqlite::Connection;
 
 use crate::admin::{self, Format};
 use crate::broker::BrokerLimits;
@@ -273,62 +274,66 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
         Command::Init => admin::init(dir),
         Command::Key => admin::key(dir),
         Command::Run(args) => run(dir, args).map(|_| String::new()),
-        Command::User(cmd) => {
-            let conn = db::open(dir)?;
-            match cmd {
-                UserCommand::Add { name } => {
-                    accounts::check_user_name(&name)?;
-                    let pw = read_secret(&format!("password for user '{name}'"), true)?;
-                    admin::user_add(&conn, &name, &pw)
-                }
-                UserCommand::Passwd { name } => {
-                    let pw = read_secret(&format!("new password for user '{name}'"), true)?;
-                    admin::user_passwd(&conn, &name, &pw)
-                }
-                UserCommand::Remove { name } => admin::user_remove(&conn, &name),
-                UserCommand::List(l) => admin::user_list(&conn, l.format()),
+        Command::User(cmd) => user_command(&db::open(dir)?, cmd),
+        Command::Device(cmd) => device_command(&db::open(dir)?, cmd),
+        Command::Share(cmd) => share_command(&db::open(dir)?, cmd),
+        Command::AuthHash(cmd) => auth_hash_command(&db::open(dir)?, cmd),
+    }
+}
+
+fn user_command(conn: &Connection, cmd: UserCommand) -> Result<String> {
+    match cmd {
+        UserCommand::Add { name } => {
+            accounts::check_user_name(&name)?;
+            let pw = read_secret(&format!("password for user '{name}'"), true)?;
+            admin::user_add(conn, &name, &pw)
+        }
+        UserCommand::Passwd { name } => {
+            let pw = read_secret(&format!("new password for user '{name}'"), true)?;
+            admin::user_passwd(conn, &name, &pw)
+        }
+        UserCommand::Remove { name } => admin::user_remove(conn, &name),
+        UserCommand::List(l) => admin::user_list(conn, l.format()),
+    }
+}
+
+fn device_command(conn: &Connection, cmd: DeviceCommand) -> Result<String> {
+    match cmd {
+        DeviceCommand::Add {
+            uid,
+            owner,
+            name,
+            app_type,
+            generate_secret,
+        } => {
+            if generate_secret {
+                let secret = accounts::generate_device_secret()?;
+                let done = admin::device_add(conn, uid, &owner, &name, app_type, &secret)?;
+                Ok(format!("secret {}\n{done}", secret.as_str()))
+            } else {
+                let secret = read_secret(&format!("secret for device {uid}"), true)?;
+                admin::device_add(conn, uid, &owner, &name, app_type, &secret)
             }
         }
-        Command::Device(cmd) => {
-            let conn = db::open(dir)?;
-            match cmd {
-                DeviceCommand::Add {
-                    uid,
-                    owner,
-                    name,
-                    app_type,
-                    generate_secret,
-                } => {
-                    if generate_secret {
-                        let secret = accounts::generate_device_secret()?;
-                        let done = admin::device_add(&conn, uid, &owner, &name, app_type, &secret)?;
-                        Ok(format!("secret {}\n{done}", secret.as_str()))
-                    } else {
-                        let secret = read_secret(&format!("secret for device {uid}"), true)?;
-                        admin::device_add(&conn, uid, &owner, &name, app_type, &secret)
-                    }
-                }
-                DeviceCommand::Remove { uid } => admin::device_remove(&conn, uid),
-                DeviceCommand::List(l) => admin::device_list(&conn, l.format()),
-            }
+        DeviceCommand::Remove { uid } => admin::device_remove(conn, uid),
+        DeviceCommand::List(l) => admin::device_list(conn, l.format()),
+    }
+}
+
+fn share_command(conn: &Connection, cmd: ShareCommand) -> Result<String> {
+    match cmd {
+        ShareCommand::Add { uid, user } => admin::share_add(conn, uid, &user),
+        ShareCommand::Remove { uid, user } => admin::share_remove(conn, uid, &user),
+        ShareCommand::List { uid, list } => admin::share_list(conn, uid, list.format()),
+    }
+}
+
+fn auth_hash_command(conn: &Connection, cmd: AuthHashCommand) -> Result<String> {
+    match cmd {
+        AuthHashCommand::List { user, list } => {
+            admin::auth_hash_list(conn, user.as_deref(), list.format())
         }
-        Command::Share(cmd) => {
-            let conn = db::open(dir)?;
-            match cmd {
-                ShareCommand::Add { uid, user } => admin::share_add(&conn, uid, &user),
-                ShareCommand::Remove { uid, user } => admin::share_remove(&conn, uid, &user),
-                ShareCommand::List { uid, list } => admin::share_list(&conn, uid, list.format()),
-            }
-        }
-        Command::AuthHash(cmd) => {
-            let conn = db::open(dir)?;
-            match cmd {
-                AuthHashCommand::List { user, list } => {
-                    admin::auth_hash_list(&conn, user.as_deref(), list.format())
-                }
-                AuthHashCommand::Revoke { id } => admin::auth_hash_revoke(&conn, &id),
-            }
-        }
+        AuthHashCommand::Revoke { id } => admin::auth_hash_revoke(conn, &id),
     }
 }
 

@@ -240,22 +240,9 @@ impl Relay {
             return Err((OpenError::IdInUse, setup));
         }
         let user = setup.user_id;
-        if self.user_sessions(user) >= self.limits.max_sessions_per_user
-            || self.sessions.len() >= self.limits.max_sessions
-        {
-            // Idle sessions may be waiting for the next housekeeping tick: forget them first.
-            self.expire(now);
-            let refused = if self.user_sessions(user) >= self.limits.max_sessions_per_user {
-                Some(OpenError::UserFull)
-            } else if self.sessions.len() >= self.limits.max_sessions {
-                Some(OpenError::Full)
-            } else {
-                None
-            };
-            if let Some(why) = refused {
-                self.counters.sessions_refused += 1;
-                return Err((why, setup));
-            }
+        if let Some(why) = self.no_room_for(user, now) {
+            self.counters.sessions_refused += 1;
+            return Err((why, setup));
         }
         for c in setup.host_candidates.iter_mut() {
             c.retain(|a| a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast());
@@ -279,6 +266,23 @@ impl Relay {
         *self.per_user.entry(user).or_default() += 1;
         self.counters.sessions_opened += 1;
         Ok(())
+    }
+
+    /// Which limit a new session of `user_id` would exceed (its user's or the server's), if any, once
+    /// the idle sessions waiting for the next housekeeping tick are forgotten.
+    fn no_room_for(&mut self, user_id: i64, now: Instant) -> Option<OpenError> {
+        let full = |relay: &Self| {
+            if relay.user_sessions(user_id) >= relay.limits.max_sessions_per_user {
+                Some(OpenError::UserFull)
+            } else if relay.sessions.len() >= relay.limits.max_sessions {
+                Some(OpenError::Full)
+            } else {
+                None
+            }
+        };
+        full(self)?;
+        self.expire(now);
+        full(self)
     }
 
     /// Sessions `user_id` holds now.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -164,37 +164,16 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let static_key = keys::load_private(&config.data_dir)?;
     let public =
         p2p_net::control_channel::public_key_of(&static_key).map_err(|e| Error::new(e.message))?;
-    let conn = db::open(&config.data_dir)?;
+    let database = db::open(&config.data_dir)?;
 
-    let control_listener = TcpListener::bind(config.control).await.map_err(|e| {
-        Error::new(format!(
-            "cannot listen for control connections on {}: {e}",
-            config.control
-        ))
-    })?;
-    let relay_socket = bind_udp(config.udp[0], "first (relay)").await?;
-    let probe2 = bind_udp(config.udp[1], "second").await?;
-    let probe3 = bind_udp(config.udp[2], "third").await?;
-    let local = |r: std::io::Result<SocketAddr>| {
-        r.map_err(|e| Error::new(format!("listener address: {e}")))
-    };
-    let udp = [
-        local(relay_socket.local_addr())?,
-        local(probe2.local_addr())?,
-        local(probe3.local_addr())?,
-    ];
-    let listening = Listening {
-        control: local(control_listener.local_addr())?,
-        udp,
-        relay: udp[0],
-        server_key: B64.encode(public),
-        pid: std::process::id(),
-    };
+    let (control_listener, [relay_socket, probe2, probe3], listening) =
+        bind_listeners(&config, &public).await?;
+    let udp = listening.udp;
 
     let mut relay = Relay::new(config.relay);
     relay.set_server_addrs(&[listening.control, udp[0], udp[1], udp[2]]);
     let relay = Arc::new(Mutex::new(relay));
-    let auth = Auth::new(conn, public, config.auth);
+    let auth = Auth::new(database, public, config.auth);
     let broker = Broker::new(relay.clone(), config.broker);
     let ctx = ControlContext::new(auth, broker.clone(), udp, static_key, config.control_limits);
     let probe_counters = Arc::new(ProbeCounters::default());
@@ -226,12 +205,49 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         tasks,
     };
     if let Some(path) = &config.ready_file {
-        let json = serde_json::to_string_pretty(&handle.listening)
-            .map_err(|e| Error::new(format!("encoding the ready file: {e}")))?;
-        write_atomically(path, json.as_bytes())?;
+        write_ready_file(path, &handle.listening)?;
     }
     log::info!("{}", handle.listening_line());
     Ok(handle)
+}
+
+/// Binds the control listener and the three UDP listeners, and says where they listen (the configured
+/// addresses with any port 0 resolved).
+async fn bind_listeners(
+    config: &Config,
+    server_key: &[u8; 32],
+) -> Result<(TcpListener, [Arc<UdpSocket>; 3], Listening)> {
+    let control_listener = TcpListener::bind(config.control).await.map_err(|e| {
+        Error::new(format!(
+            "cannot listen for control connections on {}: {e}",
+            config.control
+        ))
+    })?;
+    let relay_socket = bind_udp(config.udp[0], "first (relay)").await?;
+    let probe2 = bind_udp(config.udp[1], "second").await?;
+    let probe3 = bind_udp(config.udp[2], "third").await?;
+    let bound_addr = |r: std::io::Result<SocketAddr>| {
+        r.map_err(|e| Error::new(format!("listener address: {e}")))
+    };
+    let udp = [
+        bound_addr(relay_socket.local_addr())?,
+        bound_addr(probe2.local_addr())?,
+        bound_addr(probe3.local_addr())?,
+    ];
+    let listening = Listening {
+        control: bound_addr(control_listener.local_addr())?,
+        udp,
+        relay: udp[0],
+        server_key: B64.encode(server_key),
+        pid: std::process::id(),
+    };
+    Ok((control_listener, [relay_socket, probe2, probe3], listening))
+}
+
+fn write_ready_file(path: &Path, listening: &Listening) -> Result<()> {
+    let json = serde_json::to_string_pretty(listening)
+        .map_err(|e| Error::new(format!("encoding the ready file: {e}")))?;
+    write_atomically(path, json.as_bytes())
 }
 
 /// Connections over the limit that are being told so at once; beyond this they are dropped unexplained
@@ -259,13 +275,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
             Ok(fresh) => fresh,
             Err(message) => {
                 log::info!("refusing control connection from {peer}: {message}");
-                if let Ok(refusing) = refusals.clone().try_acquire_owned() {
-                    let ctx = ctx.clone();
-                    connections.spawn(async move {
-                        control::refuse(stream, ctx, message).await;
-                        drop(refusing);
-                    });
-                }
+                tell_refused(&mut connections, &refusals, stream, &ctx, message);
                 continue;
             }
         };
@@ -273,22 +283,34 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
             log::warn!(
                 "refusing control connection from {peer}: {max_connections} connections open"
             );
-            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
-                let message = format!(
-                    "the server has too many connections open (limit {max_connections}): retry later"
-                );
-                let ctx = ctx.clone();
-                connections.spawn(async move {
-                    control::refuse(stream, ctx, message).await;
-                    drop(refusing);
-                });
-            }
+            let message = format!(
+                "the server has too many connections open (limit {max_connections}): retry later"
+            );
+            tell_refused(&mut connections, &refusals, stream, &ctx, message);
             continue;
         };
         let ctx = ctx.clone();
         connections.spawn(async move {
             control::serve(stream, ctx, fresh).await;
             drop(permit);
+        });
+    }
+}
+
+/// Tells a refused connection why in a task of its own, if fewer than [`MAX_REFUSALS`] are being told
+/// already; otherwise drops it unexplained.
+fn tell_refused(
+    connections: &mut JoinSet<()>,
+    refusals: &Arc<Semaphore>,
+    stream: TcpStream,
+    ctx: &Arc<ControlContext>,
+    message: String,
+) {
+    if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+        let ctx = ctx.clone();
+        connections.spawn(async move {
+            control::refuse(stream, ctx, message).await;
+            drop(refusing);
         });
     }
 }
@@ -311,72 +333,106 @@ async fn housekeeping(
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = Instant::now();
-    let mut logged_bytes: HashMap<String, u64> = HashMap::new();
-    let mut last_written = String::new();
-    let mut logged_drops = (0, 0, 0, 0, 0);
+    let mut reported = Reported::default();
     loop {
         tick.tick().await;
         let now = Instant::now();
+        let stats = reported.expire_sessions(&relay, now);
+        if now.duration_since(last_log) >= log_every {
+            last_log = now;
+            reported.log_traffic(&stats);
+            reported.log_refused(&stats, &probes);
+        }
+        if let Some(path) = &stats_file {
+            reported.write_stats_file(path, &stats, &probes);
+        }
+    }
+}
+
+/// What housekeeping last logged or wrote, so that it repeats only what changed.
+#[derive(Default)]
+struct Reported {
+    /// Forwarded bytes last logged, per live relay session.
+    forwarded_bytes: HashMap<String, u64>,
+    /// The refused-datagram counters last logged (relay: garbage, bad token, unknown session, unbound
+    /// source; probe ports: garbage).
+    refused: (u64, u64, u64, u64, u64),
+    /// The stats file's last contents.
+    stats_json: String,
+}
+
+impl Reported {
+    /// Ends the relay sessions idle too long (logging each), and returns the relay's stats after that.
+    fn expire_sessions(&mut self, relay: &Mutex<Relay>, now: Instant) -> RelayStats {
         let (expired, stats) = {
-            let mut r = relay::lock(&relay);
+            let mut r = relay::lock(relay);
             let expired = r.expire(now);
             (expired, r.stats(now))
         };
         for s in &expired {
             s.log_end("expired");
-            logged_bytes.remove(&s.session_id);
+            self.forwarded_bytes.remove(&s.session_id);
         }
-        if now.duration_since(last_log) >= log_every {
-            last_log = now;
-            for s in &stats.sessions {
-                if logged_bytes.get(&s.session_id) != Some(&s.forwarded_bytes) {
-                    log::info!(
-                        "relay session={} forwarded_bytes={} forwarded_packets={}",
-                        s.session_id,
-                        s.forwarded_bytes,
-                        s.forwarded_packets
-                    );
-                    logged_bytes.insert(s.session_id.clone(), s.forwarded_bytes);
-                }
-            }
-            logged_bytes.retain(|id, _| stats.sessions.iter().any(|s| &s.session_id == id));
-            let c = &stats.counters;
-            let dropped = (
-                c.garbage,
-                c.bad_token,
-                c.unknown_session,
-                c.unbound_source,
-                probes.ignored.load(Ordering::Relaxed),
-            );
-            // One line per interval at most, and only when something new was refused.
-            if dropped != logged_drops {
-                logged_drops = dropped;
+        stats
+    }
+
+    /// Logs each relay session that forwarded something since it was last logged.
+    fn log_traffic(&mut self, stats: &RelayStats) {
+        for s in &stats.sessions {
+            if self.forwarded_bytes.get(&s.session_id) != Some(&s.forwarded_bytes) {
                 log::info!(
-                    "udp refused since start: garbage={} bad_token={} unknown_session={} unbound_source={} probe_port_garbage={}",
-                    dropped.0,
-                    dropped.1,
-                    dropped.2,
-                    dropped.3,
-                    dropped.4
+                    "relay session={} forwarded_bytes={} forwarded_packets={}",
+                    s.session_id,
+                    s.forwarded_bytes,
+                    s.forwarded_packets
                 );
+                self.forwarded_bytes
+                    .insert(s.session_id.clone(), s.forwarded_bytes);
             }
         }
-        if let Some(path) = &stats_file {
-            let file = StatsFile {
-                relay: &stats,
-                probes_answered: probes.answered.load(Ordering::Relaxed),
-                probes_ignored: probes.ignored.load(Ordering::Relaxed),
-            };
-            match serde_json::to_string_pretty(&file) {
-                Ok(json) if json != last_written => {
-                    if let Err(e) = write_atomically(path, json.as_bytes()) {
-                        log::warn!("{e}");
-                    }
-                    last_written = json;
+        self.forwarded_bytes
+            .retain(|id, _| stats.sessions.iter().any(|s| &s.session_id == id));
+    }
+
+    /// One line per interval at most, and only when something new was refused.
+    fn log_refused(&mut self, stats: &RelayStats, probes: &ProbeCounters) {
+        let c = &stats.counters;
+        let refused = (
+            c.garbage,
+            c.bad_token,
+            c.unknown_session,
+            c.unbound_source,
+            probes.ignored.load(Ordering::Relaxed),
+        );
+        if refused != self.refused {
+            self.refused = refused;
+            log::info!(
+                "udp refused since start: garbage={} bad_token={} unknown_session={} unbound_source={} probe_port_garbage={}",
+                refused.0,
+                refused.1,
+                refused.2,
+                refused.3,
+                refused.4
+            );
+        }
+    }
+
+    /// Rewrites the stats file when its contents changed.
+    fn write_stats_file(&mut self, path: &Path, stats: &RelayStats, probes: &ProbeCounters) {
+        let file = StatsFile {
+            relay: stats,
+            probes_answered: probes.answered.load(Ordering::Relaxed),
+            probes_ignored: probes.ignored.load(Ordering::Relaxed),
+        };
+        match serde_json::to_string_pretty(&file) {
+            Ok(json) if json != self.stats_json => {
+                if let Err(e) = write_atomically(path, json.as_bytes()) {
+                    log::warn!("{e}");
                 }
-                Ok(_) => {}
-                Err(e) => log::warn!("encoding the stats file: {e}"),
+                self.stats_json = json;
             }
+            Ok(_) => {}
+            Err(e) => log::warn!("encoding the stats file: {e}"),
         }
     }
 }
