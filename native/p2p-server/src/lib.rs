@@ -2,6 +2,10 @@
 //! the NAT probe responders. `main.rs` is only the command line; everything here is also usable
 //! in-process (the integration tests start a server on port 0).
 
+// No unsafe code but the one `mallopt` call in `memory.rs`, which allows it for itself. (`forbid`
+// would not let it.)
+#![deny(unsafe_code)]
+
 pub mod accounts;
 pub mod admin;
 pub mod auth;

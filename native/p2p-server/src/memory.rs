@@ -7,6 +7,7 @@
 
 /// Call once at start, before any thread is spawned.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // the crate's only unsafe code (lib.rs denies it everywhere else)
 pub fn return_large_buffers_to_the_os() {
     // 128 KiB, glibc's initial threshold; setting it explicitly turns off the dynamic adjustment.
     // SAFETY: mallopt only changes allocator tuning; it is called before other threads exist.

@@ -1,7 +1,7 @@
-//! Issue 7 (log secrecy, unit level): everything the admin commands print and every error they return,
-//! given known passwords, device secrets, an auth hash and the server's private key, shows none of them
-//! in any form (plain, base64, hex), nor a stored Argon2 hash. The system tests check the processes'
-//! logs; this covers the code paths those runs do not reach (errors of every admin command).
+//! Secrets stay out of the output (unit level): everything the admin commands print and every error
+//! they return, given known passwords, device secrets, an auth hash and the server's private key, shows
+//! none of them in any form (plain, base64, hex), nor a stored Argon2 hash. The system tests check the
+//! processes' logs; this covers the code paths those runs do not reach (errors of every admin command).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -181,7 +181,8 @@ async fn login_outcomes() {
             .contains("login refused for user 'bob': unknown user or wrong password"),
         "{e}"
     );
-    // An unknown user gets the same answer as a wrong password (issue 17: who exists is not shown).
+    // An unknown user gets the same answer as a wrong password: a client must not learn
+    // which users exist.
     let (_, r) = f.login("mallory", Credential::Password("x".into())).await;
     let unknown = r.unwrap_err();
     assert_eq!(unknown.kind, ErrorKind::AuthFailed, "{unknown}");
@@ -198,7 +199,8 @@ async fn connect_checks_uid_share_and_presence() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::UnknownUid, "{e}");
-    // A device that exists but is not shared gets the same answer as an unknown UID (issue 17).
+    // A device that exists but is not shared gets the same answer as an unknown UID: a user
+    // must not learn which devices exist.
     let not_shared = bob
         .request(&connect_msg(eve_device(), vec![]))
         .await
@@ -234,7 +236,7 @@ async fn wrong_device_secret_and_unknown_device_are_refused() {
     let f = Fixture::start(|_| {}).await;
     let e = f.target(bob_device(), "nope", vec![]).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
-    // An unknown UID gets the same answer as a wrong secret (issue 17).
+    // An unknown UID gets the same answer as a wrong secret: which devices exist is not shown.
     let e = f
         .target("00:00:00:00:00:00:00:99".parse().unwrap(), "x", vec![])
         .await
