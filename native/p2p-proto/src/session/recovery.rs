@@ -350,6 +350,104 @@ impl Congestion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{self, Frame};
+    use std::ops::RangeInclusive;
+
+    /// Feeds `recovery` an ACK of `ranges` (highest first) received at `now`.
+    fn ack(
+        recovery: &mut Recovery,
+        now: Instant,
+        ranges: &[RangeInclusive<u64>],
+        delay_us: u64,
+    ) -> Settled {
+        let mut buf = Vec::new();
+        assert!(frame::encode_ack(
+            &mut buf,
+            ranges.iter().cloned(),
+            delay_us,
+            64,
+            1000
+        ));
+        let Some(Ok(Frame::Ack(a))) = frame::parse(&buf).next() else {
+            panic!("not an ACK");
+        };
+        recovery.on_ack(now, &a)
+    }
+
+    /// Sends `n` packets of one stream frame each, 1 ms apart from `t0`.
+    fn send(recovery: &mut Recovery, t0: Instant, n: u64) {
+        for k in 0..n {
+            let pn = recovery.take_packet_number();
+            let frames = vec![SentFrame::Stream {
+                id: 0,
+                offset: pn * 1000,
+                len: 1000,
+                fin: false,
+                counted: true,
+            }];
+            recovery.on_sent(pn, t0 + Duration::from_millis(k), 1200, frames);
+        }
+    }
+
+    #[test]
+    fn an_ack_settles_its_packets_and_declares_lost_three_behind() {
+        let t0 = Instant::now();
+        let mut r = Recovery::new(t0, 1200);
+        send(&mut r, t0, 6);
+        assert_eq!(r.in_flight(), 6);
+        assert!(r.deadline().is_some(), "probe timeout while in flight");
+        // Packets 4 and 5 arrive; 0 to 2 are three or more behind the largest, 3 is not.
+        let s = ack(&mut r, t0 + Duration::from_millis(50), &[4..=5], 0);
+        assert_eq!(s.acked.len(), 2);
+        assert_eq!(s.lost_packets, 3);
+        assert_eq!(s.lost.len(), 3);
+        assert!(!s.probe);
+        assert_eq!(r.in_flight(), 1);
+        assert_eq!(r.rtt().smoothed(), Some(Duration::from_millis(45)));
+        // 3 waits for the loss timer, which then declares it lost.
+        let loss_time = r.deadline().unwrap();
+        assert!(loss_time > t0 + Duration::from_millis(50));
+        let s = r.on_timeout(loss_time);
+        assert_eq!(s.lost_packets, 1);
+        assert_eq!(r.in_flight(), 0);
+        assert_eq!(r.deadline(), None);
+    }
+
+    #[test]
+    fn an_ack_of_a_packet_never_sent_or_already_settled_changes_nothing() {
+        let t0 = Instant::now();
+        let mut r = Recovery::new(t0, 1200);
+        send(&mut r, t0, 2);
+        let s = ack(&mut r, t0 + Duration::from_millis(10), &[0..=2], 0);
+        assert!(s.acked.is_empty());
+        assert_eq!(r.in_flight(), 2);
+        assert_eq!(r.rtt().smoothed(), None);
+        let s = ack(&mut r, t0 + Duration::from_millis(10), &[0..=1], 0);
+        assert_eq!(s.acked.len(), 2);
+        let s = ack(&mut r, t0 + Duration::from_millis(20), &[0..=1], 0);
+        assert!(s.acked.is_empty() && s.lost.is_empty());
+    }
+
+    #[test]
+    fn a_probe_timeout_resends_the_oldest_packet_and_backs_off() {
+        let t0 = Instant::now();
+        let mut r = Recovery::new(t0, 1200);
+        assert_eq!(r.deadline(), None);
+        send(&mut r, t0, 2);
+        let first = r.deadline().unwrap();
+        assert_eq!(first, r.last_eliciting_sent() + r.rtt().pto(0));
+        let s = r.on_timeout(first);
+        assert!(s.probe);
+        assert_eq!(s.lost_packets, 0, "a probe is not a loss");
+        assert!(matches!(s.lost[..], [SentFrame::Stream { offset: 0, .. }]));
+        assert_eq!(r.in_flight(), 1);
+        let second = r.deadline().unwrap();
+        assert_eq!(second, r.last_eliciting_sent() + r.rtt().pto(1));
+        assert!(second > first);
+        // An acknowledgement resets the backoff.
+        ack(&mut r, second, &[1..=1], 0);
+        assert_eq!(r.deadline(), None);
+    }
 
     #[test]
     fn rtt_follows_samples_and_pto_backs_off_to_a_ceiling() {

@@ -105,14 +105,23 @@ mod tests {
         t0 + Duration::from_millis(n)
     }
 
+    /// A table with each timer armed `ms` milliseconds after `t0`.
+    fn table(t0: Instant, armed: &[(Timer, u64)]) -> TimerTable {
+        let mut t = TimerTable::default();
+        for &(timer, n) in armed {
+            t.set(timer, ms(t0, n));
+        }
+        t
+    }
+
     #[test]
     fn the_earliest_armed_timer_is_next() {
         let t0 = Instant::now();
-        let mut t = TimerTable::default();
-        assert_eq!(t.next_timeout(|_| true), None);
-        t.set(Timer::Idle, ms(t0, 300));
-        t.set(Timer::Ack, ms(t0, 5));
-        t.set(Timer::Keepalive, ms(t0, 100));
+        assert_eq!(TimerTable::default().next_timeout(|_| true), None);
+        let mut t = table(
+            t0,
+            &[(Timer::Idle, 300), (Timer::Ack, 5), (Timer::Keepalive, 100)],
+        );
         assert_eq!(t.next_timeout(|_| true), Some(ms(t0, 5)));
         t.stop(Timer::Ack);
         assert_eq!(t.get(Timer::Ack), None);
@@ -129,10 +138,14 @@ mod tests {
     #[test]
     fn timers_left_out_do_not_count() {
         let t0 = Instant::now();
-        let mut t = TimerTable::default();
-        t.set(Timer::Ack, ms(t0, 5));
-        t.set(Timer::LossDetection, ms(t0, 10));
-        t.set(Timer::Path, ms(t0, 50));
+        let t = table(
+            t0,
+            &[
+                (Timer::Ack, 5),
+                (Timer::LossDetection, 10),
+                (Timer::Path, 50),
+            ],
+        );
         assert_eq!(t.next_timeout(|x| !x.needs_path()), Some(ms(t0, 50)));
         assert_eq!(t.next_timeout(|x| x == Timer::Handshake), None);
     }
@@ -140,11 +153,15 @@ mod tests {
     #[test]
     fn expired_lists_passed_timers_in_handling_order_and_keeps_them_armed() {
         let t0 = Instant::now();
-        let mut t = TimerTable::default();
-        t.set(Timer::Path, ms(t0, 20));
-        t.set(Timer::Idle, ms(t0, 20));
-        t.set(Timer::Keepalive, ms(t0, 10));
-        t.set(Timer::Ack, ms(t0, 30));
+        let mut t = table(
+            t0,
+            &[
+                (Timer::Path, 20),
+                (Timer::Idle, 20),
+                (Timer::Keepalive, 10),
+                (Timer::Ack, 30),
+            ],
+        );
         assert_eq!(t.expired(ms(t0, 9)).count(), 0);
         let due: Vec<Timer> = t.expired(ms(t0, 20)).collect();
         assert_eq!(due, [Timer::Idle, Timer::Keepalive, Timer::Path]);
