@@ -45,7 +45,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
     out.line("Proxy started.");
 
     let mut watch = tunnel.watch();
-    let mut shown = Shown::default();
+    let mut shown = StatusReporter::default();
     let mut rates = Rates::new(&tunnel.status());
     let mut throughput = tokio::time::interval_at(
         tokio::time::Instant::now() + THROUGHPUT_EVERY,
@@ -82,7 +82,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
 /// How the tunnel ended, as a code and a plain line.
 fn finish(
     status: &TunnelStatus,
-    shown: &Shown,
+    shown: &StatusReporter,
     autoconnect: AutoConnect,
     out: &Output,
 ) -> ExitCode {
@@ -110,9 +110,10 @@ fn finish(
     }
 }
 
-/// What has been printed, so each change is reported once.
+/// Prints the status lines for what changed: remembers what has been printed, so each change is
+/// reported once.
 #[derive(Default)]
-struct Shown {
+struct StatusReporter {
     state: Option<TunnelState>,
     /// The session the last `!!connected` line was about.
     session: Option<String>,
@@ -121,7 +122,7 @@ struct Shown {
     was_connected: bool,
 }
 
-impl Shown {
+impl StatusReporter {
     fn report(&mut self, status: &TunnelStatus, out: &Output) {
         if let Some(port) = status.local_udp_port {
             if self.udp_port != Some(port) {

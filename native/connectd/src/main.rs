@@ -8,9 +8,14 @@
 //! - [`os`]: everything that differs between Unix and Windows (signals, `-d`).
 //! - [`output`]: stdout / stderr lines, `!!` status lines.
 
+// Unsafe code is refused everywhere but in `os`, which tunes glibc's allocator (`mallopt`, which has
+// no safe wrapper); the one use there says why it is sound.
+#![deny(unsafe_code)]
+
 mod auth_hash;
 mod initiator;
 mod logging;
+#[allow(unsafe_code)]
 mod os;
 mod output;
 mod self_test;

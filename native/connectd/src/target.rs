@@ -1,4 +1,4 @@
-//! The target (device) daemon: `connectd -f target.conf`, on `p2p_net::target::Target`.
+//! The target (device) daemon: `connectd -f target.conf`, on `p2p_net::Target`.
 //!
 //! ```text
 //! !!status - pid=4242                                   (-s)
@@ -29,7 +29,7 @@ pub async fn run(config: TargetConfig, out: &Output) -> ExitCode {
         first.uid, first.server, first.service
     ));
     let mut watch = target.watch();
-    let mut shown = Shown::default();
+    let mut shown = StatusReporter::default();
     loop {
         let status = watch.borrow_and_update().clone();
         shown.report(&status, out);
@@ -58,16 +58,17 @@ fn finish(status: &TargetStatus, out: &Output) -> ExitCode {
     }
 }
 
-/// What has been printed, so each change is reported once.
+/// Prints the status lines for what changed: remembers what has been printed, so each change is
+/// reported once.
 #[derive(Default)]
-struct Shown {
+struct StatusReporter {
     state: Option<TargetState>,
     udp_port: Option<u16>,
     sessions_total: u64,
     sessions_open: u32,
 }
 
-impl Shown {
+impl StatusReporter {
     fn report(&mut self, status: &TargetStatus, out: &Output) {
         if let Some(port) = status.local_udp_port {
             if self.udp_port != Some(port) {

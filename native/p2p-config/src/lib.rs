@@ -1,6 +1,8 @@
 //! Configuration shared by the connectd CLI, the C ABI (and so the cmdlets) and the tests:
 //! the config types, provisioning files, connectd's command line and its exit codes.
 
+#![forbid(unsafe_code)]
+
 pub mod cli_args;
 pub mod config;
 pub mod exit_code;

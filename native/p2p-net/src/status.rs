@@ -51,7 +51,9 @@ impl TunnelState {
     }
 }
 
-/// Which way the session's packets go right now.
+/// Which way the session's packets go right now, as the status reports it: the kind only (the peer's
+/// address is [`TunnelStatus::peer_endpoint`]). Not `p2p_proto::session::PathKind`, the session's own
+/// notice, which carries the direct address; the tunnel turns one into the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PathKind {
     Direct,

@@ -63,6 +63,7 @@ impl UdpIo {
     }
 
     /// Whether sends and receives go through the OS's batching.
+    #[cfg(test)]
     pub fn is_batched(&self) -> bool {
         self.state.is_some()
     }

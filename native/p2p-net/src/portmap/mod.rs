@@ -193,7 +193,8 @@ pub struct PortMapper {
 enum State {
     Pending,
     Mapped(Mapping),
-    Unavailable(String),
+    /// No mapping (the reason is logged when it happens).
+    Unavailable,
 }
 
 impl PortMapper {
@@ -231,15 +232,6 @@ impl PortMapper {
         match &*self.current.borrow() {
             State::Mapped(m) => Some(m.external),
             _ => None,
-        }
-    }
-
-    /// One line for status output: the mapping, why there is none, or that the attempt is running.
-    pub fn status_line(&self) -> String {
-        match &*self.current.borrow() {
-            State::Pending => "port mapping: asking the router".into(),
-            State::Mapped(m) => format!("port mapping: {m}"),
-            State::Unavailable(why) => format!("port mapping: unavailable ({why})"),
         }
     }
 
@@ -284,7 +276,7 @@ async fn keep(
                 }
                 Err(why) => {
                     log::info!("port mapping: unavailable ({why})");
-                    state.send_replace(State::Unavailable(why.0));
+                    state.send_replace(State::Unavailable);
                     RETRY_AFTER
                 }
             },
