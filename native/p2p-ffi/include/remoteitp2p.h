@@ -43,6 +43,10 @@
 // Reserved: no export takes a caller-provided buffer today.
 #define P2P_ERR_BUFFER_TOO_SMALL 10
 
+// The call's cancellation token was fired (`p2p_cancel_fire`) before it finished. What the call waited
+// for goes on in the background where the function says so (a stop), or is abandoned (a self-test).
+#define P2P_ERR_CANCELLED 11
+
 // `void callback(int32_t level, const char *message, void *user_data)`; level 1 error .. 5 trace.
 typedef void (*p2p_log_callback)(int32_t level,
                                  const char *message,
@@ -128,6 +132,58 @@ int32_t p2p_session_status(uint64_t handle,
 // `out_json` is NULL or valid for a write.
 int32_t p2p_session_list(char **out_json);
 
+// Waits until a session's status changes, and stores the new status in `*out_json` (the same JSON as
+// `p2p_session_status`; free it with `p2p_string_free`). For hosts that would otherwise poll.
+//
+// `since_state` is NULL or the state the caller last saw ("Connecting", "Connected", "Degraded",
+// "Reconnecting", "Stopped", "Failed"): the call returns at once when the state already differs, else
+// when it changes (a state left and re-entered while nobody waited is not seen). With NULL, the call
+// returns on the session's next change of state or path after the call began (not on the byte
+// counters). A session that has ended (Stopped, Failed) does not change again: waiting with its final
+// state ends by the timeout or the token only.
+//
+// `timeout_ms`: how long to wait; 0 does not wait (only the `since_state` check), at most 600000 (larger
+// values are capped): a host that waits longer calls again. `cancel`: 0, or a token from `p2p_cancel_new`
+// that another thread may fire to end the wait.
+//
+// Returns `P2P_OK` with the status. Errors, with `*out_json` NULL: `P2P_ERR_TIMEOUT` (no change in time),
+// `P2P_ERR_CANCELLED` (the token was fired, before or during the call), `P2P_ERR_INVALID_HANDLE` (the
+// session is 0, unknown or forgotten, or `cancel` is not a live token: the message says which),
+// `P2P_ERR_INVALID_ARGUMENT` (`out_json` NULL, `since_state` not UTF-8 or not a state name),
+// `P2P_ERR_NOT_SUPPORTED` (called from a runtime thread, e.g. the log callback).
+//
+// # Safety
+// `since_state` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.
+int32_t p2p_session_wait(uint64_t handle,
+                         const char *since_state,
+                         uint32_t timeout_ms,
+                         uint64_t cancel,
+                         char **out_json);
+
+// Creates a cancellation token and stores its id in `*out_cancel` (never 0; 0 on failure). The caller
+// owns it and releases it with `p2p_cancel_free`. One token may serve any number of calls, on any
+// threads, one after the other or at once.
+//
+// Errors: `P2P_ERR_INVALID_ARGUMENT` (`out_cancel` NULL).
+//
+// # Safety
+// `out_cancel` is NULL or valid for a write.
+int32_t p2p_cancel_new(uint64_t *out_cancel);
+
+// Fires a cancellation token: every call waiting with it returns `P2P_ERR_CANCELLED` at once, and so
+// does every later call given it (firing cannot be undone: create a new token). Never blocks; firing
+// twice is `P2P_OK`. For the thread that handles the user's Ctrl+C while another thread waits.
+//
+// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or freed).
+int32_t p2p_cancel_fire(uint64_t cancel);
+
+// Releases a cancellation token: its id becomes invalid. A call still waiting with it is not cancelled
+// and goes on safely (it holds its own reference), but nobody can fire the token any more: free it after
+// the calls that use it have returned.
+//
+// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown, or freed before: a second free does nothing else).
+int32_t p2p_cancel_free(uint64_t cancel);
+
 // Stops a session: closes its local port and streams and tells the peer. Returns once the port is
 // closed, or with `P2P_ERR_TIMEOUT` after `timeout_ms` (0 = `P2P_DEFAULT_STOP_TIMEOUT_MS`; at most
 // 600000), in which case the stop goes on in the background.
@@ -137,6 +193,14 @@ int32_t p2p_session_list(char **out_json);
 // forgotten), `P2P_ERR_TIMEOUT`.
 int32_t p2p_session_stop(uint64_t handle,
                          uint32_t timeout_ms);
+
+// `p2p_session_stop` whose wait also ends when `cancel` (0, or a token from `p2p_cancel_new`) is fired:
+// `P2P_ERR_CANCELLED`, and the stop goes on in the background as after a timeout. Errors: as
+// `p2p_session_stop`, plus `P2P_ERR_CANCELLED`, and `P2P_ERR_INVALID_HANDLE` for a `cancel` that is not a
+// live token (nothing is stopped then).
+int32_t p2p_session_stop_cancellable(uint64_t handle,
+                                     uint32_t timeout_ms,
+                                     uint64_t cancel);
 
 // Stops a session if it still runs (waiting up to 10 s) and removes it: its handle becomes invalid.
 // Forgetting twice gives `P2P_ERR_INVALID_HANDLE` the second time, and nothing else happens. On
@@ -162,6 +226,17 @@ int32_t p2p_shutdown(uint32_t timeout_ms);
 // `options_json` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.
 int32_t p2p_network_test(const char *options_json,
                          char **out_json);
+
+// `p2p_network_test` that `cancel` (0, or a token from `p2p_cancel_new`) can abandon: when it is fired
+// the probes are dropped (their sockets closed) and the call returns `P2P_ERR_CANCELLED` at once, with
+// `*out_json` NULL. Errors: as `p2p_network_test`, plus `P2P_ERR_CANCELLED`, and
+// `P2P_ERR_INVALID_HANDLE` for a `cancel` that is not a live token.
+//
+// # Safety
+// `options_json` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.
+int32_t p2p_network_test_cancellable(const char *options_json,
+                                     uint64_t cancel,
+                                     char **out_json);
 
 // Parses a connectd provisioning file and stores it as JSON in `*out_json` (free it with
 // `p2p_string_free`): `{"kind":"initiator"|"target","config":{...},"warnings":[{"line":3,"key":"k",

@@ -29,6 +29,9 @@ pub const P2P_ERR_NOT_SUPPORTED: i32 = 8;
 pub const P2P_ERR_INTERNAL: i32 = 9;
 /// Reserved: no export takes a caller-provided buffer today.
 pub const P2P_ERR_BUFFER_TOO_SMALL: i32 = 10;
+/// The call's cancellation token was fired (`p2p_cancel_fire`) before it finished. What the call waited
+/// for goes on in the background where the function says so (a stop), or is abandoned (a self-test).
+pub const P2P_ERR_CANCELLED: i32 = 11;
 
 /// Each code's stable name, NUL-terminated so `p2p_result_name` can hand it out as a static C string.
 const CODE_NAMES: &[(i32, &str)] = &[
@@ -43,6 +46,7 @@ const CODE_NAMES: &[(i32, &str)] = &[
     (P2P_ERR_NOT_SUPPORTED, "NotSupported\0"),
     (P2P_ERR_INTERNAL, "Internal\0"),
     (P2P_ERR_BUFFER_TOO_SMALL, "BufferTooSmall\0"),
+    (P2P_ERR_CANCELLED, "Cancelled\0"),
 ];
 
 /// A result code's name with its terminating NUL ("Unknown" for a code the library never returns).

@@ -13,11 +13,16 @@
 //! - Thread-safe: any function may be called from any thread at any time, several at once. All sessions
 //!   run on one shared runtime with two worker threads.
 //! - A host must not call the library from inside its log callback (`P2P_ERR_NOT_SUPPORTED`).
+//! - The calls that block (`p2p_session_wait`, `p2p_session_stop_cancellable`,
+//!   `p2p_network_test_cancellable`) take a cancellation token (`p2p_cancel_new`): firing it from another
+//!   thread (`p2p_cancel_fire`, e.g. on Ctrl+C) ends the wait at once with `P2P_ERR_CANCELLED`. Tokens are
+//!   integer ids like sessions; 0 means "no token".
 
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 mod boundary;
+mod cancel;
 mod error;
 mod json;
 mod log;
@@ -30,9 +35,9 @@ mod strings;
 mod test_hook;
 
 pub use crate::error::{
-    P2P_ERR_BUFFER_TOO_SMALL, P2P_ERR_INTERNAL, P2P_ERR_INVALID_ARGUMENT, P2P_ERR_INVALID_CONFIG,
-    P2P_ERR_INVALID_HANDLE, P2P_ERR_NOT_SUPPORTED, P2P_ERR_PANIC, P2P_ERR_PORT_IN_USE,
-    P2P_ERR_PROVISIONING, P2P_ERR_TIMEOUT, P2P_OK,
+    P2P_ERR_BUFFER_TOO_SMALL, P2P_ERR_CANCELLED, P2P_ERR_INTERNAL, P2P_ERR_INVALID_ARGUMENT,
+    P2P_ERR_INVALID_CONFIG, P2P_ERR_INVALID_HANDLE, P2P_ERR_NOT_SUPPORTED, P2P_ERR_PANIC,
+    P2P_ERR_PORT_IN_USE, P2P_ERR_PROVISIONING, P2P_ERR_TIMEOUT, P2P_OK,
 };
 pub use crate::log::p2p_log_callback;
 
@@ -45,6 +50,7 @@ pub const P2P_DEFAULT_STOP_TIMEOUT_MS: u32 = 10_000;
 /// Waits are capped so that a typo cannot block the caller for days.
 const MAX_WAIT_MS: u32 = 600_000;
 
+/// A stop's wait: 0 is the default, larger values are capped.
 fn wait_from_ms(timeout_ms: u32) -> Duration {
     let ms = match timeout_ms {
         0 => P2P_DEFAULT_STOP_TIMEOUT_MS,
@@ -211,6 +217,95 @@ pub unsafe extern "C" fn p2p_session_list(out_json: *mut *mut c_char) -> i32 {
     })
 }
 
+/// Waits until a session's status changes, and stores the new status in `*out_json` (the same JSON as
+/// `p2p_session_status`; free it with `p2p_string_free`). For hosts that would otherwise poll.
+///
+/// `since_state` is NULL or the state the caller last saw ("Connecting", "Connected", "Degraded",
+/// "Reconnecting", "Stopped", "Failed"): the call returns at once when the state already differs, else
+/// when it changes (a state left and re-entered while nobody waited is not seen). With NULL, the call
+/// returns on the session's next change of state or path after the call began (not on the byte
+/// counters). A session that has ended (Stopped, Failed) does not change again: waiting with its final
+/// state ends by the timeout or the token only.
+///
+/// `timeout_ms`: how long to wait; 0 does not wait (only the `since_state` check), at most 600000 (larger
+/// values are capped): a host that waits longer calls again. `cancel`: 0, or a token from `p2p_cancel_new`
+/// that another thread may fire to end the wait.
+///
+/// Returns `P2P_OK` with the status. Errors, with `*out_json` NULL: `P2P_ERR_TIMEOUT` (no change in time),
+/// `P2P_ERR_CANCELLED` (the token was fired, before or during the call), `P2P_ERR_INVALID_HANDLE` (the
+/// session is 0, unknown or forgotten, or `cancel` is not a live token: the message says which),
+/// `P2P_ERR_INVALID_ARGUMENT` (`out_json` NULL, `since_state` not UTF-8 or not a state name),
+/// `P2P_ERR_NOT_SUPPORTED` (called from a runtime thread, e.g. the log callback).
+///
+/// # Safety
+/// `since_state` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn p2p_session_wait(
+    handle: u64,
+    since_state: *const c_char,
+    timeout_ms: u32,
+    cancel: u64,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: NULL or valid for a write by contract.
+    unsafe { clear_out(out_json) };
+    guard(|| {
+        check_out(out_json, "out_json")?;
+        let since = if since_state.is_null() {
+            None
+        } else {
+            // SAFETY: non-null and NUL-terminated by contract.
+            Some(session::parse_state(unsafe {
+                str_in(since_state, "since_state")
+            }?)?)
+        };
+        let token = cancel::lookup(cancel)?;
+        let wait = Duration::from_millis(u64::from(timeout_ms.min(MAX_WAIT_MS)));
+        let text = session::wait(handle, since, wait, token.as_deref())?;
+        // SAFETY: checked non-null above.
+        unsafe { json_out(out_json, text) };
+        Ok(())
+    })
+}
+
+/// Creates a cancellation token and stores its id in `*out_cancel` (never 0; 0 on failure). The caller
+/// owns it and releases it with `p2p_cancel_free`. One token may serve any number of calls, on any
+/// threads, one after the other or at once.
+///
+/// Errors: `P2P_ERR_INVALID_ARGUMENT` (`out_cancel` NULL).
+///
+/// # Safety
+/// `out_cancel` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn p2p_cancel_new(out_cancel: *mut u64) -> i32 {
+    guard(|| {
+        check_out(out_cancel, "out_cancel")?;
+        // SAFETY: checked non-null; valid for a write by contract.
+        unsafe { write_out(out_cancel, cancel::create()) };
+        Ok(())
+    })
+}
+
+/// Fires a cancellation token: every call waiting with it returns `P2P_ERR_CANCELLED` at once, and so
+/// does every later call given it (firing cannot be undone: create a new token). Never blocks; firing
+/// twice is `P2P_OK`. For the thread that handles the user's Ctrl+C while another thread waits.
+///
+/// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or freed).
+#[no_mangle]
+pub extern "C" fn p2p_cancel_fire(cancel: u64) -> i32 {
+    guard(|| cancel::fire(cancel))
+}
+
+/// Releases a cancellation token: its id becomes invalid. A call still waiting with it is not cancelled
+/// and goes on safely (it holds its own reference), but nobody can fire the token any more: free it after
+/// the calls that use it have returned.
+///
+/// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown, or freed before: a second free does nothing else).
+#[no_mangle]
+pub extern "C" fn p2p_cancel_free(cancel: u64) -> i32 {
+    guard(|| cancel::free(cancel))
+}
+
 /// Stops a session: closes its local port and streams and tells the peer. Returns once the port is
 /// closed, or with `P2P_ERR_TIMEOUT` after `timeout_ms` (0 = `P2P_DEFAULT_STOP_TIMEOUT_MS`; at most
 /// 600000), in which case the stop goes on in the background.
@@ -221,6 +316,18 @@ pub unsafe extern "C" fn p2p_session_list(out_json: *mut *mut c_char) -> i32 {
 #[no_mangle]
 pub extern "C" fn p2p_session_stop(handle: u64, timeout_ms: u32) -> i32 {
     guard(|| session::stop(handle, wait_from_ms(timeout_ms)))
+}
+
+/// `p2p_session_stop` whose wait also ends when `cancel` (0, or a token from `p2p_cancel_new`) is fired:
+/// `P2P_ERR_CANCELLED`, and the stop goes on in the background as after a timeout. Errors: as
+/// `p2p_session_stop`, plus `P2P_ERR_CANCELLED`, and `P2P_ERR_INVALID_HANDLE` for a `cancel` that is not a
+/// live token (nothing is stopped then).
+#[no_mangle]
+pub extern "C" fn p2p_session_stop_cancellable(handle: u64, timeout_ms: u32, cancel: u64) -> i32 {
+    guard(|| {
+        let token = cancel::lookup(cancel)?;
+        session::stop_cancellable(handle, wait_from_ms(timeout_ms), token.as_deref())
+    })
 }
 
 /// Stops a session if it still runs (waiting up to 10 s) and removes it: its handle becomes invalid.
@@ -267,6 +374,37 @@ pub unsafe extern "C" fn p2p_network_test(
             Some(unsafe { str_in(options_json, "options_json") }?)
         };
         let text = selftest::run_json(options)?;
+        // SAFETY: checked non-null above.
+        unsafe { json_out(out_json, text) };
+        Ok(())
+    })
+}
+
+/// `p2p_network_test` that `cancel` (0, or a token from `p2p_cancel_new`) can abandon: when it is fired
+/// the probes are dropped (their sockets closed) and the call returns `P2P_ERR_CANCELLED` at once, with
+/// `*out_json` NULL. Errors: as `p2p_network_test`, plus `P2P_ERR_CANCELLED`, and
+/// `P2P_ERR_INVALID_HANDLE` for a `cancel` that is not a live token.
+///
+/// # Safety
+/// `options_json` is NULL or a NUL-terminated string; `out_json` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn p2p_network_test_cancellable(
+    options_json: *const c_char,
+    cancel: u64,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: NULL or valid for a write by contract.
+    unsafe { clear_out(out_json) };
+    guard(|| {
+        check_out(out_json, "out_json")?;
+        let options = if options_json.is_null() {
+            None
+        } else {
+            // SAFETY: non-null and NUL-terminated by contract.
+            Some(unsafe { str_in(options_json, "options_json") }?)
+        };
+        let token = cancel::lookup(cancel)?;
+        let text = selftest::run_json_cancellable(options, token.as_deref())?;
         // SAFETY: checked non-null above.
         unsafe { json_out(out_json, text) };
         Ok(())

@@ -5,6 +5,7 @@ use std::time::Duration;
 use p2p_net::selftest::{self, SelfTestConfig};
 use serde::Deserialize;
 
+use crate::cancel::{self, CancelToken};
 use crate::error::{FfiError, P2P_ERR_INVALID_CONFIG};
 use crate::json::{self, HostEnv};
 use crate::runtime::block_on;
@@ -32,6 +33,14 @@ struct Options {
 /// Runs the self-test and returns the report's JSON with one more field, `text`: the report as
 /// `connectd -n` prints it.
 pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
+    run_json_cancellable(options_json, None)
+}
+
+/// [`run_json`], abandoned (its sockets closed) when `cancel` is fired: CANCELLED.
+pub fn run_json_cancellable(
+    options_json: Option<&str>,
+    cancel: Option<&CancelToken>,
+) -> Result<String, FfiError> {
     let options: Options = match options_json {
         Some(text) => json::parse_object(text, "self-test options")?,
         None => Options::default(),
@@ -60,7 +69,11 @@ pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
         cfg.gateways = gateways;
     }
     log::info!("network self-test against {server}");
-    let report = block_on(selftest::run(&cfg))?;
+    let report = block_on(cancel::or_cancelled(cancel, selftest::run(&cfg)))?.ok_or_else(|| {
+        cancel::cancelled(format!(
+            "the network self-test against {server} was cancelled"
+        ))
+    })?;
     let mut value = serde_json::to_value(&report)
         .map_err(|e| FfiError::internal(format!("cannot write the report: {e}")))?;
     if let Some(map) = value.as_object_mut() {

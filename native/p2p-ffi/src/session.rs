@@ -1,12 +1,13 @@
-//! The session operations behind the exports: start, status, list, stop, forget, shutdown.
+//! The session operations behind the exports: start, status, wait, list, stop, forget, shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_config::{ConfigError, InitiatorConfig};
-use p2p_net::Tunnel;
+use p2p_net::{Tunnel, TunnelState};
 use tokio::task::JoinHandle;
 
+use crate::cancel::{self, CancelToken};
 use crate::error::{FfiError, P2P_ERR_INVALID_CONFIG, P2P_ERR_PANIC, P2P_ERR_TIMEOUT};
 use crate::json::{self, HostEnv, StatusWithId};
 use crate::registry::{self, Session};
@@ -129,12 +130,90 @@ fn timeout_error(what: &str, wait: Duration) -> FfiError {
 
 /// Stops a session and waits up to `wait` for its port to close.
 pub fn stop(handle: u64, wait: Duration) -> Result<(), FfiError> {
+    stop_cancellable(handle, wait, None)
+}
+
+/// [`stop`], whose wait also ends when `cancel` is fired (the stop goes on in the background).
+pub fn stop_cancellable(
+    handle: u64,
+    wait: Duration,
+    cancel: Option<&CancelToken>,
+) -> Result<(), FfiError> {
     let session = registry::get(handle)?;
     log::debug!("stopping session {handle}");
     let task = spawn_stop(session)?;
-    match block_on(async move { tokio::time::timeout(wait, task).await })? {
-        Ok(joined) => stop_result(handle, joined),
-        Err(_elapsed) => Err(timeout_error(&format!("stopping session {handle}"), wait)),
+    // The timer is made inside the future: it needs the runtime, which `block_on` enters.
+    let waited = block_on(cancel::or_cancelled(cancel, async move {
+        tokio::time::timeout(wait, task).await
+    }))?;
+    match waited {
+        Some(Ok(joined)) => stop_result(handle, joined),
+        Some(Err(_elapsed)) => Err(timeout_error(&format!("stopping session {handle}"), wait)),
+        None => Err(cancel::cancelled(format!(
+            "waiting for session {handle} to stop was cancelled; the stop goes on in the background"
+        ))),
+    }
+}
+
+/// Parses the state a waiter last saw (`"Connecting"`, ...).
+pub fn parse_state(name: &str) -> Result<TunnelState, FfiError> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+        FfiError::invalid_argument(format!(
+            "'{name}' is not a session state (Connecting, Connected, Degraded, Reconnecting, Stopped, \
+             Failed)"
+        ))
+    })
+}
+
+/// Waits until the session's status changes and returns it as JSON: with `since`, until its state
+/// differs from `since` (at once when it already does); without, until the tunnel's next change
+/// notification (state, path; not the counters). TIMEOUT after `wait`, CANCELLED when `cancel` fires.
+pub fn wait(
+    handle: u64,
+    since: Option<TunnelState>,
+    wait: Duration,
+    cancel: Option<&CancelToken>,
+) -> Result<String, FfiError> {
+    let session = registry::get(handle)?;
+    let mut rx = session.tunnel().watch();
+    // What is there now counts as seen: only later changes wake the wait below.
+    let now = rx.borrow_and_update().state;
+    if since.is_some_and(|seen| seen != now) {
+        return status_of(handle, &session);
+    }
+    let changed = async move {
+        loop {
+            if rx.changed().await.is_err() {
+                // The tunnel's task has ended: its status is final and will not change again.
+                std::future::pending::<()>().await;
+            }
+            match since {
+                Some(seen) if rx.borrow_and_update().state == seen => continue,
+                _ => return,
+            }
+        }
+    };
+    let waited = if cancel.is_some_and(CancelToken::is_fired) {
+        None
+    } else if wait.is_zero() {
+        Some(Err(()))
+    } else {
+        block_on(cancel::or_cancelled(cancel, async {
+            tokio::time::timeout(wait, changed).await.map_err(|_| ())
+        }))?
+    };
+    match waited {
+        Some(Ok(())) => status_of(handle, &session),
+        Some(Err(())) => Err(FfiError::new(
+            P2P_ERR_TIMEOUT,
+            format!(
+                "session {handle} did not change within {} ms",
+                wait.as_millis()
+            ),
+        )),
+        None => Err(cancel::cancelled(format!(
+            "waiting for session {handle} to change was cancelled"
+        ))),
     }
 }
 
