@@ -223,3 +223,21 @@ Describe 'What the pipeline and completion offer (item 12)' {
         $r.CompletionMatches.CompletionText | Where-Object { $_ -match 'target\.conf|\.txt' } | Should -BeNullOrEmpty
     }
 }
+
+Describe 'New-P2PConnection and Ctrl+C (issue 16 item 6)' {
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'Ctrl+C ends the wait for Connected within a second and closes the tunnel' {
+        $silent = Start-SilentServer
+        try {
+            $before = @(Get-P2PConnection).Count
+            $took = Measure-CtrlC 'New-P2PConnection' @{
+                DeviceId = $Lab.DeviceId; Credential = $Lab.Credential; TimeoutSec = 60
+                Server = "127.0.0.1:$($silent.LocalEndpoint.Port)"; ServerKey = $Lab.ServerKey
+            }
+            $took.TotalSeconds | Should -BeLessThan 1
+            # A tunnel not handed to the caller does not stay open.
+            @(Get-P2PConnection).Count | Should -Be $before
+        } finally { $silent.Stop() }
+    }
+}

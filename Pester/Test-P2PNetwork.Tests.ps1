@@ -53,3 +53,15 @@ Describe 'Test-P2PNetwork against a server on other ports (item 3)' {
         $r.Report | Should -Match 'SKIPPED'
     }
 }
+
+Describe 'Test-P2PNetwork and Ctrl+C (issue 16 item 6)' {
+    It 'Ctrl+C abandons a self-test that waits for a silent server within a second' {
+        $silent = Start-SilentServer
+        try {
+            $took = Measure-CtrlC 'Test-P2PNetwork' @{
+                Server = "127.0.0.1:$($silent.LocalEndpoint.Port)"; ServerKey = $Lab.ServerKey; TimeoutSec = 60
+            }
+            $took.TotalSeconds | Should -BeLessThan 1
+        } finally { $silent.Stop() }
+    }
+}

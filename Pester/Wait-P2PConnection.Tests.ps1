@@ -43,4 +43,30 @@ Describe 'Wait-P2PConnection' {
         $now.LocalEndpoint | Should -BeNullOrEmpty
         $now.LastErrorKind | Should -Be 'AuthFailed'
     }
+
+    It 'Ctrl+C ends Wait-P2PConnection within a second and leaves the connection open (issue 16 item 6)' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        $took = Measure-CtrlC 'Wait-P2PConnection' @{ Id = $c.Id; State = 'Stopped' }
+        $took.TotalSeconds | Should -BeLessThan 1
+        (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
+    }
+
+    It 'Wait-P2PConnection returns when the state changes, not at its next poll (issue 16 item 6)' {
+        $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
+        # Another runspace stops it after half a second; the wait, blocked in the native library, wakes then.
+        $iss = [initialsessionstate]::CreateDefault2()
+        $iss.ImportPSModule([string[]] @($ModulePath))
+        $stopper = [powershell]::Create($iss)
+        try {
+            [void] $stopper.AddScript("Start-Sleep -Milliseconds 500; Stop-P2PConnection -Id $($c.Id)")
+            $clock = [Diagnostics.Stopwatch]::StartNew()
+            [void] $stopper.BeginInvoke()
+            $done = Wait-P2PConnection -Id $c.Id -State Stopped -TimeoutSec 10
+            $clock.Elapsed.TotalSeconds | Should -BeLessThan 2
+            $done.State | Should -Be 'Stopped'
+        } finally {
+            $stopper.Runspace.Dispose()
+            $stopper.Dispose()
+        }
+    }
 }

@@ -23,3 +23,39 @@ function script:Assert-StopRefusesOtherProcess($Other, $Mine) {
     $e[0].FullyQualifiedErrorId | Should -BeLike 'P2PConnectionFromOtherProcess,*'
     (Get-P2PConnection -Id $Mine.Id).State | Should -Be 'Connected'
 }
+
+# Runs $Command with $Parameters in another runspace of this process (the module imported there first), lets
+# it block in its wait for $AfterMs, then stops it as Ctrl+C does (PowerShell.Stop(), so StopProcessing) and
+# returns how long stopping took. The command must still be running when it is stopped.
+function script:Measure-CtrlC([string] $Command, [hashtable] $Parameters, [int] $AfterMs = 700) {
+    $iss = [initialsessionstate]::CreateDefault2()
+    $iss.ImportPSModule([string[]] @($script:ModulePath))
+    $runspace = [runspacefactory]::CreateRunspace($iss)
+    $runspace.Open()
+    $ps = [powershell]::Create()
+    $ps.Runspace = $runspace
+    try {
+        [void] $ps.AddCommand($Command).AddParameters($Parameters)
+        [void] $ps.BeginInvoke()
+        Start-Sleep -Milliseconds $AfterMs
+        # (Not $ps.Streams.Error here: enumerating a running pipeline's stream blocks until it ends.)
+        $ps.InvocationStateInfo.State | Should -Be 'Running' -Because "$Command should still be waiting"
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $clock.Stop()
+        # Stopped, or Completed when the command returned by itself from its cancelled wait first.
+        $ps.InvocationStateInfo.State | Should -BeIn 'Stopped', 'Completed'
+        $clock.Elapsed
+    } finally {
+        $ps.Dispose()
+        $runspace.Dispose()
+    }
+}
+
+# A TCP server that accepts connections and never answers: a connection to it stays Connecting, and a
+# network self-test waits for it. Stop() it afterwards; its address is "127.0.0.1:$($s.LocalEndpoint.Port)".
+function script:Start-SilentServer {
+    $listener = [System.Net.Sockets.TcpListener]::new([ipaddress]::Loopback, 0)
+    $listener.Start()
+    $listener
+}

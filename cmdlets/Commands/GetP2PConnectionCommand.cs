@@ -13,17 +13,17 @@ namespace RemoteItP2P.Commands
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(ConnectionNameCompleter))]
-        public string[] Name { get; set; }
+        public string[]? Name { get; set; }
 
         [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(ConnectionIdCompleter))]
-        public ulong[] Id { get; set; }
+        public ulong[] Id { get; set; } = Array.Empty<ulong>();
 
         /// <summary>Device UIDs to match; wildcards allowed.</summary>
         [Parameter(Mandatory = true, ParameterSetName = "DeviceId")]
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
-        public string[] DeviceId { get; set; }
+        public string[] DeviceId { get; set; } = Array.Empty<string>();
 
         /// <summary>From the pipeline only: a connection object's InstanceId. A connection made by another
         /// process (a job's output) is refused rather than matched by its Id or Name here; one of this process

@@ -13,7 +13,7 @@ namespace RemoteItP2P.Commands
         [Alias("FullName", "ProvisioningFile")]
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
-        public string[] Path { get; set; }
+        public string[] Path { get; set; } = System.Array.Empty<string>();
 
         protected override void ProcessRecord()
         {

@@ -25,14 +25,14 @@ namespace RemoteItP2P.Commands
         [ValidateDeviceId(AllowPath = true)]
         [Alias("UID", "RemoteAddress")]
         [ArgumentCompleter(typeof(DeviceIdCompleter))]
-        public string DeviceId { get; set; }
+        public string? DeviceId { get; set; }
 
         /// <summary>The account (user name and password) allowed to reach the device. Required with a UID: asked
         /// for when left out (not Mandatory only so that a path can be the sole positional argument).</summary>
         [Parameter(Position = 1, ParameterSetName = CredentialSet)]
         [Credential]
         [ValidateNotNull]
-        public PSCredential Credential { get; set; }
+        public PSCredential? Credential { get; set; }
 
         /// <summary>A connectd initiator provisioning file (the one with remote_address).</summary>
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = FileSet, ValueFromPipeline = true,
@@ -40,7 +40,7 @@ namespace RemoteItP2P.Commands
         [Alias("FullName", "Path")]
         [ProvisioningFileInput]
         [ValidateNotNullOrEmpty]
-        public string ProvisioningFile { get; set; }
+        public string? ProvisioningFile { get; set; }
 
         /// <summary>The local port; 0 (the default) picks a free one.</summary>
         [Parameter]
@@ -68,26 +68,26 @@ namespace RemoteItP2P.Commands
         /// <summary>host:port of the server; default the provisioning file's, then $env:P2P_SERVER.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
-        public string Server { get; set; }
+        public string? Server { get; set; }
 
         /// <summary>The server's public key (base64, from p2p-server init); default the provisioning file's, then
         /// $env:P2P_SERVER_KEY.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
-        public string ServerKey { get; set; }
+        public string? ServerKey { get; set; }
 
         /// <summary>A name for the connection (defaults to the device UID, or the file's name; "#2", "#3"...
         /// appended when that is taken). Accepts a delay-bind script block: -Name { $_.BaseName }.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
         [AllowNull]
         [AllowEmptyString]
-        public string Name
+        public string? Name
         {
             get => _name;
             set => _name = string.IsNullOrEmpty(value) ? null : value;
         }
 
-        private string _name;
+        private string? _name;
 
         /// <summary>How long to wait for the tunnel to come up (seconds).</summary>
         [Parameter]
@@ -105,10 +105,10 @@ namespace RemoteItP2P.Commands
         private static readonly object NameGate = new object();
 
         /// <summary>The provisioning file to use: -ProvisioningFile, or a path given where the UID goes.</summary>
-        private string _file;
+        private string? _file;
 
         /// <summary>What the errors of this item name: the device UID once known, else the file.</summary>
-        private object _target;
+        private object? _target;
 
         protected override void ProcessRecord()
         {
@@ -118,7 +118,7 @@ namespace RemoteItP2P.Commands
             _target = null;
             try
             {
-                ErrorRecord refused = CheckInput();
+                ErrorRecord? refused = CheckInput();
                 if (refused != null)
                 {
                     WriteError(refused);
@@ -127,7 +127,7 @@ namespace RemoteItP2P.Commands
                 WarnAboutChoices();
                 lock (NameGate)
                 {
-                    refused = ChooseName(out string name);
+                    refused = ChooseName(out string? name);
                     if (refused == null) refused = _file != null ? StartFromFile(name, out id) : StartFromCredential(name, out id);
                 }
                 if (refused != null)
@@ -137,7 +137,7 @@ namespace RemoteItP2P.Commands
                     return;
                 }
                 WriteNativeLog();
-                P2PConnection connection = Refresh(id);
+                P2PConnection? connection = Refresh(id);
                 if (connection == null) return;
                 _target = connection.DeviceId ?? _target;
                 if (NoWait)
@@ -147,18 +147,18 @@ namespace RemoteItP2P.Commands
                     return;
                 }
                 string activity = "Connecting to " + connection.DeviceId + " on " + connection.LocalEndpoint;
-                P2PConnection last = WaitFor(id, c => !(c.State == P2PConnectionState.Connecting || c.State == P2PConnectionState.Reconnecting && c.ConnectedAt == null),
+                P2PConnection? last = WaitFor(id, c => !(c.State == P2PConnectionState.Connecting || c.State == P2PConnectionState.Reconnecting && c.ConnectedAt == null),
                     TimeoutSec, activity, out WaitOutcome outcome);
                 switch (outcome)
                 {
-                    case WaitOutcome.Done when last.IsUp || last.State == P2PConnectionState.Reconnecting:
+                    case WaitOutcome.Done when last != null && (last.IsUp || last.State == P2PConnectionState.Reconnecting):
                         Verbose("Connected: " + last.Name + " listens on " + last.LocalEndpoint + " (" + last.Path + ")");
                         handedOver = true;
                         WriteObject(last);
                         return;
                     case WaitOutcome.Cancelled:
                         return; // the pipeline is stopping: nothing more may be written (finally closes it)
-                    case WaitOutcome.TimedOut:
+                    case WaitOutcome.TimedOut when last != null:
                         StopQuietly(id);
                         WriteNativeLog();
                         WriteError(ErrorIds.Record(new TimeoutException("The connection to " + last.DeviceId + " was not up within " + TimeoutSec +
@@ -183,14 +183,14 @@ namespace RemoteItP2P.Commands
         }
 
         /// <summary>Per-item checks; an ErrorRecord for this item, or null.</summary>
-        private ErrorRecord CheckInput()
+        private ErrorRecord? CheckInput()
         {
             if (!IPAddress.TryParse(BindAddress, out _))
             {
                 return ErrorIds.Make("P2PInvalidConfiguration", ErrorCategory.InvalidArgument,
                     "-BindAddress '" + BindAddress + "' is not an IP address (e.g. 127.0.0.1 or ::1).", BindAddress);
             }
-            string given = ParameterSetName == FileSet ? ProvisioningFile : null;
+            string? given = ParameterSetName == FileSet ? ProvisioningFile : null;
             if (given == null && !ValidateDeviceIdAttribute.IsDeviceId(DeviceId))
             {
                 // A path where the UID goes (New-P2PConnection ./SSH-Pi.txt): the file parameter set's meaning.
@@ -272,10 +272,10 @@ namespace RemoteItP2P.Commands
 
         /// <summary>The name to give: -Name when free (else P2PNameInUse), or the default (the UID, or the
         /// file's name) with "#2", "#3"... appended when an open connection has it. Runs under NameGate.</summary>
-        private ErrorRecord ChooseName(out string name)
+        private ErrorRecord? ChooseName(out string? name)
         {
             var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-            P2PConnection holder = null;
+            P2PConnection? holder = null;
             foreach (P2PConnection c in AllConnections())
             {
                 if (!c.IsActive || c.Name == null) continue;
@@ -290,7 +290,7 @@ namespace RemoteItP2P.Commands
                     "A P2P connection named '" + Name + "' is already open (Id " + holder.Id + ", " + holder.LocalEndpoint +
                     "). Choose another -Name or stop it first.", Name);
             }
-            string basis = DeviceId;
+            string? basis = DeviceId;
             if (_file != null)
             {
                 try
@@ -317,13 +317,15 @@ namespace RemoteItP2P.Commands
             }
         }
 
-        private ErrorRecord StartFromCredential(string name, out ulong id)
+        private ErrorRecord? StartFromCredential(string? name, out ulong id)
         {
             id = 0;
-            var config = new Dictionary<string, object>
+            // CheckInput asked for the credential or refused this item without one.
+            PSCredential credential = Credential ?? throw new InvalidOperationException("-Credential is required with a device UID.");
+            var config = new Dictionary<string, object?>
             {
                 ["device_id"] = DeviceId,
-                ["user"] = Credential.UserName,
+                ["user"] = credential.UserName,
                 ["local_port"] = LocalPort,
                 ["bind_address"] = BindAddress,
                 ["encryption"] = Encryption.ToString(),
@@ -335,7 +337,7 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(ServerKey))) config["server_key"] = ServerKey;
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) config["environment"] = environment;
-            config["password"] = Credential.GetNetworkCredential().Password;
+            config["password"] = credential.GetNetworkCredential().Password;
             byte[] bytes = NativeMethods.ToUtf8Z(Json.Write(config));
             config.Clear();
             try
@@ -354,11 +356,11 @@ namespace RemoteItP2P.Commands
             }
         }
 
-        private ErrorRecord StartFromFile(string name, out ulong id)
+        private ErrorRecord? StartFromFile(string? name, out ulong id)
         {
             id = 0;
-            string path = _file;
-            var overrides = new Dictionary<string, object>();
+            string path = _file ?? throw new InvalidOperationException("No provisioning file was given.");
+            var overrides = new Dictionary<string, object?>();
             if (name != null) overrides["name"] = name;
             if (Bound(nameof(LocalPort))) overrides["local_port"] = LocalPort;
             if (Bound(nameof(BindAddress))) overrides["bind_address"] = BindAddress;

@@ -1,5 +1,6 @@
 // What every cmdlet of the module shares: the native log written on the pipeline thread, error records,
-// the lookup of connections by Id / Name / DeviceId, and a cancellable wait.
+// the lookup of connections by Id / Name / DeviceId, and a wait for a connection's state that blocks in the
+// native library (no polling) and ends at once on Ctrl+C.
 
 using System;
 using System.Collections.Generic;
@@ -10,13 +11,20 @@ using RemoteItP2P.Native;
 
 namespace RemoteItP2P.Commands
 {
-    /// <summary>Base class of the module's cmdlets.</summary>
-    public abstract class P2PCmdlet : PSCmdlet
+    /// <summary>Base class of the module's cmdlets. PowerShell disposes a cmdlet that is IDisposable when its
+    /// pipeline ends, which releases the cancellation source.</summary>
+    public abstract class P2PCmdlet : PSCmdlet, IDisposable
     {
         private readonly CancellationTokenSource _stopping = new CancellationTokenSource();
+        private readonly object _stoppingGate = new object();
+        private bool _disposed;
 
         /// <summary>Signalled when the user presses Ctrl+C (StopProcessing).</summary>
         protected CancellationToken Cancellation => _stopping.Token;
+
+        /// <summary>A native cancellation token fired by Ctrl+C, for the blocking native calls: dispose it
+        /// (<c>using</c>) when they returned.</summary>
+        protected NativeCancellation NewNativeCancellation() => new NativeCancellation(Cancellation);
 
         protected override void BeginProcessing()
         {
@@ -35,14 +43,33 @@ namespace RemoteItP2P.Commands
 
         protected override void EndProcessing() => WriteNativeLog();
 
-        protected override void StopProcessing() => _stopping.Cancel();
+        /// <summary>Ctrl+C (or the pipeline stopping): runs on another thread than ProcessRecord and ends its
+        /// native waits at once through the registered native cancellation tokens.</summary>
+        protected override void StopProcessing()
+        {
+            lock (_stoppingGate)
+            {
+                if (!_disposed) _stopping.Cancel();
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_stoppingGate)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                _stopping.Dispose();
+            }
+            GC.SuppressFinalize(this);
+        }
 
         private bool WantsDebug
         {
             get
             {
-                if (MyInvocation.BoundParameters.TryGetValue("Debug", out object d) && d is SwitchParameter s && s.IsPresent) return true;
-                object pref = GetVariableValue("DebugPreference");
+                if (MyInvocation.BoundParameters.TryGetValue("Debug", out object? d) && d is SwitchParameter s && s.IsPresent) return true;
+                object? pref = GetVariableValue("DebugPreference");
                 return pref is ActionPreference p && p != ActionPreference.SilentlyContinue;
             }
         }
@@ -50,7 +77,7 @@ namespace RemoteItP2P.Commands
         /// <summary>-Debug without -Verbose. PowerShell then makes the verbose preference Inquire (and on 5.1 the
         /// debug one too): every WriteVerbose would ask "Continue with this operation?", and fail in a script.</summary>
         private bool DebugWithoutVerbose =>
-            MyInvocation.BoundParameters.TryGetValue("Debug", out object d) && d is SwitchParameter s && s.IsPresent &&
+            MyInvocation.BoundParameters.TryGetValue("Debug", out object? d) && d is SwitchParameter s && s.IsPresent &&
             !MyInvocation.BoundParameters.ContainsKey("Verbose");
 
         private static readonly bool WindowsPowerShell = typeof(PSObject).Assembly.GetName().Version.Major < 6;
@@ -73,7 +100,7 @@ namespace RemoteItP2P.Commands
         /// Must run on the pipeline thread (WriteVerbose is not allowed from native threads).</summary>
         protected void WriteNativeLog()
         {
-            while (NativeMethods.TryDequeueLog(out NativeLogEntry entry))
+            while (NativeMethods.TryDequeueLog(out NativeLogEntry? entry))
             {
                 string text = "[native] " + entry.Message;
                 if (entry.Level <= 3) Verbose(text);
@@ -82,14 +109,14 @@ namespace RemoteItP2P.Commands
         }
 
         /// <summary>Terminating error from an exception, with the module's id and category.</summary>
-        protected void Throw(Exception e, object target)
+        protected void Throw(Exception e, object? target)
         {
             WriteNativeLog();
             ThrowTerminatingError(ErrorIds.FromException(e, target));
         }
 
         /// <summary>Non-terminating error from an exception.</summary>
-        protected void Report(Exception e, object target)
+        protected void Report(Exception e, object? target)
         {
             WriteNativeLog();
             WriteError(ErrorIds.FromException(e, target));
@@ -111,16 +138,16 @@ namespace RemoteItP2P.Commands
             var env = new Dictionary<string, object>();
             foreach (string name in ForwardedVariables)
             {
-                string value = Environment.GetEnvironmentVariable(name);
+                string? value = Environment.GetEnvironmentVariable(name);
                 if (!string.IsNullOrEmpty(value)) env[name] = value;
             }
             return env;
         }
 
         /// <summary>The live status of a connection, or null once it was forgotten (stopped and removed).</summary>
-        protected static P2PConnection Refresh(ulong id)
+        protected static P2PConnection? Refresh(ulong id)
         {
-            string json = NativeMethods.SessionStatus(id);
+            string? json = NativeMethods.SessionStatus(id);
             return json == null ? null : P2PConnection.FromJson(Internal.JsonObject.ParseObject(json));
         }
 
@@ -155,7 +182,7 @@ namespace RemoteItP2P.Commands
         {
             foreach (ulong id in ids)
             {
-                P2PConnection c = Refresh(id);
+                P2PConnection? c = Refresh(id);
                 if (c == null)
                 {
                     WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
@@ -166,33 +193,53 @@ namespace RemoteItP2P.Commands
             }
         }
 
-        /// <summary>Polls a connection until <paramref name="done"/> says so, it is forgotten, the time runs out
-        /// or the user cancels. Writes progress and the native log while it waits.</summary>
+        /// <summary>Waits until <paramref name="done"/> says so, the connection is forgotten, the time runs out or
+        /// the user cancels. The native library wakes the wait when the state changes; it also returns every
+        /// second, to update the progress (elapsed seconds) and write the native log.</summary>
         /// <returns>The last status seen (null when the connection was forgotten).</returns>
-        protected P2PConnection WaitFor(ulong id, Func<P2PConnection, bool> done, int timeoutSec, string activity,
+        protected P2PConnection? WaitFor(ulong id, Func<P2PConnection, bool> done, int timeoutSec, string activity,
             out WaitOutcome outcome)
         {
             var clock = Stopwatch.StartNew();
             var progress = new ProgressRecord(Math.Abs((int)(id % int.MaxValue)), activity, "Starting");
-            P2PConnection last = null;
+            P2PConnection? last = Refresh(id);
             try
             {
+                using NativeCancellation cancel = NewNativeCancellation();
                 while (true)
                 {
-                    last = Refresh(id);
                     WriteNativeLog();
                     if (last == null) { outcome = WaitOutcome.Gone; return null; }
                     if (done(last)) { outcome = WaitOutcome.Done; return last; }
-                    if (timeoutSec >= 0 && clock.Elapsed.TotalSeconds >= timeoutSec) { outcome = WaitOutcome.TimedOut; return last; }
-                    progress.StatusDescription = last.State + " (" + (int)clock.Elapsed.TotalSeconds + " s" +
+                    long elapsedMs = clock.ElapsedMilliseconds;
+                    if (timeoutSec >= 0 && elapsedMs >= timeoutSec * 1000L) { outcome = WaitOutcome.TimedOut; return last; }
+                    if (Cancellation.IsCancellationRequested) { outcome = WaitOutcome.Cancelled; return last; }
+                    progress.StatusDescription = last.State + " (" + elapsedMs / 1000 + " s" +
                         (timeoutSec >= 0 ? " of " + timeoutSec + " s" : string.Empty) + ")";
                     if (timeoutSec > 0)
-                        progress.PercentComplete = Math.Min(99, (int)(clock.Elapsed.TotalSeconds * 100 / timeoutSec));
+                        progress.PercentComplete = Math.Min(99, (int)(elapsedMs * 100 / (timeoutSec * 1000L)));
                     WriteProgress(progress);
-                    // Most connects finish within tens of milliseconds: poll closely at first (a status
-                    // call is cheap) so the cmdlet returns soon after the tunnel is up, then back off.
-                    int pollMs = clock.ElapsedMilliseconds < 2000 ? 5 : 100;
-                    if (Cancellation.WaitHandle.WaitOne(pollMs)) { outcome = WaitOutcome.Cancelled; return last; }
+                    // Until the next whole second (for the progress), or the deadline if sooner.
+                    long sliceMs = 1000 - elapsedMs % 1000;
+                    if (timeoutSec >= 0) sliceMs = Math.Min(sliceMs, timeoutSec * 1000L - elapsedMs);
+                    P2PResultCode rc = NativeMethods.SessionWait(id, last.State.ToString(), (uint)Math.Max(1, sliceMs), cancel,
+                        out string? json);
+                    switch (rc)
+                    {
+                        case P2PResultCode.Ok:
+                            last = P2PConnection.FromJson(Internal.JsonObject.ParseObject(json!));
+                            break;
+                        case P2PResultCode.Cancelled:
+                            outcome = WaitOutcome.Cancelled;
+                            return last;
+                        case P2PResultCode.InvalidHandle:
+                            last = null;
+                            break;
+                        default:
+                            // Timeout: no change in this slice. Re-read the figures the progress shows.
+                            last = Refresh(id);
+                            break;
+                    }
                 }
             }
             finally
@@ -226,17 +273,17 @@ namespace RemoteItP2P.Commands
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = "InputObject", ValueFromPipeline = true)]
         [P2PConnectionInput]
         [ValidateNotNull]
-        public P2PConnection[] InputObject { get; set; }
+        public P2PConnection[] InputObject { get; set; } = Array.Empty<P2PConnection>();
 
         [Parameter(Mandatory = true, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(ConnectionIdCompleter))]
-        public ulong[] Id { get; set; }
+        public ulong[] Id { get; set; } = Array.Empty<ulong>();
 
         [Parameter(Mandatory = true, ParameterSetName = "Name")]
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(ConnectionNameCompleter))]
-        public string[] Name { get; set; }
+        public string[] Name { get; set; } = Array.Empty<string>();
 
         /// <summary>The connections the bound parameter set names.</summary>
         protected IEnumerable<P2PConnection> SelectedConnections()

@@ -21,7 +21,11 @@ namespace RemoteItP2P.Commands
 
         protected override void ProcessRecord()
         {
-            foreach (P2PConnection c in SelectedConnections()) Stop(c);
+            foreach (P2PConnection c in SelectedConnections())
+            {
+                if (Cancellation.IsCancellationRequested) return;
+                Stop(c);
+            }
             WriteNativeLog();
         }
 
@@ -33,8 +37,12 @@ namespace RemoteItP2P.Commands
             {
                 // Stop waits for the port to close; forget then removes it from the list. A connection that is
                 // already gone (stopped twice, or by another runspace) is not an error.
-                bool known = NativeMethods.SessionStop(connection.Id, (uint)TimeoutSec * 1000);
-                P2PConnection final = known ? Refresh(connection.Id) : null;
+                bool known;
+                using (NativeCancellation cancel = NewNativeCancellation())
+                {
+                    known = NativeMethods.SessionStop(connection.Id, (uint)TimeoutSec * 1000, cancel);
+                }
+                P2PConnection? final = known ? Refresh(connection.Id) : null;
                 if (known) NativeMethods.SessionForget(connection.Id);
                 else Verbose(label + " was already stopped.");
                 if (PassThru)
@@ -44,6 +52,11 @@ namespace RemoteItP2P.Commands
                     final.StreamsOpen = 0;
                     WriteObject(final);
                 }
+            }
+            catch (P2PException e) when (e.Code == P2PResultCode.Cancelled)
+            {
+                // Ctrl+C: the pipeline is stopping and nothing more may be written. The stop goes on in the
+                // background; the connection stays listed (Stopped) until Stop-P2PConnection runs again.
             }
             catch (P2PException e) when (e.Code == P2PResultCode.Timeout)
             {

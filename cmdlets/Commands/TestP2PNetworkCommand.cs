@@ -13,13 +13,13 @@ namespace RemoteItP2P.Commands
         /// <summary>host:port of the server; default $env:P2P_SERVER.</summary>
         [Parameter(Position = 0)]
         [ValidateNotNullOrEmpty]
-        public string Server { get; set; }
+        public string? Server { get; set; }
 
         /// <summary>The server's public key (base64, from p2p-server init); default $env:P2P_SERVER_KEY. With it the
         /// test checks the key and asks the server which UDP ports to probe; without it, it probes the default ports.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
-        public string ServerKey { get; set; }
+        public string? ServerKey { get; set; }
 
         /// <summary>How long each probe may take (seconds).</summary>
         [Parameter]
@@ -36,7 +36,12 @@ namespace RemoteItP2P.Commands
             string json;
             try
             {
-                json = NativeMethods.NetworkTest(Json.Write(options));
+                using NativeCancellation cancel = NewNativeCancellation();
+                json = NativeMethods.NetworkTest(Json.Write(options), cancel);
+            }
+            catch (P2PException e) when (e.Code == P2PResultCode.Cancelled)
+            {
+                return; // Ctrl+C: the test was abandoned and the pipeline is stopping
             }
             catch (P2PException e)
             {
@@ -56,7 +61,7 @@ namespace RemoteItP2P.Commands
         }
 
         /// <summary>A JSON object as a PSObject whose property names are PascalCase (nat_type -> NatType).</summary>
-        internal static PSObject ToPSObject(JsonObject j, string typeName)
+        internal static PSObject ToPSObject(JsonObject j, string? typeName)
         {
             var o = new PSObject();
             if (typeName != null) o.TypeNames.Insert(0, typeName);
@@ -67,12 +72,12 @@ namespace RemoteItP2P.Commands
             return o;
         }
 
-        private static object Convert(object value)
+        private static object? Convert(object? value)
         {
             switch (value)
             {
-                case Dictionary<string, object> d: return ToPSObject(new JsonObject(d), null);
-                case List<object> l: return l.ConvertAll(Convert).ToArray();
+                case Dictionary<string, object?> d: return ToPSObject(new JsonObject(d), null);
+                case List<object?> l: return l.ConvertAll(Convert).ToArray();
                 default: return value;
             }
         }

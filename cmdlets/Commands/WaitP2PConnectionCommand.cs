@@ -29,7 +29,7 @@ namespace RemoteItP2P.Commands
         private void WaitOne(P2PConnection connection)
         {
             // A connection that ended will not change again: stop waiting for it either way.
-            P2PConnection last = WaitFor(connection.Id, c => c.State == State || !c.IsActive,
+            P2PConnection? last = WaitFor(connection.Id, c => c.State == State || !c.IsActive,
                 TimeoutSec, "Waiting for " + (connection.Name ?? connection.DeviceId) + " to be " + State,
                 out WaitOutcome outcome);
             switch (outcome)
@@ -48,11 +48,11 @@ namespace RemoteItP2P.Commands
                     WriteError(ErrorIds.Make(ErrorIds.NotFound, ErrorCategory.ObjectNotFound,
                         "P2P connection Id " + connection.Id + " was stopped and removed while waiting for " + State + ".", connection.DeviceId));
                     return;
-                case WaitOutcome.TimedOut:
+                case WaitOutcome.TimedOut when last != null:
                     WriteError(ErrorIds.Record(new TimeoutException("P2P connection '" + last.Name + "' (Id " + last.Id + ") is " + last.State +
                         ", not " + State + ", after " + TimeoutSec + " s."), ErrorIds.WaitTimeout, ErrorCategory.OperationTimeout, last.DeviceId));
                     return;
-                default:
+                case WaitOutcome.Done when last != null:
                     if (last.State == State || (State == P2PConnectionState.Stopped && !last.IsActive))
                     {
                         WriteObject(last);

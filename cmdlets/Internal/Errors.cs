@@ -47,7 +47,8 @@ namespace RemoteItP2P
         /// <summary>1-based line of the problem; null for a problem with the whole file.</summary>
         public int? Line { get; }
 
-        public string Key { get; }
+        /// <summary>The key at fault, or null.</summary>
+        public string? Key { get; }
     }
 
     /// <summary>The native library could not be found or loaded.</summary>
@@ -59,14 +60,15 @@ namespace RemoteItP2P
     /// <summary>A connection ended (or never came up) with an error reported in its status.</summary>
     public sealed class P2PConnectionException : Exception
     {
-        public P2PConnectionException(string kind, string message, P2PConnection connection) : base(message)
+        public P2PConnectionException(string kind, string message, P2PConnection? connection) : base(message)
         {
             Kind = kind;
             Connection = connection;
         }
 
         public string Kind { get; }
-        public P2PConnection Connection { get; }
+        /// <summary>The connection's last status; null when it was gone before one was read.</summary>
+        public P2PConnection? Connection { get; }
     }
 
     /// <summary>No connection has the Id or Name asked for (stopped, removed, or never made).</summary>
@@ -135,7 +137,7 @@ namespace RemoteItP2P
         public const string OtherProcess = "P2PConnectionFromOtherProcess";
 
         /// <summary>What to do about an error of this id (ErrorRecord.ErrorDetails.RecommendedAction).</summary>
-        public static string RecommendedAction(string id)
+        public static string? RecommendedAction(string id)
         {
             switch (id)
             {
@@ -167,10 +169,10 @@ namespace RemoteItP2P
         }
 
         /// <summary>An ErrorRecord with its RecommendedAction filled in from the id.</summary>
-        public static ErrorRecord Record(Exception e, string id, ErrorCategory category, object target)
+        public static ErrorRecord Record(Exception e, string id, ErrorCategory category, object? target)
         {
             var record = new ErrorRecord(e, id, category, target);
-            string action = RecommendedAction(id);
+            string? action = RecommendedAction(id);
             if (action != null) record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = action };
             return record;
         }
@@ -208,7 +210,7 @@ namespace RemoteItP2P
             }
         }
 
-        public static ErrorRecord FromException(Exception e, object target)
+        public static ErrorRecord FromException(Exception e, object? target)
         {
             switch (e)
             {
@@ -235,7 +237,7 @@ namespace RemoteItP2P
             }
         }
 
-        public static ErrorRecord Make(string id, ErrorCategory category, string message, object target)
+        public static ErrorRecord Make(string id, ErrorCategory category, string message, object? target)
         {
             Exception e;
             switch (id)

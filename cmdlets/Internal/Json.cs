@@ -2,7 +2,7 @@
 // package (System.Text.Json, Newtonsoft) would have to be shipped beside the module and could clash with
 // the version the PowerShell host already loaded.
 //
-// Reading gives Dictionary<string, object> (objects), List<object> (arrays), string, long or double
+// Reading gives Dictionary<string, object?> (objects), List<object?> (arrays), string, long or double
 // (numbers), bool and null. Writing takes the same shapes plus the integer types and enums.
 
 using System;
@@ -17,26 +17,26 @@ namespace RemoteItP2P.Internal
     public static class Json
     {
         /// <summary>Parses one JSON value; throws FormatException naming the offset on malformed input.</summary>
-        public static object Parse(string text)
+        public static object? Parse(string text)
         {
             if (text == null) throw new ArgumentNullException(nameof(text));
             var reader = new Reader(text);
             reader.SkipSpace();
-            object value = reader.ReadValue();
+            object? value = reader.ReadValue();
             reader.SkipSpace();
             if (!reader.AtEnd) throw reader.Error("unexpected text after the value");
             return value;
         }
 
         /// <summary>Writes a value as compact JSON.</summary>
-        public static string Write(object value)
+        public static string Write(object? value)
         {
             var sb = new StringBuilder();
             WriteValue(sb, value);
             return sb.ToString();
         }
 
-        private static void WriteValue(StringBuilder sb, object value)
+        private static void WriteValue(StringBuilder sb, object? value)
         {
             switch (value)
             {
@@ -127,7 +127,7 @@ namespace RemoteItP2P.Internal
                 _i += word.Length;
             }
 
-            public object ReadValue()
+            public object? ReadValue()
             {
                 SkipSpace();
                 char c = Peek();
@@ -145,10 +145,10 @@ namespace RemoteItP2P.Internal
                 }
             }
 
-            private Dictionary<string, object> ReadObject()
+            private Dictionary<string, object?> ReadObject()
             {
                 if (++_depth > MaxDepth) throw Error("nested too deeply");
-                var result = new Dictionary<string, object>(StringComparer.Ordinal);
+                var result = new Dictionary<string, object?>(StringComparer.Ordinal);
                 _i++; // {
                 SkipSpace();
                 if (Peek() == '}') { _i++; _depth--; return result; }
@@ -172,10 +172,10 @@ namespace RemoteItP2P.Internal
                 return result;
             }
 
-            private List<object> ReadArray()
+            private List<object?> ReadArray()
             {
                 if (++_depth > MaxDepth) throw Error("nested too deeply");
-                var result = new List<object>();
+                var result = new List<object?>();
                 _i++; // [
                 SkipSpace();
                 if (Peek() == ']') { _i++; _depth--; return result; }
@@ -248,11 +248,11 @@ namespace RemoteItP2P.Internal
     /// <summary>Typed access to a parsed JSON object; missing keys and nulls read as null / default.</summary>
     public sealed class JsonObject
     {
-        private readonly Dictionary<string, object> _map;
+        private readonly Dictionary<string, object?> _map;
 
-        public JsonObject(object parsed)
+        public JsonObject(object? parsed)
         {
-            _map = parsed as Dictionary<string, object>
+            _map = parsed as Dictionary<string, object?>
                    ?? throw new FormatException("Expected a JSON object from the native library.");
         }
 
@@ -260,15 +260,15 @@ namespace RemoteItP2P.Internal
 
         public static List<JsonObject> ParseArray(string text)
         {
-            var list = Json.Parse(text) as List<object> ?? throw new FormatException("Expected a JSON array from the native library.");
+            var list = Json.Parse(text) as List<object?> ?? throw new FormatException("Expected a JSON array from the native library.");
             return list.ConvertAll(o => new JsonObject(o));
         }
 
         public IEnumerable<string> Keys => _map.Keys;
 
-        public object Raw(string key) => _map.TryGetValue(key, out object v) ? v : null;
+        public object? Raw(string key) => _map.TryGetValue(key, out object? v) ? v : null;
 
-        public string String(string key) => Raw(key) is object v ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
+        public string? String(string key) => Raw(key) is object v ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
 
         public long Long(string key) => Raw(key) is object v ? Convert.ToInt64(v, CultureInfo.InvariantCulture) : 0;
 
@@ -280,13 +280,13 @@ namespace RemoteItP2P.Internal
 
         public bool Bool(string key) => Raw(key) is bool b && b;
 
-        public JsonObject Object(string key) => Raw(key) is Dictionary<string, object> d ? new JsonObject(d) : null;
+        public JsonObject? Object(string key) => Raw(key) is Dictionary<string, object?> d ? new JsonObject(d) : null;
 
-        public List<object> Array(string key) => Raw(key) as List<object> ?? new List<object>();
+        public List<object?> Array(string key) => Raw(key) as List<object?> ?? new List<object?>();
 
         public DateTime? Time(string key)
         {
-            string s = String(key);
+            string? s = String(key);
             if (string.IsNullOrEmpty(s)) return null;
             return DateTime.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime t)
                 ? t.ToLocalTime()

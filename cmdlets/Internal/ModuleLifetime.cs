@@ -8,7 +8,7 @@ namespace RemoteItP2P
     public static class ModuleLifetime
     {
         /// <summary>Stops every connection, waiting up to <paramref name="timeoutMs"/> in all. Never throws.</summary>
-        public static string CloseAll(uint timeoutMs = 10000)
+        public static string? CloseAll(uint timeoutMs = 10000)
         {
             try
             {

@@ -1,6 +1,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
 using System.Management.Automation;
 using System.Text.RegularExpressions;
 
@@ -16,15 +17,15 @@ namespace RemoteItP2P
         public bool AllowPath { get; set; }
 
         /// <summary>True for a device UID.</summary>
-        public static bool IsDeviceId(string text) => text != null && Uid.IsMatch(text.Trim());
+        public static bool IsDeviceId([NotNullWhen(true)] string? text) => text != null && Uid.IsMatch(text.Trim());
 
         /// <summary>True for something that can only be a path, never a UID.</summary>
-        public static bool LooksLikePath(string text) =>
-            !string.IsNullOrWhiteSpace(text) && !IsDeviceId(text) && text.IndexOfAny(new[] { '/', '\\', '.', '~' }) >= 0;
+        public static bool LooksLikePath([NotNullWhen(true)] string? text) =>
+            text != null && !string.IsNullOrWhiteSpace(text) && !IsDeviceId(text) && text.IndexOfAny(new[] { '/', '\\', '.', '~' }) >= 0;
 
         protected override void ValidateElement(object element)
         {
-            string text = element as string ?? (element as PSObject)?.BaseObject as string;
+            string? text = element as string ?? (element as PSObject)?.BaseObject as string;
             if (IsDeviceId(text) || (AllowPath && LooksLikePath(text))) return;
             throw new ValidationMetadataException(
                 "'" + element + "' is not a device UID: expected eight hex bytes separated by colons, like 80:00:00:00:01:00:0A:C2." +
@@ -69,16 +70,16 @@ namespace RemoteItP2P
                 var result = new List<P2PConnection>();
                 foreach (object item in list)
                 {
-                    P2PConnection c = One(item);
+                    P2PConnection? c = One(item);
                     if (c == null) return inputData;
                     result.Add(c);
                 }
                 return result.ToArray();
             }
-            return (object)One(inputData) ?? inputData;
+            return (object?)One(inputData) ?? inputData;
         }
 
-        private static P2PConnection One(object item)
+        private static P2PConnection? One(object item)
         {
             object value = item is PSObject p ? p.BaseObject : item;
             switch (value)

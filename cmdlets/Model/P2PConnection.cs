@@ -77,15 +77,15 @@ namespace RemoteItP2P
         public Guid InstanceId { get; set; }
         /// <summary>The process that owns the connection (its local port lives and dies with it).</summary>
         public int ProcessId { get; set; }
-        public string Name { get; set; }
-        public string DeviceId { get; set; }
+        public string? Name { get; set; }
+        public string? DeviceId { get; set; }
         /// <summary>address:port to give ssh, a browser or any TCP client.</summary>
-        public string LocalEndpoint { get; set; }
+        public string? LocalEndpoint { get; set; }
         public P2PConnectionState State { get; set; }
         public P2PPath? Path { get; set; }
         public P2PEncryption? Encryption { get; set; }
-        public string PeerEndpoint { get; set; }
-        public string SessionId { get; set; }
+        public string? PeerEndpoint { get; set; }
+        public string? SessionId { get; set; }
         public ulong BytesSent { get; set; }
         public ulong BytesReceived { get; set; }
         /// <summary>Round-trip time in milliseconds, once measured.</summary>
@@ -102,18 +102,19 @@ namespace RemoteItP2P
         /// whether or not they succeeded.</summary>
         public int ReconnectAttempts { get; set; }
         /// <summary>The stable kind of the last error ("AuthFailed", "DeviceOffline", ...), or null.</summary>
-        public string LastErrorKind { get; set; }
+        public string? LastErrorKind { get; set; }
         /// <summary>The last error's message, or null.</summary>
-        public string LastError { get; set; }
+        public string? LastError { get; set; }
 
         /// <summary>The local port alone (handy for ssh -p).</summary>
         public int LocalPort
         {
             get
             {
-                if (string.IsNullOrEmpty(LocalEndpoint)) return 0;
-                int colon = LocalEndpoint.LastIndexOf(':');
-                return colon >= 0 && int.TryParse(LocalEndpoint.Substring(colon + 1), out int p) ? p : 0;
+                string? endpoint = LocalEndpoint;
+                if (endpoint == null || endpoint.Length == 0) return 0;
+                int colon = endpoint.LastIndexOf(':');
+                return colon >= 0 && int.TryParse(endpoint.Substring(colon + 1), out int p) ? p : 0;
             }
         }
 
@@ -136,7 +137,7 @@ namespace RemoteItP2P
         public P2PConnection Refresh()
         {
             if (!IsFromThisProcess) return this;
-            string json = Native.NativeMethods.SessionStatus(Id);
+            string? json = Native.NativeMethods.SessionStatus(Id);
             if (json == null)
             {
                 if (IsActive)
@@ -178,9 +179,9 @@ namespace RemoteItP2P
                 PeerSilentMs = j.NullableLong("peer_silent_ms"),
                 ReconnectAttempts = (int)j.Long("reconnect_attempts"),
             };
-            string path = j.String("path");
+            string? path = j.String("path");
             if (!string.IsNullOrEmpty(path)) c.Path = ParseEnum(path, P2PPath.Relayed);
-            JsonObject error = j.Object("last_error");
+            JsonObject? error = j.Object("last_error");
             if (error != null)
             {
                 c.LastErrorKind = error.String("kind");
@@ -196,12 +197,12 @@ namespace RemoteItP2P
             return JsonObject.ParseArray(json).ConvertAll(FromJson);
         }
 
-        private static T? ParseNullableEnum<T>(string text) where T : struct
+        private static T? ParseNullableEnum<T>(string? text) where T : struct
         {
             return !string.IsNullOrEmpty(text) && Enum.TryParse(text, true, out T value) ? value : (T?)null;
         }
 
-        private static T ParseEnum<T>(string text, T fallback) where T : struct
+        private static T ParseEnum<T>(string? text, T fallback) where T : struct
         {
             return Enum.TryParse(text, true, out T value) ? value : fallback;
         }

@@ -7,8 +7,8 @@ namespace RemoteItP2P
     public sealed class P2PProvisioningWarning
     {
         public int Line { get; set; }
-        public string Key { get; set; }
-        public string Message { get; set; }
+        public string? Key { get; set; }
+        public string? Message { get; set; }
         public override string ToString() => "line " + Line + ": key '" + Key + "': " + Message;
     }
 
@@ -16,26 +16,26 @@ namespace RemoteItP2P
     public sealed class P2PProvisioning
     {
         /// <summary>Initiator (connects to a device) or Target (is a device).</summary>
-        public string Kind { get; set; }
-        public string Path { get; set; }
-        public string Name { get; set; }
+        public string? Kind { get; set; }
+        public string? Path { get; set; }
+        public string? Name { get; set; }
         /// <summary>The device to reach (initiator: remote_address) or this device's UID (target).</summary>
-        public string DeviceId { get; set; }
-        public string User { get; set; }
+        public string? DeviceId { get; set; }
+        public string? User { get; set; }
         /// <summary>The file holds auth_pass (a password in clear: prefer auth_hash).</summary>
         public bool HasPassword { get; set; }
         public bool HasAuthHash { get; set; }
         public int? LocalPort { get; set; }
-        public string BindAddress { get; set; }
-        public string Encryption { get; set; }
+        public string? BindAddress { get; set; }
+        public string? Encryption { get; set; }
         public int? MaxOutstanding { get; set; }
-        public string AutoConnect { get; set; }
-        public string Server { get; set; }
-        public string ServerKey { get; set; }
-        public string ProxyDestIp { get; set; }
+        public string? AutoConnect { get; set; }
+        public string? Server { get; set; }
+        public string? ServerKey { get; set; }
+        public string? ProxyDestIp { get; set; }
         public int? ProxyDestPort { get; set; }
         public int? ApplicationType { get; set; }
-        public P2PProvisioningWarning[] Warnings { get; set; }
+        public P2PProvisioningWarning[] Warnings { get; set; } = System.Array.Empty<P2PProvisioningWarning>();
 
         internal static P2PProvisioning FromJson(string path, string json)
         {
@@ -70,7 +70,7 @@ namespace RemoteItP2P
                 p.AutoConnect = config.String("autoconnect");
             }
             var warnings = new List<P2PProvisioningWarning>();
-            foreach (object w in j.Array("warnings"))
+            foreach (object? w in j.Array("warnings"))
             {
                 var wj = new JsonObject(w);
                 warnings.Add(new P2PProvisioningWarning

@@ -68,7 +68,7 @@ namespace RemoteItP2P.Native
         }
 
         /// <summary>The path the library was loaded from (null until loaded).</summary>
-        public static string LoadedPath { get; private set; }
+        public static string? LoadedPath { get; private set; }
 
         /// <summary>Candidate paths, in order, for this process.</summary>
         public static IList<string> CandidatePaths()

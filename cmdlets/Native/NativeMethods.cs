@@ -3,9 +3,12 @@
 // Strings cross as UTF-8: in as NUL-terminated byte arrays, out as char* freed with p2p_string_free.
 // The error of a failed call is per calling thread in the library: it is read right after the call, on the
 // same thread, and turned into a P2PException.
+// The calls that block (waiting for a session to change, stop, the network self-test) take a native
+// cancellation token (NativeCancellation) that a cmdlet's StopProcessing fires from another thread.
 
 using System;
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -26,6 +29,8 @@ namespace RemoteItP2P.Native
         NotSupported = 8,
         Internal = 9,
         BufferTooSmall = 10,
+        /// <summary>The call's cancellation token was fired (Ctrl+C) before it finished.</summary>
+        Cancelled = 11,
     }
 
     /// <summary>A log line from the native library, queued by its threads and written by a cmdlet.</summary>
@@ -48,38 +53,49 @@ namespace RemoteItP2P.Native
     public static class NativeMethods
     {
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr VersionFn();
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFn(byte[] configJson, out ulong handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFn(byte[]? configJson, out ulong handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int HandleJsonFn(ulong handle, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int JsonFn(out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StopFn(ulong handle, uint timeoutMs);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int HandleFn(ulong handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int TimeoutFn(uint timeoutMs);
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInJsonOutFn(byte[] input, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInJsonOutFn(byte[]? input, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void FreeFn(IntPtr s);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int IntArgFn(int value);
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFileFn(byte[] path, byte[] overridesJson, out ulong handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFileFn(byte[]? path, byte[]? overridesJson, out ulong handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void LogCallback(int level, IntPtr message, IntPtr userData);
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SetLogCallbackFn(LogCallback cb, IntPtr userData, int maxLevel);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SetLogCallbackFn(LogCallback? cb, IntPtr userData, int maxLevel);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int WaitFn(ulong handle, byte[]? sinceState, uint timeoutMs, ulong cancel, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CancelNewFn(out ulong cancel);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StopCancellableFn(ulong handle, uint timeoutMs, ulong cancel);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInCancelJsonOutFn(byte[]? input, ulong cancel, out IntPtr json);
 
         private static readonly object Gate = new object();
         private static volatile bool _loaded;
         private static IntPtr _library;
 
-        private static VersionFn _version;
-        private static StartFn _sessionStart;
-        private static StartFileFn _sessionStartFile;
-        private static HandleJsonFn _sessionStatus;
-        private static JsonFn _sessionList;
-        private static StopFn _sessionStop;
-        private static HandleFn _sessionForget;
-        private static TimeoutFn _shutdown;
-        private static StringInJsonOutFn _networkTest;
-        private static StringInJsonOutFn _provisioningParse;
-        private static JsonFn _lastError;
-        private static JsonFn _lastErrorKind;
-        private static FreeFn _stringFree;
-        private static SetLogCallbackFn _setLogCallback;
-        private static IntArgFn _injectPanic;
+        // Null until EnsureLoaded, and null for an export the loaded library lacks (Need reports it).
+        private static VersionFn? _version;
+        private static StartFn? _sessionStart;
+        private static StartFileFn? _sessionStartFile;
+        private static HandleJsonFn? _sessionStatus;
+        private static JsonFn? _sessionList;
+        private static StopFn? _sessionStop;
+        private static StopCancellableFn? _sessionStopCancellable;
+        private static WaitFn? _sessionWait;
+        private static HandleFn? _sessionForget;
+        private static TimeoutFn? _shutdown;
+        private static StringInJsonOutFn? _networkTest;
+        private static StringInCancelJsonOutFn? _networkTestCancellable;
+        private static StringInJsonOutFn? _provisioningParse;
+        private static CancelNewFn? _cancelNew;
+        private static HandleFn? _cancelFire;
+        private static HandleFn? _cancelFree;
+        private static JsonFn? _lastError;
+        private static JsonFn? _lastErrorKind;
+        private static FreeFn? _stringFree;
+        private static SetLogCallbackFn? _setLogCallback;
+        private static IntArgFn? _injectPanic;
 
         // Kept alive for the life of the process: the library holds a pointer to it.
         private static readonly LogCallback LogCallbackKeepAlive = OnNativeLog;
@@ -103,9 +119,15 @@ namespace RemoteItP2P.Native
                 _sessionStatus = Bind<HandleJsonFn>("p2p_session_status");
                 _sessionList = Bind<JsonFn>("p2p_session_list");
                 _sessionStop = Bind<StopFn>("p2p_session_stop");
+                _sessionStopCancellable = Bind<StopCancellableFn>("p2p_session_stop_cancellable");
+                _sessionWait = Bind<WaitFn>("p2p_session_wait");
                 _sessionForget = Bind<HandleFn>("p2p_session_forget");
                 _shutdown = Bind<TimeoutFn>("p2p_shutdown");
                 _networkTest = Bind<StringInJsonOutFn>("p2p_network_test");
+                _networkTestCancellable = Bind<StringInCancelJsonOutFn>("p2p_network_test_cancellable");
+                _cancelNew = Bind<CancelNewFn>("p2p_cancel_new");
+                _cancelFire = Bind<HandleFn>("p2p_cancel_fire");
+                _cancelFree = Bind<HandleFn>("p2p_cancel_free");
                 _provisioningParse = Bind<StringInJsonOutFn>("p2p_provisioning_parse");
                 _lastError = Bind<JsonFn>("p2p_last_error");
                 _lastErrorKind = Bind<JsonFn>("p2p_last_error_kind");
@@ -125,13 +147,13 @@ namespace RemoteItP2P.Native
         /// <summary>True once the library is loaded in this process.</summary>
         public static bool IsLoaded => _loaded;
 
-        private static T Bind<T>(string name) where T : class
+        private static T? Bind<T>(string name) where T : class
         {
             IntPtr p = NativeLibraryLoader.GetExport(_library, name);
             return p == IntPtr.Zero ? null : Marshal.GetDelegateForFunctionPointer<T>(p);
         }
 
-        private static T Need<T>(T fn, string name) where T : class
+        private static T Need<T>(T? fn, string name) where T : class
         {
             EnsureLoaded();
             if (fn == null)
@@ -143,7 +165,8 @@ namespace RemoteItP2P.Native
 
         // ---- strings -------------------------------------------------------------------------------------------
 
-        private static byte[] Utf8Z(string s)
+        [return: NotNullIfNotNull("s")]
+        private static byte[]? Utf8Z(string? s)
         {
             if (s == null) return null;
             int n = Encoding.UTF8.GetByteCount(s);
@@ -152,7 +175,7 @@ namespace RemoteItP2P.Native
             return b;
         }
 
-        private static string FromUtf8(IntPtr p)
+        private static string? FromUtf8(IntPtr p)
         {
             if (p == IntPtr.Zero) return null;
             int len = 0;
@@ -162,7 +185,7 @@ namespace RemoteItP2P.Native
             return Encoding.UTF8.GetString(buf);
         }
 
-        private static string TakeString(IntPtr p)
+        private static string? TakeString(IntPtr p)
         {
             if (p == IntPtr.Zero) return null;
             try { return FromUtf8(p); }
@@ -172,7 +195,7 @@ namespace RemoteItP2P.Native
         /// <summary>Turns a failed result code into an exception with the thread's last error.</summary>
         private static P2PException Failure(int code, string what)
         {
-            string message = null, kind = null;
+            string? message = null, kind = null;
             try
             {
                 if (_lastError != null && _lastError(out IntPtr m) == 0) message = TakeString(m);
@@ -180,9 +203,9 @@ namespace RemoteItP2P.Native
             }
             catch { /* best effort */ }
             var rc = (P2PResultCode)code;
-            if (string.IsNullOrEmpty(message)) message = what + " failed: " + rc;
-            if (string.IsNullOrEmpty(kind)) kind = KindFromCode(rc);
-            return new P2PException(rc, kind, message);
+            return new P2PException(rc,
+                string.IsNullOrEmpty(kind) ? KindFromCode(rc) : kind!,
+                string.IsNullOrEmpty(message) ? what + " failed: " + rc : message!);
         }
 
         private static string KindFromCode(P2PResultCode rc)
@@ -197,6 +220,7 @@ namespace RemoteItP2P.Native
                 case P2PResultCode.Timeout: return "Timeout";
                 case P2PResultCode.Provisioning: return "Provisioning";
                 case P2PResultCode.NotSupported: return "NotSupported";
+                case P2PResultCode.Cancelled: return "Cancelled";
                 default: return "Internal";
             }
         }
@@ -207,7 +231,7 @@ namespace RemoteItP2P.Native
         {
             EnsureLoaded();
             var fn = Need(_version, "p2p_version");
-            return FromUtf8(fn());
+            return FromUtf8(fn()) ?? string.Empty;
         }
 
         /// <summary>Starts a session; returns its handle once the local port is bound.</summary>
@@ -221,7 +245,7 @@ namespace RemoteItP2P.Native
         }
 
         /// <summary>Starts a session from a provisioning file with optional overrides (JSON object or null).</summary>
-        public static ulong SessionStartFile(string path, string overridesJson)
+        public static ulong SessionStartFile(string path, string? overridesJson)
         {
             EnsureLoaded();
             var fn = Need(_sessionStartFile, "p2p_session_start_file");
@@ -245,7 +269,7 @@ namespace RemoteItP2P.Native
         public static byte[] ToUtf8Z(string s) => Utf8Z(s);
 
         /// <summary>The status JSON of a session, or null when the handle is unknown.</summary>
-        public static string SessionStatus(ulong handle)
+        public static string? SessionStatus(ulong handle)
         {
             EnsureLoaded();
             var fn = Need(_sessionStatus, "p2p_session_status");
@@ -262,18 +286,78 @@ namespace RemoteItP2P.Native
             var fn = Need(_sessionList, "p2p_session_list");
             int rc = fn(out IntPtr json);
             if (rc != 0) throw Failure(rc, "p2p_session_list");
-            return TakeString(json);
+            return TakeString(json) ?? "[]";
         }
 
-        /// <summary>Stops a session (idempotent); false when the handle is unknown.</summary>
-        public static bool SessionStop(ulong handle, uint timeoutMs)
+        /// <summary>Stops a session (idempotent); false when the handle is unknown. With <paramref name="cancel"/>,
+        /// firing it ends the wait (P2PException Cancelled) while the stop goes on in the background.</summary>
+        public static bool SessionStop(ulong handle, uint timeoutMs, NativeCancellation? cancel = null)
         {
             EnsureLoaded();
-            var fn = Need(_sessionStop, "p2p_session_stop");
-            int rc = fn(handle, timeoutMs);
+            int rc;
+            if (cancel == null)
+            {
+                rc = Need(_sessionStop, "p2p_session_stop")(handle, timeoutMs);
+            }
+            else
+            {
+                var fn = Need(_sessionStopCancellable, "p2p_session_stop_cancellable");
+                rc = cancel.Use(id => fn(handle, timeoutMs, id));
+            }
             if (rc == (int)P2PResultCode.InvalidHandle) return false;
             if (rc != 0) throw Failure(rc, "p2p_session_stop");
             return true;
+        }
+
+        /// <summary>Waits up to <paramref name="timeoutMs"/> (at most 600000) for a session's state to differ from
+        /// <paramref name="sinceState"/> (null: for its next change). Ok with the new status JSON in
+        /// <paramref name="json"/>; Timeout, Cancelled (the token was fired) or InvalidHandle (the session is
+        /// gone) with <paramref name="json"/> null. Other failures throw.</summary>
+        public static P2PResultCode SessionWait(ulong handle, string? sinceState, uint timeoutMs, NativeCancellation? cancel,
+            out string? json)
+        {
+            EnsureLoaded();
+            var fn = Need(_sessionWait, "p2p_session_wait");
+            byte[]? since = Utf8Z(sinceState);
+            IntPtr text = IntPtr.Zero;
+            int rc = cancel == null
+                ? fn(handle, since, timeoutMs, 0, out text)
+                : cancel.Use(id => fn(handle, since, timeoutMs, id, out text));
+            json = null;
+            switch ((P2PResultCode)rc)
+            {
+                case P2PResultCode.Ok:
+                    json = TakeString(text);
+                    return json == null ? P2PResultCode.InvalidHandle : P2PResultCode.Ok;
+                case P2PResultCode.Timeout:
+                case P2PResultCode.Cancelled:
+                case P2PResultCode.InvalidHandle:
+                    return (P2PResultCode)rc;
+                default:
+                    throw Failure(rc, "p2p_session_wait");
+            }
+        }
+
+        // ---- cancellation tokens (NativeCancellation) ----------------------------------------------------------
+
+        internal static ulong CancelNew()
+        {
+            EnsureLoaded();
+            var fn = Need(_cancelNew, "p2p_cancel_new");
+            int rc = fn(out ulong id);
+            if (rc != 0) throw Failure(rc, "p2p_cancel_new");
+            return id;
+        }
+
+        /// <summary>Never throws: runs in a CancellationToken callback.</summary>
+        internal static void CancelFire(ulong id)
+        {
+            try { _cancelFire?.Invoke(id); } catch { /* the wait then ends by its timeout */ }
+        }
+
+        internal static void CancelFree(ulong id)
+        {
+            try { _cancelFree?.Invoke(id); } catch { /* nothing to do: the id is gone either way */ }
         }
 
         /// <summary>Removes a stopped session from the registry; false when the handle is unknown.</summary>
@@ -295,14 +379,25 @@ namespace RemoteItP2P.Native
             if (rc != 0) throw Failure(rc, "p2p_shutdown");
         }
 
-        /// <summary>Runs the network self-test; returns its JSON report.</summary>
-        public static string NetworkTest(string optionsJson)
+        /// <summary>Runs the network self-test; returns its JSON report. Firing <paramref name="cancel"/> abandons it
+        /// (P2PException Cancelled).</summary>
+        public static string NetworkTest(string optionsJson, NativeCancellation? cancel = null)
         {
             EnsureLoaded();
-            var fn = Need(_networkTest, "p2p_network_test");
-            int rc = fn(Utf8Z(optionsJson), out IntPtr json);
+            byte[] options = Utf8Z(optionsJson);
+            IntPtr json = IntPtr.Zero;
+            int rc;
+            if (cancel == null)
+            {
+                rc = Need(_networkTest, "p2p_network_test")(options, out json);
+            }
+            else
+            {
+                var fn = Need(_networkTestCancellable, "p2p_network_test_cancellable");
+                rc = cancel.Use(id => fn(options, id, out json));
+            }
             if (rc != 0) throw Failure(rc, "p2p_network_test");
-            return TakeString(json);
+            return TakeString(json) ?? throw Failure((int)P2PResultCode.Internal, "p2p_network_test");
         }
 
         /// <summary>Parses a provisioning file; throws P2PException (Provisioning) with "FILE:LINE: key 'K': message".</summary>
@@ -312,7 +407,7 @@ namespace RemoteItP2P.Native
             var fn = Need(_provisioningParse, "p2p_provisioning_parse");
             int rc = fn(Utf8Z(path), out IntPtr json);
             if (rc != 0) throw Failure(rc, "p2p_provisioning_parse");
-            return TakeString(json);
+            return TakeString(json) ?? throw Failure((int)P2PResultCode.Internal, "p2p_provisioning_parse");
         }
 
         /// <summary>Test hook: makes the library panic inside a call (0 on this thread, 1 in a runtime task);
@@ -363,14 +458,14 @@ namespace RemoteItP2P.Native
         /// <summary>Drops queued log lines older than <paramref name="before"/> (written while no cmdlet listened).</summary>
         public static void DiscardLogsBefore(DateTime before)
         {
-            while (LogQueue.TryPeek(out NativeLogEntry e) && e.Time < before)
+            while (LogQueue.TryPeek(out NativeLogEntry? e) && e.Time < before)
             {
                 if (LogQueue.TryDequeue(out _)) Interlocked.Decrement(ref _logCount);
             }
         }
 
         /// <summary>Takes the next queued log line; false when none.</summary>
-        public static bool TryDequeueLog(out NativeLogEntry entry)
+        public static bool TryDequeueLog([NotNullWhen(true)] out NativeLogEntry? entry)
         {
             if (LogQueue.TryDequeue(out entry))
             {
@@ -390,7 +485,7 @@ namespace RemoteItP2P.Native
 
         // Closes every session, then removes the callback so no native thread calls into a runtime that is
         // shutting down.
-        private static void OnProcessExit(object sender, EventArgs e)
+        private static void OnProcessExit(object? sender, EventArgs e)
         {
             try { Shutdown(2000); } catch { }
             try { _setLogCallback?.Invoke(null, IntPtr.Zero, 0); } catch { }

@@ -110,7 +110,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
     'Stop-P2PConnection'  = @{
         Synopsis    = 'Closes P2P connections; their local ports are closed when it returns.'
         Description = @(
-            'Stop-P2PConnection closes each connection''s local port and streams, tells the device, and removes it from Get-P2PConnection. It returns once the port is closed (or writes P2PStopFailed after -TimeoutSec).'
+            'Stop-P2PConnection closes each connection''s local port and streams, tells the device, and removes it from Get-P2PConnection. It returns once the port is closed (or writes P2PStopFailed after -TimeoutSec). Ctrl+C ends the wait at once: the stop goes on in the background, and the connection stays listed (Stopped) until Stop-P2PConnection runs again.'
             'Stopping a connection that is already stopped (twice, or from another runspace) does nothing and is not an error. -WhatIf shows what would be stopped and stops nothing.'
         )
         Parameters  = @{
@@ -132,7 +132,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
     'Wait-P2PConnection'  = @{
         Synopsis    = 'Waits until P2P connections reach a state, and outputs them.'
         Description = @(
-            'Wait-P2PConnection waits for each connection to reach -State (Connected by default), showing progress, and outputs it. A connection that ends in another state is a non-terminating error with its last error; running out of time is P2PWaitTimeout (OperationTimeout). Ctrl+C stops waiting.'
+            'Wait-P2PConnection waits for each connection to reach -State (Connected by default), showing progress, and outputs it. A connection that ends in another state is a non-terminating error with its last error; running out of time is P2PWaitTimeout (OperationTimeout). The wait ends as soon as the state changes, and Ctrl+C stops it at once.'
             'A Degraded connection (up, but its device silent for 5 seconds) is not Connected: waiting for Connected goes on until the device is heard again, or the session ends. Wait for -State Degraded to learn that a device went silent.'
         )
         Parameters  = @{
@@ -153,7 +153,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
     'Test-P2PNetwork'     = @{
         Synopsis    = 'Runs the network self-test (connectd -n) and reports what it means for direct connections.'
         Description = @(
-            'Test-P2PNetwork checks DNS, TCP and UDP reachability of the server, classifies the NAT''s mapping and filtering behaviour from the server''s probe ports, looks for NAT-PMP and UPnP routers and runs the ciphers'' known-answer tests. Every probe has a time-out, so it finishes within seconds even when the server is down; the report then says what failed (Compatible False, Problems).'
+            'Test-P2PNetwork checks DNS, TCP and UDP reachability of the server, classifies the NAT''s mapping and filtering behaviour from the server''s probe ports, looks for NAT-PMP and UPnP routers and runs the ciphers'' known-answer tests. Every probe has a time-out, so it finishes within seconds even when the server is down; the report then says what failed (Compatible False, Problems). Ctrl+C abandons the test at once.'
             'With the server''s key (-ServerKey or $env:P2P_SERVER_KEY) it checks the key over the control channel and asks the server which UDP ports to probe, so a server on any ports is tested on its own ports (Control.ProbeAddrsFrom says "server"). Without a key it probes the default ports (5959, 5960, and 5961 on a second address) and Control.Error says so. $env:P2P_PROBE_ADDR1 to 3 override single addresses.'
             'The Report property holds the text connectd -n prints.'
         )
