@@ -1,856 +1,94 @@
-//! The control channel (see `docs/PROTOCOL.md`, "Control channel"): Noise `NK` over TCP.
-//!
-//! The client pins the server's static X25519 public key, so nobody in the path can read credentials or
-//! session secrets, and a client talking to the wrong server (or a man in the middle) fails the handshake
-//! instead of leaking anything. On the wire each frame is a 2-byte big-endian length and one Noise message;
-//! after the handshake each Noise message carries exactly one JSON object (`p2p_proto::control`).
-//!
-//! Both ends are here: [`ControlClient`] for initiators and targets, [`ControlServerConn`] for `p2p-server`.
-//! Either can be split into a read half and a write half ([`ControlReadHalf`], [`ControlWriteHalf`]) so a
-//! long-lived connection can be read in one task and written from another.
-//!
-//! Limits: one message is at most [`MAX_MESSAGE`] bytes of JSON (a Noise message is at most 65535 bytes,
-//! and a message is never split over several frames), the handshake must finish within
-//! [`HANDSHAKE_TIMEOUT`], and anything malformed is an error, never a panic.
+//! The control channel (see `docs/PROTOCOL.md`, "Control channel"), from `p2p-link`, with every failure
+//! mapped to this crate's [`Error`] (see `From<LinkError>` in `error.rs`): the client's connection
+//! reports "server unreachable", "server key mismatch" and the server's refusals with the kinds
+//! connectd's exit codes come from.
 
-use std::fmt;
-use std::marker::PhantomData;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use p2p_link::control_channel as link;
+use p2p_proto::control::{ClientMsg, ServerMsg};
 
-use p2p_proto::control::{ClientMsg, ServerMsg, MAX_FRAME, NOISE_PATTERN};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use snow::{HandshakeState, StatelessTransportState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use crate::error::Error;
 
-use crate::error::{Error, ErrorKind, Result};
+pub use link::{
+    generate_server_keypair, public_key_of, spawn_reader, HANDSHAKE_TIMEOUT, KEEPALIVE_EVERY,
+    MAX_MESSAGE,
+};
 
-/// The whole Noise handshake (both messages) must finish within this time, on both ends, so a silent
-/// or slow peer cannot hold a connection (and, on the server, a connection slot) forever.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Size of the ChaChaPoly tag every transport message carries.
-const TAG_LEN: usize = 16;
-
-/// Largest JSON message that fits in one frame.
-pub const MAX_MESSAGE: usize = MAX_FRAME - TAG_LEN;
-
-/// Read granularity: small enough to keep the buffer bounded, big enough for typical messages at once.
-const READ_CHUNK: usize = 8 * 1024;
-
-/// Which end we are: only used to word errors and to pick the error kinds a caller expects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    /// We are the client, the peer is the server.
-    Client,
-    /// We are the server, the peer is a client.
-    Server,
-}
-
-/// Names the peer in error messages ("server 192.0.2.1:5980" / "client 198.51.100.4:40000").
-#[derive(Clone, Copy)]
-struct Peer {
-    side: Side,
-    addr: SocketAddr,
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.side {
-            Side::Client => write!(f, "server {}", self.addr),
-            Side::Server => write!(f, "client {}", self.addr),
-        }
-    }
-}
-
-impl Peer {
-    /// The kind of a transport failure: for a client, losing the server is "server unreachable".
-    fn io_kind(&self) -> ErrorKind {
-        match self.side {
-            Side::Client => ErrorKind::ServerUnreachable,
-            Side::Server => ErrorKind::Internal,
-        }
-    }
-    fn closed(&self) -> Error {
-        Error::new(
-            self.io_kind(),
-            format!("{self} closed the control connection"),
-        )
-    }
-    fn io(&self, e: std::io::Error) -> Error {
-        Error::new(
-            self.io_kind(),
-            format!("control connection with {self} failed: {e}"),
-        )
-    }
-    fn unusable(&self) -> Error {
-        Error::new(
-            self.io_kind(),
-            format!("control connection with {self} is unusable after an earlier error"),
-        )
-    }
-}
-
-fn noise_error(e: snow::Error) -> Error {
-    Error::new(ErrorKind::Internal, format!("noise: {e}"))
-}
-
-fn noise_params() -> Result<snow::params::NoiseParams> {
-    NOISE_PATTERN
-        .parse()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("noise pattern: {e:?}")))
-}
-
-/// Derives the public key of a control-channel static private key (X25519): what clients pin.
-pub fn public_key_of(private_key: &[u8; 32]) -> Result<[u8; 32]> {
-    // snow's own X25519 (the default resolver), so the key printed is exactly the one the handshake uses.
-    use snow::resolvers::{CryptoResolver, DefaultResolver};
-    let mut dh = DefaultResolver
-        .resolve_dh(&snow::params::DHChoice::Curve25519)
-        .ok_or_else(|| Error::new(ErrorKind::Internal, "X25519 unavailable"))?;
-    dh.set(private_key);
-    <[u8; 32]>::try_from(dh.pubkey())
-        .map_err(|_| Error::new(ErrorKind::Internal, "unexpected X25519 public key length"))
-}
-
-/// Generates a fresh static key pair for a server: `(private, public)`.
-pub fn generate_server_keypair() -> Result<([u8; 32], [u8; 32])> {
-    let kp = snow::Builder::new(noise_params()?)
-        .generate_keypair()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("key generation failed: {e}")))?;
-    let mut private = [0u8; 32];
-    let mut public = [0u8; 32];
-    if kp.private.len() != 32 || kp.public.len() != 32 {
-        return Err(Error::new(ErrorKind::Internal, "unexpected key length"));
-    }
-    private.copy_from_slice(&kp.private);
-    public.copy_from_slice(&kp.public);
-    Ok((private, public))
-}
-
-/// Reads one frame (length + body) during the handshake, before the buffered reader exists.
-/// `Ok(None)` is a clean end of stream.
-async fn read_handshake_frame(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 2];
-    match stream.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut body).await?;
-    Ok(Some(body))
-}
-
-async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(body.len())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
-    let mut frame = Vec::with_capacity(2 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(body);
-    // One write per frame: no small-packet interleaving, and Nagle does not delay the second half.
-    w.write_all(&frame).await?;
-    w.flush().await
-}
-
-/// One end of a control connection after a successful handshake: `In` is what the peer sends, `Out`
-/// what we send. Used as [`ControlClient`] or [`ControlServerConn`].
-pub struct ControlConn<In, Out> {
-    reader: ControlReadHalf<In>,
-    writer: ControlWriteHalf<Out>,
-}
+/// One end of a control connection (see [`link::ControlConn`]).
+pub type ControlConn<In, Out> = link::ControlConn<In, Out, Error>;
 
 /// A client's control connection to the server.
 pub type ControlClient = ControlConn<ServerMsg, ClientMsg>;
 
-/// The server's end of one control connection.
+/// The server's end of one control connection (for tests that stand in for the server).
 pub type ControlServerConn = ControlConn<ClientMsg, ServerMsg>;
 
-impl<In, Out> fmt::Debug for ControlConn<In, Out> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (name, peer) = match self.reader.peer.side {
-            Side::Client => ("ControlClient", "server"),
-            Side::Server => ("ControlServerConn", "client"),
-        };
-        f.debug_struct(name)
-            .field(peer, &self.reader.peer.addr)
-            .finish_non_exhaustive()
-    }
-}
+/// The receiving half of a control connection.
+pub type ControlReadHalf<M> = link::ControlReadHalf<M, Error>;
 
-impl<In: DeserializeOwned, Out: Serialize> ControlConn<In, Out> {
-    /// Wraps a stream whose handshake has finished.
-    fn new(stream: TcpStream, state: StatelessTransportState, peer: Peer) -> Self {
-        let (reader, writer) = split(stream, state, peer);
-        ControlConn { reader, writer }
-    }
-
-    /// Sends one message. Not cancel-safe: dropping the future midway may leave half a frame on the wire,
-    /// after which the connection is unusable.
-    pub async fn send(&mut self, msg: &Out) -> Result<()> {
-        self.writer.send(msg).await
-    }
-
-    /// Receives one message. Cancel-safe (see [`ControlReadHalf::recv`]).
-    pub async fn recv(&mut self) -> Result<In> {
-        self.reader.recv().await
-    }
-
-    /// Splits the connection so one task can read (e.g. a target waiting for `Incoming`) while another writes.
-    pub fn into_split(self) -> (ControlReadHalf<In>, ControlWriteHalf<Out>) {
-        (self.reader, self.writer)
-    }
-}
-
-impl ControlClient {
-    /// Connects to `server` (`host:port`, resolved here; every address is tried in turn) and runs the
-    /// Noise handshake against the pinned `server_key`.
-    ///
-    /// `timeout` bounds the TCP connection; the handshake is bounded by [`HANDSHAKE_TIMEOUT`] on top.
-    /// Errors: [`ErrorKind::ServerUnreachable`] when no address answers (the message names the address),
-    /// [`ErrorKind::ServerKeyMismatch`] when the server does not hold the private half of `server_key`.
-    pub async fn connect(server: &str, server_key: &[u8; 32], timeout: Duration) -> Result<Self> {
-        Self::connect_with(server, server_key, timeout, HANDSHAKE_TIMEOUT).await
-    }
-
-    async fn connect_with(
-        server: &str,
-        server_key: &[u8; 32],
-        timeout: Duration,
-        handshake_timeout: Duration,
-    ) -> Result<Self> {
-        let unreachable = |why: String| {
-            Error::new(
-                ErrorKind::ServerUnreachable,
-                format!("cannot reach server {server}: {why}"),
-            )
-        };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} ms",
-                    timeout.as_millis()
-                )))
-            }
-        };
-        Self::handshake_within(stream, server_key, handshake_timeout).await
-    }
-
-    /// Runs the Noise handshake against the pinned `server_key` on a TCP connection the caller opened
-    /// (e.g. from a chosen source address), within [`HANDSHAKE_TIMEOUT`].
-    pub async fn handshake_over(stream: TcpStream, server_key: &[u8; 32]) -> Result<Self> {
-        Self::handshake_within(stream, server_key, HANDSHAKE_TIMEOUT).await
-    }
-
-    async fn handshake_within(
-        mut stream: TcpStream,
-        server_key: &[u8; 32],
-        handshake_timeout: Duration,
-    ) -> Result<Self> {
-        // Control messages are small and interactive.
-        let _ = stream.set_nodelay(true);
-        let addr = stream.peer_addr().map_err(|e| {
-            Error::new(
-                ErrorKind::ServerUnreachable,
-                format!("not connected to a server: {e}"),
-            )
-        })?;
-        let peer = Peer {
-            side: Side::Client,
-            addr,
-        };
-        let state = within(
-            handshake_timeout,
-            client_handshake(&mut stream, server_key, peer),
-            || {
-                Error::new(
-                    ErrorKind::ServerUnreachable,
-                    format!(
-                        "server {addr} did not complete the control handshake within {} ms",
-                        handshake_timeout.as_millis()
-                    ),
-                )
-            },
-        )
-        .await?;
-        Ok(Self::new(stream, state, peer))
-    }
-
-    /// The server's address this connection reached.
-    pub fn server_addr(&self) -> SocketAddr {
-        self.reader.peer.addr
-    }
-
-    /// Sends `msg` and waits for the next message, turning `ServerMsg::Error` into an `Err` of the
-    /// matching kind. Only for strict request/answer exchanges (login, connect): on a target connection
-    /// an unrelated `Incoming` could arrive in between.
-    pub async fn request(&mut self, msg: &ClientMsg) -> Result<ServerMsg> {
-        self.send(msg).await?;
-        match self.recv().await? {
-            ServerMsg::Error { code, message } => Err(Error::new(ErrorKind::from(code), message)),
-            other => Ok(other),
-        }
-    }
-}
-
-/// How often an otherwise idle control connection sends a `Ping`: keeps NAT and firewall state for the
-/// TCP connection alive, and makes a dead connection show up as a write error.
-pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
-
-/// Hands every message the server sends (but `Pong`) to the returned channel, from a background task
-/// that also owns the write half and sends a `Ping` every [`KEEPALIVE_EVERY`], so the connection stays
-/// open for as long as the receiver lives.
-///
-/// The channel closes (`recv` gives `None`) when the connection fails or the server closes it; dropping
-/// the receiver ends the task and closes the connection.
-pub fn spawn_reader(client: ControlClient) -> tokio::sync::mpsc::UnboundedReceiver<ServerMsg> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (mut reader, mut writer) = client.into_split();
-    tokio::spawn(async move {
-        let mut keepalive = tokio::time::interval_at(
-            tokio::time::Instant::now() + KEEPALIVE_EVERY,
-            KEEPALIVE_EVERY,
-        );
-        loop {
-            tokio::select! {
-                msg = reader.recv() => match msg {
-                    Ok(ServerMsg::Pong) => {}
-                    Ok(msg) => {
-                        if tx.send(msg).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        log::debug!("control connection ended: {e}");
-                        break;
-                    }
-                },
-                _ = keepalive.tick() => {
-                    if let Err(e) = writer.send(&ClientMsg::Ping).await {
-                        log::debug!("control keepalive failed: {e}");
-                        break;
-                    }
-                }
-                _ = tx.closed() => break,
-            }
-        }
-        writer.shutdown().await;
-    });
-    rx
-}
-
-fn key_mismatch(addr: SocketAddr) -> Error {
-    Error::new(
-        ErrorKind::ServerKeyMismatch,
-        format!("server key does not match the pinned key (control handshake with server {addr} failed)"),
-    )
-}
-
-async fn client_handshake(
-    stream: &mut TcpStream,
-    server_key: &[u8; 32],
-    peer: Peer,
-) -> Result<StatelessTransportState> {
-    let mut hs: HandshakeState = snow::Builder::new(noise_params()?)
-        .remote_public_key(server_key)
-        .map_err(noise_error)?
-        .build_initiator()
-        .map_err(noise_error)?;
-    // -> e, es (empty payload, but authenticated under the pinned key: a wrong key fails on the server).
-    send_handshake_message(stream, &mut hs, peer).await?;
-    // <- e, ee. The server answers a handshake it cannot decrypt with an empty frame, then closes;
-    // a close without that frame means the same in practice (it could not read our first message).
-    let reply = match read_handshake_frame(stream).await {
-        Ok(Some(body)) if !body.is_empty() => body,
-        Ok(_) => return Err(key_mismatch(peer.addr)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(key_mismatch(peer.addr))
-        }
-        Err(e) => return Err(peer.io(e)),
-    };
-    let mut payload = vec![0u8; MAX_FRAME];
-    hs.read_message(&reply, &mut payload)
-        .map_err(|_| key_mismatch(peer.addr))?;
-    hs.into_stateless_transport_mode().map_err(noise_error)
-}
-
-impl ControlServerConn {
-    /// Runs the responder side of the handshake on an accepted stream, within [`HANDSHAKE_TIMEOUT`].
-    /// A client that pinned another key gets an empty frame (so it can report `ServerKeyMismatch`
-    /// rather than a vague disconnect) and the connection is closed.
-    pub async fn accept(mut stream: TcpStream, static_private_key: &[u8; 32]) -> Result<Self> {
-        let _ = stream.set_nodelay(true);
-        let addr = stream
-            .peer_addr()
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("peer address: {e}")))?;
-        let peer = Peer {
-            side: Side::Server,
-            addr,
-        };
-        let state = within(
-            HANDSHAKE_TIMEOUT,
-            server_handshake(&mut stream, static_private_key, peer),
-            || {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!(
-                        "{peer} did not complete the control handshake within {} s",
-                        HANDSHAKE_TIMEOUT.as_secs()
-                    ),
-                )
-            },
-        )
-        .await?;
-        Ok(Self::new(stream, state, peer))
-    }
-
-    /// The client's address (as seen by the server).
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.reader.peer.addr
-    }
-
-    /// Our local address of this connection: the address the client reached us at.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.reader.io.local_addr().ok()
-    }
-}
-
-async fn server_handshake(
-    stream: &mut TcpStream,
-    static_private_key: &[u8; 32],
-    peer: Peer,
-) -> Result<StatelessTransportState> {
-    let mut hs: HandshakeState = snow::Builder::new(noise_params()?)
-        .local_private_key(static_private_key)
-        .map_err(noise_error)?
-        .build_responder()
-        .map_err(noise_error)?;
-    let first = match read_handshake_frame(stream).await {
-        Ok(Some(body)) => body,
-        Ok(None) => return Err(peer.closed()),
-        Err(e) => return Err(peer.io(e)),
-    };
-    let mut payload = vec![0u8; MAX_FRAME];
-    if hs.read_message(&first, &mut payload).is_err() {
-        // Tell the client its pinned key is wrong (best effort; an attacker learns nothing from it).
-        let _ = write_frame(stream, &[]).await;
-        let _ = stream.shutdown().await;
-        return Err(Error::new(
-            ErrorKind::Internal,
-            format!("{peer} failed the control handshake (it pinned another server key, or is not a RemoteItP2P client)"),
-        ));
-    }
-    // <- e, ee: our answer, which completes the handshake.
-    send_handshake_message(stream, &mut hs, peer).await?;
-    hs.into_stateless_transport_mode().map_err(noise_error)
-}
-
-/// Writes our next handshake message (with an empty payload) as one frame.
-async fn send_handshake_message(
-    stream: &mut TcpStream,
-    hs: &mut HandshakeState,
-    peer: Peer,
-) -> Result<()> {
-    let mut buf = vec![0u8; MAX_FRAME];
-    let n = hs.write_message(&[], &mut buf).map_err(noise_error)?;
-    write_frame(stream, &buf[..n]).await.map_err(|e| peer.io(e))
-}
-
-/// Bounds a handshake by `limit`; `timed_out` words the error when it does not finish in time.
-async fn within(
-    limit: Duration,
-    handshake: impl std::future::Future<Output = Result<StatelessTransportState>>,
-    timed_out: impl FnOnce() -> Error,
-) -> Result<StatelessTransportState> {
-    tokio::time::timeout(limit, handshake)
-        .await
-        .unwrap_or_else(|_| Err(timed_out()))
-}
-
-fn split<R, W>(
-    stream: TcpStream,
-    state: StatelessTransportState,
-    peer: Peer,
-) -> (ControlReadHalf<R>, ControlWriteHalf<W>) {
-    let (r, w) = stream.into_split();
-    // Stateless transport: each half keeps its own nonce, so the halves need no lock between them.
-    let state = Arc::new(state);
-    (
-        ControlReadHalf {
-            io: r,
-            state: state.clone(),
-            nonce: 0,
-            buf: Vec::with_capacity(READ_CHUNK),
-            broken: false,
-            peer,
-            _msg: PhantomData,
-        },
-        ControlWriteHalf {
-            io: w,
-            state,
-            nonce: 0,
-            broken: false,
-            peer,
-            _msg: PhantomData,
-        },
-    )
-}
-
-/// The receiving half of a control connection; `M` is the message type the peer sends.
-pub struct ControlReadHalf<M> {
-    io: OwnedReadHalf,
-    state: Arc<StatelessTransportState>,
-    nonce: u64,
-    /// Bytes read but not yet consumed: at most one frame plus one read chunk.
-    buf: Vec<u8>,
-    /// After an authentication failure the nonces are out of step: refuse to go on.
-    broken: bool,
-    peer: Peer,
-    _msg: PhantomData<fn() -> M>,
-}
-
-impl<M> fmt::Debug for ControlReadHalf<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ControlReadHalf({})", self.peer)
-    }
-}
-
-impl<M: DeserializeOwned> ControlReadHalf<M> {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer.addr
-    }
-
-    /// Receives one message.
-    ///
-    /// Cancel-safe: bytes read so far stay in this half's buffer, so using `recv` in `tokio::select!`
-    /// and dropping it loses nothing. A message that is not valid JSON of the expected type is an error;
-    /// the connection stays usable after it (the frame was authenticated and consumed).
-    pub async fn recv(&mut self) -> Result<M> {
-        if self.broken {
-            return Err(self.peer.unusable());
-        }
-        loop {
-            if let Some(frame_end) = self.complete_frame() {
-                let plain = self.open(frame_end);
-                self.buf.drain(..frame_end);
-                let plain = plain?;
-                return serde_json::from_slice::<M>(&plain).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Internal,
-                        format!("malformed control message from {}: {e}", self.peer),
-                    )
-                });
-            }
-            let mut chunk = [0u8; READ_CHUNK];
-            // `read` is cancel-safe: if this future is dropped, no data was consumed.
-            let n = match self.io.read(&mut chunk).await {
-                Ok(0) => {
-                    self.broken = true;
-                    return Err(self.peer.closed());
-                }
-                Ok(n) => n,
-                Err(e) => {
-                    self.broken = true;
-                    return Err(self.peer.io(e));
-                }
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// End offset of the first frame if it is complete in the buffer.
-    fn complete_frame(&self) -> Option<usize> {
-        let len = self.buf.get(..2)?;
-        let end = 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-        (self.buf.len() >= end).then_some(end)
-    }
-
-    fn open(&mut self, frame_end: usize) -> Result<Vec<u8>> {
-        let body = &self.buf[2..frame_end];
-        let mut plain = vec![0u8; body.len()];
-        match self.state.read_message(self.nonce, body, &mut plain) {
-            Ok(n) => {
-                self.nonce += 1;
-                plain.truncate(n);
-                Ok(plain)
-            }
-            Err(_) => {
-                self.broken = true;
-                Err(Error::new(
-                    self.peer.io_kind(),
-                    format!("control message from {} failed authentication", self.peer),
-                ))
-            }
-        }
-    }
-}
-
-/// The sending half of a control connection; `M` is the message type we send.
-pub struct ControlWriteHalf<M> {
-    io: OwnedWriteHalf,
-    state: Arc<StatelessTransportState>,
-    nonce: u64,
-    broken: bool,
-    peer: Peer,
-    _msg: PhantomData<fn(M)>,
-}
-
-impl<M> fmt::Debug for ControlWriteHalf<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ControlWriteHalf({})", self.peer)
-    }
-}
-
-impl<M: Serialize> ControlWriteHalf<M> {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer.addr
-    }
-
-    /// Sends one message. Not cancel-safe: a send dropped midway may leave half a frame on the wire;
-    /// the connection is then unusable (the peer will fail to authenticate the next frame).
-    /// A message larger than [`MAX_MESSAGE`] is refused with [`ErrorKind::LimitReached`] before anything
-    /// is written.
-    pub async fn send(&mut self, msg: &M) -> Result<()> {
-        if self.broken {
-            return Err(self.peer.unusable());
-        }
-        let json = serde_json::to_vec(msg).map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("encoding a control message: {e}"),
-            )
-        })?;
-        if json.len() > MAX_MESSAGE {
-            return Err(Error::new(
-                ErrorKind::LimitReached,
-                format!(
-                    "control message too large ({} bytes, at most {MAX_MESSAGE})",
-                    json.len()
-                ),
-            ));
-        }
-        let mut sealed = vec![0u8; json.len() + TAG_LEN];
-        let n = self
-            .state
-            .write_message(self.nonce, &json, &mut sealed)
-            .map_err(noise_error)?;
-        self.nonce += 1;
-        // Mark broken until the write completes: if this future is dropped midway, the stream is torn.
-        self.broken = true;
-        write_frame(&mut self.io, &sealed[..n])
-            .await
-            .map_err(|e| self.peer.io(e))?;
-        self.broken = false;
-        Ok(())
-    }
-
-    /// Closes our sending direction (the peer's `recv` then reports a closed connection).
-    pub async fn shutdown(&mut self) {
-        let _ = self.io.shutdown().await;
-    }
-}
+/// The sending half of a control connection.
+pub type ControlWriteHalf<M> = link::ControlWriteHalf<M, Error>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
     use p2p_proto::control::{Credential, ErrorCode};
     use tokio::net::TcpListener;
 
-    async fn listener() -> (TcpListener, String) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = l.local_addr().unwrap().to_string();
-        (l, a)
-    }
+    use super::*;
+    use crate::ErrorKind;
 
     #[tokio::test]
-    async fn round_trip_both_ways_and_split() {
+    async fn link_failures_keep_the_client_kinds_and_wording() {
         let (private, public) = generate_server_keypair().unwrap();
-        assert_eq!(public_key_of(&private).unwrap(), public);
-        let (l, addr) = listener().await;
+        let (_, other_public) = generate_server_keypair().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
         let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut conn = ControlServerConn::accept(s, &private).await.unwrap();
-            for _ in 0..3 {
-                match conn.recv().await.unwrap() {
-                    ClientMsg::Ping => conn.send(&ServerMsg::Pong).await.unwrap(),
-                    other => panic!("unexpected {other:?}"),
+            // The first client pinned another key; the second gets a refusal, then the connection closes.
+            for _ in 0..2 {
+                let (s, _) = l.accept().await.unwrap();
+                if let Ok(mut conn) = ControlServerConn::accept(s, &private).await {
+                    assert_eq!(conn.recv().await.unwrap(), ClientMsg::Ping);
+                    let refusal = ServerMsg::Error {
+                        code: ErrorCode::NotShared,
+                        message: "not shared".into(),
+                    };
+                    conn.send(&refusal).await.unwrap();
                 }
             }
-            conn.send(&ServerMsg::Error {
-                code: ErrorCode::BadUser,
-                message: "unknown user 'x'".into(),
-            })
-            .await
-            .unwrap();
         });
-        let mut c = ControlClient::connect(&addr, &public, Duration::from_secs(2))
-            .await
-            .unwrap();
-        assert_eq!(c.request(&ClientMsg::Ping).await.unwrap(), ServerMsg::Pong);
-        let (mut r, mut w) = c.into_split();
-        w.send(&ClientMsg::Ping).await.unwrap();
-        w.send(&ClientMsg::Ping).await.unwrap();
-        assert_eq!(r.recv().await.unwrap(), ServerMsg::Pong);
-        assert_eq!(r.recv().await.unwrap(), ServerMsg::Pong);
-        assert!(matches!(r.recv().await.unwrap(), ServerMsg::Error { .. }));
-        server.await.unwrap();
-        let e = r.recv().await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ServerUnreachable);
-    }
-
-    #[tokio::test]
-    async fn wrong_pinned_key_is_a_key_mismatch() {
-        let (private, _) = generate_server_keypair().unwrap();
-        let (_, other_public) = generate_server_keypair().unwrap();
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            ControlServerConn::accept(s, &private).await.unwrap_err()
-        });
-        let e = ControlClient::connect(&addr, &other_public, Duration::from_secs(2))
+        let timeout = Duration::from_secs(2);
+        let e = ControlClient::connect(&addr, &other_public, timeout)
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::ServerKeyMismatch, "{e}");
-        assert!(e
-            .message
-            .contains("server key does not match the pinned key"));
-        server.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn unreachable_server_names_the_address() {
-        // Bind then drop to get a port nobody listens on.
-        let addr = {
-            let (_l, a) = listener().await;
-            a
-        };
-        let e = ControlClient::connect(&addr, &[1; 32], Duration::from_secs(2))
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ServerUnreachable);
-        assert!(e.message.contains(&addr), "{e}");
-    }
-
-    #[tokio::test]
-    async fn silent_server_times_out_the_handshake() {
-        let (l, addr) = listener().await;
-        let _keep = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(s);
-        });
-        let e = ControlClient::connect_with(
-            &addr,
-            &[1; 32],
-            Duration::from_secs(2),
-            Duration::from_millis(200),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ServerUnreachable, "{e}");
-    }
-
-    #[tokio::test]
-    async fn malformed_json_is_an_error_and_the_connection_survives() {
-        let (private, public) = generate_server_keypair().unwrap();
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut conn = ControlServerConn::accept(s, &private).await.unwrap();
-            let e = conn.recv().await.unwrap_err();
-            assert!(e.message.contains("malformed"), "{e}");
-            assert_eq!(conn.recv().await.unwrap(), ClientMsg::Ping);
-        });
-        let c = ControlClient::connect(&addr, &public, Duration::from_secs(2))
+        assert_eq!(
+            e.message,
+            format!("server key does not match the pinned key (control handshake with server {addr} failed)")
+        );
+        let mut c = ControlClient::connect(&addr, &public, timeout)
             .await
             .unwrap();
-        let (_r, w) = c.into_split();
-        // Reuse the authenticated writer with a message type the server does not expect.
-        let mut raw: ControlWriteHalf<serde_json::Value> = ControlWriteHalf {
-            io: w.io,
-            state: w.state,
-            nonce: w.nonce,
-            broken: false,
-            peer: w.peer,
-            _msg: PhantomData,
-        };
-        raw.send(&serde_json::json!({"type": "no_such_message"}))
-            .await
-            .unwrap();
-        raw.send(&serde_json::json!({"type": "ping"}))
-            .await
-            .unwrap();
-        server.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn oversized_message_is_refused_before_sending() {
-        let (private, public) = generate_server_keypair().unwrap();
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut conn = ControlServerConn::accept(s, &private).await.unwrap();
-            conn.recv().await
-        });
-        let mut c = ControlClient::connect(&addr, &public, Duration::from_secs(2))
-            .await
-            .unwrap();
+        let e = c.request(&ClientMsg::Ping).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::NotShared, "not shared")
+        );
         let big = ClientMsg::Login {
             user: "u".repeat(MAX_MESSAGE),
             credential: Credential::Password("p".into()),
         };
-        let e = c.send(&big).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::LimitReached);
-        c.send(&ClientMsg::Ping).await.unwrap();
-        assert_eq!(server.await.unwrap().unwrap(), ClientMsg::Ping);
-    }
-
-    #[tokio::test]
-    async fn garbage_instead_of_a_handshake_is_rejected() {
-        let (private, _) = generate_server_keypair().unwrap();
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            ControlServerConn::accept(s, &private).await
-        });
-        let mut s = TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"\x00\x05hello").await.unwrap();
-        assert!(server.await.unwrap().is_err());
-    }
-    #[tokio::test]
-    async fn spawned_reader_forwards_messages_and_closes_with_the_connection() {
-        let (private, public) = generate_server_keypair().unwrap();
-        let (l, addr) = listener().await;
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut conn = ControlServerConn::accept(s, &private).await.unwrap();
-            conn.send(&ServerMsg::Pong).await.unwrap();
-            conn.send(&ServerMsg::LoginOk { user: "u".into() })
-                .await
-                .unwrap();
-            // Dropping the connection closes the client's channel.
-        });
-        let c = ControlClient::connect(&addr, &public, Duration::from_secs(2))
-            .await
-            .unwrap();
-        let mut rx = spawn_reader(c);
-        // Pong is swallowed: only the login answer arrives.
         assert_eq!(
-            rx.recv().await,
-            Some(ServerMsg::LoginOk { user: "u".into() })
+            c.send(&big).await.unwrap_err().kind,
+            ErrorKind::LimitReached
         );
         server.await.unwrap();
-        let end = tokio::time::timeout(Duration::from_secs(2), rx.recv())
-            .await
-            .unwrap();
-        assert_eq!(end, None);
+        let e = c.recv().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServerUnreachable, "{e}");
+        assert_eq!(
+            e.message,
+            format!("server {addr} closed the control connection")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of the driver, each with connectd's exit code.
 
 use p2p_config::exit_code::ExitCode;
+use p2p_link::{LinkError, Side};
 use p2p_proto::control::ErrorCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +98,31 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+        }
+    }
+}
+
+/// A control channel failure, worded as before the channel had its own crate. On the client, losing or
+/// never reaching the server is `ServerUnreachable`; on the server's end (tests stand in for a server)
+/// a transport failure is `Internal`.
+impl From<LinkError> for Error {
+    fn from(e: LinkError) -> Self {
+        let transport = match e.side() {
+            Some(Side::Server) => ErrorKind::Internal,
+            Some(Side::Client) | None => ErrorKind::ServerUnreachable,
+        };
+        let kind = match &e {
+            LinkError::Refused { code, .. } => ErrorKind::from(*code),
+            LinkError::KeyMismatch { peer } if peer.side == Side::Client => {
+                ErrorKind::ServerKeyMismatch
+            }
+            LinkError::TooLarge { .. } => ErrorKind::LimitReached,
+            e if e.is_transport() => transport,
+            _ => ErrorKind::Internal,
+        };
+        match e {
+            LinkError::Refused { message, .. } => Error::new(kind, message),
+            e => Error::new(kind, e.to_string()),
         }
     }
 }

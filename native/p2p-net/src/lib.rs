@@ -1,16 +1,15 @@
-//! The I/O driver around `p2p-proto`: the only crate (with the server) that owns sockets and clocks.
+//! The client's I/O driver around `p2p-proto` (the server has its own; what both share is in `p2p-link`).
 //!
-//! The public surface is what `connectd`, `p2p-ffi`, `p2p-server`, the benchmark and the system tests
-//! use: [`Tunnel`] and [`Target`] with their status types, the control channel, the self-test, the
-//! light targets (many devices on one control connection, for load tests), the clock helpers and the
-//! UDP socket set-up. Everything else (the endpoint, the stream tasks, batching, port mapping) is
-//! internal.
+//! The public surface is what `connectd`, `p2p-ffi`, the benchmark and the system tests use: [`Tunnel`]
+//! and [`Target`] with their status types, the control channel (with this crate's [`Error`]), the
+//! self-test, the light targets (many devices on one control connection, for load tests), and, from
+//! `p2p-link` under their old paths, the clock helpers and the UDP socket set-up. Everything else (the
+//! endpoint, the stream tasks, batching, port mapping) is internal.
 
-// Unsafe code is refused everywhere but in `udp_socket`, which sets socket options that neither the
-// standard library nor socket2 offers (through `setsockopt`); each use there says why it is sound.
+// No unsafe code: the socket options that need `setsockopt` are set in `p2p-link`'s `udp_socket`.
 #![deny(unsafe_code)]
 
-pub mod clock;
+pub use p2p_link::clock;
 pub mod control_channel;
 mod direct_filter;
 mod endpoint;
@@ -28,8 +27,7 @@ mod stream_io;
 mod target;
 mod tunnel;
 mod udp_batch;
-#[allow(unsafe_code)]
-pub mod udp_socket;
+pub use p2p_link::udp_socket;
 
 pub use error::{Error, ErrorKind, Result};
 pub use selftest::{SelfTestConfig, SelfTestReport};

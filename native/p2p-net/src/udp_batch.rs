@@ -282,6 +282,28 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    // The option is read back with getsockopt, which socket2 does not offer for it.
+    #[allow(unsafe_code)]
+    async fn batching_sockets_still_let_the_os_fragment() {
+        let io = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid descriptor and an int-sized out value.
+        let rc = unsafe {
+            libc::getsockopt(
+                io.socket().as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &mut value as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        assert_eq!((rc, value), (0, libc::IP_PMTUDISC_WANT));
+    }
+
     #[test]
     fn a_batch_takes_equal_datagrams_to_one_destination_and_one_shorter_last() {
         let mut b = SendBatch::default();

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use p2p_proto::Uid;
 
 use crate::error::{Error, Result};
-use p2p_net::clock::now_unix;
+use p2p_link::clock::now_unix;
 
 /// Longest user name, device label or auth-hash label we store.
 pub const MAX_NAME_LEN: usize = 64;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::accounts;
 use crate::error::{Error, Result};
 use crate::{db, keys};
-use p2p_net::clock::format_utc;
+use p2p_link::clock::format_utc;
 
 /// `init`: creates the data directory, the database and the server key; returns the `server_key` line.
 pub fn init(data_dir: &Path) -> Result<String> {

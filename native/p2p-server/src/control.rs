@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use p2p_net::control_channel::{ControlReadHalf, ControlServerConn, ControlWriteHalf};
+use p2p_link::control_channel::{ControlReadHalf, ControlServerConn, ControlWriteHalf};
+use p2p_link::LinkError;
 use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
 use p2p_proto::Uid;
 use tokio::net::TcpStream;
@@ -268,7 +269,7 @@ async fn read_loop(
         };
         let flow = match tokio::time::timeout_at(deadline, reader.recv()).await {
             Ok(Ok(msg)) => handle(ctx, conn, msg).await,
-            Ok(Err(e)) if is_malformed(&e) => {
+            Ok(Err(e @ LinkError::Malformed { .. })) => {
                 malformed += 1;
                 malformed_message(ctx, conn, &e, malformed).await
             }
@@ -289,12 +290,7 @@ async fn read_loop(
 
 /// Tells the client its message could not be parsed; closes the connection once the malformed messages
 /// (`count` so far) exceed `max_malformed`.
-async fn malformed_message(
-    ctx: &ControlContext,
-    conn: &Conn,
-    e: &p2p_net::Error,
-    count: u32,
-) -> Flow {
+async fn malformed_message(ctx: &ControlContext, conn: &Conn, e: &LinkError, count: u32) -> Flow {
     log::debug!("control connection {} from {}: {e}", conn.id, conn.peer);
     let flow = reply(
         conn,
@@ -358,19 +354,14 @@ pub async fn refuse(stream: TcpStream, ctx: Arc<ControlContext>, message: String
         loop {
             match reader.recv().await {
                 Ok(_) => {}
-                Err(e) if is_malformed(&e) => {}
+                // A message it could decrypt but not parse: the connection is still usable.
+                Err(LinkError::Malformed { .. }) => {}
                 Err(_) => return Some(()),
             }
         }
     };
     // The handshake has its own limit; this bounds a client that never hangs up.
     let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refusal).await;
-}
-
-/// The control channel reports a message it could decrypt but not parse this way; the connection is
-/// still usable after it (unlike after a failed decryption or a closed stream).
-fn is_malformed(e: &p2p_net::Error) -> bool {
-    e.message.starts_with("malformed control message")
 }
 
 async fn write_loop(

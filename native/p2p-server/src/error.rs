@@ -31,6 +31,13 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// The control channel's failures (key handling, a connection) as the operator reads them.
+impl From<p2p_link::LinkError> for Error {
+    fn from(e: p2p_link::LinkError) -> Self {
+        Error(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error(format!("I/O error: {e}"))

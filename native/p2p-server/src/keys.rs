@@ -34,8 +34,7 @@ pub fn create(data_dir: &Path) -> Result<[u8; 32]> {
             data_dir.display()
         )));
     }
-    let (private, public) =
-        p2p_net::control_channel::generate_server_keypair().map_err(|e| Error::new(e.message))?;
+    let (private, public) = p2p_link::control_channel::generate_server_keypair()?;
     let private = Zeroizing::new(private);
     let text = Zeroizing::new(format!("{}\n", B64.encode(*private)));
     let mut f = create_private_file(&path)
@@ -115,7 +114,7 @@ pub fn load_private(data_dir: &Path) -> Result<Zeroizing<[u8; 32]>> {
 /// The public key of the key in `data_dir`.
 pub fn load_public(data_dir: &Path) -> Result<[u8; 32]> {
     let private = load_private(data_dir)?;
-    p2p_net::control_channel::public_key_of(&private).map_err(|e| Error::new(e.message))
+    Ok(p2p_link::control_channel::public_key_of(&private)?)
 }
 
 #[cfg(unix)]

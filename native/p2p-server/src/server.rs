@@ -152,7 +152,7 @@ impl Drop for ServerHandle {
 
 async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
     // The relay carries whole congestion windows in bursts: it needs the same large buffers as a peer.
-    p2p_net::udp_socket::bind(addr).map(Arc::new).map_err(|e| {
+    p2p_link::udp_socket::bind(addr).map(Arc::new).map_err(|e| {
         Error::new(format!(
             "cannot bind the {which} UDP listener to {addr}: {e}"
         ))
@@ -162,8 +162,7 @@ async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
 /// Binds every listener and starts the server. Must be called within a tokio runtime.
 pub async fn start(config: Config) -> Result<ServerHandle> {
     let static_key = keys::load_private(&config.data_dir)?;
-    let public =
-        p2p_net::control_channel::public_key_of(&static_key).map_err(|e| Error::new(e.message))?;
+    let public = p2p_link::control_channel::public_key_of(&static_key)?;
     let database = db::open(&config.data_dir)?;
 
     let (control_listener, [relay_socket, probe2, probe3], listening) =

@@ -1,13 +1,13 @@
 //! A real server in-process on 127.0.0.1 (port 0 everywhere), driven by real clients: the Noise control
-//! channel of `p2p-net` and plain UDP sockets.
+//! channel of `p2p-link` and plain UDP sockets.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use p2p_net::control_channel::ControlClient;
-use p2p_net::ErrorKind;
-use p2p_proto::control::{ClientMsg, Credential, ServerMsg, SessionGrant};
+use p2p_link::control_channel::ControlClient;
+use p2p_link::LinkError;
+use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg, SessionGrant};
 use p2p_proto::wire::{self, Kind, RelayBind, Role, SessionHeader};
 use p2p_proto::{EncryptionMode, Uid};
 use p2p_server::server::{self, Config, ServerHandle};
@@ -72,7 +72,7 @@ impl Fixture {
         &self,
         user: &str,
         credential: Credential,
-    ) -> (ControlClient, p2p_net::Result<ServerMsg>) {
+    ) -> (ControlClient, Result<ServerMsg, LinkError>) {
         let mut c = self.client().await;
         let r = c
             .request(&ClientMsg::Login {
@@ -94,7 +94,7 @@ impl Fixture {
         uid: Uid,
         secret: &str,
         candidates: Vec<SocketAddr>,
-    ) -> p2p_net::Result<ControlClient> {
+    ) -> Result<ControlClient, LinkError> {
         let mut c = self.client().await;
         c.request(&ClientMsg::Register {
             uid,
@@ -107,6 +107,14 @@ impl Fixture {
             assert_eq!(r, ServerMsg::Registered { uid });
             c
         })
+    }
+}
+
+/// The code of the server's refusal (`None` for any other failure).
+fn code(e: &LinkError) -> Option<ErrorCode> {
+    match e {
+        LinkError::Refused { code, .. } => Some(*code),
+        _ => None,
     }
 }
 
@@ -175,9 +183,9 @@ async fn login_outcomes() {
     f.bob().await;
     let (_, r) = f.login("bob", Credential::Password("wrong".into())).await;
     let e = r.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::AuthFailed), "{e}");
     assert!(
-        e.message
+        e.to_string()
             .contains("login refused for user 'bob': unknown user or wrong password"),
         "{e}"
     );
@@ -185,8 +193,8 @@ async fn login_outcomes() {
     // which users exist.
     let (_, r) = f.login("mallory", Credential::Password("x".into())).await;
     let unknown = r.unwrap_err();
-    assert_eq!(unknown.kind, ErrorKind::AuthFailed, "{unknown}");
-    assert_eq!(unknown.message.replace("mallory", "bob"), e.message);
+    assert_eq!(code(&unknown), Some(ErrorCode::AuthFailed), "{unknown}");
+    assert_eq!(unknown.to_string().replace("mallory", "bob"), e.to_string());
 }
 
 #[tokio::test]
@@ -198,52 +206,56 @@ async fn connect_checks_uid_share_and_presence() {
         .request(&connect_msg(unknown, vec![]))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::UnknownUid, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::UnknownUid), "{e}");
     // A device that exists but is not shared gets the same answer as an unknown UID: a user
     // must not learn which devices exist.
     let not_shared = bob
         .request(&connect_msg(eve_device(), vec![]))
         .await
         .unwrap_err();
-    assert_eq!(not_shared.kind, ErrorKind::UnknownUid, "{not_shared}");
+    assert_eq!(
+        code(&not_shared),
+        Some(ErrorCode::UnknownUid),
+        "{not_shared}"
+    );
     assert!(
-        not_shared.message.contains("not shared with this user"),
+        not_shared.to_string().contains("not shared with this user"),
         "{not_shared}"
     );
     assert_eq!(
         not_shared
-            .message
+            .to_string()
             .replace(&eve_device().to_string(), &unknown.to_string()),
-        e.message
+        e.to_string()
     );
     // Shared with bob, but no target registered.
     let e = bob
         .request(&connect_msg(shared_device(), vec![]))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::DeviceOffline, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::DeviceOffline), "{e}");
     // Before login.
     let mut anon = f.client().await;
     let r = anon
         .request(&connect_msg(bob_device(), vec![]))
         .await
         .unwrap_err();
-    assert!(r.message.contains("log in"), "{r}");
+    assert!(r.to_string().contains("log in"), "{r}");
 }
 
 #[tokio::test]
 async fn wrong_device_secret_and_unknown_device_are_refused() {
     let f = Fixture::start(|_| {}).await;
     let e = f.target(bob_device(), "nope", vec![]).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::BadSecret), "{e}");
     // An unknown UID gets the same answer as a wrong secret: which devices exist is not shown.
     let e = f
         .target("00:00:00:00:00:00:00:99".parse().unwrap(), "x", vec![])
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadSecret, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::BadSecret), "{e}");
     assert!(
-        e.message.contains("unknown UID or wrong device secret"),
+        e.to_string().contains("unknown UID or wrong device secret"),
         "{e}"
     );
     assert!(!f.server.is_online(bob_device()));
@@ -389,7 +401,7 @@ async fn target_that_does_not_accept_fails_the_connect() {
         .request(&connect_msg(bob_device(), vec![]))
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::SessionFailed, "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::SessionFailed), "{e}");
     // A rejecting target.
     let (mut r, mut w) = target.into_split();
     let ServerMsg::Incoming(_) = r.recv().await.unwrap() else {
@@ -411,7 +423,7 @@ async fn target_that_does_not_accept_fails_the_connect() {
         .request(&connect_msg(bob_device(), vec![]))
         .await
         .unwrap_err();
-    assert!(e.message.contains("refused the session"), "{e}");
+    assert!(e.to_string().contains("refused the session"), "{e}");
     rejecter.await.unwrap();
 }
 
@@ -464,12 +476,12 @@ async fn repeated_failures_are_throttled() {
     let f = Fixture::start(|c| c.auth.per_user = Limit::new(2, Duration::from_secs(60))).await;
     for _ in 0..2 {
         let (_, r) = f.login("bob", Credential::Password("bad".into())).await;
-        assert_eq!(r.unwrap_err().kind, ErrorKind::AuthFailed);
+        assert_eq!(code(&r.unwrap_err()), Some(ErrorCode::AuthFailed));
     }
     let (_, r) = f.login("bob", Credential::Password(BOB_PW.into())).await;
     let e = r.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Throttled, "{e}");
-    assert!(e.message.contains("retry in"), "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::Throttled), "{e}");
+    assert!(e.to_string().contains("retry in"), "{e}");
     // Eve is not affected.
     let (_, r) = f.login("eve", Credential::Password("eve-pw".into())).await;
     assert!(r.is_ok());
@@ -497,19 +509,19 @@ async fn auth_hash_login_and_revocation() {
         .request(&ClientMsg::CreateAuthHash { label: "x".into() })
         .await
         .unwrap_err();
-    assert!(e.message.contains("password login"), "{e}");
+    assert!(e.to_string().contains("password login"), "{e}");
     // Not valid for another user.
     let (_, r) = f
         .login("eve", Credential::AuthHash(auth_hash.clone()))
         .await;
-    assert_eq!(r.unwrap_err().kind, ErrorKind::AuthFailed);
+    assert_eq!(code(&r.unwrap_err()), Some(ErrorCode::AuthFailed));
     // Revoked with the admin command while the server runs.
     let conn = db::open(f.dir.path()).unwrap();
     admin::auth_hash_revoke(&conn, auth_hash.split('.').next().unwrap()).unwrap();
     let (_, r) = f.login("bob", Credential::AuthHash(auth_hash)).await;
     let e = r.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::AuthFailed);
-    assert!(e.message.contains("revoked"), "{e}");
+    assert_eq!(code(&e), Some(ErrorCode::AuthFailed));
+    assert!(e.to_string().contains("revoked"), "{e}");
 }
 
 #[tokio::test]
@@ -521,7 +533,7 @@ async fn ping_and_malformed_or_out_of_order_messages() {
         .request(&ClientMsg::Accept { session_id: 1 })
         .await
         .unwrap_err();
-    assert!(e.message.contains("register"), "{e}");
+    assert!(e.to_string().contains("register"), "{e}");
     let mut bob = f.bob().await;
     let e = bob
         .request(&ClientMsg::Register {
@@ -532,7 +544,7 @@ async fn ping_and_malformed_or_out_of_order_messages() {
         })
         .await
         .unwrap_err();
-    assert!(e.message.contains("cannot register"), "{e}");
+    assert!(e.to_string().contains("cannot register"), "{e}");
     assert_eq!(
         bob.request(&ClientMsg::Ping).await.unwrap(),
         ServerMsg::Pong
@@ -547,7 +559,7 @@ struct Established {
     target: UdpSocket,
     _control: (
         ControlClient,
-        p2p_net::control_channel::ControlReadHalf<ServerMsg>,
+        p2p_link::control_channel::ControlReadHalf<ServerMsg>,
     ),
 }
 

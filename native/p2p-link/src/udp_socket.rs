@@ -77,9 +77,9 @@ fn set_int_option(
 fn force_beyond_os_limit(_socket: &Socket) {}
 
 /// Lets the OS fragment our datagrams again, as a plain UDP socket does. quinn-udp (the batching in
-/// `udp_batch`) sets "don't fragment" for QUIC's path-MTU discovery; the tunnel has none and sends
-/// 1428-byte IP packets, which would be dropped for good on a path with a smaller MTU (WireGuard's is
-/// 1420). Best effort: on failure the socket keeps don't-fragment.
+/// p2p-net's `udp_batch`) sets "don't fragment" for QUIC's path-MTU discovery; the tunnel has none and
+/// sends 1428-byte IP packets, which would be dropped for good on a path with a smaller MTU (WireGuard's
+/// is 1420). Best effort: on failure the socket keeps don't-fragment.
 pub fn allow_fragmentation(socket: &tokio::net::UdpSocket) {
     let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
     os_allow_fragmentation(socket, v6);
@@ -157,27 +157,6 @@ mod tests {
         let default = socket2::SockRef::from(&plain).recv_buffer_size().unwrap();
         let ours = socket2::SockRef::from(&b).recv_buffer_size().unwrap();
         assert!(ours >= default, "ours {ours} < default {default}");
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn batching_sockets_still_let_the_os_fragment() {
-        let io =
-            crate::udp_batch::UdpIo::new(bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
-        use std::os::fd::AsRawFd;
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: a valid descriptor and an int-sized out value.
-        let rc = unsafe {
-            libc::getsockopt(
-                io.socket().as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_MTU_DISCOVER,
-                &mut value as *mut libc::c_int as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        assert_eq!((rc, value), (0, libc::IP_PMTUDISC_WANT));
     }
 
     #[test]
