@@ -287,9 +287,9 @@ function Invoke-WindowsTest {
     Push-Location $Root
     try {
         # The crates with Windows code (sockets, console signals, the C ABI's panic boundary, paths).
-        Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-net, connectd, p2p-ffi, p2p-config'
+        Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-link, p2p-net, connectd, p2p-ffi, p2p-config'
         # Their output to the host: this function's output is its list of failures.
-        & bash $cross cargo test --release -p p2p-net -p connectd -p p2p-ffi -p p2p-config --no-fail-fast | Out-Host
+        & bash $cross cargo test --release -p p2p-link -p p2p-net -p connectd -p p2p-ffi -p p2p-config --no-fail-fast | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "Windows unit tests under wine (exit code $LASTEXITCODE)" }
         Write-Step 'tests/windows_wine.rs (connectd.exe and remoteitp2p.dll under wine)'
         $env:P2P_WIN_BIN_DIR = (Get-RuntimeBuild 'win-x64').Dir
