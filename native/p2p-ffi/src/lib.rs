@@ -363,21 +363,8 @@ pub unsafe extern "C" fn p2p_network_test(
     options_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: NULL or valid for a write by contract.
-    unsafe { clear_out(out_json) };
-    guard(|| {
-        check_out(out_json, "out_json")?;
-        let options = if options_json.is_null() {
-            None
-        } else {
-            // SAFETY: non-null and NUL-terminated by contract.
-            Some(unsafe { str_in(options_json, "options_json") }?)
-        };
-        let text = selftest::run_json(options)?;
-        // SAFETY: checked non-null above.
-        unsafe { json_out(out_json, text) };
-        Ok(())
-    })
+    // SAFETY: the same contract; token 0 is "no token", so nothing can cancel it.
+    unsafe { p2p_network_test_cancellable(options_json, 0, out_json) }
 }
 
 /// `p2p_network_test` that `cancel` (0, or a token from `p2p_cancel_new`) can abandon: when it is fired

@@ -24,19 +24,14 @@ struct Options {
     timeout_ms: Option<u32>,
     /// Look for NAT-PMP and UPnP routers (default true).
     gateways: Option<bool>,
-    /// The host's environment variables (`P2P_SERVER`, `P2P_PROBE_ADDR1`..`3`), looked up before the
+    /// The host's environment variables (`P2P_SERVER`, `P2P_SERVER_KEY`, `P2P_PROBE_ADDR1`..`3`), looked up before the
     /// process environment.
     #[serde(default)]
     environment: HostEnv,
 }
 
 /// Runs the self-test and returns the report's JSON with one more field, `text`: the report as
-/// `connectd -n` prints it.
-pub fn run_json(options_json: Option<&str>) -> Result<String, FfiError> {
-    run_json_cancellable(options_json, None)
-}
-
-/// [`run_json`], abandoned (its sockets closed) when `cancel` is fired: CANCELLED.
+/// `connectd -n` prints it. Abandoned (its sockets closed) when `cancel` is fired: CANCELLED.
 pub fn run_json_cancellable(
     options_json: Option<&str>,
     cancel: Option<&CancelToken>,
