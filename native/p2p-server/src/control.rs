@@ -69,9 +69,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ControlContext {
     pub auth: Arc<Auth>,
     pub broker: Arc<Broker>,
-    /// The relay socket's bound address.
-    pub relay_addr: SocketAddr,
-    /// The three UDP probe listeners' bound addresses (the first is the relay's).
+    /// The three UDP probe listeners' bound addresses; the first is also the relay's.
     pub probe_addrs: [SocketAddr; 3],
     pub static_key: Zeroizing<[u8; 32]>,
     pub limits: ControlLimits,
@@ -114,6 +112,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ControlContext {
+    /// The relay socket's bound address: the first probe listener is the relay.
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.probe_addrs[0]
+    }
+
     pub fn new(
         auth: Arc<Auth>,
         broker: Arc<Broker>,
@@ -124,7 +127,6 @@ impl ControlContext {
         Arc::new(ControlContext {
             auth,
             broker,
-            relay_addr: probe_addrs[0],
             probe_addrs,
             static_key,
             limits,
@@ -550,7 +552,7 @@ async fn grant_session(
             user_id,
             candidates: local_candidates,
             initiator_tx: conn.tx.clone(),
-            relay_addr: reachable_addr(ctx.relay_addr, conn.local),
+            relay_addr: reachable_addr(ctx.relay_addr(), conn.local),
         })
         .await
 }
