@@ -2,39 +2,18 @@
 //! Covers the promises of the header: bad handles, NULL, invalid UTF-8, malformed JSON, panics, double
 //! stop and double free all come back as result codes, and the library stays usable afterwards.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ptr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use remoteitp2p::*;
 
-/// A syntactically valid server key (base64 of 32 bytes); no server runs behind it.
-const SERVER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+mod support;
+use support::{c, last_error, silent_server, take, SERVER_KEY};
+
 const SECRET: &str = "hunter2-never-logged";
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn take(p: *mut c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: a live string from the library.
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
-    unsafe { p2p_string_free(p) };
-    s
-}
-
-fn last_error() -> (String, String) {
-    let mut kind = ptr::null_mut();
-    let mut message = ptr::null_mut();
-    unsafe {
-        assert_eq!(p2p_last_error_kind(&mut kind), P2P_OK);
-        assert_eq!(p2p_last_error(&mut message), P2P_OK);
-    }
-    (take(kind), take(message))
-}
 
 /// A configuration whose server refuses connections (port 9 on loopback: nothing listens there), so
 /// the session fails quickly.
@@ -45,9 +24,7 @@ fn config(local_port: u16) -> String {
 /// A configuration whose server accepts the TCP connection and then says nothing, so the session stays
 /// "Connecting" for the driver's control timeout: long enough to look at its open port.
 fn silent_config() -> String {
-    static SILENT: OnceLock<TcpListener> = OnceLock::new();
-    let listener = SILENT.get_or_init(|| TcpListener::bind("127.0.0.1:0").unwrap());
-    config_for(&listener.local_addr().unwrap().to_string(), 0)
+    config_for(&silent_server(), 0)
 }
 
 fn config_for(server: &str, local_port: u16) -> String {

@@ -3,46 +3,15 @@
 //! with a clear code for an unknown session or token. The same tokens end the wait of a stop and abandon
 //! a network self-test.
 
-use std::ffi::{c_char, CStr, CString};
-use std::net::TcpListener;
+use std::ffi::CStr;
 use std::ptr;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use remoteitp2p::*;
 
-const SERVER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn take(p: *mut c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: a live string from the library.
-    let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
-    unsafe { p2p_string_free(p) };
-    s
-}
-
-fn last_error() -> (String, String) {
-    let mut kind = ptr::null_mut();
-    let mut message = ptr::null_mut();
-    unsafe {
-        assert_eq!(p2p_last_error_kind(&mut kind), P2P_OK);
-        assert_eq!(p2p_last_error(&mut message), P2P_OK);
-    }
-    (take(kind), take(message))
-}
-
-/// A server that accepts the TCP connection and then says nothing: a session to it stays "Connecting"
-/// for the driver's control timeout (10 s), and a self-test waits for its answer.
-fn silent_server() -> String {
-    static SILENT: OnceLock<TcpListener> = OnceLock::new();
-    let listener = SILENT.get_or_init(|| TcpListener::bind("127.0.0.1:0").unwrap());
-    listener.local_addr().unwrap().to_string()
-}
+mod support;
+use support::{c, last_error, silent_server, take, SERVER_KEY};
 
 /// A session that stays "Connecting" for seconds.
 fn connecting_session() -> u64 {
