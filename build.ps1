@@ -190,10 +190,11 @@ function Invoke-Test {
     if (-not $SkipCargoTest) {
         # One profile for everything: the system tests run the binaries of the profile they were built
         # in, and building debug and release both would double the build time.
-        Write-Step 'cargo build --release --workspace --bins'
+        # --lib as well: the test build of the native library (p2p-ffi-testhooks) for Pester's panic test.
+        Write-Step 'cargo build --release --workspace --bins --lib'
         Push-Location $Root
         try {
-            & cargo build --release --workspace --bins
+            & cargo build --release --workspace --bins --lib
             if ($LASTEXITCODE -ne 0) { throw "cargo build failed (exit code $LASTEXITCODE)" }
             Write-Step 'cargo test --workspace --release --no-fail-fast'
             & cargo test --workspace --release --no-fail-fast
@@ -287,10 +288,13 @@ function Invoke-WindowsTest {
     Push-Location $Root
     try {
         # The crates with Windows code (sockets, console signals, the C ABI's panic boundary, paths).
-        Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-link, p2p-net, connectd, p2p-ffi, p2p-config'
+        Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-link, p2p-net, connectd, p2p-ffi (and its test build), p2p-config'
         # Their output to the host: this function's output is its list of failures.
-        & bash $cross cargo test --release -p p2p-link -p p2p-net -p connectd -p p2p-ffi -p p2p-config --no-fail-fast | Out-Host
+        & bash $cross cargo test --release -p p2p-link -p p2p-net -p connectd -p p2p-ffi -p p2p-ffi-testhooks -p p2p-config --no-fail-fast | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "Windows unit tests under wine (exit code $LASTEXITCODE)" }
+        # The test build of the library into the target folder, for the Pester panic test under wine.
+        & bash $cross cargo build --release -p p2p-ffi-testhooks | Out-Host
+        if ($LASTEXITCODE -ne 0) { $failed += "cargo build p2p-ffi-testhooks for Windows (exit code $LASTEXITCODE)" }
         Write-Step 'tests/windows_wine.rs (connectd.exe and remoteitp2p.dll under wine)'
         $env:P2P_WIN_BIN_DIR = (Get-RuntimeBuild 'win-x64').Dir
         try {

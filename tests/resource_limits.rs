@@ -170,7 +170,7 @@ fn sessions_waiting_for_their_target_are_limited() {
 
     // The device is online on a connection that does not answer offers (yet).
     let mut silent = rt
-        .block_on(p2p_net::light_targets::register(
+        .block_on(p2p_testkit::light_targets::register(
             &server,
             &key,
             &[(uid, d.secret.clone())],
@@ -202,7 +202,7 @@ fn sessions_waiting_for_their_target_are_limited() {
     );
 
     // The target starts answering: the waiting sessions are accepted and the limit no longer bites.
-    rt.spawn(p2p_net::light_targets::accept_all(target));
+    rt.spawn(p2p_testkit::light_targets::accept_all(target));
     for (i, w) in waiting.into_iter().enumerate() {
         let answer = rt.block_on(w).expect("task");
         assert!(

@@ -2,7 +2,7 @@
 //! moving data both ways through a real tunnel and the server's relay, while the server answers its
 //! control channel promptly and stays within a memory bound.
 //!
-//! The 1000 targets are light ones (`p2p_net::light_targets`: real control connections, 50 devices each,
+//! The 1000 targets are light ones (`p2p_testkit::light_targets`: real control connections, 50 devices each,
 //! that register and accept offers but carry no data); the 100 sessions are in-process initiator tunnels
 //! (`p2p_net::Tunnel`, what connectd runs) to 4 real target processes, one per user (the default limit
 //! is 64 sessions per user). The targets refuse direct paths, so every byte goes through the relay.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use argon2::PasswordHasher;
 use base64::Engine;
 use p2p_net::control_channel::ControlClient;
-use p2p_net::{light_targets, PathKind, TunnelState};
+use p2p_net::{PathKind, TunnelState};
 use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
 use p2p_proto::Uid;
 use p2p_system_tests::data::{hex, Rng};
@@ -21,6 +21,7 @@ use p2p_system_tests::lab::{env, serial};
 use p2p_system_tests::os::memory;
 use p2p_system_tests::services::{Kind, Transfer, TransferService};
 use p2p_system_tests::{Account, Device, Lab};
+use p2p_testkit::light_targets;
 
 const REGISTERED: usize = 1000;
 const USERS: usize = 4;

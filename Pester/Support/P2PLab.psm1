@@ -20,6 +20,15 @@ function Get-P2PBinary {
     throw "The $Name executable was not found in $($dirs -join ', '). Run ./build.ps1 -Task Build first."
 }
 
+function Get-P2PTestHooksLibrary {
+    <# The test build of the native library (native/p2p-ffi-testhooks: the C ABI plus a panic hook) for this
+       platform, built by cargo test; nothing when it is not built. #>
+    $isWin = $IsWindows -or $env:OS -eq 'Windows_NT'
+    $path = if ($isWin) { Join-Path $script:RepoRoot 'target/windows/x86_64-pc-windows-gnu/release/remoteitp2p_testhooks.dll' }
+            else { Join-Path $script:RepoRoot 'target/release/libremoteitp2p_testhooks.so' }
+    if (Test-Path -LiteralPath $path -PathType Leaf) { (Resolve-Path -LiteralPath $path).ProviderPath }
+}
+
 function Get-PwshPath {
     <# The PowerShell executable for child processes. Not (Get-Process -Id $PID).Path: as a .NET global
        tool, that is dotnet itself. #>
@@ -234,4 +243,4 @@ function Stop-P2PLab {
     Remove-Item -LiteralPath $Lab.Dir -Recurse -Force -ErrorAction SilentlyContinue
 }
 
-Export-ModuleMember -Function Get-PwshPath, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile, Invoke-EchoTransfer
+Export-ModuleMember -Function Get-PwshPath, Get-P2PTestHooksLibrary, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile, Invoke-EchoTransfer

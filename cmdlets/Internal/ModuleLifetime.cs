@@ -41,10 +41,6 @@ namespace RemoteItP2P
             }
         }
 
-        /// <summary>Test hook for Pester: a panic inside the native library (0 on this thread, 1 in a runtime
-        /// task). Throws the P2PException the boundary turns it into; the process survives.</summary>
-        public static void InjectNativePanic(int where) => NativeMethods.InjectPanicForTest(where);
-
         /// <summary>The native library's version and where it was loaded from.</summary>
         public static string NativeVersion()
         {

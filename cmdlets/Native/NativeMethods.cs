@@ -61,7 +61,6 @@ namespace RemoteItP2P.Native
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int TimeoutFn(uint timeoutMs);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StringInJsonOutFn(byte[]? input, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void FreeFn(IntPtr s);
-        [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int IntArgFn(int value);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int StartFileFn(byte[]? path, byte[]? overridesJson, out ulong handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void LogCallback(int level, IntPtr message, IntPtr userData);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SetLogCallbackFn(LogCallback? cb, IntPtr userData, int maxLevel);
@@ -95,7 +94,6 @@ namespace RemoteItP2P.Native
         private static JsonFn? _lastErrorKind;
         private static FreeFn? _stringFree;
         private static SetLogCallbackFn? _setLogCallback;
-        private static IntArgFn? _injectPanic;
 
         // Kept alive for the life of the process: the library holds a pointer to it.
         private static readonly LogCallback LogCallbackKeepAlive = OnNativeLog;
@@ -133,7 +131,6 @@ namespace RemoteItP2P.Native
                 _lastErrorKind = Bind<JsonFn>("p2p_last_error_kind");
                 _stringFree = Bind<FreeFn>("p2p_string_free");
                 _setLogCallback = Bind<SetLogCallbackFn>("p2p_set_log_callback");
-                _injectPanic = Bind<IntArgFn>("p2p_test_inject_panic");
                 if (_setLogCallback != null)
                 {
                     try { _setLogCallback(LogCallbackKeepAlive, IntPtr.Zero, _logLevel); }
@@ -408,16 +405,6 @@ namespace RemoteItP2P.Native
             int rc = fn(Utf8Z(path), out IntPtr json);
             if (rc != 0) throw Failure(rc, "p2p_provisioning_parse");
             return TakeString(json) ?? throw Failure((int)P2PResultCode.Internal, "p2p_provisioning_parse");
-        }
-
-        /// <summary>Test hook: makes the library panic inside a call (0 on this thread, 1 in a runtime task);
-        /// the panic is caught at the boundary and comes back as a P2PException with code Panic.</summary>
-        public static void InjectPanicForTest(int where)
-        {
-            EnsureLoaded();
-            var fn = Need(_injectPanic, "p2p_test_inject_panic");
-            int rc = fn(where);
-            if (rc != 0) throw Failure(rc, "p2p_test_inject_panic");
         }
 
         // ---- log -----------------------------------------------------------------------------------------------

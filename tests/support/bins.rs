@@ -102,3 +102,22 @@ pub fn server() -> PathBuf {
 pub fn connectd() -> PathBuf {
     bin("connectd")
 }
+
+/// Panics with what to do when the connectd the tests run was built without the driver's test hooks
+/// (a `cargo build -p connectd` leaves them out; the workspace build turns them on through p2p-testkit).
+/// Without them a test that blocks the direct path would silently test the direct path instead.
+pub fn require_test_hooks() {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let out = std::process::Command::new(connectd())
+            .arg("--version")
+            .output()
+            .expect("running connectd --version");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("test hooks:"),
+            "{} was built without test hooks: run `cargo build --release --workspace --bins`",
+            connectd().display()
+        );
+    });
+}

@@ -18,13 +18,20 @@ use crate::proc::{register_secret, Proc};
 use crate::server::Server;
 use crate::target::{target_conf, Target};
 
+/// The driver's test hooks: read only by a build with them (see `bins::require_test_hooks`).
+const DRIVER_TEST_HOOKS: [&str; 3] = [
+    "P2P_RELAY_OVERRIDE",
+    "P2P_DISABLE_DIRECT",
+    "P2P_DISABLE_DIRECT_FILE",
+];
+
 /// Environment variables the driver reads: never inherited from the developer's shell, only set by tests.
 const DRIVER_ENV: [&str; 5] = [
     "P2P_SERVER",
     "P2P_SERVER_KEY",
-    "P2P_RELAY_OVERRIDE",
-    "P2P_DISABLE_DIRECT",
-    "P2P_DISABLE_DIRECT_FILE",
+    DRIVER_TEST_HOOKS[0],
+    DRIVER_TEST_HOOKS[1],
+    DRIVER_TEST_HOOKS[2],
 ];
 
 /// Which build of connectd a process runs: this machine's, or the Windows one under wine.
@@ -77,6 +84,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 pub fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    if pairs.iter().any(|(k, _)| DRIVER_TEST_HOOKS.contains(k)) {
+        crate::bins::require_test_hooks();
+    }
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

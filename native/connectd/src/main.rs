@@ -45,6 +45,12 @@ fn main() {
                 "connectd {} (RemoteItP2P, connectd 4.6 compatible command line)",
                 env!("CARGO_PKG_VERSION")
             );
+            // Said only by test builds, so the test harness can tell that the knobs it sets are read.
+            if p2p_net::TEST_HOOKS {
+                println!(
+                    "test hooks: P2P_DISABLE_DIRECT, P2P_DISABLE_DIRECT_FILE, P2P_RELAY_OVERRIDE"
+                );
+            }
             return;
         }
         Command::Initiator { options, .. }

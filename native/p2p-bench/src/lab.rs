@@ -17,6 +17,10 @@ pub const USER: &str = "bench@example.com";
 pub const PASSWORD: &str = "bench-password-1";
 const DEVICE_SECRET: &str = "bench-device-secret-1";
 
+/// The build that gives the benchmark its binaries: with p2p-bench in the same build, cargo unifies
+/// p2p-testkit's `test-hooks` feature into connectd.
+const BUILD: &str = "`cargo build --release -p p2p-server -p connectd -p p2p-bench`";
+
 /// Where the release binaries are.
 #[derive(Clone)]
 pub struct Bins {
@@ -34,10 +38,22 @@ impl Bins {
         for b in [&bins.server, &bins.connectd] {
             if !b.is_file() {
                 return Err(format!(
-                    "{} not found: build it first with `cargo build --release -p p2p-server -p connectd`",
+                    "{} not found: build it first with {BUILD}",
                     b.display()
                 ));
             }
+        }
+        // The impaired sections put a relay in the path through the driver's test hooks; a build
+        // without them would measure the direct path instead.
+        let version = Command::new(&bins.connectd)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("running {} --version: {e}", bins.connectd.display()))?;
+        if !String::from_utf8_lossy(&version.stdout).contains("test hooks:") {
+            return Err(format!(
+                "{} was built without test hooks: build it with {BUILD}",
+                bins.connectd.display()
+            ));
         }
         Ok(bins)
     }

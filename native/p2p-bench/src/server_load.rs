@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use p2p_net::control_channel::ControlClient;
-use p2p_net::light_targets;
 use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
 use p2p_proto::{EncryptionMode, Uid};
+use p2p_testkit::light_targets;
 
 use crate::lab::{Lab, PASSWORD, USER};
 
@@ -23,7 +23,7 @@ fn parse_uid(text: &str) -> Result<Uid, String> {
     text.parse().map_err(|e| format!("bad UID {text}: {e}"))
 }
 
-/// Registers `uids` with light targets (`p2p_net::light_targets`: 50 devices per control connection)
+/// Registers `uids` with light targets (`p2p_testkit::light_targets`: 50 devices per control connection)
 /// that keep answering `Incoming` with `Accept` in the background. Returns registrations per second.
 pub async fn register_targets(lab: &Lab, uids: &[String]) -> Result<f64, String> {
     let secret = lab.device_secret().to_string();

@@ -291,11 +291,6 @@ int32_t p2p_set_log_callback(p2p_log_callback callback,
                              void *user_data,
                              int32_t max_level);
 
-// Test hook: panics inside the library on purpose, to prove that a native failure cannot crash the
-// host. `where_` 0 panics on the calling thread, 1 in a task on the shared runtime. Returns
-// `P2P_ERR_PANIC` (the library stays usable), or `P2P_ERR_INVALID_ARGUMENT` for another `where_`.
-int32_t p2p_test_inject_panic(int32_t where_);
-
 // The error kind of a result code, for hosts that want a name without calling `p2p_last_error_kind`.
 // Never NULL; a static string, do NOT free it.
 const char *p2p_result_name(int32_t code);

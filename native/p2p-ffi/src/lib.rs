@@ -32,7 +32,6 @@ mod runtime;
 mod selftest;
 mod session;
 mod strings;
-mod test_hook;
 
 pub use crate::error::{
     P2P_ERR_BUFFER_TOO_SMALL, P2P_ERR_CANCELLED, P2P_ERR_INTERNAL, P2P_ERR_INVALID_ARGUMENT,
@@ -42,6 +41,16 @@ pub use crate::error::{
 pub use crate::log::p2p_log_callback;
 
 use crate::boundary::{guard, guard_quiet};
+
+/// For a crate that builds this library with exports of its own added (the test-hooks build,
+/// native/p2p-ffi-testhooks): the panic boundary every export runs under, the shared runtime and the
+/// error type. Not part of the C ABI.
+#[doc(hidden)]
+pub mod extend {
+    pub use crate::boundary::guard;
+    pub use crate::error::FfiError;
+    pub use crate::runtime::{block_on, runtime};
+}
 use crate::strings::{check_out, str_in, string_out, write_out};
 
 /// The wait `p2p_session_stop` and `p2p_shutdown` use when given 0 ms.
@@ -497,14 +506,6 @@ pub unsafe extern "C" fn p2p_set_log_callback(
     max_level: i32,
 ) -> i32 {
     guard(|| log::set_callback(callback, user_data, max_level))
-}
-
-/// Test hook: panics inside the library on purpose, to prove that a native failure cannot crash the
-/// host. `where_` 0 panics on the calling thread, 1 in a task on the shared runtime. Returns
-/// `P2P_ERR_PANIC` (the library stays usable), or `P2P_ERR_INVALID_ARGUMENT` for another `where_`.
-#[no_mangle]
-pub extern "C" fn p2p_test_inject_panic(where_: i32) -> i32 {
-    guard(|| test_hook::inject_panic(where_))
 }
 
 /// The error kind of a result code, for hosts that want a name without calling `p2p_last_error_kind`.

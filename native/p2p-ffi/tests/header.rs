@@ -62,11 +62,32 @@ fn header_declares_every_export() {
         "p2p_last_error_kind",
         "p2p_string_free",
         "p2p_set_log_callback",
-        "p2p_test_inject_panic",
         "p2p_result_name",
         "P2P_ERR_PANIC",
         "p2p_log_callback",
     ] {
         assert!(header.contains(name), "the header lacks {name}");
     }
+}
+
+/// The shipped library has no test hook: `p2p_test_inject_panic` lives in the separate test build
+/// (native/p2p-ffi-testhooks), so neither the header nor the library file this crate builds name it.
+#[test]
+fn the_shipped_library_exports_no_test_hook() {
+    assert!(!generate().contains("p2p_test_inject_panic"));
+    // cargo test builds the cdylib beside this test, in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("the test's path");
+    let dir = exe.parent().expect("target/<profile>/deps");
+    let name = format!(
+        "{}remoteitp2p{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let bytes =
+        std::fs::read(dir.join(&name)).expect("cargo test builds the cdylib beside the tests");
+    let hook = b"p2p_test_inject_panic";
+    assert!(
+        !bytes.windows(hook.len()).any(|w| w == hook),
+        "{name} exports the test hook"
+    );
 }

@@ -19,8 +19,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::direct_filter::DirectFilter;
 use crate::stream_io::{self, ReaderMsg, WriterMsg, READER_CREDIT, WRITER_CREDIT};
+use crate::test_hooks::DirectFilter;
 use crate::udp_batch::{RecvBatch, SendBatch, UdpIo};
 
 /// How often an unacknowledged relay bind is repeated, and how often an acknowledged one is refreshed
@@ -136,7 +136,7 @@ impl Endpoint {
             sessions: HashMap::new(),
             commands_tx: tx.downgrade(),
             direct: DirectFilter::from_env(),
-            relay_override: crate::env_knobs::relay_override(),
+            relay_override: crate::test_hooks::relay_override(),
             send_batch: SendBatch::default(),
         };
         let join = tokio::spawn(task.run(rx));

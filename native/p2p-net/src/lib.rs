@@ -2,7 +2,7 @@
 //!
 //! The public surface is what `connectd`, `p2p-ffi`, the benchmark and the system tests use: [`Tunnel`]
 //! and [`Target`] with their status types, the control channel (with this crate's [`Error`]), the
-//! self-test, the light targets (many devices on one control connection, for load tests), and, from
+//! self-test, whether this build has the test hooks ([`TEST_HOOKS`]), and, from
 //! `p2p-link` under their old paths, the clock helpers and the UDP socket set-up. Everything else (the
 //! endpoint, the stream tasks, batching, port mapping) is internal.
 
@@ -11,13 +11,10 @@
 
 pub use p2p_link::clock;
 pub mod control_channel;
-mod direct_filter;
 mod endpoint;
-mod env_knobs;
 mod error;
 /// Public for the redaction test (`tests/redaction.rs`), which checks a grant's `Debug` output.
 pub mod grant;
-pub mod light_targets;
 mod net_util;
 mod portmap;
 pub mod selftest;
@@ -25,6 +22,7 @@ mod session_setup;
 pub mod status;
 mod stream_io;
 mod target;
+mod test_hooks;
 mod tunnel;
 mod udp_batch;
 pub use p2p_link::udp_socket;
@@ -34,3 +32,6 @@ pub use selftest::{SelfTestConfig, SelfTestReport};
 pub use status::{LastError, PathKind, TargetState, TargetStatus, TunnelState, TunnelStatus};
 pub use target::Target;
 pub use tunnel::Tunnel;
+/// Whether this build reads the driver's test hooks (`P2P_DISABLE_DIRECT`, `P2P_RELAY_OVERRIDE`, ...):
+/// only builds with the `test-hooks` feature, which the shipped binaries leave off.
+pub const TEST_HOOKS: bool = test_hooks::ENABLED;

@@ -1,6 +1,6 @@
 //! Many devices online at little cost, for load tests and the benchmark: control connections that
 //! register devices (several per connection) and accept every session offered, without a data path.
-//! A real target (`crate::target`) has a UDP socket and forwards streams; these only keep the server's
+//! A real target (`p2p_net::Target`) has a UDP socket and forwards streams; these only keep the server's
 //! registry and brokering busy, so a thousand devices take a few connections instead of a thousand
 //! processes.
 
@@ -9,9 +9,8 @@ use std::time::Duration;
 use p2p_proto::control::{ClientMsg, ServerMsg};
 use p2p_proto::Uid;
 
-use crate::control_channel::{ControlClient, KEEPALIVE_EVERY};
-use crate::error::{Error, ErrorKind};
-use crate::Result;
+use p2p_net::control_channel::{ControlClient, KEEPALIVE_EVERY};
+use p2p_net::{Error, ErrorKind, Result};
 
 /// Devices one connection registers: below the server's default per-connection limit (64).
 pub const DEVICES_PER_CONNECTION: usize = 50;

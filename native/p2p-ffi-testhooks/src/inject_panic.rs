@@ -1,7 +1,6 @@
-//! `p2p_test_inject_panic`: a deliberate bug, so tests (Rust and Pester) can prove the panic boundary.
+//! The deliberate bug behind `p2p_test_inject_panic`.
 
-use crate::error::FfiError;
-use crate::runtime::{block_on, runtime};
+use remoteitp2p::extend::{block_on, runtime, FfiError};
 
 /// Panics on the calling thread (`where_` 0) or in a task on the shared runtime (1). The first is caught
 /// by the export's boundary; the second by tokio, and reported here the same way.
