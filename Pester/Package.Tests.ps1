@@ -36,6 +36,29 @@ Describe 'The RemoteItP2P package' {
         $entries | Should -Contain 'en-US/RemoteItP2P.dll-Help.xml'
     }
 
+    It 'carries no test hook: no panic hook, no driver knob in either native library or the programs' {
+        $script:Nupkg | Should -Not -BeNullOrEmpty
+        $hooks = 'p2p_test_inject_panic', 'P2P_DISABLE_DIRECT', 'P2P_RELAY_OVERRIDE'
+        function Test-Contains([byte[]] $Bytes, [string] $Text) {
+            # Latin-1 keeps one character per byte, so a string search finds the ASCII name.
+            [System.Text.Encoding]::Latin1.GetString($Bytes).Contains($Text)
+        }
+        Add-Type -AssemblyName System.IO.Compression.FileSystem
+        $zip = [System.IO.Compression.ZipFile]::OpenRead($script:Nupkg.FullName)
+        try {
+            foreach ($lib in 'runtimes/win-x64/native/remoteitp2p.dll', 'runtimes/linux-x64/native/libremoteitp2p.so') {
+                $entry = $zip.GetEntry($lib)
+                $ms = [System.IO.MemoryStream]::new()
+                $s = $entry.Open(); try { $s.CopyTo($ms) } finally { $s.Dispose() }
+                foreach ($h in $hooks) { Test-Contains $ms.ToArray() $h | Should -BeFalse -Because "$lib must not have $h" }
+            }
+        } finally { $zip.Dispose() }
+        # The programs build.ps1 ships beside the package (out/bin/<runtime>).
+        foreach ($exe in Get-ChildItem (Join-Path $PSScriptRoot '../out/bin') -Recurse -File -Filter 'connectd*') {
+            foreach ($h in $hooks[1..2]) { Test-Contains ([System.IO.File]::ReadAllBytes($exe.FullName)) $h | Should -BeFalse -Because "$($exe.FullName) must not read $h" }
+        }
+    }
+
     It 'installs from a folder repository into an empty module path, imports by name and connects' {
         $freshHome = Join-Path $script:Lab.Dir 'fresh-home'
         New-Item -ItemType Directory -Path $freshHome | Out-Null
