@@ -46,7 +46,10 @@ pub async fn run(user: &str, label: Option<String>, server: &ServerChoice, out: 
             out.line(&hash);
             0
         }
-        Err(e) => i32::from(out.fail(e.kind.exit_code(), &e.message).code()),
+        Err(e) => i32::from(
+            out.fail(crate::exit_codes::for_error(e.kind), &e.message)
+                .code(),
+        ),
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
     out.status(&format!("!!status - pid={}", std::process::id()));
     let tunnel = match Tunnel::start(config).await {
         Ok(tunnel) => tunnel,
-        Err(e) => return out.fail(e.kind.exit_code(), &e.message),
+        Err(e) => return out.fail(crate::exit_codes::for_error(e.kind), &e.message),
     };
     // The local port listens from here on: connections made before the session is up wait for it.
     out.line(&format!(
@@ -90,7 +90,7 @@ fn finish(
         // Ended without a reason: only `stop` does that, and only this module calls it.
         return out.exit(ExitCode::Ok, "");
     };
-    let code = ExitCode::from_code(error.exit_code);
+    let code = crate::exit_codes::for_end(error);
     match status.state {
         // An end the user asked for (lifetime, idle limit): not a failure.
         TunnelState::Stopped => {

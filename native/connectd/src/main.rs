@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 mod auth_hash;
+mod exit_codes;
 mod initiator;
 mod logging;
 #[allow(unsafe_code)]

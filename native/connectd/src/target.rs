@@ -21,7 +21,7 @@ pub async fn run(config: TargetConfig, out: &Output) -> ExitCode {
     out.status(&format!("!!status - pid={}", std::process::id()));
     let target = match Target::start(config).await {
         Ok(target) => target,
-        Err(e) => return out.fail(e.kind.exit_code(), &e.message),
+        Err(e) => return out.fail(crate::exit_codes::for_error(e.kind), &e.message),
     };
     let first = target.status();
     out.line(&format!(
@@ -53,7 +53,7 @@ pub async fn run(config: TargetConfig, out: &Output) -> ExitCode {
 
 fn finish(status: &TargetStatus, out: &Output) -> ExitCode {
     match &status.last_error {
-        Some(error) => out.fail(ExitCode::from_code(error.exit_code), &error.message),
+        Some(error) => out.fail(crate::exit_codes::for_end(error), &error.message),
         None => out.exit(ExitCode::Ok, ""),
     }
 }

@@ -47,7 +47,7 @@ impl ExitCode {
         self as u8
     }
 
-    /// The code a status reports as a number (`LastError::exit_code`); an unknown number is `Unknown`.
+    /// The code for a number (an unknown number is `Unknown`).
     pub fn from_code(code: u8) -> ExitCode {
         Self::ALL
             .into_iter()

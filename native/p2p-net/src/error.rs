@@ -1,6 +1,6 @@
-//! Errors of the driver, each with connectd's exit code.
+//! Errors of the driver. Each kind has a stable name; what a kind means to a program (connectd's exit
+//! code, the cmdlets' error category) is decided there, not here.
 
-use p2p_config::exit_code::ExitCode;
 use p2p_link::{LinkError, Side};
 use p2p_proto::control::ErrorCode;
 
@@ -26,22 +26,33 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn exit_code(self) -> ExitCode {
+    /// Every kind, for [`ErrorKind::from_name`].
+    pub const ALL: [ErrorKind; 17] = {
         use ErrorKind::*;
-        match self {
-            InvalidConfig => ExitCode::Unknown,
-            BadUser => ExitCode::BadUser,
-            AuthFailed | Throttled => ExitCode::AuthError,
-            UnknownUid | NotShared | BadSecret => ExitCode::NoUid,
-            DeviceOffline => ExitCode::ServiceTimeout,
-            SessionFailed | LimitReached => ExitCode::SessionCreateFailed,
-            ServerUnreachable | ServerKeyMismatch => ExitCode::SessionCreateFailed,
-            UdpBind => ExitCode::UdpBind,
-            PortInUse => ExitCode::ProxyPortBind,
-            PeerTimeout => ExitCode::PeerClosed,
-            P2pFailed => ExitCode::P2pFailed,
-            Internal => ExitCode::Unknown,
-        }
+        [
+            InvalidConfig,
+            BadUser,
+            AuthFailed,
+            Throttled,
+            UnknownUid,
+            NotShared,
+            DeviceOffline,
+            BadSecret,
+            SessionFailed,
+            ServerUnreachable,
+            ServerKeyMismatch,
+            UdpBind,
+            PortInUse,
+            PeerTimeout,
+            P2pFailed,
+            LimitReached,
+            Internal,
+        ]
+    };
+
+    /// The kind a status names (`LastError::kind`), if it is an error kind and not an end reason.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     pub fn name(self) -> &'static str {

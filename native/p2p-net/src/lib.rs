@@ -29,7 +29,9 @@ pub use p2p_link::udp_socket;
 
 pub use error::{Error, ErrorKind, Result};
 pub use selftest::{SelfTestConfig, SelfTestReport};
-pub use status::{LastError, PathKind, TargetState, TargetStatus, TunnelState, TunnelStatus};
+pub use status::{
+    end_reason, LastError, PathKind, TargetState, TargetStatus, TunnelState, TunnelStatus,
+};
 pub use target::Target;
 pub use tunnel::Tunnel;
 /// Whether this build reads the driver's test hooks (`P2P_DISABLE_DIRECT`, `P2P_RELAY_OVERRIDE`, ...):

@@ -62,12 +62,21 @@ pub enum PathKind {
     PortMapped,
 }
 
+/// The names of the ends that are not errors (`LastError::kind`).
+pub mod end_reason {
+    /// The configured lifetime (`lifetime` minutes) ended.
+    pub const LIFETIME_ENDED: &str = "LifetimeEnded";
+    /// No traffic for the configured idle limit.
+    pub const IDLE_LIMIT: &str = "IdleLimit";
+    /// The target daemon was stopped (a signal, or its owner's stop).
+    pub const STOPPED: &str = "Stopped";
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
-    /// Stable identifier (`ErrorKind`'s name, e.g. "AuthFailed").
+    /// Stable identifier: an `ErrorKind`'s name (e.g. "AuthFailed"), or one of [`end_reason`]'s names
+    /// for an end that is not an error.
     pub kind: String,
-    /// connectd's exit code for it.
-    pub exit_code: u8,
     pub message: String,
 }
 
@@ -75,7 +84,6 @@ impl From<&Error> for LastError {
     fn from(e: &Error) -> Self {
         LastError {
             kind: e.kind.name().to_string(),
-            exit_code: e.kind.exit_code().code(),
             message: e.message.clone(),
         }
     }

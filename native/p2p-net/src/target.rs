@@ -135,8 +135,7 @@ impl Drop for Target {
 
 fn stopped() -> LastError {
     LastError {
-        kind: "Stopped".into(),
-        exit_code: p2p_config::ExitCode::Signal.code(),
+        kind: crate::status::end_reason::STOPPED.into(),
         message: "the target daemon was stopped".into(),
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, ErrorKind};
 use crate::grant::ParsedGrant;
 use crate::portmap::PortMapper;
 use crate::session_setup::{self, lock, SharedStats, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
-use crate::status::{LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
+use crate::status::{end_reason, LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
 use crate::{clock, net_util, Result};
 
 /// How long a TCP connection accepted while no session is up may wait for one before it is closed.
@@ -654,8 +654,7 @@ impl TunnelDriver {
             && started.elapsed() >= Duration::from_secs(60 * u64::from(lifetime_min))
         {
             return Some(ended(
-                "LifetimeEnded",
-                p2p_config::ExitCode::LifetimeEnded,
+                end_reason::LIFETIME_ENDED,
                 format!("lifetime of {lifetime_min} minute(s) ended"),
             ));
         }
@@ -663,8 +662,7 @@ impl TunnelDriver {
             && last_activity.elapsed() >= Duration::from_secs(u64::from(idle_limit_sec))
         {
             return Some(ended(
-                "IdleLimit",
-                p2p_config::ExitCode::LifetimeEnded,
+                end_reason::IDLE_LIMIT,
                 format!("no traffic for {idle_limit_sec} second(s): idle limit reached"),
             ));
         }
@@ -743,10 +741,9 @@ impl TunnelDriver {
     }
 }
 
-fn ended(kind: &str, code: p2p_config::ExitCode, message: String) -> LastError {
+fn ended(kind: &str, message: String) -> LastError {
     LastError {
         kind: kind.to_string(),
-        exit_code: code.code(),
         message,
     }
 }
