@@ -1,20 +1,19 @@
 //! Cancellation tokens: `p2p_cancel_new` / `p2p_cancel_fire` / `p2p_cancel_free`, and the blocking calls
 //! that take one (`p2p_session_wait`, `p2p_session_stop_cancellable`, `p2p_network_test_cancellable`).
 //!
-//! A token is named by an integer id, like a session (ids start at 1 and are never reused; 0 means "no
-//! token"), so a stale or made-up id is an error code, never a dangling pointer. Firing is sticky: every
+//! A token is named by an integer id, like a session (a `HandleTable`: ids start at 1 and are never
+//! reused; 0 means "no token"), so a stale or made-up id is an error code, never a dangling pointer. Firing is sticky: every
 //! wait using the token ends, those in progress and those started later. A wait holds its own reference,
 //! so freeing a token while another thread waits on it is safe (that wait then ends by its timeout or its
 //! event only, since nobody can fire a freed id).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::error::{FfiError, P2P_ERR_CANCELLED, P2P_ERR_INVALID_HANDLE};
+use crate::handle_table::HandleTable;
 
 /// One token: `true` once fired.
 pub struct CancelToken {
@@ -45,16 +44,7 @@ impl CancelToken {
     }
 }
 
-fn tokens() -> MutexGuard<'static, HashMap<u64, Arc<CancelToken>>> {
-    static TOKENS: OnceLock<Mutex<HashMap<u64, Arc<CancelToken>>>> = OnceLock::new();
-    // Only map operations run under the lock; recover from poisoning anyway.
-    TOKENS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static TOKENS: HandleTable<CancelToken> = HandleTable::new();
 
 fn unknown(id: u64) -> FfiError {
     FfiError::new(
@@ -65,19 +55,17 @@ fn unknown(id: u64) -> FfiError {
 
 /// Creates a token and returns its id (never 0).
 pub fn create() -> u64 {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    tokens().insert(id, Arc::new(CancelToken::new()));
-    id
+    TOKENS.insert(CancelToken::new())
 }
 
 pub fn fire(id: u64) -> Result<(), FfiError> {
-    let token = tokens().get(&id).cloned().ok_or_else(|| unknown(id))?;
+    let token = TOKENS.get(id).ok_or_else(|| unknown(id))?;
     token.fire();
     Ok(())
 }
 
 pub fn free(id: u64) -> Result<(), FfiError> {
-    tokens().remove(&id).map(|_| ()).ok_or_else(|| unknown(id))
+    TOKENS.remove(id).map(|_| ()).ok_or_else(|| unknown(id))
 }
 
 /// The token a blocking call was given: `None` for 0, an error for an unknown id.
@@ -85,11 +73,7 @@ pub fn lookup(id: u64) -> Result<Option<Arc<CancelToken>>, FfiError> {
     if id == 0 {
         return Ok(None);
     }
-    tokens()
-        .get(&id)
-        .cloned()
-        .map(Some)
-        .ok_or_else(|| unknown(id))
+    TOKENS.get(id).map(Some).ok_or_else(|| unknown(id))
 }
 
 /// The error of a call whose token was fired; `message` says what was abandoned and what goes on.

@@ -24,6 +24,7 @@ use std::time::Duration;
 mod boundary;
 mod cancel;
 mod error;
+mod handle_table;
 mod json;
 mod log;
 mod provisioning;
