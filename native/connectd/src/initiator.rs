@@ -180,9 +180,7 @@ impl StatusReporter {
 fn degraded_line(status: &TunnelStatus) -> String {
     let silent = status.peer_silent_ms.unwrap_or(0) / 1000;
     // The driver keeps the protocol's default silence limit.
-    let limit = p2p_proto::session::SessionConfig::default()
-        .idle_timeout
-        .as_secs();
+    let limit = p2p_proto::session::DEFAULT_IDLE_TIMEOUT.as_secs();
     format!(
         "warning: no packet from {} for {silent} s; connections may stall (the session ends after {limit} s of silence)",
         status.device_id

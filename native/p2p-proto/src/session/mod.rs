@@ -67,6 +67,9 @@ pub struct SessionConfig {
     pub max_streams: usize,
 }
 
+/// How long a session lives without hearing from its peer, unless configured otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 impl SessionConfig {
     pub fn new(
         role: Role,
@@ -81,7 +84,7 @@ impl SessionConfig {
             session_secret,
             relay: None,
             max_outstanding: None,
-            idle_timeout: Duration::from_secs(20),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: Duration::from_secs(12),
             keepalive: Duration::from_secs(2),
             max_streams: 4096,
