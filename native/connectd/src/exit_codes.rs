@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn every_error_kind_read_back_from_a_status_keeps_its_code() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             assert_eq!(for_end(&end(kind.name())), for_error(kind), "{kind:?}");
         }
     }

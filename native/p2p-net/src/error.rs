@@ -4,78 +4,51 @@
 use p2p_link::{LinkError, Side};
 use p2p_proto::control::ErrorCode;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    InvalidConfig,
-    BadUser,
-    AuthFailed,
-    Throttled,
-    UnknownUid,
-    NotShared,
-    DeviceOffline,
-    BadSecret,
-    SessionFailed,
-    ServerUnreachable,
-    ServerKeyMismatch,
-    UdpBind,
-    PortInUse,
-    PeerTimeout,
-    P2pFailed,
-    LimitReached,
-    Internal,
+/// Declares `ErrorKind` with each kind's stable name, and the list of every kind, from one table.
+macro_rules! error_kinds {
+    ($($kind:ident => $name:literal,)+) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, for [`ErrorKind::from_name`].
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    InvalidConfig => "InvalidConfig",
+    BadUser => "BadUser",
+    AuthFailed => "AuthFailed",
+    Throttled => "Throttled",
+    UnknownUid => "UnknownUid",
+    NotShared => "NotShared",
+    DeviceOffline => "DeviceOffline",
+    BadSecret => "BadSecret",
+    SessionFailed => "SessionFailed",
+    ServerUnreachable => "ServerUnreachable",
+    ServerKeyMismatch => "ServerKeyMismatch",
+    UdpBind => "UdpBind",
+    PortInUse => "PortInUse",
+    PeerTimeout => "PeerTimeout",
+    P2pFailed => "P2PFailed",
+    LimitReached => "LimitReached",
+    Internal => "Internal",
 }
 
 impl ErrorKind {
-    /// Every kind, for [`ErrorKind::from_name`].
-    pub const ALL: [ErrorKind; 17] = {
-        use ErrorKind::*;
-        [
-            InvalidConfig,
-            BadUser,
-            AuthFailed,
-            Throttled,
-            UnknownUid,
-            NotShared,
-            DeviceOffline,
-            BadSecret,
-            SessionFailed,
-            ServerUnreachable,
-            ServerKeyMismatch,
-            UdpBind,
-            PortInUse,
-            PeerTimeout,
-            P2pFailed,
-            LimitReached,
-            Internal,
-        ]
-    };
-
     /// The kind a status names (`LastError::kind`), if it is an error kind and not an end reason.
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        use ErrorKind::*;
-        match self {
-            InvalidConfig => "InvalidConfig",
-            BadUser => "BadUser",
-            AuthFailed => "AuthFailed",
-            Throttled => "Throttled",
-            UnknownUid => "UnknownUid",
-            NotShared => "NotShared",
-            DeviceOffline => "DeviceOffline",
-            BadSecret => "BadSecret",
-            SessionFailed => "SessionFailed",
-            ServerUnreachable => "ServerUnreachable",
-            ServerKeyMismatch => "ServerKeyMismatch",
-            UdpBind => "UdpBind",
-            PortInUse => "PortInUse",
-            PeerTimeout => "PeerTimeout",
-            P2pFailed => "P2PFailed",
-            LimitReached => "LimitReached",
-            Internal => "Internal",
-        }
+        Self::ALL.iter().copied().find(|k| k.name() == name)
     }
 }
 
