@@ -248,7 +248,7 @@ Import-Module Pester -RequiredVersion $PesterVersion
     }
     if ($withWindows) {
         # The same suite with PowerShell for Windows under wine, against the win-x64 module and the
-        # Windows server and target (issue 11).
+        # Windows server and target.
         Write-Step 'Pester with PowerShell for Windows under wine (tools/windows/pester-under-wine.sh)'
         & bash (Join-Path $Root 'tools/windows/pester-under-wine.sh') | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "Pester under wine (exit code $LASTEXITCODE)" }
@@ -313,7 +313,7 @@ function Invoke-Demo {
     if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)" }
 }
 
-# The benchmark (issue 6): the release binaries beside raw TCP, ssh -L and socat, on loopback. Not a test:
+# The benchmark: the release binaries beside raw TCP, ssh -L and socat, on loopback. Not a test:
 # it prints figures and goals met or not. `-Quick` for the short run.
 function Invoke-Bench {
     # The module too: the connect section times New-P2PConnection in this PowerShell.

@@ -1,4 +1,4 @@
-# Get-P2PConnection and the connection objects as a PowerShell user sees them (issue 18): the default table
+# Get-P2PConnection and the connection objects as a PowerShell user sees them: the default table
 # at 80 columns, ConvertTo-Json, Import-Module -Force and Remove-Module with open connections, and a killed
 # device. Against a real lab (Support/P2PLab.psm1).
 

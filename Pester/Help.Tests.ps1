@@ -1,4 +1,4 @@
-# The cmdlets' help as a PowerShell user reads it (issue 18 item 11): -WhatIf/-Confirm in Stop's syntax,
+# The cmdlets' help as a PowerShell user reads it: -WhatIf/-Confirm in Stop's syntax,
 # the real default values, and Example 1's connectd line. No lab needed.
 
 BeforeAll {

@@ -1,4 +1,4 @@
-# New-P2PConnection as a PowerShell user types it (issue 18): a pipeline of files with a failing one in the
+# New-P2PConnection as a PowerShell user types it: a pipeline of files with a failing one in the
 # middle, a file by position, -Debug in a script, error record fields, names from parallel runspaces,
 # default names, delay-bind -Name, and what the pipeline refuses. Against a real lab (Support/P2PLab.psm1).
 
@@ -224,7 +224,7 @@ Describe 'What the pipeline and completion offer (item 12)' {
     }
 }
 
-Describe 'New-P2PConnection and Ctrl+C (issue 16 item 6)' {
+Describe 'New-P2PConnection and Ctrl+C' {
     AfterEach { Get-P2PConnection | Stop-P2PConnection }
 
     It 'Ctrl+C ends the wait for Connected within a second and closes the tunnel' {

@@ -1,4 +1,4 @@
-# The module package (issue 11): build.ps1 -Task Package makes out/packages/RemoteItP2P.<version>.nupkg
+# The module package: build.ps1 -Task Package makes out/packages/RemoteItP2P.<version>.nupkg
 # holding both platforms' native libraries. Here it is installed the way a user installs it, from a
 # folder registered as a repository, into an empty module path (a fresh HOME), then imported by name in
 # a fresh process that makes a connection to a real lab. build.ps1 -Task Test packages first and sets

@@ -1,5 +1,4 @@
-# README.md's PowerShell examples (its ```powershell blocks), run as written against a real lab (issue 18:
-# "README's cmdlet examples run as written in a test"). The blocks are read from README.md itself, so an
+# README.md's PowerShell examples (its ```powershell blocks), run as written against a real lab. The blocks are read from README.md itself, so an
 # edit there is tested as it stands. The only changes are the README's own placeholders:
 #
 #   server.example.com:5980               -> the lab's server (host:port)

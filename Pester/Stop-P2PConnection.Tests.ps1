@@ -1,4 +1,4 @@
-# Stop-P2PConnection as a PowerShell user types it (issue 18): a job's output piped to Stop (another
+# Stop-P2PConnection as a PowerShell user types it: a job's output piped to Stop (another
 # process's connection, whose Id 1 means a different connection here), and Stop-P2PConnection 1 as
 # Stop-Job 1. Against a real lab (Support/P2PLab.psm1).
 

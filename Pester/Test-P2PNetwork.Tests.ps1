@@ -1,4 +1,4 @@
-# Test-P2PNetwork as a PowerShell user types it (issue 18, item 3): against a server whose UDP probe ports
+# Test-P2PNetwork as a PowerShell user types it: against a server whose UDP probe ports
 # are not the default 5959-5961 (the lab's are random), with no P2P_PROBE_ADDRn set. Against a real lab
 # (Support/P2PLab.psm1).
 
@@ -54,7 +54,7 @@ Describe 'Test-P2PNetwork against a server on other ports (item 3)' {
     }
 }
 
-Describe 'Test-P2PNetwork and Ctrl+C (issue 16 item 6)' {
+Describe 'Test-P2PNetwork and Ctrl+C' {
     It 'Ctrl+C abandons a self-test that waits for a silent server within a second' {
         $silent = Start-SilentServer
         try {

@@ -1,4 +1,4 @@
-# Wait-P2PConnection as a PowerShell user types it (issue 18): -State Stopped on a connection that is
+# Wait-P2PConnection as a PowerShell user types it: -State Stopped on a connection that is
 # already stopped, and a job's connection piped to Wait. Against a real lab (Support/P2PLab.psm1).
 
 BeforeAll {
@@ -44,14 +44,14 @@ Describe 'Wait-P2PConnection' {
         $now.LastErrorKind | Should -Be 'AuthFailed'
     }
 
-    It 'Ctrl+C ends Wait-P2PConnection within a second and leaves the connection open (issue 16 item 6)' {
+    It 'Ctrl+C ends Wait-P2PConnection within a second and leaves the connection open' {
         $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
         $took = Measure-CtrlC 'Wait-P2PConnection' @{ Id = $c.Id; State = 'Stopped' }
         $took.TotalSeconds | Should -BeLessThan 1
         (Get-P2PConnection -Id $c.Id).State | Should -Be 'Connected'
     }
 
-    It 'Wait-P2PConnection returns when the state changes, not at its next poll (issue 16 item 6)' {
+    It 'Wait-P2PConnection returns when the state changes, not at its next poll' {
         $c = New-P2PConnection $Lab.DeviceId $Lab.Credential @Common
         # Another runspace stops it after half a second; the wait, blocked in the native library, wakes then.
         $iss = [initialsessionstate]::CreateDefault2()

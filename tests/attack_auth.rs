@@ -1,4 +1,4 @@
-//! Issue 17 (the server under attack), the authentication side: raw control-channel clients in parallel,
+//! The server under attack, the authentication side: raw control-channel clients in parallel,
 //! from several loopback source addresses (127.0.0.x), against a real `p2p-server`. Each test asserts
 //! what the attacker gets and that the legitimate user and device carry on.
 //!

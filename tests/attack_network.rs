@@ -1,4 +1,4 @@
-//! Issue 17, the server under attack from the network (items 5, 6, 8, 9), each test written as the
+//! The server under attack from the network, each test written as the
 //! attack against a real `p2p-server` process, asserting what the attacker gets and that legitimate
 //! users carry on:
 //!

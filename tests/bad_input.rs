@@ -1,4 +1,4 @@
-//! Issue 2: bad input gets a clear one-line error and a non-zero exit (connectd's code), and nothing else
+//! Bad input gets a clear one-line error and a non-zero exit (connectd's code), and nothing else
 //! is disturbed: a good tunnel on the same server still works afterwards. Cases: wrong password, unknown
 //! user, unknown UID, a UID not shared with the user, a wrong device secret, the bind port in use, the
 //! server unreachable.

@@ -1,4 +1,4 @@
-//! Issue 3: `autoconnect 2` keeps a tunnel alive through outages without the user doing anything. During
+//! `autoconnect 2` keeps a tunnel alive through outages without the user doing anything. During
 //! an idle session the target is killed and restarted, then the server is restarted, then the target
 //! again: after each, a new curl through the same local port succeeds, the initiator never restarted,
 //! and the local port stayed open throughout.

@@ -1,4 +1,4 @@
-//! Issue 3: the scripts' flow. Start connectd in the background (`-d PIDFILE`, and `-f FILE` with the
+//! The scripts' flow. Start connectd in the background (`-d PIDFILE`, and `-f FILE` with the
 //! seed's sample provisioning file started like `&`), use the port, stop it by its PID, and the port is
 //! free afterwards.
 

@@ -1,7 +1,7 @@
-//! Issue 3: each of connectd's documented exit codes that can be provoked on one machine, provoked: the
+//! Each of connectd's documented exit codes that can be provoked on one machine, provoked: the
 //! `!!exit [CODE] : MESSAGE` line (with -s) and the process status agree, and a plain line says what went
-//! wrong. (bad_input.rs covers 011 wrong password and unknown user (one answer for both since issue 17;
-//! 010 is no longer given), 013 server unreachable, 015 unknown
+//! wrong. (bad_input.rs covers 011 wrong password and unknown user (one answer for both, so
+//! that a guesser cannot tell which was wrong; 010 is no longer given), 013 server unreachable, 015 unknown
 //! or unshared UID, 017 port in use; cli_oneliner.rs covers 003 on Ctrl-C.)
 //! Not provoked: 002 (shutdown packet) and 004 (disabled) have no counterpart in this server, 016 (UDP
 //! bind) cannot fail for an ephemeral port on loopback, 012 (autoconnect failed) and 030 (console exit).

@@ -1,4 +1,4 @@
-//! Issue 3: `connectd -n` against the lab's server on loopback prints every section of the seed's
+//! `connectd -n` against the lab's server on loopback prints every section of the seed's
 //! diagnostics and passes; `-n --json` parses and holds the same facts; with the server down it finishes
 //! within its timeouts and reports the failed sections.
 
@@ -145,7 +145,7 @@ fn self_test_with_the_server_down_finishes_and_reports() {
     eprintln!("-n with the server down took {took:?}");
 }
 
-/// Issue 18 item 3: with the server's key and no `P2P_PROBE_ADDRn`, `-n` probes the UDP ports the server
+/// With the server's key and no `P2P_PROBE_ADDRn`, `-n` probes the UDP ports the server
 /// names over the control channel (here random ones, not 5959-5961), and passes.
 #[test]
 fn self_test_probes_the_ports_the_server_names() {

@@ -1,4 +1,4 @@
-//! Issue 3: the seed's one-line example, pointed at a local server by environment (P2P_SERVER,
+//! The seed's one-line example, pointed at a local server by environment (P2P_SERVER,
 //! P2P_SERVER_KEY), opens the tunnel on port 33000 and curl works through it; the expected lines appear
 //! in order; Ctrl-C ends it with `!!exit [003]` (also the exit status) and frees the port.
 

@@ -1,4 +1,4 @@
-//! Issue 3: the corpus of malformed provisioning files under `tests/provisioning/malformed/`, each run
+//! The corpus of malformed provisioning files under `tests/provisioning/malformed/`, each run
 //! through the real binary (`connectd -f FILE`): it must fail at once, with a non-zero status, without a
 //! panic, and print the expected line-numbered error from `expected.txt` (the parser's own test checks
 //! the same table in-process; this checks what a user of the command line sees). The files accepted

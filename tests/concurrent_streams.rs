@@ -1,4 +1,4 @@
-//! Issue 2: 32 TCP connections at once through one session, 4 MB each way each, all checksums equal.
+//! 32 TCP connections at once through one session, 4 MB each way each, all checksums equal.
 //! (A browser opens 6 at once; 32 checks that streams are independent and fairly served.)
 
 use p2p_system_tests::services::{parallel_echo, TransferService};

@@ -1,4 +1,4 @@
-//! Issue 7 (protocol attacks, load): a flood of control-channel clients asking for sessions — some
+//! Protocol attacks, load: a flood of control-channel clients asking for sessions — some
 //! without logging in, some logged in but asking for a device that is offline — while a legitimate
 //! tunnel moves data. Every request gets a clear refusal, the tunnel's transfer completes, the server's
 //! memory stays bounded, and the legitimate user still connects afterwards.

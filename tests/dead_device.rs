@@ -1,4 +1,4 @@
-//! Issue 18 item 10: a device that dies without a word (its target process killed) shows at once as a
+//! A device that dies without a word (its target process killed) shows at once as a
 //! session in trouble. The tunnel goes from `Connected` to `Degraded` within a few seconds of the kill
 //! (`p2p_net::status::DEGRADED_AFTER` of silence), with `peer_silent_ms` saying how long, well before the
 //! session's idle timeout (20 s) ends it as `Failed`. connectd prints one warning on stderr meanwhile and

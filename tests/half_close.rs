@@ -1,4 +1,4 @@
-//! Half-close (issue 2: "a FIN on one side reaches the other: ssh, scp and HTTP depend on it"), in the
+//! Half-close (a FIN on one side reaches the other: ssh, scp and HTTP depend on it), in the
 //! cases a bulk transfer does not exercise: the client's FIN comes alone, after every byte it sent was
 //! already delivered (an idle pause, or a writer slower than the tunnel). The service must see the end
 //! of the stream and its answer must come back.

@@ -1,4 +1,4 @@
-//! Issue 2: every encryption mode (0 none, 1 RC4, 2 XXTEA, 3 X25519 + ChaCha20-Poly1305) carries a real
+//! Every encryption mode (0 none, 1 RC4, 2 XXTEA, 3 X25519 + ChaCha20-Poly1305) carries a real
 //! HTTP exchange (curl through the local port returns the server's exact bytes), and a capture of the
 //! session's UDP traffic shows no plaintext in modes 1-3. The capture sits in front of the server's relay
 //! with the direct path blocked, so every session datagram crosses it; mode 0 proves the capture sees

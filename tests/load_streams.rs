@@ -1,4 +1,4 @@
-//! Issue 7 (load): one session carries 256 TCP connections at once, 256 KiB each way each, and every
+//! Load: one session carries 256 TCP connections at once, 256 KiB each way each, and every
 //! byte arrives (SHA-256 checked both ways). Well below the session's 4096-stream limit, far above what a
 //! browser or an RDP client opens, so streams are really multiplexed rather than served one by one.
 

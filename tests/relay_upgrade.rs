@@ -1,4 +1,4 @@
-//! Issue 2: with direct UDP between the peers blocked, the connection still works, relayed, and says so;
+//! With direct UDP between the peers blocked, the connection still works, relayed, and says so;
 //! when direct UDP is unblocked mid-transfer, the session moves to the direct path and the transfer
 //! completes intact (streams survive the path change: a session is known by its id, not its address).
 //! Blocking uses the driver's `P2P_DISABLE_DIRECT_FILE`: while the file exists, datagrams to or from

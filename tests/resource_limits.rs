@@ -1,4 +1,4 @@
-//! Issue 7 (resource limits with clear errors), through the real server and connectd processes: sessions
+//! Resource limits with clear errors, through the real server and connectd processes: sessions
 //! per user, sessions waiting for their target, control connections, and streams per session. Each limit
 //! is hit, the one refused gets a one-line error naming the limit (connectd: `!!exit [013]`, "session
 //! create failed", like the server's other refusals), what was admitted keeps working, and a place freed

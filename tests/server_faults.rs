@@ -1,4 +1,4 @@
-//! Issue 7 (faults): a party killed with SIGKILL mid-transfer (the server under a direct and under a
+//! Faults: a party killed with SIGKILL mid-transfer (the server under a direct and under a
 //! relayed session), a server database that cannot be written (read-only, disk full), and a database
 //! from an older version. Nothing is corrupted, the other sessions go on, and whoever is affected gets a
 //! clear state and a one-line error. Also the log-secrecy run at trace level.
@@ -536,7 +536,7 @@ fn server_killed_under_a_relayed_session_ends_it_clearly_and_autoconnect_2_recov
         .unwrap_or_else(|e| panic!("the autoconnect tunnel did not come back: {e}"));
 }
 
-/// Issue 7 (log secrecy): every process at the most detailed log level, through every kind of session
+/// Log secrecy: every process at the most detailed log level, through every kind of session
 /// (direct and relayed, all four encryption modes, a password and an auth-hash login). Besides the
 /// secrets the lab knows (passwords, device secrets, the auth hash, the server's private key), the log
 /// check flags any key-shaped token it does not know to be public: that is where a session secret, a

@@ -1,4 +1,4 @@
-//! Issue 2: the server restarts while a target is registered: the target re-registers (with backoff) and
+//! The server restarts while a target is registered: the target re-registers (with backoff) and
 //! a new connection works.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Issue 7 (load): one server with 1000 registered, online targets and 100 sessions live at once, each
+//! Load: one server with 1000 registered, online targets and 100 sessions live at once, each
 //! moving data both ways through a real tunnel and the server's relay, while the server answers its
 //! control channel promptly and stays within a memory bound.
 //!
@@ -141,7 +141,7 @@ fn a_thousand_targets_online_and_a_hundred_sessions_moving_data() {
         .expect("tokio runtime");
 
     // A client pings the server on its control channel from start to end. It logs in first: a
-    // connection that has not is closed at the login deadline, pings or not (issue 17).
+    // connection that has not is closed at the login deadline, pings or not.
     let pinging_user = lab.account();
     let mut pinger = rt
         .block_on(ControlClient::connect(&server, &key, TIMEOUT))

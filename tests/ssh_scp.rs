@@ -1,4 +1,4 @@
-//! Issue 2: a real sshd (Debian's openssh-server, on a free port with its own host key) behind the
+//! A real sshd (Debian's openssh-server, on a free port with its own host key) behind the
 //! target: `ssh -p <local port>` runs a command, and `scp` copies a 50 MB random file each way with equal
 //! SHA-256. ssh and scp depend on half-close and on many round trips, so this is the protocol's
 //! end-to-end check with a real application.

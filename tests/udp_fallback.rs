@@ -1,4 +1,4 @@
-//! Issue 11: batched UDP (GSO/GRO, USO/URO) is an optimisation, never a requirement. Where the OS
+//! Batched UDP (GSO/GRO, USO/URO) is an optimisation, never a requirement. Where the OS
 //! refuses quinn-udp's socket set-up (wine, older Windows network stacks) the endpoint falls back to
 //! one datagram per system call; `P2P_UDP_BATCHING=off` forces that fallback, so it is exercised on
 //! Linux in every CI run. Both peers without batching, and one with and one without, must carry a

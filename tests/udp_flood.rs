@@ -1,4 +1,4 @@
-//! Issue 2: 10 000 random datagrams fired at every UDP socket (the server's three ports, the target's
+//! 10 000 random datagrams fired at every UDP socket (the server's three ports, the target's
 //! socket, the initiator's sockets) during a transfer: the transfer completes intact and every process
 //! keeps running. The flood comes in rounds of growing plausibility (random bytes; a valid-looking header
 //! with other session ids; the live session's id with data kinds; with handshake kinds), each during its

@@ -1,4 +1,4 @@
-//! Issue 11: the Windows build (cross-built by tools/windows/cross.sh) under wine, against the Linux
+//! The Windows build (cross-built by tools/windows/cross.sh) under wine, against the Linux
 //! server and Linux peers on loopback: `connectd.exe` as initiator with the seed's one-liner and with a
 //! provisioning file (CRLF endings, a Windows path), as a target for a Linux initiator, the network
 //! self-test, console Ctrl-C, and the C ABI (`remoteitp2p.dll`) from a small C program.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The endurance ("soak") run of issue 7, outside CI: two tunnels carry mixed traffic (checked 4 MiB bulk
+# The endurance ("soak") run, outside CI: two tunnels carry mixed traffic (checked 4 MiB bulk
 # echo rounds, 256-byte request/responses on a kept-open connection, many short connections) for N
 # minutes while direct UDP is blocked and unblocked every minute (the sessions fall back to the relay,
 # reached through a 40 ms RTT / 0.5% loss impairment relay, and return) and one target is restarted every

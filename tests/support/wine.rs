@@ -1,4 +1,4 @@
-//! The Windows build under wine (issue 11): where the cross-built binaries are and how a test starts
+//! The Windows build under wine: where the cross-built binaries are and how a test starts
 //! them. `build.ps1 -Task Test` builds them (tools/windows/cross.sh) and sets `P2P_WIN_BIN_DIR`; the
 //! tests that need them are `#[ignore]`d in a plain `cargo test` and run with `--ignored` there.
 

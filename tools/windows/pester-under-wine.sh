@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Pester suite (Pester/) run by PowerShell for Windows under wine, against the win-x64 module: the
 # managed RemoteItP2P.dll with runtimes/win-x64/native/remoteitp2p.dll, and the lab's p2p-server.exe and
-# connectd.exe (the Windows build too), all Windows code under wine 8.0 (issue 11 item 5).
+# connectd.exe (the Windows build too), all Windows code under wine 8.0.
 #
 #   tools/windows/pester-under-wine.sh            build pwsh.exe when needed, then run the suite
 #   tools/windows/pester-under-wine.sh build      only build pwsh.exe (target/win-pwsh/pwsh/pwsh.exe)

@@ -1,4 +1,4 @@
-//! The endurance run (issue 7, outside CI): `p2p-bench --only endurance --minutes N` (`tools/soak.sh`).
+//! The endurance run (outside CI): `p2p-bench --only endurance --minutes N` (`tools/soak.sh`).
 //!
 //! Two tunnels with `autoconnect 2` to two targets of the benchmark's server carry mixed traffic for N
 //! minutes: bulk echo rounds (4 MiB, every byte checked), small request/response exchanges on a kept-open

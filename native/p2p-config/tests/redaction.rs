@@ -1,4 +1,4 @@
-//! Issue 7 (log secrecy, unit level): the configuration types that hold a password, an auth hash or a
+//! Log secrecy, unit level: the configuration types that hold a password, an auth hash or a
 //! device secret never show it, whichever way they are printed: `{:?}`, `{:#?}`, JSON, the parsed command
 //! line, a parsed provisioning file and its warnings, and every configuration error.
 

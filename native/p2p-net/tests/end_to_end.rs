@@ -325,7 +325,7 @@ async fn without_candidates_the_session_runs_through_the_relay() {
     }
 }
 
-/// issue 11: the byte counters are fresh while the tunnel runs (at most `COUNTER_REFRESH` behind, read
+/// The byte counters are fresh while the tunnel runs (at most `COUNTER_REFRESH` behind, read
 /// straight from the session) and exact once it has stopped, even when the stop comes right after the
 /// traffic, before any refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Issue 7 (log secrecy, unit level): a brokered session's secret and relay token never show when the
+//! Log secrecy, unit level: a brokered session's secret and relay token never show when the
 //! grant that carries them is printed (`{:?}`, `{:#?}`, as the message it arrived in, or in the error
 //! for a malformed one). The system tests cannot know these values; their log check looks for anything
 //! shaped like them, and this checks the values themselves.
