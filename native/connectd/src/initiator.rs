@@ -28,7 +28,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
     let mut shutdown = Shutdown::register();
     if config.encryption.is_weak() {
         log::warn!(
-            "encryption mode {} is kept for connectd compatibility and is not secure; use 3 (ChaCha20-Poly1305)",
+            "encryption mode {} is kept for connectd compatibility and is not secure; use 3 (X25519 + AEAD)",
             config.encryption.name()
         );
     }
