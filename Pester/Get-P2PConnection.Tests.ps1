@@ -63,6 +63,8 @@ Describe 'ConvertTo-Json (item 12)' {
         $s.State | Should -Be 'Connected'
         $s.Path | Should -BeIn @('Direct', 'Relayed')
         $s.Encryption | Should -Be 'ChaCha20Poly1305'
+        # Mode 3 names the AEAD it agreed with the device (both ends here run on this machine).
+        $s.Aead | Should -BeIn @('AES-256-GCM', 'ChaCha20-Poly1305')
     }
 }
 

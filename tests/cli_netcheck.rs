@@ -50,6 +50,7 @@ fn self_test_text_passes_on_loopback() {
         "SHA1 test:",
         "RC4 test:",
         "XXTEA test:",
+        "AES-256-GCM test:",
         "Looks compatible.",
     ] {
         assert!(
@@ -99,7 +100,7 @@ fn self_test_json_holds_the_same_facts() {
     let crypto = v["crypto"]
         .as_array()
         .unwrap_or_else(|| panic!("no crypto array:\n{out}"));
-    for name in ["SHA1", "RC4", "XXTEA"] {
+    for name in ["SHA1", "RC4", "XXTEA", "AES-256-GCM"] {
         assert!(
             crypto.iter().any(
                 |c| c["name"].as_str().is_some_and(|n| n.contains(name)) && c["passed"] == true

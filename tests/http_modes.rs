@@ -1,9 +1,14 @@
-//! Every encryption mode (0 none, 1 RC4, 2 XXTEA, 3 X25519 + ChaCha20-Poly1305) carries a real
+//! Every encryption mode (0 none, 1 RC4, 2 XXTEA, 3 X25519 + an AEAD) carries a real
 //! HTTP exchange (curl through the local port returns the server's exact bytes), and a capture of the
 //! session's UDP traffic shows no plaintext in modes 1-3. The capture sits in front of the server's relay
 //! with the direct path blocked, so every session datagram crosses it; mode 0 proves the capture sees
-//! the data (there the plaintext must show).
+//! the data (there the plaintext must show). In mode 3 the status names the AEAD both ends agreed on:
+//! initiator and target run on this machine, so it is the one this CPU runs fastest (AES-256-GCM with
+//! AES instructions).
 
+use std::time::Duration;
+
+use p2p_proto::crypto::Aead;
 use p2p_system_tests::lab::env;
 use p2p_system_tests::services::HttpServer;
 use p2p_system_tests::udp_relay::{Impairment, UdpRelay};
@@ -52,6 +57,26 @@ fn http_in_mode(mode: u8) {
         connected.contains(&format!("encryption={name}")),
         "mode {mode} asked, status says: {connected}"
     );
+    // Printed right after `!!connected` in mode 3, never in the others.
+    if mode == 3 {
+        t.initiator
+            .proc
+            .wait_line("'!!status aead='", Duration::from_secs(5), |l| {
+                l.starts_with("!!status aead=")
+            });
+    }
+    let aead_lines: Vec<String> = t
+        .initiator
+        .proc
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("!!status aead="))
+        .collect();
+    let expected: Vec<String> = match mode {
+        3 => vec![format!("!!status aead={}", Aead::fastest_here())],
+        _ => vec![],
+    };
+    assert_eq!(aead_lines, expected, "mode {mode}");
 }
 
 #[test]

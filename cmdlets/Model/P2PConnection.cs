@@ -84,6 +84,10 @@ namespace RemoteItP2P
         public P2PConnectionState State { get; set; }
         public P2PPath? Path { get; set; }
         public P2PEncryption? Encryption { get; set; }
+        /// <summary>Encryption ChaCha20Poly1305 (mode 3): the AEAD agreed with the device, "AES-256-GCM" when both
+        /// ends have AES instructions, else "ChaCha20-Poly1305"; null in the weak modes and before the first
+        /// session.</summary>
+        public string? Aead { get; set; }
         public string? PeerEndpoint { get; set; }
         public string? SessionId { get; set; }
         public ulong BytesSent { get; set; }
@@ -167,6 +171,7 @@ namespace RemoteItP2P
                 LocalEndpoint = j.String("local_endpoint"),
                 State = ParseEnum(j.String("state"), P2PConnectionState.Failed),
                 Encryption = ParseNullableEnum<P2PEncryption>(j.String("encryption")),
+                Aead = j.String("aead"),
                 PeerEndpoint = j.String("peer_endpoint"),
                 SessionId = j.String("session_id"),
                 BytesSent = j.ULong("bytes_sent"),

@@ -6,6 +6,7 @@
 //! Proxy started.
 //! !!status connecting                    (-s)
 //! !!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=... ip=...   (-s)
+//! !!status aead=AES-256-GCM             (-s, mode 3: the AEAD agreed with the device)
 //! !!throughput txBps=... rxBps=...       (-s, every few seconds while connected)
 //! !!exit [003] : terminated by signal    (-s)
 //! ```
@@ -27,7 +28,7 @@ pub async fn run(config: InitiatorConfig, out: &Output) -> ExitCode {
     let mut shutdown = Shutdown::register();
     if config.encryption.is_weak() {
         log::warn!(
-            "encryption mode {} is kept for connectd compatibility and is not secure; use 3 (ChaCha20-Poly1305)",
+            "encryption mode {} is kept for connectd compatibility and is not secure; use 3 (X25519 + AEAD)",
             config.encryption.name()
         );
     }
@@ -151,6 +152,9 @@ impl StatusReporter {
                     self.was_connected = true;
                     self.path = None;
                     out.status(&connected_line(status));
+                    if let Some(aead) = &status.aead {
+                        out.status(&format!("!!status aead={aead}"));
+                    }
                     log::info!(
                         "connected to {} through {}",
                         status.device_id,
@@ -257,6 +261,7 @@ mod tests {
             local_endpoint: "127.0.0.1:33000".into(),
             path: Some(PathKind::Direct),
             encryption: "ChaCha20Poly1305".into(),
+            aead: Some("AES-256-GCM".into()),
             peer_endpoint: Some("192.0.2.7:40000".into()),
             session_id: Some("0b173cebde7951e2".into()),
             local_udp_port: Some(50000),

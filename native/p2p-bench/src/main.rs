@@ -10,8 +10,9 @@
 //! Modules: [`sections`] the measurements; [`lab`] server / target / initiator processes; [`tcp_load`]
 //! the service every path leads to and its clients; [`baselines`] sshd + ssh -L and socat; [`impair`]
 //! the delay/loss UDP relay; [`server_load`] in-process control-channel clients; [`procs`] child
-//! processes and /proc figures; [`report`] table, JSON and goals.
+//! processes and /proc figures; [`report`] table, JSON and goals; [`aead_speed`] mode 3's two AEADs.
 
+mod aead_speed;
 mod baselines;
 mod cmdlet_connect;
 mod impair;
@@ -32,8 +33,8 @@ use crate::lab::{Bins, Lab};
 use crate::report::Report;
 use crate::sections::{Budget, Ctx};
 
-const SECTIONS: [&str; 6] = [
-    "paths", "connect", "parallel", "memory", "impaired", "server",
+const SECTIONS: [&str; 7] = [
+    "paths", "connect", "parallel", "memory", "impaired", "server", "aead",
 ];
 
 /// Sections run only when named in `--only`.
@@ -43,7 +44,7 @@ const USAGE: &str = "usage: p2p-bench [--quick] [--json FILE] [--only SECTION,..
   --quick      shorter runs (about 1-2 minutes in all)
   --json FILE  also write the figures as JSON to FILE
   --only LIST  run only these sections: paths (throughput, latency, CPU), connect, parallel, memory,
-               impaired, server; or soak (one tunnel busy for a while, to attach a profiler), or
+               impaired, server, aead (seal/open speed of mode 3's AEADs); or soak (one tunnel busy for a while, to attach a profiler), or
                endurance (mixed traffic, impairment, fallbacks and restarts; memory at start and end)
   --minutes N  the endurance section's length (default 60; tools/soak.sh runs it)
   --soak MODE,SECONDS  the soak section's encryption mode and duration (default 3,20)
@@ -198,6 +199,7 @@ async fn run(args: Args) -> Result<(), String> {
             "memory" => sections::memory(&mut ctx).await,
             "impaired" => sections::impaired(&mut ctx).await,
             "server" => sections::server(&mut ctx).await,
+            "aead" => aead_speed::run(&mut ctx.report, args.quick),
             "soak" => sections::soak(&mut ctx, args.soak.0, args.soak.1).await,
             "endurance" => soak::run(&mut ctx, args.minutes).await,
             _ => {}

@@ -178,7 +178,7 @@ pub unsafe extern "C" fn p2p_session_start_file(
 
 /// The status of one session as a JSON object, in `*out_json` (free it with `p2p_string_free`):
 /// `{"id":1,"name":"...","device_id":"...","state":"Connected","local_endpoint":"127.0.0.1:33000",
-/// "path":"Direct","encryption":"ChaCha20Poly1305","peer_endpoint":"...","bytes_sent":0,
+/// "path":"Direct","encryption":"ChaCha20Poly1305","aead":"AES-256-GCM","peer_endpoint":"...","bytes_sent":0,
 /// "bytes_received":0,"rtt_ms":1.5,"streams_open":0,"started_at":"...","peer_silent_ms":120,
 /// "reconnect_attempts":0,"last_error":null,...}`.
 /// `bytes_sent` / `bytes_received` are at most 250 ms behind the traffic while the session runs, and the
@@ -189,6 +189,8 @@ pub unsafe extern "C" fn p2p_session_start_file(
 /// `peer_silent_ms`: milliseconds since the device was last heard, while the session is up ("Connected"
 /// or "Degraded"), else null. `reconnect_attempts`: new sessions tried after a lost one (autoconnect
 /// "reconnect"), successful or not.
+/// `aead`: in mode 3 the AEAD agreed with the device ("AES-256-GCM" when both ends have AES
+/// instructions, else "ChaCha20-Poly1305"), once a session is up; null in modes 0-2.
 /// A stopped session keeps answering until `p2p_session_forget`.
 ///
 /// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or forgotten), `P2P_ERR_INVALID_ARGUMENT` (`out_json`

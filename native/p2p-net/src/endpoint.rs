@@ -207,6 +207,14 @@ struct SessionSlot {
     next_stats: Instant,
 }
 
+impl SessionSlot {
+    /// Hands the session's figures at `now` to its owner.
+    fn publish_stats(&self, now: Instant) {
+        *self.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(self.session.stats_at(now));
+    }
+}
+
 struct EndpointTask {
     io: UdpIo,
     sessions: HashMap<u64, SessionSlot>,
@@ -306,8 +314,7 @@ impl EndpointTask {
                     };
             }
             if slot.next_stats <= now {
-                *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(slot.session.stats_at(now));
+                slot.publish_stats(now);
                 slot.next_stats = now + STATS_EVERY;
             }
         }
@@ -538,6 +545,8 @@ impl EndpointTask {
             while let Some(ev) = slot.session.poll_event() {
                 match ev {
                     Event::Connected => {
+                        // The figures first: the owner reads the negotiated AEAD from them.
+                        slot.publish_stats(Instant::now());
                         let _ = slot.spec.notices.send(Notice::Connected);
                     }
                     Event::PathChanged(p) => {
@@ -590,8 +599,7 @@ impl EndpointTask {
         self.sessions.retain(|_, slot| {
             if slot.session.is_closed() {
                 release_relay(socket, slot);
-                *slot.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(slot.session.stats_at(now));
+                slot.publish_stats(now);
                 false
             } else {
                 true

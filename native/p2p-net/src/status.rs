@@ -97,7 +97,12 @@ pub struct TunnelStatus {
     /// `address:port` the user points ssh or a browser at.
     pub local_endpoint: String,
     pub path: Option<PathKind>,
+    /// The encryption mode's name (mode 3 is "ChaCha20Poly1305" whichever AEAD it negotiates).
     pub encryption: String,
+    /// Mode 3: the AEAD negotiated with the device ("AES-256-GCM" or "ChaCha20-Poly1305"), once a
+    /// session is up; `None` in modes 0-2 and before the first session.
+    #[serde(default)]
+    pub aead: Option<String>,
     pub peer_endpoint: Option<String>,
     pub session_id: Option<String>,
     /// Port of our UDP session socket (what a firewall rule or a capture needs).

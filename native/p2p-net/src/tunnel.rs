@@ -101,6 +101,7 @@ impl Tunnel {
             local_endpoint: local_addr.to_string(),
             path: None,
             encryption: cfg.encryption.name().to_string(),
+            aead: None,
             peer_endpoint: None,
             session_id: None,
             local_udp_port: None,
@@ -553,8 +554,11 @@ impl TunnelDriver {
         progress.up_since = Some(Instant::now());
         let reconnect = run.connected_once;
         run.connected_once = true;
+        // The endpoint published the figures before telling us.
+        let aead = lock(&session.stats).as_ref().and_then(|st| st.aead);
         self.set(|s| {
             s.state = TunnelState::Connected;
+            s.aead = aead.map(|a| a.name().to_string());
             s.peer_silent_ms = Some(0);
             s.path = Some(PathKind::Relayed);
             s.peer_endpoint = Some(session.relay.to_string());

@@ -320,6 +320,7 @@ async fn without_candidates_the_session_runs_through_the_relay() {
         let st = tunnel.status();
         assert_eq!(st.path, Some(PathKind::Relayed), "{st:?}");
         assert_eq!(st.encryption, mode.name());
+        assert_eq!(st.aead, None, "no AEAD outside mode 3");
         tunnel.stop().await;
         target.stop().await;
     }
@@ -341,6 +342,10 @@ async fn byte_counters_are_fresh_while_running_and_exact_after_stop() {
         (8 * MIB as u64, 8 * MIB as u64),
         "{st:?}"
     );
+    // Both ends run on this machine, so they agree on the AEAD it runs fastest; the status JSON (C ABI,
+    // PowerShell) names it.
+    let aead = p2p_proto::crypto::Aead::fastest_here().name();
+    assert_eq!(serde_json::to_value(&st).unwrap()["aead"], aead, "{st:?}");
     // More traffic, then stop at once: the final figures are the exact totals of both transfers.
     echo_through(tunnel.local_addr(), 3 * MIB + 12_345, 4).await;
     tunnel.stop().await;

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Packet protection chosen for a session. Modes 0–2 exist for connectd compatibility and are weak;
-/// mode 3 (X25519 + ChaCha20-Poly1305) is the default wherever no mode is given.
+/// mode 3 (X25519 + an AEAD) is the default wherever no mode is given. Mode 3 keeps the name
+/// `ChaCha20Poly1305` (in JSON, status and `-Encryption`) although it negotiates AES-256-GCM where both
+/// ends have AES instructions ([`crate::crypto::Aead`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub enum EncryptionMode {

@@ -13,6 +13,11 @@
 //! scalar multiplication per session. Their keys are still fresh per session because both nonces
 //! and both ephemeral public keys go into the derivation. The ephemeral key is sent in every mode so
 //! the message layout does not depend on the mode.
+//!
+//! In mode 3 each side's nonce starts with its AEAD offer (see `negotiation`), and both sides pick the
+//! AEAD from the two offers. The offers are under the macs and in the key derivation (as part of the
+//! nonces), and an AES-256-GCM session adds the AEAD's name to it, so a changed offer fails the mac and
+//! two sides that disagree on the AEAD never share a key.
 
 use std::fmt;
 
@@ -21,6 +26,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::keys::{derive, hmac_sha256, KeyInput};
+use super::negotiation::{Aead, AeadOffer};
 use super::{CryptoError, Protection, HANDSHAKE_MESSAGE_LEN, HANDSHAKE_RANDOM_LEN, SECRET_LEN};
 use crate::wire::{Kind, Role, SESSION_HEADER_LEN};
 use crate::EncryptionMode;
@@ -38,15 +44,37 @@ pub struct Handshake {
     ephemeral: StaticSecret,
     ephemeral_public: [u8; 32],
     nonce: [u8; 16],
+    /// Mode 3: what we offer (written into `nonce`). `None` sends and reads no offer, as a peer from
+    /// before negotiation did.
+    offer: Option<AeadOffer>,
 }
 
 impl Handshake {
     /// `random` is 48 bytes from the caller's CSPRNG: 32 for the ephemeral X25519 key, 16 for the nonce.
+    /// In mode 3 it offers both AEADs, preferring the one this CPU runs fastest.
     pub fn new(
         role: Role,
         mode: EncryptionMode,
         session_secret: &[u8; SECRET_LEN],
         random: &[u8; HANDSHAKE_RANDOM_LEN],
+    ) -> Handshake {
+        Self::with_offer(
+            role,
+            mode,
+            session_secret,
+            random,
+            Some(AeadOffer::this_machine()),
+        )
+    }
+
+    /// [`new`](Self::new) with the AEAD offer given (ignored outside mode 3): tests and benchmarks
+    /// force one AEAD with [`AeadOffer::only`], or behave as a peer from before negotiation with `None`.
+    pub fn with_offer(
+        role: Role,
+        mode: EncryptionMode,
+        session_secret: &[u8; SECRET_LEN],
+        random: &[u8; HANDSHAKE_RANDOM_LEN],
+        offer: Option<AeadOffer>,
     ) -> Handshake {
         let mut scalar = [0u8; 32];
         scalar.copy_from_slice(&random[..32]);
@@ -55,6 +83,12 @@ impl Handshake {
         let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
         let mut nonce = [0u8; 16];
         nonce.copy_from_slice(&random[32..]);
+        let offer = offer.filter(|_| mode == EncryptionMode::ChaCha20Poly1305);
+        if let Some(offer) = offer {
+            // The ephemeral keys already make every session's keys fresh, so 6 random nonce bytes
+            // are enough beside them.
+            offer.write_into(&mut nonce);
+        }
         Handshake {
             role,
             mode,
@@ -62,6 +96,7 @@ impl Handshake {
             ephemeral,
             ephemeral_public,
             nonce,
+            offer,
         }
     }
 
@@ -89,8 +124,9 @@ impl Handshake {
     /// Verifies the peer's message (`header` = its 18 clear header bytes, which must carry kind
     /// `Handshake(peer role)`) and derives the keys. Checks, in order: length (`Truncated` /
     /// `Malformed`), header kind (`Malformed`), mac (`BadMac`), mode (`ModeMismatch`), and in mode 3
-    /// a low-order peer key giving an all-zero X25519 output (`Malformed`). Calling it again with the
-    /// same message returns an equal `Protection`.
+    /// the peer's AEAD offer (`Malformed` if unreadable, `NoCommonAead`) and a low-order peer key
+    /// giving an all-zero X25519 output (`Malformed`). Calling it again with the same message returns
+    /// an equal `Protection`.
     pub fn receive(&self, header: &[u8], payload: &[u8]) -> Result<Protection, CryptoError> {
         if payload.len() < HANDSHAKE_MESSAGE_LEN {
             return Err(CryptoError::Truncated);
@@ -112,6 +148,7 @@ impl Handshake {
         peer_public.copy_from_slice(&body[1..33]);
         let mut peer_nonce = [0u8; 16];
         peer_nonce.copy_from_slice(&body[33..BODY_LEN]);
+        let aead = self.agree_aead(&peer_nonce)?;
 
         let shared = match self.mode {
             EncryptionMode::ChaCha20Poly1305 => {
@@ -146,9 +183,20 @@ impl Handshake {
             nonce_t,
             eph_i,
             eph_t,
+            aead_label: aead.kdf_label(),
         });
         let (seal, open) = keys.for_role(self.role);
-        Ok(Protection::new(self.mode, seal, open))
+        Ok(Protection::new(self.mode, aead, seal, open))
+    }
+
+    /// The AEAD of this session from the peer's nonce (ChaCha20-Poly1305 outside mode 3, where it is
+    /// unused, and when we send no offer).
+    fn agree_aead(&self, peer_nonce: &[u8; 16]) -> Result<Aead, CryptoError> {
+        let Some(ours) = self.offer else {
+            return Ok(Aead::ChaCha20Poly1305);
+        };
+        let theirs = AeadOffer::read_from(peer_nonce).ok_or(CryptoError::Malformed)?;
+        ours.agree(theirs).ok_or(CryptoError::NoCommonAead)
     }
 
     /// The session secret also salts HKDF, whose extract step is HMAC-SHA256(secret, dh) with `dh`

@@ -17,7 +17,7 @@ const LABEL: &[u8] = b"remoteitp2p v1";
 
 /// The keys protecting one direction of a session.
 pub(crate) struct DirectionKeys {
-    /// RC4 / XXTEA per-packet key material, or the ChaCha20-Poly1305 key.
+    /// RC4 / XXTEA per-packet key material, or the AEAD key of mode 3.
     pub(crate) enc: [u8; KEY_LEN],
     /// HMAC-SHA1 key of modes 1 and 2 (unused in mode 3, whose AEAD carries its own tag).
     pub(crate) mac: [u8; KEY_LEN],
@@ -62,20 +62,23 @@ pub(crate) struct KeyInput<'a> {
     pub(crate) nonce_t: &'a [u8; 16],
     pub(crate) eph_i: &'a [u8; 32],
     pub(crate) eph_t: &'a [u8; 32],
+    /// [`Aead::kdf_label`](super::negotiation::Aead::kdf_label) in mode 3, empty otherwise.
+    pub(crate) aead_label: &'a [u8],
 }
 
 /// `HKDF-SHA256(salt = session_secret, ikm = dh, info = LABEL || mode || nonce_i || nonce_t || eph_i ||
-/// eph_t)`, 128 bytes split as `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)`.
+/// eph_t || aead_label)`, 128 bytes split as `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)`.
 pub(crate) fn derive(input: &KeyInput<'_>) -> SessionKeys {
     let hk = Hkdf::<Sha256>::new(Some(input.session_secret), input.dh);
     let mut okm = Zeroizing::new([0u8; 4 * KEY_LEN]);
-    let info: [&[u8]; 6] = [
+    let info: [&[u8]; 7] = [
         LABEL,
         &[input.mode],
         input.nonce_i,
         input.nonce_t,
         input.eph_i,
         input.eph_t,
+        input.aead_label,
     ];
     hk.expand_multi_info(&info, &mut okm[..])
         .expect("128 bytes is within HKDF-SHA256's 8160-byte limit");
@@ -157,6 +160,7 @@ mod tests {
             nonce_t: n,
             eph_i: e,
             eph_t: e,
+            aead_label: b"",
         }
     }
 
@@ -182,6 +186,9 @@ mod tests {
         let mut with_dh = input(&s, 3, &n, &e);
         with_dh.dh = &[9u8; 32];
         assert_ne!(derive(&with_dh).initiator_to_target.enc, all[0]);
+        let mut with_aead = input(&s, 3, &n, &e);
+        with_aead.aead_label = b"AES-256-GCM";
+        assert_ne!(derive(&with_aead).initiator_to_target.enc, all[0]);
     }
 
     #[test]

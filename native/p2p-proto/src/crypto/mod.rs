@@ -4,6 +4,7 @@
 //!
 //! - [`Handshake`]: each side's HS1/HS2 message and the key derivation; yields a [`Protection`].
 //! - [`Protection`]: seal/open for one session in one [`EncryptionMode`](crate::EncryptionMode), with the [`ReplayWindow`].
+//! - [`Aead`], [`AeadOffer`]: mode 3's AEAD (AES-256-GCM or ChaCha20-Poly1305) and its negotiation.
 //! - [`xxtea`]: the Corrected Block TEA cipher of mode 2.
 //! - [`self_test`]: known-answer tests for `connectd -n`.
 
@@ -11,6 +12,7 @@ mod aead;
 mod handshake;
 mod keys;
 mod legacy;
+mod negotiation;
 mod protection;
 mod rc4;
 mod replay;
@@ -18,16 +20,20 @@ mod selftest;
 pub mod xxtea;
 
 #[cfg(test)]
+mod negotiation_tests;
+#[cfg(test)]
 mod tests;
 
 pub use handshake::Handshake;
+pub use negotiation::{Aead, AeadOffer};
 pub use protection::Protection;
 pub use replay::{ReplayWindow, WINDOW_BITS};
 pub use selftest::self_test;
 
 /// Length of the per-session secret the server hands both peers.
 pub const SECRET_LEN: usize = 32;
-/// Random bytes [`Handshake::new`] needs: 32 for the ephemeral X25519 key, 16 for the nonce.
+/// Random bytes [`Handshake::new`] needs: 32 for the ephemeral X25519 key, 16 for the nonce (whose
+/// first 10 carry the AEAD offer in mode 3).
 pub const HANDSHAKE_RANDOM_LEN: usize = 48;
 /// Length of a handshake payload: `mode(1) ephemeral_public(32) nonce(16) mac(32)`.
 pub const HANDSHAKE_MESSAGE_LEN: usize = 81;
@@ -43,6 +49,8 @@ pub enum CryptoError {
     Replay,
     #[error("peer uses a different encryption mode")]
     ModeMismatch,
+    #[error("peer accepts none of the AEADs we accept")]
+    NoCommonAead,
     #[error("malformed handshake or packet")]
     Malformed,
 }

@@ -2,10 +2,12 @@
 
 use std::fmt;
 
+use super::aead::{self, PacketKey};
 use super::keys::DirectionKeys;
 use super::legacy::{self, Cipher};
+use super::negotiation::Aead;
 use super::replay::ReplayWindow;
-use super::{aead, CryptoError};
+use super::CryptoError;
 use crate::EncryptionMode;
 
 /// Seals our packets and opens the peer's, for one session and one mode. Made by
@@ -16,25 +18,50 @@ pub struct Protection {
     seal: DirectionKeys,
     /// Keys of the peer's direction.
     open: DirectionKeys,
+    /// Mode 3: `seal.enc` and `open.enc` expanded for the negotiated AEAD.
+    aead_keys: Option<AeadKeys>,
     replay: ReplayWindow,
 }
 
+struct AeadKeys {
+    seal: PacketKey,
+    open: PacketKey,
+}
+
 impl Protection {
+    /// `aead` is the one negotiated in mode 3 and ignored in the other modes.
     pub(crate) fn new(
         mode: EncryptionMode,
+        aead: Aead,
         seal: DirectionKeys,
         open: DirectionKeys,
     ) -> Protection {
+        let aead_keys = (mode == EncryptionMode::ChaCha20Poly1305).then(|| AeadKeys {
+            seal: PacketKey::new(aead, &seal.enc),
+            open: PacketKey::new(aead, &open.enc),
+        });
         Protection {
             mode,
             seal,
             open,
+            aead_keys,
             replay: ReplayWindow::new(),
         }
     }
 
     pub fn mode(&self) -> EncryptionMode {
         self.mode
+    }
+
+    /// The AEAD sealing this session's packets: `None` in modes 0-2.
+    pub fn aead(&self) -> Option<Aead> {
+        self.aead_keys.as_ref().map(|k| k.seal.aead())
+    }
+
+    fn aead_keys(&self) -> &AeadKeys {
+        self.aead_keys
+            .as_ref()
+            .expect("mode 3 protections are built with their AEAD keys")
     }
 
     /// Most bytes [`seal`](Self::seal) can add to a payload of any length: 0, 20, 28 (tag + up to 8
@@ -60,7 +87,7 @@ impl Protection {
             EncryptionMode::None => {}
             EncryptionMode::Rc4 => legacy::seal(Cipher::Rc4, &self.seal, header, pn, payload),
             EncryptionMode::Xxtea => legacy::seal(Cipher::Xxtea, &self.seal, header, pn, payload),
-            EncryptionMode::ChaCha20Poly1305 => aead::seal(&self.seal.enc, header, pn, payload),
+            EncryptionMode::ChaCha20Poly1305 => self.aead_keys().seal.seal(header, pn, payload),
         }
     }
 
@@ -118,18 +145,21 @@ impl Protection {
                 legacy::open(Cipher::Xxtea, &self.open, header, pn, protected, out)
             }
             EncryptionMode::ChaCha20Poly1305 => {
-                aead::open(&self.open.enc, header, pn, protected, out)
+                self.aead_keys().open.open(header, pn, protected, out)
             }
         }
     }
 }
 
-/// Equal when mode, keys (compared in constant time) and replay state are: a retransmitted handshake
+/// Equal when mode, AEAD, keys (compared in constant time) and replay state are: a retransmitted handshake
 /// yields a `Protection` equal to the first one.
 impl PartialEq for Protection {
     fn eq(&self, other: &Protection) -> bool {
         let keys = self.seal.ct_eq(&other.seal) & self.open.ct_eq(&other.open);
-        self.mode == other.mode && bool::from(keys) && self.replay == other.replay
+        self.mode == other.mode
+            && self.aead() == other.aead()
+            && bool::from(keys)
+            && self.replay == other.replay
     }
 }
 impl Eq for Protection {}
@@ -139,6 +169,7 @@ impl fmt::Debug for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Protection")
             .field("mode", &self.mode)
+            .field("aead", &self.aead())
             .field("highest_received", &self.replay.highest())
             .field("keys", &"<redacted>")
             .finish()

@@ -4,19 +4,21 @@
 use sha1::{Digest, Sha1};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use super::aead::{open_detached, seal_detached};
+use super::aead::PacketKey;
 use super::keys::hmac_sha1;
+use super::negotiation::Aead;
 use super::rc4::Rc4;
 use super::xxtea;
 
 /// Runs every known-answer test: `[("SHA1", ok), ("RC4", ok), ("XXTEA", ok), ("ChaCha20-Poly1305", ok),
-/// ("X25519", ok)]`. Never panics.
+/// ("AES-256-GCM", ok), ("X25519", ok)]`. Never panics.
 pub fn self_test() -> Vec<(&'static str, bool)> {
     vec![
         ("SHA1", sha1_ok()),
         ("RC4", rc4_ok()),
         ("XXTEA", xxtea_ok()),
         ("ChaCha20-Poly1305", chacha20poly1305_ok()),
+        ("AES-256-GCM", aes256gcm_ok()),
         ("X25519", x25519_ok()),
     ]
 }
@@ -88,14 +90,52 @@ fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116",
     );
     const TAG: [u8; 16] = hex(b"1ae10b594f09e26a7e902ecbd0600691");
 
-    let mut buf = PLAIN.to_vec();
-    let tag = seal_detached(&KEY, NONCE, &AAD, &mut buf);
-    let sealed = buf[..] == CIPHER[..] && tag == TAG;
-    let opened = open_detached(&KEY, NONCE, &AAD, &mut buf, &TAG).is_ok() && buf == PLAIN;
-    // A flipped ciphertext bit must be refused.
-    let mut forged = CIPHER.to_vec();
+    aead_ok(
+        Aead::ChaCha20Poly1305,
+        &KEY,
+        NONCE,
+        &AAD,
+        PLAIN,
+        &CIPHER,
+        &TAG,
+    )
+}
+
+/// The GCM specification's test case 16 (McGrew and Viega): 256-bit key, 96-bit IV, with AAD.
+fn aes256gcm_ok() -> bool {
+    const KEY: [u8; 32] = hex(b"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
+    const NONCE: [u8; 12] = hex(b"cafebabefacedbaddecaf888");
+    const AAD: [u8; 20] = hex(b"feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    const PLAIN: [u8; 60] = hex(
+        b"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+    );
+    const CIPHER: [u8; 60] = hex(
+        b"522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
+8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+    );
+    const TAG: [u8; 16] = hex(b"76fc6ece0f4e1768cddf8853bb2d551b");
+    aead_ok(Aead::Aes256Gcm, &KEY, NONCE, &AAD, &PLAIN, &CIPHER, &TAG)
+}
+
+/// Seals `plain` to `cipher` and `tag`, opens it back, and refuses it with a ciphertext bit flipped.
+fn aead_ok(
+    aead: Aead,
+    key: &[u8; 32],
+    nonce: [u8; 12],
+    aad: &[u8],
+    plain: &[u8],
+    cipher: &[u8],
+    tag: &[u8; 16],
+) -> bool {
+    let key = PacketKey::new(aead, key);
+    let mut buf = plain.to_vec();
+    let sealed_tag = key.seal_detached(nonce, aad, &mut buf);
+    let sealed = buf[..] == cipher[..] && sealed_tag == *tag;
+    let opened = key.open_detached(nonce, aad, &mut buf, tag).is_ok() && buf == plain;
+    let mut forged = cipher.to_vec();
     forged[0] ^= 1;
-    let refused = open_detached(&KEY, NONCE, &AAD, &mut forged, &TAG).is_err();
+    let refused = key.open_detached(nonce, aad, &mut forged, tag).is_err();
     sealed && opened && refused
 }
 
@@ -150,7 +190,14 @@ mod tests {
         let names: Vec<_> = results.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["SHA1", "RC4", "XXTEA", "ChaCha20-Poly1305", "X25519"]
+            [
+                "SHA1",
+                "RC4",
+                "XXTEA",
+                "ChaCha20-Poly1305",
+                "AES-256-GCM",
+                "X25519"
+            ]
         );
         for (name, ok) in results {
             assert!(ok, "{name} self-test failed");

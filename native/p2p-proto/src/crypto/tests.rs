@@ -8,10 +8,10 @@ use super::*;
 use crate::wire::{Kind, Role, SessionHeader};
 use crate::EncryptionMode;
 
-const SID: u64 = 0x1122_3344_5566_7788;
-const SECRET: [u8; 32] = [0x5c; 32];
-const RANDOM_I: [u8; 48] = [0x11; 48];
-const RANDOM_T: [u8; 48] = [0x22; 48];
+pub(super) const SID: u64 = 0x1122_3344_5566_7788;
+pub(super) const SECRET: [u8; 32] = [0x5c; 32];
+pub(super) const RANDOM_I: [u8; 48] = [0x11; 48];
+pub(super) const RANDOM_T: [u8; 48] = [0x22; 48];
 const SECURE_MODES: [EncryptionMode; 3] = [
     EncryptionMode::Rc4,
     EncryptionMode::Xxtea,
@@ -29,11 +29,11 @@ fn header(kind: Kind, pn: u64) -> Vec<u8> {
     h
 }
 
-fn data_header(from: Role, pn: u64) -> Vec<u8> {
+pub(super) fn data_header(from: Role, pn: u64) -> Vec<u8> {
     header(Kind::Data(from), pn)
 }
 
-fn hs_header(from: Role) -> Vec<u8> {
+pub(super) fn hs_header(from: Role) -> Vec<u8> {
     header(Kind::Handshake(from), 0)
 }
 

@@ -168,6 +168,8 @@ pub struct SessionStats {
     /// `SessionConfig::keepalive`, so seconds of silence mean a lost peer or path well before
     /// `idle_timeout` ends the session). Filled by [`Session::stats_at`]; zero from [`Session::stats`].
     pub peer_silent: Duration,
+    /// Mode 3's negotiated AEAD, once the handshake is done.
+    pub aead: Option<crypto::Aead>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +289,7 @@ impl Session {
             congestion_window: self.recovery.congestion().window(),
             streams_open: self.streams.len() as u32,
             path: Some(self.paths.kind()),
+            aead: self.protection.as_ref().and_then(Protection::aead),
             ..self.stats.clone()
         }
     }
