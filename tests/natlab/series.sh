@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Success-rate series for chosen pairs, outside CI: each attempt starts a fresh initiator toward a target
 # that stays up, waits for the direct path, and ends the initiator. Prints, per pair, how many attempts went
-# direct within 3 s, the median and worst time to direct, and how many stayed relayed.
+# direct within 3 s of the session (the initiator's `!!connected`, over the relay), the median and worst
+# time from the session to direct and from the start of connectd to direct, and how many stayed relayed.
 #
 #   tests/natlab/series.sh [-n ATTEMPTS] [--late MS] PAIR...
 #
@@ -65,7 +66,8 @@ series() {
             sleep 0.1
         done
         d=$(first_ms "$log" '!!status path=(direct|port-mapped)')
-        if [ -n "$d" ]; then secs "$t0" "$d" >>"$OUT/result-$k"; echo >>"$OUT/result-$k"
+        c=$(first_ms "$log" '!!connected')
+        if [ -n "$d" ] && [ -n "$c" ]; then echo "$(secs "$c" "$d") $(secs "$t0" "$d")" >>"$OUT/result-$k"
         else echo relayed >>"$OUT/result-$k"; fi
         pid=$(pid_of "$log"); [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
         sleep 1
@@ -75,17 +77,19 @@ runs=()
 for k in "${!PAIRS[@]}"; do series "$k" & runs+=($!); done
 wait "${runs[@]}"
 
-printf '| pair | direct within 3 s | median | worst | relayed |\n|---|---|---|---|---|\n'
+printf '| pair | direct within 3 s | session to direct: median, worst | start to direct: median, worst | relayed |\n'
+printf '|---|---|---|---|---|\n'
 for k in "${!PAIRS[@]}"; do
     python3 - "${PAIRS[$k]}" "$OUT/result-$k" "$LATE_MS" <<'PY'
 import sys
 pair, path, late = sys.argv[1:]
 rows = [l.strip() for l in open(path) if l.strip()]
-times = sorted(float(r) for r in rows if r != "relayed")
-fast = sum(t <= 3.0 for t in times)
+direct = [r.split() for r in rows if r != "relayed"]
 name = pair.replace(":late=i", f" (initiator {late} ms late)").replace(":late=t", f" (target {late} ms late)")
-med = f"{times[len(times) // 2]:.1f} s" if times else "-"
-worst = f"{times[-1]:.1f} s" if times else "-"
-print(f"| {name} | {fast}/{len(rows)} | {med} | {worst} | {len(rows) - len(times)} |")
+def spread(col):
+    t = sorted(float(d[col]) for d in direct)
+    return f"{t[len(t) // 2]:.1f} s, {t[-1]:.1f} s" if t else "-"
+fast = sum(float(d[0]) <= 3.0 for d in direct)
+print(f"| {name} | {fast}/{len(rows)} | {spread(0)} | {spread(1)} | {len(rows) - len(direct)} |")
 PY
 done
