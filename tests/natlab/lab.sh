@@ -203,7 +203,8 @@ add_isp() {
     ns "$PUB" ip link set "p-$site" master br0 up
     ns "$isp" ip addr add "198.18.20.$i/16" dev pub
     ns "$isp" ip link set pub up
-    ns "$isp" sysctl -qw net.ipv4.conf.pub.proxy_arp=1
+    # Answer at once (Linux waits up to proxy_delay before a proxy ARP reply by default).
+    ns "$isp" sysctl -qw net.ipv4.conf.pub.proxy_arp=1 net.ipv4.neigh.pub.proxy_delay=0
 }
 
 # isp_routes SITE: once the site's link is up, the ISP routes the site's public addresses (and a `none`
@@ -232,7 +233,9 @@ add_site() {
     add_isp "$site" "$i"
     ip link add wan netns "$r" type veth peer name cust netns "$P-isp-$site"
     ns "$P-isp-$site" ip link set cust up
-    ns "$P-isp-$site" sysctl -qw net.ipv4.conf.cust.proxy_arp=1
+    ns "$P-isp-$site" sysctl -qw net.ipv4.conf.cust.proxy_arp=1 net.ipv4.neigh.cust.proxy_delay=0
+    # readdress adds the new address before it removes the old one: the new one must survive that.
+    ns "$r" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
     ns "$r" ip addr add "198.18.10.$i/16" dev wan
     ns "$r" ip link set wan up
     ns "$r" ip route add default dev wan
@@ -288,11 +291,11 @@ cmd_up() {
     done
     # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route.
     local s k idx nodes n
-    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1 }' "$STATE/sites")"
+    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1, p "-isp-" $1 }' "$STATE/sites")"
     while read -r s k idx _; do
         [ "$k" = none ] || continue
         for n in $nodes; do
-            [ "$n" = "$P-r-$s" ] || ns "$n" ip route add "198.19.$idx.0/24" via "198.18.10.$idx"
+            case $n in "$P-r-$s"|"$P-isp-$s") ;; *) ns "$n" ip route add "198.19.$idx.0/24" via "198.18.10.$idx" ;; esac
         done
     done <"$STATE/sites"
     trap - EXIT

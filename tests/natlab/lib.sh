@@ -31,7 +31,8 @@ start_server() {
             --data-dir "$sdata" | awk '/^secret/ { print $2 }')
     done
     bg srv "$OUT/logs/server.log" "$BIN/p2p-server" run --data-dir "$sdata" --control "$SERVER" \
-        --udp 198.18.0.1:5959 --udp2 198.18.0.1:5960 --udp3 198.18.0.2:5961 --stats-file "$OUT/stats.json"
+        --udp 198.18.0.1:5959 --udp2 198.18.0.1:5960 --udp3 198.18.0.2:5961 --stats-file "$OUT/stats.json" \
+        --max-sessions-per-user 500
     for _ in $(seq 50); do grep -q 'listening control' "$OUT/logs/server.log" 2>/dev/null && break; sleep 0.1; done
 }
 
