@@ -365,7 +365,7 @@ table ip late
 delete table ip late
 table ip late {
     chain out {
-        type nat hook output priority dstnat; policy accept;
+        type nat hook output priority -100; policy accept;
         ip daddr 198.18.0.1 tcp dport 5980 meta mark != 0x4c redirect to :15980
     }
 }

@@ -55,7 +55,9 @@ done
 sites+=(hp=prc:2:hairpin nohp=prc:2 igd=upnp:nopmp rt=prc ri=prc)
 lab up "${sites[@]}" >"$OUT/lab.txt" || { echo "natlab: FAIL: the lab did not come up"; exit 1; }
 cat "$OUT/lab.txt"
-for k in "${EIM[@]}"; do lab late "h-t$k-2" $LATE_MS; lab late "h-i$k-2" $LATE_MS; done
+for k in "${EIM[@]}"; do
+    for n in "h-t$k-2" "h-i$k-2"; do lab late "$n" $LATE_MS || { echo "natlab: FAIL: lab late $n"; exit 1; }; done
+done
 
 # -- the server: accounts and one device per target
 TARGETS=()

@@ -49,7 +49,10 @@ done
 lab up "${sites[@]}" >"$OUT/lab.txt" || { echo "series: the lab did not come up"; exit 1; }
 start_server "${targets[@]}"
 for k in "${!PAIRS[@]}"; do
-    case ${PAIRS[$k]} in *:late=t) lab late "h-t$k" "$LATE_MS" ;; *:late=i) lab late "h-i$k" "$LATE_MS" ;; esac
+    case ${PAIRS[$k]} in
+        *:late=t) lab late "h-t$k" "$LATE_MS" || exit 1 ;;
+        *:late=i) lab late "h-i$k" "$LATE_MS" || exit 1 ;;
+    esac
     start_target "t$k"
 done
 for t in "${targets[@]}"; do wait_registered "$t" || echo "series: target $t did not register"; done
