@@ -10,16 +10,20 @@
 #   lab.sh flush SITE                 flush the router's conntrack table (every mapping gets a new port)
 #   lab.sh readdress SITE             move the router to its other public address
 #   lab.sh upnp-list SITE             the port mappings miniupnpd holds (its nftables chain)
+#   lab.sh late NODE MS               delay NODE's TCP to the server's control port by MS ms each way (a
+#                                     user-space proxy in NODE: that host learns of every session later)
 #   lab.sh info                       sites, addresses and kinds
 #
 # KIND: none (public host, plain routing), full (EIM + EIF: "full cone"), prc (EIM + APDF: "port-restricted
 # cone", the common home router), sym (APDM with random ports: "symmetric"), upnp (prc plus miniupnpd serving
-# UPnP IGD and NAT-PMP/PCP). ":2" puts two hosts behind the router, ":hairpin" makes the router hairpin,
+# UPnP IGD and NAT-PMP/PCP), masq (plain `masquerade` and no firewall at all: unsolicited packets from the WAN
+# reach the router itself and stay in conntrack as UNREPLIED entries, as on many Linux NAT boxes). ":2" puts two hosts behind the router, ":hairpin" makes the router hairpin,
 # ":nopmp" (upnp only) turns miniupnpd's NAT-PMP/PCP off so that clients have to use UPnP IGD.
 #
 # Addresses: public segment 198.18.0.0/16 (server 198.18.0.1 and .0.2; router N: 198.18.10.N, after
-# `readdress` 198.18.11.N); site LAN 192.168.N.0/24 (router .1, hosts .2 and .3); a `none` site's hosts sit on
-# 198.19.N.0/24, routed by its router. See docs/NATLAB.md for how each behaviour is made.
+# `readdress` 198.18.11.N), reached through its ISP's router isp-SITE (198.18.20.N, proxy ARP: one routed
+# hop between every site and the rest of the public segment, as on the Internet); site LAN 192.168.N.0/24
+# (router .1, hosts .2 and .3); a `none` site's hosts sit on 198.19.N.0/24, routed by its router. See docs/NATLAB.md for how each behaviour is made.
 set -euo pipefail
 
 P=${NATLAB_PREFIX:-nl}
@@ -106,7 +110,7 @@ EOF
     # A hairpinned packet leaves with the router's public address so the peer host answers through it.
     [ "$hairpin" = 1 ] && echo "        oifname \"lan\" ip saddr $lan ct status dnat snat ip to $wan"
     case $kind in
-        full|prc|upnp) echo "        oifname \"wan\" ip saddr $lan masquerade" ;;
+        full|prc|upnp|masq) echo "        oifname \"wan\" ip saddr $lan masquerade" ;;
         sym) echo "        oifname \"wan\" ip saddr $lan masquerade random" ;;
     esac
     cat <<EOF
@@ -116,7 +120,9 @@ EOF
         oifname "wan" meta l4proto udp ct original ip saddr $lan update @owner { udp sport timeout ${UDP_TIMEOUT}s : ct original ip saddr }
     }
 EOF
-    if [ "$kind" != none ]; then
+    # masq has no filter at all: what nobody asked for goes to the router itself (nothing listens there),
+    # and conntrack keeps it as an UNREPLIED entry that later punches refresh.
+    if [ "$kind" != none ] && [ "$kind" != masq ]; then
         # Unsolicited packets are dropped before conntrack confirms them: a rejected probe must not leave
         # an entry that would force the NAT to pick another port for the host's own mapping later.
         cat <<EOF
@@ -186,6 +192,32 @@ EOF
     echo $! >>"$STATE/pids"
 }
 
+# add_isp SITE INDEX: the ISP's router in front of a site: one routed hop (the TTL drops by one) between the
+# site's router and the public segment. Proxy ARP on both sides keeps the addressing flat: the site router
+# still sees 198.18.0.0/16 on its WAN, and the others reach 198.18.10.N (and 198.18.11.N) through 198.18.20.N.
+add_isp() {
+    local site=$1 i=$2 isp=$P-isp-$1
+    new_ns "$isp"
+    ns "$isp" sysctl -qw net.ipv4.ip_forward=1
+    ip link add pub netns "$isp" type veth peer name "p-$site" netns "$PUB"
+    ns "$PUB" ip link set "p-$site" master br0 up
+    ns "$isp" ip addr add "198.18.20.$i/16" dev pub
+    ns "$isp" ip link set pub up
+    # Answer at once (Linux waits up to proxy_delay before a proxy ARP reply by default).
+    ns "$isp" sysctl -qw net.ipv4.conf.pub.proxy_arp=1 net.ipv4.neigh.pub.proxy_delay=0
+}
+
+# isp_routes SITE: once the site's link is up, the ISP routes the site's public addresses (and a `none`
+# site's hosts) to it.
+isp_routes() {
+    local site=$1 i isp=$P-isp-$1 k
+    i=$(site_field "$site" 3); k=$(site_field "$site" 2)
+    ns "$isp" ip route add "198.18.10.$i/32" dev cust
+    ns "$isp" ip route add "198.18.11.$i/32" dev cust
+    [ "$k" = none ] && ns "$isp" ip route add "198.19.$i.0/24" via "198.18.10.$i" dev cust
+    return 0
+}
+
 add_site() {
     local site=$1 kind=$2 i=$3 hosts=$4 hairpin=$5 pmp=$6 r=$P-r-$1 pfx k h
     [ ${#site} -le 10 ] || die "site name '$site' is longer than 10 characters"
@@ -198,11 +230,16 @@ add_site() {
     # With br_netfilter loaded (Docker does that) a DNAT on the LAN bridge becomes a bridge-level forward,
     # which never sends a frame back out of the port it came from: hairpinning to the same host would fail.
     ns "$r" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
-    ip link add wan netns "$r" type veth peer name "p-$site" netns "$PUB"
-    ns "$PUB" ip link set "p-$site" master br0 up
+    add_isp "$site" "$i"
+    ip link add wan netns "$r" type veth peer name cust netns "$P-isp-$site"
+    ns "$P-isp-$site" ip link set cust up
+    ns "$P-isp-$site" sysctl -qw net.ipv4.conf.cust.proxy_arp=1 net.ipv4.neigh.cust.proxy_delay=0
+    # readdress adds the new address before it removes the old one: the new one must survive that.
+    ns "$r" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
     ns "$r" ip addr add "198.18.10.$i/16" dev wan
     ns "$r" ip link set wan up
     ns "$r" ip route add default dev wan
+    isp_routes "$site"
     ns "$r" ip link add lan type bridge
     pfx=$(lan_prefix "$site")
     ns "$r" ip addr add "$pfx.1/24" dev lan
@@ -245,7 +282,7 @@ cmd_up() {
         name=${arg%%=*}; spec=${arg#*=}
         [ "$name" != "$arg" ] || die "site '$arg': expected NAME=KIND"
         kind=${spec%%:*}; hosts=1; hairpin=0; pmp=1
-        case $kind in none|full|prc|sym|upnp) ;; *) die "site $name: unknown kind '$kind'";; esac
+        case $kind in none|full|prc|sym|upnp|masq) ;; *) die "site $name: unknown kind '$kind'";; esac
         IFS=: read -ra parts <<<"${spec#"$kind"}"
         for part in "${parts[@]}"; do
             case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; *) die "site $name: unknown option '$part'";; esac
@@ -254,11 +291,11 @@ cmd_up() {
     done
     # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route.
     local s k idx nodes n
-    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1 }' "$STATE/sites")"
+    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1, p "-isp-" $1 }' "$STATE/sites")"
     while read -r s k idx _; do
         [ "$k" = none ] || continue
         for n in $nodes; do
-            [ "$n" = "$P-r-$s" ] || ns "$n" ip route add "198.19.$idx.0/24" via "198.18.10.$idx"
+            case $n in "$P-r-$s"|"$P-isp-$s") ;; *) ns "$n" ip route add "198.19.$idx.0/24" via "198.18.10.$idx" ;; esac
         done
     done <"$STATE/sites"
     trap - EXIT
@@ -272,11 +309,11 @@ cmd_down() {
     fi
     # Processes started by tests inside the namespaces (they record their pids in $STATE/pids too) are
     # gone with the line above; anything else still inside one of our namespaces is ours as well.
-    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|r-|h-)" || true); do
+    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|isp-|r-|h-)" || true); do
         for pid in $(ip netns pids "$n" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     done
     sleep 0.3
-    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|r-|h-)" || true); do
+    for n in $(ip netns list | awk '{ print $1 }' | grep -E "^$P-(pub|srv|isp-|r-|h-)" || true); do
         for pid in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
         ip netns del "$n" 2>/dev/null || true
     done
@@ -315,6 +352,28 @@ cmd_readdress() {
     echo "$site: public address $old -> $new"
 }
 
+# cmd_late NODE MS: NODE's TCP connections to the server's control port go through a proxy in NODE that
+# holds every chunk MS ms in each direction (no tc netem here: nftables redirects, delay.py delays).
+cmd_late() {
+    local node=$1 ms=${2:-} n=$P-$1
+    [ -n "$ms" ] || die "usage: lab.sh late NODE MS"
+    ns "$n" python3 "$(dirname "$0")/delay.py" 127.0.0.1:15980 198.18.0.1:5980 "$ms" 0x4c >>"$STATE/delay-$node.log" 2>&1 &
+    echo $! >>"$STATE/pids"
+    # The proxy's own connection to the server carries mark 0x4c and is not redirected again.
+    ns "$n" nft -f - <<EOF
+table ip late
+delete table ip late
+table ip late {
+    chain out {
+        type nat hook output priority -100; policy accept;
+        ip daddr 198.18.0.1 tcp dport 5980 meta mark != 0x4c redirect to :15980
+    }
+}
+EOF
+    for _ in $(seq 50); do ns "$n" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15980' 2>/dev/null && return 0; sleep 0.1; done
+    die "the delay proxy in $node did not start"
+}
+
 cmd_upnp_list() { ns "$P-r-$1" nft list chain inet upnp prerouting_miniupnpd; }
 
 cmd_info() {
@@ -335,6 +394,7 @@ case ${1:-} in
     flush) shift; cmd_flush "$@" ;;
     readdress) shift; cmd_readdress "$@" ;;
     upnp-list) shift; cmd_upnp_list "$@" ;;
+    late) shift; cmd_late "$@" ;;
     info) cmd_info ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The NAT lab system test (issue 5): real routers in network namespaces (lab.sh), the real p2p-server and
 # connectd. Prints and saves (target/natlab/) a behaviour x behaviour matrix of Direct/Relayed and
-# time-to-connect, the self-test table (connectd -n vs the lab's behaviour), port-mapping checks, the
+# time-to-connect, the same pairs with one side learning of the session 300 ms late, the self-test table (connectd -n vs the lab's behaviour), port-mapping checks, the
 # relay-fallback-and-back timing and the roaming events. Exit 0 when everything held (or the lab cannot
 # run here: "SKIP"), 1 otherwise.
 #
@@ -20,7 +20,11 @@ OUT=${NATLAB_OUT:-$ROOT/target/natlab}
 WRITE_DOC=0
 [ "${1:-}" = --write-doc ] && WRITE_DOC=1
 
-KINDS=(none full prc sym upnp)
+KINDS=(none full prc sym upnp masq)
+# Endpoint-independent mapping: every pair of these must go direct within 3 s of the session, whichever
+# side learns of it first.
+EIM=(none full prc upnp masq)
+LATE_MS=300
 SERVER=198.18.0.1:5980
 LEASE=30            # short port-mapping lease, so a renewal happens during the run
 FAILS=0
@@ -32,19 +36,7 @@ done
 command -v curl >/dev/null || { echo "natlab: FAIL: curl is missing"; exit 1; }
 
 fail() { echo "natlab: FAIL: $*"; FAILS=$((FAILS + 1)); }
-now_ms() { date +%s%3N; }
-lab() { "$LAB" "$@"; }
-# bg NODE LOG CMD...: run CMD in NODE, every output line prefixed with the time in ms (for timings).
-bg() {
-    local node=$1 log=$2; shift 2
-    ( lab exec "$node" "$@" 2>&1 | while IFS= read -r l; do printf '%s %s\n' "$(now_ms)" "$l"; done >"$log" ) &
-}
-# first_ms LOG REGEX: the time of the first matching line (empty if none).
-first_ms() { grep -E -m1 "^[0-9]+ $2" "$1" 2>/dev/null | cut -d' ' -f1; }
-count() { grep -E -c "^[0-9]+ $2" "$1" 2>/dev/null || true; }
-last_path() { grep -E -o 'path=(direct|relayed|port-mapped)' "$1" 2>/dev/null | tail -1 | cut -d= -f2; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
-pid_of() { grep -E -m1 -o '!!status - pid=[0-9]+' "$1" | cut -d= -f2; }
+. "$HERE/lib.sh"
 
 cleanup() { lab down >/dev/null 2>&1; }
 trap cleanup EXIT
@@ -53,69 +45,50 @@ trap 'exit 130' INT TERM
 rm -rf "$OUT"; mkdir -p "$OUT/logs" "$OUT/www"
 T0=$(now_ms)
 
-# -- the lab: a target site and an initiator site per behaviour, two-host sites, UPnP-only, roaming pair
+# -- the lab: a target site and an initiator site per behaviour (with an endpoint-independent mapping, a
+# second host at each whose control channel is late), two-host sites, UPnP-only, roaming pair
+is_eim() { case " ${EIM[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 sites=()
-for k in "${KINDS[@]}"; do sites+=("t$k=$k" "i$k=$k"); done
+for k in "${KINDS[@]}"; do
+    if is_eim "$k"; then sites+=("t$k=$k:2" "i$k=$k:2"); else sites+=("t$k=$k" "i$k=$k"); fi
+done
 sites+=(hp=prc:2:hairpin nohp=prc:2 igd=upnp:nopmp rt=prc ri=prc)
 lab up "${sites[@]}" >"$OUT/lab.txt" || { echo "natlab: FAIL: the lab did not come up"; exit 1; }
 cat "$OUT/lab.txt"
+for k in "${EIM[@]}"; do
+    for n in "h-t$k-2" "h-i$k-2"; do lab late "$n" $LATE_MS || { echo "natlab: FAIL: lab late $n"; exit 1; }; done
+done
 
 # -- the server: accounts and one device per target
-SDATA=$OUT/server
-KEY=$("$BIN/p2p-server" init --data-dir "$SDATA" | awk '/server_key/ { print $NF }')
-[ -n "$KEY" ] || { echo "natlab: FAIL: p2p-server init printed no key"; exit 1; }
-PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-echo "$PASSWORD" | "$BIN/p2p-server" user add labuser --data-dir "$SDATA" >/dev/null
-declare -A UID_OF SECRET_OF
-n=0
 TARGETS=()
 for k in "${KINDS[@]}"; do TARGETS+=("t$k"); done
+for k in "${EIM[@]}"; do TARGETS+=("t$k-2"); done
 TARGETS+=(hp nohp igd rt)
-for t in "${TARGETS[@]}"; do
-    n=$((n + 1))
-    UID_OF[$t]=$(printf '80:00:00:00:01:00:00:%02X' "$n")
-    SECRET_OF[$t]=$("$BIN/p2p-server" device add "${UID_OF[$t]}" --owner labuser --generate-secret \
-        --data-dir "$SDATA" | awk '/^secret/ { print $2 }')
-done
-bg srv "$OUT/logs/server.log" "$BIN/p2p-server" run --data-dir "$SDATA" --control $SERVER \
-    --udp 198.18.0.1:5959 --udp2 198.18.0.1:5960 --udp3 198.18.0.2:5961 --stats-file "$OUT/stats.json"
-for _ in $(seq 50); do grep -q 'listening control' "$OUT/logs/server.log" 2>/dev/null && break; sleep 0.1; done
+start_server "${TARGETS[@]}"
 
 # -- content: a 2 MB random file, served on 127.0.0.1:8080 in every target host
 head -c 2000000 /dev/urandom >"$OUT/www/blob"
 SUM=$(sha256sum "$OUT/www/blob" | cut -d' ' -f1)
 export RUST_LOG=info,p2p_net::portmap=debug P2P_PORTMAP_LEASE=$LEASE
-for t in "${TARGETS[@]}"; do
-    bg "h-$t" "$OUT/logs/http-$t.log" python3 -m http.server 8080 --bind 127.0.0.1 --directory "$OUT/www"
-    cat >"$OUT/target-$t.conf" <<EOF
-UID ${UID_OF[$t]}
-password ${SECRET_OF[$t]}
-proxy_dest_ip 127.0.0.1
-proxy_dest_port 8080
-application_type 1
-server $SERVER
-server_key $KEY
-EOF
-    bg "h-$t" "$OUT/logs/target-$t.log" "$BIN/connectd" -s -f "$OUT/target-$t.conf"
-done
-for t in "${TARGETS[@]}"; do
-    for _ in $(seq 100); do grep -q '!!status registered' "$OUT/logs/target-$t.log" && break; sleep 0.1; done
-    grep -q '!!status registered' "$OUT/logs/target-$t.log" || fail "target $t did not register"
-done
+for t in "${TARGETS[@]}"; do start_target "$t"; done
+for t in "${TARGETS[@]}"; do wait_registered "$t" || fail "target $t did not register"; done
 
-# -- the matrix: initiator behaviour (rows) x target behaviour (columns), plus the extra pairs
-B64U=$(printf labuser | base64); B64P=$(printf %s "$PASSWORD" | base64)
+# -- the matrix: initiator behaviour (rows) x target behaviour (columns), the late pairs ("lt-I-T": the
+# target learns late, "li-I-T": the initiator does), plus the extra pairs
 declare -A PORT START NODE_OF TGT_OF
 PAIRS=()
 port=20000
 add_pair() { # add_pair NAME INITIATOR_NODE TARGET
     port=$((port + 1)); PAIRS+=("$1"); PORT[$1]=$port; NODE_OF[$1]=$2; TGT_OF[$1]=$3
     START[$1]=$(now_ms)
-    P2P_SERVER=$SERVER P2P_SERVER_KEY=$KEY bg "$2" "$OUT/logs/init-$1.log" "$BIN/connectd" -s -c "$B64U" "$B64P" \
-        "${UID_OF[$3]}" "T$port" 3 127.0.0.1 12
+    start_initiator "$1" "$2" "$3" $port
     sleep 0.15
 }
 for i in "${KINDS[@]}"; do for t in "${KINDS[@]}"; do add_pair "$i-$t" "h-i$i" "t$t"; done; done
+for i in "${EIM[@]}"; do for t in "${EIM[@]}"; do
+    add_pair "lt-$i-$t" "h-i$i" "t$t-2"
+    add_pair "li-$i-$t" "h-i$i-2" "t$t"
+done; done
 add_pair hairpin-on h-hp-2 hp
 add_pair hairpin-off h-nohp-2 nohp
 add_pair sym-igd h-isym igd
@@ -133,7 +106,7 @@ while [ "$(now_ms)" -lt $deadline ]; do
 done
 
 expected() { # expected INITIATOR_KIND TARGET_KIND -> direct|relayed (theory: a filtering NAT facing APDM)
-    case "$1-$2" in sym-sym|sym-prc|prc-sym) echo relayed ;; *) echo direct ;; esac
+    case "$1-$2" in sym-sym|sym-prc|prc-sym|sym-masq|masq-sym) echo relayed ;; *) echo direct ;; esac
 }
 session_bytes() { # the relay's forwarded bytes of a session, from the server's stats file
     python3 - "$OUT/stats.json" "$1" <<'EOF'
@@ -157,6 +130,8 @@ for p in "${PAIRS[@]}"; do
 done
 declare -A GOT SUMOK
 for p in "${PAIRS[@]}"; do
+    # The late pairs check the path only: the matrix shows every pair of kinds carrying the file.
+    case $p in l[ti]-*) SUMOK[$p]=1; continue ;; esac
     got=$(lab exec "${NODE_OF[$p]}" curl -s --max-time 30 "http://127.0.0.1:${PORT[$p]}/blob" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$SUM" ] && SUMOK[$p]=1 || SUMOK[$p]=0
 done
@@ -167,16 +142,23 @@ for p in "${PAIRS[@]}"; do
     relayed=$(( $(session_bytes "${sid:-none}") - ${BEFORE[$p]} ))
     c=$(first_ms "$log" '!!connected'); d=$(first_ms "$log" '!!status path=(direct|port-mapped)')
     path=$(last_path "$log")
+    kinds=${p#l[ti]-}; ik=${kinds%-*}; tk=${kinds#*-}
     case $p in
         hairpin-*) want=direct ;;
         sym-igd) want=direct ;;
-        *) want=$(expected "${p%-*}" "${p#*-}") ;;
+        *) want=$(expected "$ik" "$tk") ;;
     esac
     if [ -z "$c" ]; then
         CELL[$p]="FAILED (no connection)"; fail "$p: never connected"; continue
     fi
     if [ "$path" = direct ] || [ "$path" = port-mapped ]; then
         cell="Direct $(secs "${START[$p]}" "$d") s"
+        case $p in l[ti]-*) cell="Direct $(secs "$c" "$d") s" ;; esac
+        # Endpoint-independent mappings on both sides: direct within 3 s of the session, whoever learns
+        # of it first.
+        if is_eim "$ik" && is_eim "$tk" && [ "$d" -gt $(( c + 3000 )) ]; then
+            cell="$cell ✗ (> 3 s after the session)"; fail "$p: direct only $(secs "$c" "$d") s after the session"
+        fi
         [ $relayed -lt 200000 ] || { cell="$cell (relay carried $relayed B!)"; fail "$p: direct but the relay carried $relayed bytes"; }
     else
         cell="Relayed $(secs "${START[$p]}" "$c") s"
@@ -202,6 +184,16 @@ done
     echo "| two hosts behind one port-restricted router, hairpinning on | ${CELL[hairpin-on]} |"
     echo "| two hosts behind one port-restricted router, hairpinning off | ${CELL[hairpin-off]} |"
     echo "| symmetric initiator → target behind miniupnpd with NAT-PMP off (UPnP IGD only) | ${CELL[sym-igd]} |"
+    echo
+    echo "One side learns of each session $LATE_MS ms late (its control channel is delayed both ways); time from"
+    echo "the session (the initiator's \`!!connected\`, over the relay) to Direct, target late / initiator late:"
+    echo
+    printf '| initiator ↓ / target → |'; for t in "${EIM[@]}"; do printf ' %s |' "$t"; done; echo
+    printf '|---|'; for _ in "${EIM[@]}"; do printf -- '---|'; done; echo
+    for i in "${EIM[@]}"; do
+        printf '| **%s** |' "$i"
+        for t in "${EIM[@]}"; do printf ' %s / %s |' "${CELL[lt-$i-$t]#Direct }" "${CELL[li-$i-$t]#Direct }"; done; echo
+    done
 } >"$OUT/matrix.md"
 echo; echo "== matrix (time from start to Direct, or to the relayed connection)"; cat "$OUT/matrix.md"
 
@@ -236,6 +228,9 @@ exp = {
     "prc": ("True", "EndpointIndependent", "True", "address-and-port-dependent"),
     "upnp": ("True", "EndpointIndependent", "True", "address-and-port-dependent"),
     "sym": ("True", "AddressAndPortDependent", "False", "address-and-port-dependent"),
+    # No firewall, but nothing is forwarded that conntrack does not know: an answer from another
+    # address or port reaches the router itself, not the host.
+    "masq": ("True", "EndpointIndependent", "True", "address-and-port-dependent"),
 }[kind]
 want = {"behind NAT": exp[0], "mapping": exp[1], "filtering": exp[3], "port preservation": exp[2],
         "hairpinning": hp, "NAT-PMP": pmp, "UPnP IGD": upnp}
@@ -266,6 +261,7 @@ EOF
     selftest_row h-tprc prc False False False || fail "self-test tprc"
     selftest_row h-tsym sym False False False || fail "self-test tsym"
     selftest_row h-tupnp upnp False True True || fail "self-test tupnp"
+    selftest_row h-tmasq masq False False False || fail "self-test tmasq"
     selftest_row h-igd upnp False False True || fail "self-test igd"
     selftest_row h-hp prc True False False || fail "self-test hp"
     selftest_row h-nohp prc False False False || fail "self-test nohp"
@@ -273,15 +269,20 @@ EOF
 echo; echo "== self-test (connectd -n) vs the lab"; cat "$OUT/selftest.md"
 
 # -- the matrix initiators end: their mappings must go (the initiator behind miniupnpd had one)
+count_on() { # sessions started on the hosts of site $1
+    local p n=0; for p in "${PAIRS[@]}"; do case ${NODE_OF[$p]} in "h-$1"|"h-$1-2") n=$((n + 1)) ;; esac; done; echo $n; }
 mapped_before=$(lab exec r-iupnp nft list chain inet upnp prerouting_miniupnpd 2>/dev/null | grep -c dnat || true)
 for p in "${PAIRS[@]}"; do
     pid=$(pid_of "$OUT/logs/init-$p.log"); [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
 done
-sleep 2
-mapped_after=$(lab exec r-iupnp nft list chain inet upnp prerouting_miniupnpd 2>/dev/null | grep -c dnat || true)
+for _ in $(seq 10); do
+    sleep 0.5
+    mapped_after=$(lab exec r-iupnp nft list chain inet upnp prerouting_miniupnpd 2>/dev/null | grep -c dnat || true)
+    [ "$mapped_after" = 0 ] && break
+done
 renewals=$(cat "$OUT"/logs/target-tupnp.log "$OUT"/logs/target-igd.log | grep -c 'port mapping: renewed' || true)
 {
-    echo "| initiator site iupnp: mappings while its 5 sessions ran | after they ended | renewals seen (lease $LEASE s) |"
+    echo "| initiator site iupnp: mappings while its $(count_on iupnp) sessions ran | after they ended | renewals seen (lease $LEASE s) |"
     echo "|---|---|---|"
     echo "| $mapped_before | $mapped_after | $renewals |"
 } >>"$OUT/portmap.md"

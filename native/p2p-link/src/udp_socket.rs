@@ -141,6 +141,40 @@ fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
 #[cfg(not(any(target_os = "linux", windows)))]
 fn os_allow_fragmentation(_socket: &tokio::net::UdpSocket, _v6: bool) {}
 
+/// Sends one datagram with the IP TTL (IPv6: hop limit) `ttl`, then gives the socket its own value
+/// back. A TTL the OS refuses is an error and nothing is sent: the caller asked for a short-lived
+/// packet, and one with the full TTL could do harm (path probes that must not reach the peer's NAT).
+/// socket2 covers every OS here (IP_TTL / IPV6_UNICAST_HOPS on Unix and Windows alike). The socket's
+/// TTL is changed until the datagram is out: nothing else may send on it meanwhile (the endpoint's one
+/// task owns its socket).
+pub async fn send_with_ttl(
+    socket: &tokio::net::UdpSocket,
+    dest: SocketAddr,
+    datagram: &[u8],
+    ttl: u8,
+) -> io::Result<usize> {
+    let sock = socket2::SockRef::from(socket);
+    let v6 = socket.local_addr()?.is_ipv6();
+    let set = |value: u32| {
+        if v6 {
+            sock.set_unicast_hops_v6(value)
+        } else {
+            sock.set_ttl_v4(value)
+        }
+    };
+    let own = if v6 {
+        sock.unicast_hops_v6()?
+    } else {
+        sock.ttl_v4()?
+    };
+    set(u32::from(ttl))?;
+    let sent = socket.send_to(datagram, dest).await;
+    let restored = set(own);
+    let sent = sent?;
+    restored?;
+    Ok(sent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +191,33 @@ mod tests {
         let default = socket2::SockRef::from(&plain).recv_buffer_size().unwrap();
         let ours = socket2::SockRef::from(&b).recv_buffer_size().unwrap();
         assert!(ours >= default, "ours {ours} < default {default}");
+    }
+
+    #[tokio::test]
+    async fn a_short_ttl_datagram_leaves_and_the_socket_keeps_its_own_ttl() {
+        for (a, b) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
+            let Ok(a) = bind(a.parse().unwrap()) else {
+                continue; // no IPv6 here
+            };
+            let b = bind(b.parse().unwrap()).unwrap();
+            let sock = socket2::SockRef::from(&a);
+            let v6 = a.local_addr().unwrap().is_ipv6();
+            let own = || {
+                if v6 {
+                    sock.unicast_hops_v6()
+                } else {
+                    sock.ttl_v4()
+                }
+                .unwrap()
+            };
+            let before = own();
+            let to = b.local_addr().unwrap();
+            assert_eq!(send_with_ttl(&a, to, b"open", 2).await.unwrap(), 4);
+            assert_eq!(own(), before);
+            let mut buf = [0u8; 8];
+            let (n, _) = b.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"open");
+        }
     }
 
     #[test]

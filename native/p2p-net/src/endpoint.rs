@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use p2p_proto::session::{
     CloseReason, Event, PathKind as ProtoPath, ReadResult, Session, SessionConfig, SessionStats,
-    StreamId,
+    StreamId, OPENING_TTL,
 };
 use p2p_proto::wire::{self, Kind, RelayBind, Role};
 use p2p_proto::EncryptionMode;
@@ -328,6 +328,18 @@ impl EndpointTask {
         let max = self.io.max_batch();
         let mut batch = std::mem::take(&mut self.send_batch);
         for slot in self.sessions.values_mut() {
+            // Opening probes first, one by one with a short TTL: the PATH_OPENED that
+            // poll_transmit then sends through the relay must not overtake them.
+            while let Some(dest) = slot.session.poll_opening(now, buf) {
+                if self.direct.blocked() {
+                    continue;
+                }
+                if let Err(e) =
+                    crate::udp_socket::send_with_ttl(self.io.socket(), dest, buf, OPENING_TTL).await
+                {
+                    log::debug!("opening probe to {dest} not sent: {e}");
+                }
+            }
             while let Some(dest) = slot.session.poll_transmit(now, buf) {
                 if dest != slot.spec.relay && self.direct.blocked() {
                     continue;

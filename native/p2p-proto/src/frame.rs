@@ -19,6 +19,7 @@ pub const TYPE_PATH_CHALLENGE: u8 = 0x06;
 pub const TYPE_PATH_RESPONSE: u8 = 0x07;
 pub const TYPE_CLOSE: u8 = 0x08;
 pub const TYPE_STOP_SENDING: u8 = 0x09;
+pub const TYPE_PATH_OPENED: u8 = 0x0a;
 
 /// Flag bit of a STREAM frame: the frame's last byte is the last byte of the stream.
 const STREAM_FLAG_FIN: u8 = 0x01;
@@ -143,12 +144,22 @@ pub enum Frame<'a> {
         id: u64,
         reason: u64,
     },
+    /// The sender's opening path probes (low IP TTL) went out toward `count` of our candidates: its
+    /// NAT now lets our full probes in. Sent alone in its packet, through the relay, so that a peer
+    /// that predates it loses nothing else when it fails to parse it.
+    PathOpened {
+        count: u64,
+    },
 }
 
 impl<'a> Frame<'a> {
     /// Whether receiving this frame obliges the receiver to acknowledge the packet.
     pub fn is_ack_eliciting(&self) -> bool {
-        !matches!(self, Frame::Padding | Frame::Ack(_) | Frame::Close { .. })
+        // PATH_OPENED is repeated every probe round while it matters, instead of acknowledged.
+        !matches!(
+            self,
+            Frame::Padding | Frame::Ack(_) | Frame::Close { .. } | Frame::PathOpened { .. }
+        )
     }
 
     /// Appends the frame. STREAM frames are usually written with [`put_stream_header`] instead, so
@@ -195,6 +206,10 @@ impl<'a> Frame<'a> {
                 out.push(TYPE_STOP_SENDING);
                 put_varint(out, *id);
                 put_varint(out, *reason);
+            }
+            Frame::PathOpened { count } => {
+                out.push(TYPE_PATH_OPENED);
+                put_varint(out, *count);
             }
         }
     }
@@ -247,6 +262,7 @@ impl<'a> Frame<'a> {
                 id: r.varint()?,
                 reason: r.varint()?,
             },
+            TYPE_PATH_OPENED => Frame::PathOpened { count: r.varint()? },
             other => return Err(FrameError::UnknownType(other)),
         })
     }

@@ -26,6 +26,7 @@ enum Owned {
     PathResponse([u8; 8]),
     Close(u64, String),
     StopSending(u64, u64),
+    PathOpened(u64),
 }
 
 /// Varints of every encoded length, with the boundaries over-represented.
@@ -96,6 +97,7 @@ fn owned_frame() -> impl Strategy<Value = Owned> {
         any::<[u8; 8]>().prop_map(Owned::PathResponse),
         (varint(), ".{0,40}").prop_map(|(c, t)| Owned::Close(c, t)),
         (varint(), varint()).prop_map(|(a, b)| Owned::StopSending(a, b)),
+        varint().prop_map(Owned::PathOpened),
     ]
 }
 
@@ -139,6 +141,7 @@ fn encode_owned(frames: &[Owned]) -> Vec<u8> {
                 reason: *reason,
             }
             .encode(&mut out),
+            Owned::PathOpened(count) => Frame::PathOpened { count: *count }.encode(&mut out),
         }
     }
     out
@@ -149,7 +152,7 @@ fn frame_parse_never_panics_on_random_payloads() {
     // Biased towards valid type bytes, so most payloads get past the first byte.
     let payload = prop_oneof![
         bytes(1400),
-        (0u8..10, bytes(100)).prop_map(|(t, rest)| {
+        (0u8..11, bytes(100)).prop_map(|(t, rest)| {
             let mut p = vec![t];
             p.extend_from_slice(&rest);
             p

@@ -9,6 +9,7 @@
 //! per-stream packet budget when `max_outstanding` is set) and per-stream flow control.
 
 pub mod ack_ranges;
+mod opening;
 mod paths;
 mod recovery;
 mod recv_buffer;
@@ -24,8 +25,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ack_ranges::RangeSet;
-pub use paths::PathKind;
 use paths::Paths;
+pub use paths::{PathKind, OPENING_TTL};
 use recovery::{Recovery, SentFrame, Settled, MAX_ACK_DELAY};
 use stream::Stream;
 use timers::{Timer, TimerTable};
@@ -206,6 +207,8 @@ pub struct Session {
     resets: VecDeque<(StreamId, u64)>,
     ping_pending: bool,
     path_sends: VecDeque<(SocketAddr, PathFrame)>,
+    /// Opening path probes (address, token) for [`Session::poll_opening`].
+    openings: VecDeque<(SocketAddr, [u8; 8])>,
     close_pending: Option<(u64, String)>,
     paths: Paths,
     last_received: Instant,
@@ -247,6 +250,7 @@ impl Session {
             resets: VecDeque::new(),
             ping_pending: false,
             path_sends: VecDeque::new(),
+            openings: VecDeque::new(),
             close_pending: None,
             paths: Paths::new(cfg.relay, token_seed, now),
             last_received: now,
@@ -559,6 +563,10 @@ impl Session {
                 if let Some(p) = self.paths.on_response(now, from, token) {
                     self.events.push_back(Event::PathChanged(p));
                 }
+                self.update_path_timer();
+            }
+            Frame::PathOpened { .. } => {
+                self.paths.on_peer_opened(now);
                 self.update_path_timer();
             }
             Frame::Close { code, text } => {

@@ -3,6 +3,17 @@
 //!
 //! A session is identified by its id, not by an address, so moving between paths never touches the
 //! streams: this module only decides where datagrams go and when to probe.
+//!
+//! Punching goes in two steps. A packet of ours that reaches the peer's NAT before the peer has sent
+//! anything toward us can spoil the peer's side for good: a Linux NAT without a WAN firewall keeps it
+//! as an unreplied conntrack entry whose tuple is the very mapping the peer's first packet to us needs,
+//! so the NAT gives the peer's packets another public port, which our own NAT then filters, and every
+//! later probe refreshes the stale entry. So a burst first sends *opening* probes, which the driver
+//! sends with a low IP TTL ([`OPENING_TTL`]): enough to leave our own NAT (creating our mapping toward
+//! the peer) and too short to reach the peer's. It tells the peer so through the relay (PATH_OPENED)
+//! and sends full probes only once the peer's NAT is open toward us as well: the peer said so, or one
+//! of its packets reached us directly, or [`OPEN_WAIT`] passed without a word (an older peer, which
+//! probes at full TTL at once and never says PATH_OPENED).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +27,14 @@ pub const DIRECT_DEAD_AFTER: Duration = Duration::from_millis(6500);
 pub const RETRY_EVERY: Duration = Duration::from_secs(10);
 /// At most this many candidates are probed (a peer cannot make us spray packets everywhere).
 const MAX_CANDIDATES: usize = 16;
+/// IP TTL of the opening probes: one router (our NAT) forwards them, the next one (the first router
+/// beyond it, at the ISP) drops them, long before the peer's NAT.
+pub const OPENING_TTL: u8 = 2;
+/// How long opening probes wait for the peer's word before full probes go anyway. Peers that say
+/// nothing (older versions) probe at full TTL from the start, and a peer that never gets our
+/// candidates never opens: neither should keep us waiting. A peer later than this may still find
+/// its NAT spoilt (then the relay carries the session, as before).
+pub const OPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// Which way packets go, as the session reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +49,15 @@ struct Direct {
     last_received: Instant,
 }
 
+/// One path probe due now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub addr: SocketAddr,
+    pub token: [u8; 8],
+    /// An opening probe: to be sent with the IP TTL [`OPENING_TTL`].
+    pub opening: bool,
+}
+
 #[derive(Debug)]
 pub struct Paths {
     relay: Option<SocketAddr>,
@@ -39,6 +67,13 @@ pub struct Paths {
     probe_until: Option<Instant>,
     next_probe: Instant,
     next_retry: Option<Instant>,
+    /// The peer's NAT lets our full probes in: it said it sent its opening probes (PATH_OPENED), or
+    /// one of its packets reached us directly.
+    peer_open: bool,
+    /// This burst's opening probes went out first at this instant (waiting ends at + OPEN_WAIT).
+    opened_at: Option<Instant>,
+    /// PATH_OPENED owed to the peer: the number of its candidates we opened.
+    announce: Option<u64>,
     /// Source of challenge tokens (the session seeds it from its random bytes).
     token_state: u64,
 }
@@ -52,6 +87,9 @@ impl Paths {
             probe_until: None,
             next_probe: now,
             next_retry: None,
+            peer_open: false,
+            opened_at: None,
+            announce: None,
             token_state: token_seed | 1,
         }
     }
@@ -97,6 +135,11 @@ impl Paths {
             }
         }
         if !self.candidates.is_empty() {
+            if self.probe_until.is_none() {
+                // A new burst opens first (a running one keeps its state: new candidates then get
+                // what the others get).
+                self.opened_at = None;
+            }
             self.start_burst(now);
         }
     }
@@ -106,8 +149,10 @@ impl Paths {
         self.next_probe = now;
     }
 
-    /// Challenges due now: (address, token) pairs to send a PATH_CHALLENGE to.
-    pub fn due_probes(&mut self, now: Instant) -> Vec<(SocketAddr, [u8; 8])> {
+    /// Challenges due now. Until the peer's NAT is open toward us (see the module's comment), each round
+    /// sends opening probes to every candidate and owes the peer a PATH_OPENED
+    /// ([`Paths::take_announcement`]) after them; then full probes.
+    pub fn due_probes(&mut self, now: Instant) -> Vec<Probe> {
         let Some(until) = self.probe_until else {
             return Vec::new();
         };
@@ -122,7 +167,50 @@ impl Paths {
             return Vec::new();
         }
         self.next_probe = now + PROBE_INTERVAL;
-        self.candidates.clone()
+        let opened_at = *self.opened_at.get_or_insert(now);
+        let opening = !self.peer_open && now < opened_at + OPEN_WAIT;
+        if opening {
+            self.announce = Some(self.candidates.len() as u64);
+        }
+        self.candidates
+            .iter()
+            .map(|&(addr, token)| Probe {
+                addr,
+                token,
+                opening,
+            })
+            .collect()
+    }
+
+    /// The PATH_OPENED due after this round's opening probes (the count of candidates opened).
+    pub fn take_announcement(&mut self) -> Option<u64> {
+        self.announce.take()
+    }
+
+    /// The peer's PATH_OPENED: its NAT now lets our probes in. Without a direct path and a running
+    /// burst (ours ended, or a retry is pending), probing starts now, together with the peer's.
+    pub fn on_peer_opened(&mut self, now: Instant) {
+        if self.direct.is_none() && self.probe_until.is_none() && !self.candidates.is_empty() {
+            self.next_retry = None;
+            self.start_fresh_burst(now);
+        }
+        self.note_peer_open(now);
+    }
+
+    /// The peer's NAT is open toward us: a burst waiting for that probes at full TTL at once.
+    fn note_peer_open(&mut self, now: Instant) {
+        if !self.peer_open && self.probe_until.is_some() {
+            self.next_probe = now;
+        }
+        self.peer_open = true;
+    }
+
+    /// A burst after a pause (a retry, or after the direct path died): mappings on either side may be
+    /// gone, so it opens again before probing at full TTL.
+    fn start_fresh_burst(&mut self, now: Instant) {
+        self.peer_open = false;
+        self.opened_at = None;
+        self.start_burst(now);
     }
 
     /// A PATH_RESPONSE arrived from `from`. Returns the new path when it changed.
@@ -157,6 +245,8 @@ impl Paths {
         if Some(from) == self.relay {
             return None;
         }
+        // The peer's packet came in directly: its NAT is open toward us.
+        self.note_peer_open(now);
         match &mut self.direct {
             Some(d) if d.addr == from => {
                 d.last_received = now;
@@ -183,6 +273,7 @@ impl Paths {
             if now.saturating_duration_since(d.last_received) >= DIRECT_DEAD_AFTER {
                 let dead = d.addr;
                 self.direct = None;
+                self.peer_open = false;
                 // Keep the dead address as a candidate: the same path often comes back.
                 if !self.candidates.iter().any(|(a, _)| *a == dead) {
                     let token = self.next_token();
@@ -195,7 +286,7 @@ impl Paths {
         if self.next_retry.is_some_and(|t| now >= t) {
             self.next_retry = None;
             if self.direct.is_none() && !self.candidates.is_empty() {
-                self.start_burst(now);
+                self.start_fresh_burst(now);
             }
         }
         changed
@@ -234,7 +325,7 @@ mod tests {
         let probes = p.due_probes(t0);
         assert_eq!(probes.len(), 1, "the relay is never a candidate");
         assert!(p.due_probes(t0).is_empty(), "one round per interval");
-        let (a, token) = probes[0];
+        let Probe { addr: a, token, .. } = probes[0];
         assert_eq!(p.on_response(t0, a, [0; 8]), None, "wrong token");
         assert_eq!(p.on_response(t0, a, token), Some(PathKind::Direct(addr(2))));
         assert_eq!(p.active(), Some(addr(2)));
@@ -252,7 +343,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Paths::new(Some(addr(1)), 7, t0);
         p.add_candidates(t0, &[addr(2)]);
-        let (a, token) = p.due_probes(t0)[0];
+        let Probe { addr: a, token, .. } = p.due_probes(t0)[0];
         p.on_response(t0, a, token);
         assert_eq!(
             p.on_authenticated(t0, addr(3)),
@@ -284,7 +375,86 @@ mod tests {
         // A symmetric NAT gave the peer a fresh port toward us: it shows up mid-burst.
         let t1 = t0 + Duration::from_millis(50);
         p.on_authenticated(t1, addr(3));
-        let probed: Vec<_> = p.due_probes(t1).into_iter().map(|(a, _)| a).collect();
+        let probed: Vec<_> = p.due_probes(t1).into_iter().map(|pr| pr.addr).collect();
         assert_eq!(probed, vec![addr(2), addr(3)]);
+    }
+
+    fn openings(probes: &[Probe]) -> Vec<bool> {
+        probes.iter().map(|p| p.opening).collect()
+    }
+
+    #[test]
+    fn a_burst_opens_and_announces_until_the_peer_is_open_then_probes_at_full_ttl() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 13, t0);
+        p.add_candidates(t0, &[addr(2), addr(3)]);
+        assert_eq!(openings(&p.due_probes(t0)), vec![true, true]);
+        assert_eq!(p.take_announcement(), Some(2));
+        assert_eq!(p.take_announcement(), None, "one per round");
+        // Every round repeats both while waiting.
+        let t1 = t0 + PROBE_INTERVAL;
+        assert_eq!(openings(&p.due_probes(t1)), vec![true, true]);
+        assert_eq!(p.take_announcement(), Some(2));
+        // The peer's PATH_OPENED: full probes at once, not at the next round.
+        let t2 = t1 + Duration::from_millis(10);
+        p.on_peer_opened(t2);
+        assert_eq!(openings(&p.due_probes(t2)), vec![false, false]);
+        assert_eq!(p.take_announcement(), None);
+    }
+
+    #[test]
+    fn a_packet_from_the_peer_or_the_open_wait_ends_the_opening() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 15, t0);
+        p.add_candidates(t0, &[addr(2)]);
+        assert_eq!(openings(&p.due_probes(t0)), vec![true]);
+        p.on_authenticated(t0 + Duration::from_millis(5), addr(2));
+        assert_eq!(
+            openings(&p.due_probes(t0 + Duration::from_millis(5))),
+            vec![false]
+        );
+
+        let mut q = Paths::new(Some(addr(1)), 17, t0);
+        q.add_candidates(t0, &[addr(2)]);
+        let mut t = t0;
+        while t < t0 + OPEN_WAIT {
+            assert_eq!(openings(&q.due_probes(t)), vec![true], "{:?}", t - t0);
+            t += PROBE_INTERVAL;
+        }
+        assert_eq!(
+            openings(&q.due_probes(t)),
+            vec![false],
+            "an older peer says nothing"
+        );
+    }
+
+    #[test]
+    fn the_peers_word_before_our_candidates_lets_the_first_round_probe_at_full_ttl() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 19, t0);
+        p.on_peer_opened(t0);
+        let t1 = t0 + Duration::from_millis(300);
+        p.add_candidates(t1, &[addr(2)]);
+        assert_eq!(openings(&p.due_probes(t1)), vec![false]);
+    }
+
+    #[test]
+    fn a_retry_opens_again_and_the_peers_word_starts_a_burst_with_it() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 21, t0);
+        p.add_candidates(t0, &[addr(2)]);
+        p.on_peer_opened(t0);
+        assert_eq!(openings(&p.due_probes(t0)), vec![false]);
+        // The burst fails; the retry opens first again.
+        let t1 = t0 + PROBE_BURST;
+        assert!(p.due_probes(t1).is_empty());
+        let t2 = t1 + RETRY_EVERY;
+        p.on_timer(t2);
+        assert_eq!(openings(&p.due_probes(t2)), vec![true]);
+        // Between bursts, the peer's PATH_OPENED (its own retry) starts one at full TTL.
+        let t3 = t2 + PROBE_BURST;
+        assert!(p.due_probes(t3).is_empty());
+        p.on_peer_opened(t3);
+        assert_eq!(openings(&p.due_probes(t3)), vec![false]);
     }
 }

@@ -27,6 +27,20 @@ struct Link {
     block_direct: bool,
     /// Drop everything (a dead network).
     cut: bool,
+    /// Both sides sit behind a NAT without a WAN firewall: a direct packet that reaches a side before
+    /// that side sent anything toward the peer spoils that side for good (its NAT keeps the packet as
+    /// an unreplied entry and maps the side's own packets to another port, which the other NAT drops).
+    spoiling_nats: bool,
+}
+
+/// What the simulated NATs know, per side (initiator, target).
+#[derive(Default)]
+struct Nats {
+    /// The side sent something toward the peer's address (an opening probe or a full packet).
+    opened: [bool; 2],
+    spoiled: [bool; 2],
+    /// Opening probes sent (they leave the NAT and die on the way).
+    openings: u64,
 }
 
 struct Datagram {
@@ -50,6 +64,7 @@ struct Sim {
     direct: u64,
     /// Every datagram put on the wire, for tamper and replay tests.
     wire_log: Vec<(bool, SocketAddr, Vec<u8>)>,
+    nats: Nats,
 }
 
 fn config(role: Role, mode: EncryptionMode) -> SessionConfig {
@@ -89,6 +104,7 @@ impl Sim {
             relayed: 0,
             direct: 0,
             wire_log: Vec::new(),
+            nats: Nats::default(),
         }
     }
 
@@ -103,6 +119,17 @@ impl Sim {
     fn transmit(&mut self) {
         let mut buf = Vec::new();
         for from_initiator in [true, false] {
+            let side = usize::from(!from_initiator);
+            let s = if from_initiator {
+                &mut self.i
+            } else {
+                &mut self.t
+            };
+            // Opening probes leave our NAT (opening it toward the peer) and expire before the peer's.
+            while s.poll_opening(self.now, &mut buf).is_some() {
+                self.nats.opened[side] = true;
+                self.nats.openings += 1;
+            }
             loop {
                 let s = if from_initiator {
                     &mut self.i
@@ -122,6 +149,16 @@ impl Sim {
                 self.wire_log.push((to_target, from, buf.clone()));
                 if self.link.cut || (!via_relay && self.link.block_direct) {
                     continue;
+                }
+                if !via_relay && self.link.spoiling_nats {
+                    let peer = 1 - side;
+                    self.nats.opened[side] = true;
+                    if !self.nats.opened[peer] {
+                        self.nats.spoiled[peer] = true;
+                    }
+                    if self.nats.spoiled[peer] || self.nats.spoiled[side] {
+                        continue;
+                    }
                 }
                 if via_relay {
                     self.relayed += 1;
@@ -690,11 +727,14 @@ fn one_sided_punch_still_gives_a_stable_direct_path_on_both_sides() {
     );
     sim.connect();
     let now = sim.now;
-    // Only the initiator learns candidates (the target's Punch was lost).
+    // Only the initiator learns candidates (the target's Punch was lost). The target never opens, so
+    // its PATH_OPENED never comes: the initiator's full probes follow after OPEN_WAIT, as with a peer
+    // that predates two-step punching.
     sim.i.add_candidates(now, &[T_ADDR]);
     assert!(sim.run_until(Duration::from_secs(3), |s| {
         s.i.path() == PathKind::Direct(T_ADDR) && s.t.path() == PathKind::Direct(I_ADDR)
     }));
+    assert!(sim.now - now >= paths::OPEN_WAIT, "{:?}", sim.now - now);
     // Idle for a minute: keepalives keep the direct path, it never falls back.
     let changes_before = sim
         .i_events
@@ -709,4 +749,55 @@ fn one_sided_punch_still_gives_a_stable_direct_path_on_both_sides() {
         .count();
     assert_eq!(changes_before, changes_after, "the path flapped while idle");
     assert_eq!(sim.t.path(), PathKind::Direct(I_ADDR));
+}
+
+/// Behind two NATs that keep unsolicited packets as conntrack entries: the first full-TTL packet
+/// that reaches a side before it sent anything itself would spoil it. The two-step punch goes direct
+/// whichever side learns the candidates first, and spoils neither.
+#[test]
+fn two_step_punching_goes_direct_through_spoiling_nats_whoever_learns_first() {
+    for (late_initiator, late) in [(false, 0), (true, 300), (false, 300), (true, 1500)] {
+        let mut sim = Sim::new(
+            EncryptionMode::ChaCha20Poly1305,
+            Link {
+                delay: Duration::from_millis(10),
+                spoiling_nats: true,
+                ..Link::default()
+            },
+        );
+        sim.connect();
+        let early = sim.now;
+        if late_initiator {
+            sim.t.add_candidates(early, &[I_ADDR]);
+        } else {
+            sim.i.add_candidates(early, &[T_ADDR]);
+        }
+        sim.run_until(Duration::from_millis(late), |_| false);
+        let now = sim.now;
+        if late_initiator {
+            sim.i.add_candidates(now, &[T_ADDR]);
+        } else {
+            sim.t.add_candidates(now, &[I_ADDR]);
+        }
+        let learnt = sim.now;
+        assert!(
+            sim.run_until(Duration::from_secs(3), |s| {
+                s.i.path() == PathKind::Direct(T_ADDR) && s.t.path() == PathKind::Direct(I_ADDR)
+            }),
+            "late {} by {late} ms: still relayed, spoilt {:?}",
+            if late_initiator {
+                "initiator"
+            } else {
+                "target"
+            },
+            sim.nats.spoiled
+        );
+        assert!(
+            sim.now - learnt < Duration::from_millis(500),
+            "{:?}",
+            sim.now - learnt
+        );
+        assert_eq!(sim.nats.spoiled, [false, false]);
+        assert!(sim.nats.openings > 0);
+    }
 }

@@ -16,6 +16,7 @@ use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
 pub(super) enum PathFrame {
     Challenge([u8; 8]),
     Response([u8; 8]),
+    Opened(u64),
 }
 
 impl Session {
@@ -38,17 +39,14 @@ impl Session {
         if self.state != State::Established {
             return None;
         }
-        for (addr, token) in self.paths.due_probes(now) {
-            self.path_sends
-                .push_back((addr, PathFrame::Challenge(token)));
-        }
-        self.update_path_timer();
+        self.queue_probes(now);
         if let Some((dest, pf)) = self.path_sends.pop_front() {
             let mut payload = std::mem::take(&mut self.building);
             payload.clear();
             match pf {
                 PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(&mut payload),
                 PathFrame::Response(t) => Frame::PathResponse(t).encode(&mut payload),
+                PathFrame::Opened(count) => Frame::PathOpened { count }.encode(&mut payload),
             }
             self.seal_into(buf, payload);
             return Some(dest);
@@ -87,7 +85,7 @@ impl Session {
 
     /// Header, then `payload` protected under the next packet number. Gives `payload` back as the
     /// reusable building buffer.
-    fn seal_into(&mut self, buf: &mut Vec<u8>, mut payload: Vec<u8>) -> u64 {
+    pub(super) fn seal_into(&mut self, buf: &mut Vec<u8>, mut payload: Vec<u8>) -> u64 {
         let pn = self.recovery.take_packet_number();
         buf.clear();
         SessionHeader {
