@@ -15,6 +15,7 @@
 mod baselines;
 mod cmdlet_connect;
 mod impair;
+mod impaired;
 mod lab;
 mod procs;
 mod report;
@@ -196,7 +197,7 @@ async fn run(args: Args) -> Result<(), String> {
             "connect" => sections::connect_time(&mut ctx).await,
             "parallel" => sections::parallel(&mut ctx).await,
             "memory" => sections::memory(&mut ctx).await,
-            "impaired" => sections::impaired(&mut ctx).await,
+            "impaired" => impaired::impaired(&mut ctx).await,
             "server" => sections::server(&mut ctx).await,
             "soak" => sections::soak(&mut ctx, args.soak.0, args.soak.1).await,
             "endurance" => soak::run(&mut ctx, args.minutes).await,

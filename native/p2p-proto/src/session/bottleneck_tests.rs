@@ -47,6 +47,9 @@ struct Pair {
     start: Duration,
     /// The application writes nothing while set.
     paused: bool,
+    /// The target sends instead (a download) while set; the initiator counts what it reads.
+    download: bool,
+    downloaded: u64,
     /// Instants the initiator sent ack-eliciting datagrams at.
     sends: Vec<Instant>,
 }
@@ -63,8 +66,8 @@ struct PathSim {
     pairs: Vec<Pair>,
     up: Link,
     down: Link,
-    /// When the upward bottleneck has served everything queued.
-    up_busy_until: Instant,
+    /// When each direction's bottleneck (down, up) has served everything queued.
+    busy_until: [Instant; 2],
     in_flight: BinaryHeap<Reverse<(Instant, u64)>>,
     flights: BTreeMap<u64, Flight>,
     next_flight: u64,
@@ -82,7 +85,7 @@ impl PathSim {
             pairs: Vec::new(),
             up,
             down,
-            up_busy_until: now,
+            busy_until: [now; 2],
             in_flight: BinaryHeap::new(),
             flights: BTreeMap::new(),
             next_flight: 0,
@@ -112,6 +115,8 @@ impl PathSim {
             received: 0,
             start,
             paused: false,
+            download: false,
+            downloaded: 0,
             sends: Vec::new(),
         });
     }
@@ -131,16 +136,19 @@ impl PathSim {
             return;
         }
         let mut depart = self.now;
-        if let (true, Some(rate)) = (to_target, link.rate) {
-            let queued = self.up_busy_until.saturating_duration_since(self.now);
-            self.ping_rtts
-                .push((self.now, queued + self.up.delay + self.down.delay));
+        if let Some(rate) = link.rate {
+            let busy_until = &mut self.busy_until[to_target as usize];
+            let queued = busy_until.saturating_duration_since(self.now);
+            if to_target {
+                self.ping_rtts
+                    .push((self.now, queued + self.up.delay + self.down.delay));
+            }
             if queued.as_secs_f64() * rate > link.queue as f64 {
                 return;
             }
-            depart = self.up_busy_until.max(self.now)
-                + Duration::from_secs_f64(data.len() as f64 / rate);
-            self.up_busy_until = depart;
+            depart =
+                (*busy_until).max(self.now) + Duration::from_secs_f64(data.len() as f64 / rate);
+            *busy_until = depart;
         }
         let key = self.next_flight;
         self.next_flight += 1;
@@ -165,10 +173,19 @@ impl PathSim {
                 p.stream = Some(p.i.open_stream().unwrap());
             }
             if let Some(id) = p.stream {
-                while !p.paused && p.i.write(id, &zeros).unwrap_or(0) > 0 {}
+                let (sender, receiver) = if p.download {
+                    (&mut p.t, &mut p.i)
+                } else {
+                    (&mut p.i, &mut p.t)
+                };
+                while !p.paused && sender.write(id, &zeros).unwrap_or(0) > 0 {}
                 let mut sink = [0u8; 16 * 1024];
-                while let Ok(ReadResult::Data(n)) = p.t.read(id, &mut sink) {
-                    p.received += n as u64;
+                while let Ok(ReadResult::Data(n)) = receiver.read(id, &mut sink) {
+                    if p.download {
+                        p.downloaded += n as u64;
+                    } else {
+                        p.received += n as u64;
+                    }
                 }
             }
             for to_target in [true, false] {
@@ -393,4 +410,21 @@ fn the_seeds_max_depth_12_reaches_the_default_throughput_at_50ms_rtt() {
     );
     // 12 packets per 50 ms was all a fixed depth allowed.
     assert!(seed > 10.0 * 12.0 * 1400.0 / 0.05, "{seed}");
+}
+
+#[test]
+fn a_download_after_a_long_upload_still_fills_the_path() {
+    // Twenty seconds of upload, in which the target sent only acknowledgements and window updates
+    // (their samples measure the application, not the path), then the target sends: it must not
+    // take those samples' tiny rate as the path's. The download's path has the same 2 MB/s.
+    let mut sim = lossy_path(0.01);
+    sim.down.rate = Some(2_000_000.0);
+    sim.down.queue = 100_000;
+    sim.run(20 * 1000 * MS);
+    sim.pairs[0].download = true;
+    sim.run(22 * 1000 * MS);
+    let before = sim.pairs[0].downloaded;
+    sim.run(30 * 1000 * MS);
+    let rate = (sim.pairs[0].downloaded - before) as f64 / 8.0;
+    assert!(rate > 1_500_000.0, "{rate} B/s downloaded after an upload");
 }
