@@ -81,7 +81,7 @@ fn main_uid() -> String {
     uid(0)
 }
 
-/// A tunnel initiator through `connectd -f` (adaptive window unless `max_depth`), connected.
+/// A tunnel initiator through `connectd -f` (with `max_depth` when given), connected.
 fn tunnel(
     ctx: &Ctx,
     mode: u8,
@@ -192,7 +192,7 @@ pub async fn paths(ctx: &mut Ctx) {
             Err(e) => ctx.report.error(&format!("tunnel mode {mode}"), &e),
         }
     }
-    // connectd's own command line as scripts use it (`-c ... 12`): a fixed window of 12 packets.
+    // connectd's own command line as scripts use it (`-c ... 12`): max_depth 12, the window's floor.
     let fixed = async {
         let port = free_port()?;
         let mut p = ctx.lab.initiator_cli(&main_uid(), port, 3, 12, &[])?;
@@ -204,7 +204,7 @@ pub async fn paths(ctx: &mut Ctx) {
         Ok(rate) => ctx.report.add(
             "throughput",
             "mode3_cli_maxout12_MBps",
-            "tunnel mode 3, `-c ... 12` (fixed window 12)",
+            "tunnel mode 3, `-c ... 12` (max_depth 12)",
             rate / MB,
             "MB/s",
         ),

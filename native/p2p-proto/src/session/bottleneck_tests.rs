@@ -94,6 +94,15 @@ impl PathSim {
         }
     }
 
+    /// A path whose upward direction is a bottleneck of `rate` bytes per second with `queue` bytes of
+    /// buffer; the round trip is `rtt` without queueing.
+    fn bottleneck(rate: f64, queue: usize, rtt: Duration) -> PathSim {
+        let mut up = Link::delay_only(rtt / 2);
+        up.rate = Some(rate);
+        up.queue = queue;
+        PathSim::new(up, Link::delay_only(rtt / 2))
+    }
+
     /// A pair that starts uploading `start` after the beginning; `max_outstanding` for its
     /// initiator.
     fn add_pair(&mut self, start: Duration, max_outstanding: Option<u32>) {
@@ -273,18 +282,9 @@ impl PathSim {
 
 /// 50 ms RTT, 2 MB/s, a bandwidth-delay product of queue, `loss` each way.
 fn lossy_path(loss: f64) -> PathSim {
-    let mut sim = PathSim::new(
-        Link {
-            rate: Some(2_000_000.0),
-            queue: 100_000,
-            delay: 25 * MS,
-            loss,
-        },
-        Link {
-            loss,
-            ..Link::delay_only(25 * MS)
-        },
-    );
+    let mut sim = PathSim::bottleneck(2_000_000.0, 100_000, 50 * MS);
+    sim.up.loss = loss;
+    sim.down.loss = loss;
     sim.add_pair(Duration::ZERO, None);
     sim
 }
@@ -305,15 +305,7 @@ fn one_percent_random_loss_keeps_throughput_near_the_loss_free_rate() {
 fn two_sessions_share_a_bottleneck_fairly() {
     // 1.25 MB/s (10 Mbit/s), 40 ms RTT, two bandwidth-delay products of queue; the second
     // tunnel starts two seconds after the first.
-    let mut sim = PathSim::new(
-        Link {
-            rate: Some(1_250_000.0),
-            queue: 100_000,
-            delay: 20 * MS,
-            loss: 0.0,
-        },
-        Link::delay_only(20 * MS),
-    );
+    let mut sim = PathSim::bottleneck(1_250_000.0, 100_000, 40 * MS);
     sim.add_pair(Duration::ZERO, None);
     sim.add_pair(2 * 1000 * MS, None);
     let rates = sim.goodput(10 * 1000 * MS, 40 * 1000 * MS);
@@ -326,15 +318,7 @@ fn two_sessions_share_a_bottleneck_fairly() {
 #[test]
 fn rtt_under_load_stays_below_twice_the_base_rtt_with_a_deep_buffer() {
     // 1.25 MB/s, 40 ms base RTT, a 1 MB buffer (800 ms of queue: a bloated home router).
-    let mut sim = PathSim::new(
-        Link {
-            rate: Some(1_250_000.0),
-            queue: 1_000_000,
-            delay: 20 * MS,
-            loss: 0.0,
-        },
-        Link::delay_only(20 * MS),
-    );
+    let mut sim = PathSim::bottleneck(1_250_000.0, 1_000_000, 40 * MS);
     sim.add_pair(Duration::ZERO, None);
     let rate = sim.goodput(5 * 1000 * MS, 30 * 1000 * MS)[0];
     assert!(rate > 0.85 * 1_250_000.0, "link not used: {rate}");
@@ -354,15 +338,7 @@ fn pacing_spaces_packets_in_small_bursts() {
     // A tunnel that filled a 1.25 MB/s, 40 ms path goes idle, then the application writes a
     // megabyte at once: the window (about two bandwidth-delay products, 70 packets) is open, but
     // the packets leave at the pacing rate in bursts of at most two quanta (20 packets).
-    let mut sim = PathSim::new(
-        Link {
-            rate: Some(1_250_000.0),
-            queue: 1_000_000,
-            delay: 20 * MS,
-            loss: 0.0,
-        },
-        Link::delay_only(20 * MS),
-    );
+    let mut sim = PathSim::bottleneck(1_250_000.0, 1_000_000, 40 * MS);
     sim.add_pair(Duration::ZERO, None);
     sim.run(3000 * MS);
     sim.pairs[0].paused = true;
@@ -390,15 +366,7 @@ fn pacing_spaces_packets_in_small_bursts() {
 #[test]
 fn the_seeds_max_depth_12_reaches_the_default_throughput_at_50ms_rtt() {
     let run = |max_outstanding| {
-        let mut sim = PathSim::new(
-            Link {
-                rate: Some(4_000_000.0),
-                queue: 200_000,
-                delay: 25 * MS,
-                loss: 0.0,
-            },
-            Link::delay_only(25 * MS),
-        );
+        let mut sim = PathSim::bottleneck(4_000_000.0, 200_000, 50 * MS);
         sim.add_pair(Duration::ZERO, max_outstanding);
         sim.goodput(2 * 1000 * MS, 8 * 1000 * MS)[0]
     };
