@@ -56,7 +56,7 @@ namespace RemoteItP2P.Commands
         [Parameter(ParameterSetName = CredentialSet)]
         public P2PEncryption Encryption { get; set; } = P2PEncryption.ChaCha20Poly1305;
 
-        /// <summary>A fixed per-stream window (connectd's max_depth); the default adapts to the network.</summary>
+        /// <summary>connectd's max_depth: packets always allowed in flight (a floor; the window still adapts to the network).</summary>
         [Parameter(ParameterSetName = CredentialSet)]
         [ValidateRange(1, 65535)]
         public int MaxOutstanding { get; set; }

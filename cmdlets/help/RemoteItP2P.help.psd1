@@ -18,7 +18,7 @@
             LocalPort        = 'The local TCP port. 0 (the default) picks a free port; LocalEndpoint on the result says which.'
             BindAddress      = 'The local address to listen on. 127.0.0.1 by default; any other address makes the tunnel reachable from other machines and warns.'
             Encryption       = 'Packet protection. ChaCha20Poly1305 (the default) is authenticated encryption; None, RC4 and XXTEA exist only for connectd compatibility and warn.'
-            MaxOutstanding   = 'A fixed window of unacknowledged packets per stream (connectd''s MAXOUTSTANDING / max_depth). By default the window adapts to the network.'
+            MaxOutstanding   = 'Unacknowledged packets the tunnel may always keep in flight (connectd''s MAXOUTSTANDING / max_depth): a floor under the window, which still adapts to the network.'
             AutoReconnect    = 'Re-establish the session by itself when it is lost (connectd''s autoconnect 2). The local port stays open meanwhile; State is Reconnecting and ReconnectAttempts counts the attempts made (not only the successful ones). A device that dies silently shows as State Degraded after 5 seconds without a packet from it, and the session is given up after the driver''s peer timeout (about 20 seconds of silence).'
             Server           = 'host:port of the RemoteItP2P server. Default: the file''s server key, then $env:P2P_SERVER.'
             ServerKey        = 'The server''s public key (base64, printed by p2p-server init). Default: the file''s server_key, then $env:P2P_SERVER_KEY.'

@@ -4,7 +4,11 @@
 //! Every datagram between the two peers crosses it twice (peer A -> relay, relay -> peer B), so a
 //! round trip is four crossings: each crossing is delayed by a quarter of the RTT asked for. Loss is
 //! applied on the peer -> relay crossing only, so each one-way path loses exactly the fraction set.
-//! The delay is the same for every datagram, so one FIFO delay line keeps the order.
+//! The delay is the same for every datagram, so a FIFO delay line per direction keeps the order.
+//!
+//! Optionally the peer -> relay crossing is also a bottleneck: a rate in bytes per second and a
+//! queue in bytes (a router's buffer), tail-dropping what does not fit. Both peers' datagrams
+//! share it, as two tunnels share a home uplink; the relay -> peer crossing only delays.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,12 +27,43 @@ pub struct Impair {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A rate limit with a queue in front of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bottleneck {
+    pub bytes_per_second: f64,
+    pub queue_bytes: usize,
+}
+
+impl Bottleneck {
+    /// When a datagram of `len` bytes arriving `now` has been served, or `None` when the queue
+    /// is full. `busy_until`: when everything queued before it has been served.
+    fn serve(&self, busy_until: &mut Instant, now: Instant, len: usize) -> Option<Instant> {
+        let queued = busy_until.saturating_duration_since(now);
+        if queued.as_secs_f64() * self.bytes_per_second > self.queue_bytes as f64 {
+            return None;
+        }
+        let done =
+            (*busy_until).max(now) + Duration::from_secs_f64(len as f64 / self.bytes_per_second);
+        *busy_until = done;
+        Some(done)
+    }
+}
+
 impl Impair {
     pub async fn start(upstream: SocketAddr, rtt: Duration) -> std::io::Result<Impair> {
+        Impair::start_limited(upstream, rtt, None).await
+    }
+
+    /// With `bottleneck` on the peer -> relay crossing.
+    pub async fn start_limited(
+        upstream: SocketAddr,
+        rtt: Duration,
+        bottleneck: Option<Bottleneck>,
+    ) -> std::io::Result<Impair> {
         let front = Arc::new(p2p_net::udp_socket::bind(([127, 0, 0, 1], 0).into())?);
         let addr = front.local_addr()?;
         let loss_ppm = Arc::new(AtomicU32::new(0));
-        let task = tokio::spawn(run(front, upstream, rtt / 4, loss_ppm.clone()));
+        let task = tokio::spawn(run(front, upstream, rtt / 4, bottleneck, loss_ppm.clone()));
         Ok(Impair {
             addr,
             loss_ppm,
@@ -56,9 +91,20 @@ struct Delayed {
     to: SocketAddr,
 }
 
-async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, leg: Duration, loss_ppm: Arc<AtomicU32>) {
+async fn run(
+    front: Arc<UdpSocket>,
+    upstream: SocketAddr,
+    leg: Duration,
+    bottleneck: Option<Bottleneck>,
+    loss_ppm: Arc<AtomicU32>,
+) {
+    // One delay line each way: a datagram held in the bottleneck's queue must not hold back
+    // those going the other way.
     let (line, queue) = mpsc::unbounded_channel::<Delayed>();
     let sender = tokio::spawn(deliver(queue));
+    let (back_line, back_queue) = mpsc::unbounded_channel::<Delayed>();
+    let back_sender = tokio::spawn(deliver(back_queue));
+    let mut busy_until = Instant::now();
     let mut peers: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut rng = XorShift::seeded();
     let mut buf = vec![0u8; 65536];
@@ -69,7 +115,7 @@ async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, leg: Duration, loss_pp
                 Ok(s) => {
                     let s = Arc::new(s);
                     peers.insert(from, s.clone());
-                    tokio::spawn(back(s.clone(), front.clone(), from, leg, line.clone()));
+                    tokio::spawn(back(s.clone(), front.clone(), from, leg, back_line.clone()));
                     s
                 }
                 Err(e) => {
@@ -81,14 +127,23 @@ async fn run(front: Arc<UdpSocket>, upstream: SocketAddr, leg: Duration, loss_pp
         if rng.below_ppm(loss_ppm.load(Ordering::Relaxed)) {
             continue;
         }
+        let now = Instant::now();
+        let served = match &bottleneck {
+            Some(b) => match b.serve(&mut busy_until, now, n) {
+                Some(t) => t,
+                None => continue,
+            },
+            None => now,
+        };
         let _ = line.send(Delayed {
-            due: Instant::now() + leg,
+            due: served + leg,
             data: buf[..n].to_vec(),
             socket: up,
             to: upstream,
         });
     }
     sender.abort();
+    back_sender.abort();
 }
 
 /// Relay -> peer: what the relay sends to this peer's socket goes back to the peer, delayed.

@@ -178,7 +178,7 @@ impl Lab {
     }
 
     /// `connectd -s -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
-    /// which always pins a fixed window of MAXOUT packets. Does not wait.
+    /// which always sets max_outstanding (the window's floor, MAXOUT packets). Does not wait.
     pub fn initiator_cli(
         &self,
         uid: &str,
@@ -199,7 +199,7 @@ impl Lab {
         Proc::spawn("connectd (initiator)", cmd, None)
     }
 
-    /// `connectd -s -f initiator.conf`; without `max_depth` the window is the adaptive one. Does not wait.
+    /// `connectd -s -f initiator.conf`, with `max_depth` when given. Does not wait.
     pub fn initiator_file(
         &self,
         uid: &str,

@@ -16,6 +16,7 @@ mod aead_speed;
 mod baselines;
 mod cmdlet_connect;
 mod impair;
+mod impaired;
 mod lab;
 mod procs;
 mod report;
@@ -197,7 +198,7 @@ async fn run(args: Args) -> Result<(), String> {
             "connect" => sections::connect_time(&mut ctx).await,
             "parallel" => sections::parallel(&mut ctx).await,
             "memory" => sections::memory(&mut ctx).await,
-            "impaired" => sections::impaired(&mut ctx).await,
+            "impaired" => impaired::impaired(&mut ctx).await,
             "server" => sections::server(&mut ctx).await,
             "aead" => aead_speed::run(&mut ctx.report, args.quick),
             "soak" => sections::soak(&mut ctx, args.soak.0, args.soak.1).await,

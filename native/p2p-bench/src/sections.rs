@@ -9,7 +9,6 @@ use p2p_proto::control::Credential;
 use p2p_proto::EncryptionMode;
 
 use crate::baselines::{start_socat, start_ssh};
-use crate::impair::Impair;
 use crate::lab::{self, uid, wait_connected, Bins, Lab};
 use crate::procs::Proc;
 use crate::report::Report;
@@ -18,8 +17,6 @@ use crate::tcp_load::{self, first_echo, free_port, percentile_ms, Service};
 
 const MB: f64 = 1e6;
 const KIB: f64 = 1024.0;
-/// Section 6's round trip through the impairment relay.
-const IMPAIRED_RTT: Duration = Duration::from_millis(50);
 
 /// How long and how many: the full run and `--quick`.
 pub struct Budget {
@@ -75,7 +72,7 @@ pub struct Ctx {
 }
 
 /// Runs blocking code (waiting for a child's output line) without stalling the runtime's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
@@ -84,7 +81,7 @@ fn main_uid() -> String {
     uid(0)
 }
 
-/// A tunnel initiator through `connectd -f` (adaptive window unless `max_depth`), connected.
+/// A tunnel initiator through `connectd -f` (with `max_depth` when given), connected.
 fn tunnel(
     ctx: &Ctx,
     mode: u8,
@@ -195,7 +192,7 @@ pub async fn paths(ctx: &mut Ctx) {
             Err(e) => ctx.report.error(&format!("tunnel mode {mode}"), &e),
         }
     }
-    // connectd's own command line as scripts use it (`-c ... 12`): a fixed window of 12 packets.
+    // connectd's own command line as scripts use it (`-c ... 12`): max_depth 12, the window's floor.
     let fixed = async {
         let port = free_port()?;
         let mut p = ctx.lab.initiator_cli(&main_uid(), port, 3, 12, &[])?;
@@ -207,7 +204,7 @@ pub async fn paths(ctx: &mut Ctx) {
         Ok(rate) => ctx.report.add(
             "throughput",
             "mode3_cli_maxout12_MBps",
-            "tunnel mode 3, `-c ... 12` (fixed window 12)",
+            "tunnel mode 3, `-c ... 12` (max_depth 12)",
             rate / MB,
             "MB/s",
         ),
@@ -264,7 +261,7 @@ pub async fn paths(ctx: &mut Ctx) {
     );
 }
 
-fn shown_ratio(v: Option<f64>) -> String {
+pub(crate) fn shown_ratio(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.2}x"))
 }
 
@@ -584,81 +581,6 @@ where
         );
     }
     Ok(out)
-}
-
-/// Section 6: adaptive window against a fixed 12 packets, over the relay at 50 ms RTT.
-pub async fn impaired(ctx: &mut Ctx) {
-    let d = ctx.budget.impaired;
-    let r = async {
-        let imp = Impair::start(ctx.lab.relay, IMPAIRED_RTT)
-            .await
-            .map_err(|e| format!("impairment relay: {e}"))?;
-        let env = [
-            ("P2P_RELAY_OVERRIDE", imp.addr.to_string()),
-            ("P2P_DISABLE_DIRECT", "1".to_string()),
-        ];
-        let impaired_uid = uid(1);
-        blocking(|| ctx.lab.add_device(&impaired_uid))?;
-        let target = blocking(|| ctx.lab.start_target(&impaired_uid, ctx.service.addr, &env))?;
-        let mut out = Vec::new();
-        for loss in [0.0, 0.01] {
-            imp.set_loss(loss);
-            for fixed in [false, true] {
-                let port = free_port()?;
-                let mut p = if fixed {
-                    ctx.lab.initiator_cli(&impaired_uid, port, 3, 12, &env)?
-                } else {
-                    ctx.lab.initiator_file(&impaired_uid, port, 3, None, &env)?
-                };
-                blocking(|| wait_connected(&mut p))?;
-                let rate = tcp_load::bulk(&ctx.service, ([127, 0, 0, 1], port).into(), d).await?;
-                out.push((loss, fixed, rate));
-                drop(p);
-            }
-        }
-        drop(target);
-        Ok::<_, String>(out)
-    };
-    match r.await {
-        Ok(rows) => {
-            for (loss, fixed, rate) in &rows {
-                let pct = (loss * 100.0).round() as u32;
-                let (key, label) = if *fixed {
-                    (
-                        format!("loss{pct}_fixed12_MBps"),
-                        format!("50 ms RTT, {pct}% loss, fixed max_depth 12"),
-                    )
-                } else {
-                    (
-                        format!("loss{pct}_adaptive_MBps"),
-                        format!("50 ms RTT, {pct}% loss, adaptive window"),
-                    )
-                };
-                ctx.report.add("impaired", &key, &label, rate / MB, "MB/s");
-            }
-            let get = |l: f64, f: bool| rows.iter().find(|r| r.0 == l && r.1 == f).map(|r| r.2);
-            for loss in [0.0f64, 0.01] {
-                let pct = (loss * 100.0).round() as u32;
-                let ratio = get(loss, false).zip(get(loss, true)).map(|(a, f)| a / f);
-                ctx.report.add(
-                    "impaired",
-                    &format!("loss{pct}_adaptive_over_fixed"),
-                    &format!("{pct}% loss: adaptive / fixed 12"),
-                    ratio.unwrap_or(f64::NAN),
-                    "x",
-                );
-                if loss == 0.0 {
-                    ctx.report.goal(
-                        "adaptive vs fixed 12 at 50 ms RTT, no loss",
-                        ">= 10x",
-                        shown_ratio(ratio),
-                        ratio.map(|r| r >= 10.0),
-                    );
-                }
-            }
-        }
-        Err(e) => ctx.report.error("impaired", &e),
-    }
 }
 
 /// Section 7: a server of its own with many registered targets, and set-ups per second.

@@ -61,8 +61,8 @@ pub struct InitiatorConfig {
     pub bind_address: IpAddr,
     #[serde(default)]
     pub encryption: EncryptionMode,
-    /// connectd's MAXOUTSTANDING / `max_depth`: a fixed per-stream window of unacknowledged packets.
-    /// `None` uses the adaptive, congestion-controlled window.
+    /// connectd's MAXOUTSTANDING / `max_depth`: packets that may always be unacknowledged, a floor under
+    /// the adaptive, congestion-controlled window. `None`: the controller's own floor (4 packets).
     #[serde(default)]
     pub max_outstanding: Option<u32>,
     #[serde(default)]

@@ -12,8 +12,9 @@ use p2p_proto::{EncryptionMode, Uid};
 
 use crate::config::decode_server_key;
 
-/// connectd's MAXOUTSTANDING / `max_depth`: packets a TCP stream may have unacknowledged. Beyond 1024 the
-/// per-stream buffer would exceed what the replay window (1024 packet numbers) can tell apart.
+/// connectd's MAXOUTSTANDING / `max_depth`: packets a tunnel may always keep unacknowledged (a floor
+/// under its congestion window). Beyond 1024 a forced window would exceed what the replay window (1024
+/// packet numbers) can tell apart.
 pub const WINDOW_RANGE: RangeInclusive<u32> = 1..=1024;
 
 /// A value as it may appear inside an error message: at most 64 characters, control characters escaped,

@@ -24,7 +24,7 @@ MODES (give exactly one; -c and -p take every argument after them, so they come 
                   T<port>          the local TCP port to listen on, prefixed with T: T33000
                   ENCRYPTION_MODE  0 none, 1 RC4, 2 XXTEA (connectd's; weak), 3 ChaCha20-Poly1305 (recommended)
                   BIND_ADDRESS     the local address to listen on, usually 127.0.0.1
-                  MAXOUTSTANDING   unacknowledged packets per connection, 1-1024 (connectd uses 12)
+                  MAXOUTSTANDING   packets always allowed in flight, 1-1024 (connectd uses 12; the window still adapts)
                   LIFETIME_MIN     end the tunnel after this many minutes (0 = never)
                   IDLE_LIMIT       end the tunnel after this many seconds without traffic (0 = never)
                 e.g. connectd -s -c eW91cm5hbWVAZXhhbXBsZS5jb20= c3VwM3JzZWtyZXQh 80:00:00:00:00:00:00:F1 T33000 3 127.0.0.1 12

@@ -5,10 +5,12 @@
 //! [`Session::handle_timeout`] when [`Session::poll_timeout`] passes, and drains
 //! [`Session::poll_transmit`] and [`Session::poll_event`] after each call. Streams carry the bytes of
 //! the TCP connections; the session multiplexes them over one packet-number space with selective
-//! acknowledgement, RTT-based loss detection, a probe timeout, NewReno congestion control (or a fixed
-//! per-stream packet budget when `max_outstanding` is set) and per-stream flow control.
+//! acknowledgement, RTT-based loss detection, a probe timeout, model-based congestion control with
+//! pacing (`max_outstanding` sets the window's floor) and per-stream flow control.
 
 pub mod ack_ranges;
+#[cfg(test)]
+mod bottleneck_tests;
 mod opening;
 mod paths;
 mod recovery;
@@ -54,8 +56,10 @@ pub struct SessionConfig {
     pub session_secret: [u8; crypto::SECRET_LEN],
     /// The server's relay; packets go there until a direct path is validated.
     pub relay: Option<SocketAddr>,
-    /// connectd's MAXOUTSTANDING: at most this many unacknowledged packets per stream, instead of
-    /// the adaptive congestion window.
+    /// connectd's MAXOUTSTANDING (max_depth): the depth, in packets, the session may always keep
+    /// in flight, whatever the congestion controller estimates. A floor, not a cap: the
+    /// controller still opens the window as far as the path allows. Raise it for paths where
+    /// the estimate stays low.
     pub max_outstanding: Option<u32>,
     /// Nothing received for this long: the session is dead.
     pub idle_timeout: Duration,
@@ -238,7 +242,7 @@ impl Session {
             protection: None,
             hs_backoff: Duration::from_millis(200),
             hs_replies: VecDeque::new(),
-            recovery: Recovery::new(now, MAX_DATAGRAM),
+            recovery: Recovery::new(now, MAX_DATAGRAM, cfg.max_outstanding.unwrap_or(0) as usize),
             timers,
             received: RangeSet::new(),
             largest_received_at: None,
@@ -637,7 +641,6 @@ impl Session {
             offset,
             len,
             fin,
-            counted,
         } = f
         else {
             return;
@@ -645,9 +648,6 @@ impl Session {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        if counted {
-            s.outstanding = s.outstanding.saturating_sub(1);
-        }
         let freed = s.send.on_acked(offset, len, fin);
         if freed > 0 && s.write_blocked {
             s.write_blocked = false;
@@ -665,12 +665,8 @@ impl Session {
                     offset,
                     len,
                     fin,
-                    counted,
                 } => {
                     if let Some(s) = self.streams.get_mut(&id) {
-                        if counted {
-                            s.outstanding = s.outstanding.saturating_sub(1);
-                        }
                         s.send.on_lost(offset, len, fin);
                     }
                 }
@@ -722,6 +718,8 @@ impl Session {
                     }
                     self.update_path_timer();
                 }
+                // poll_transmit arms it again if pacing still holds data back.
+                Timer::Pacing => self.timers.stop(Timer::Pacing),
                 // Sent by poll_transmit, which checks these itself.
                 Timer::Ack | Timer::HandshakeResend => {}
             }

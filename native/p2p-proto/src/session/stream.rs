@@ -14,8 +14,6 @@ pub struct Stream {
     pub send: SendBuffer,
     /// The peer's limit on our send offset.
     pub send_limit: u64,
-    /// Packets in flight carrying this stream's data (for a fixed `max_outstanding`).
-    pub outstanding: u32,
     /// A write was refused for lack of space: tell the application when space frees.
     pub write_blocked: bool,
     pub recv: RecvBuffer,
@@ -30,7 +28,6 @@ impl Stream {
         Stream {
             send: SendBuffer::new(SEND_CAPACITY),
             send_limit: RECEIVE_WINDOW,
-            outstanding: 0,
             write_blocked: false,
             recv: RecvBuffer::default(),
             recv_limit: RECEIVE_WINDOW,

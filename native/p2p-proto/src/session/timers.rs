@@ -19,6 +19,8 @@ pub enum Timer {
     Path,
     /// Our delayed acknowledgement is due.
     Ack,
+    /// Pacing held stream data back until now.
+    Pacing,
     /// The handshake must have completed by now.
     Handshake,
     /// Initiator: HS1 is sent again.
@@ -26,7 +28,7 @@ pub enum Timer {
 }
 
 impl Timer {
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
     /// Every timer, in the order a timeout handles them.
     pub const ALL: [Timer; Timer::COUNT] = [
         Timer::Idle,
@@ -34,6 +36,7 @@ impl Timer {
         Timer::Keepalive,
         Timer::Path,
         Timer::Ack,
+        Timer::Pacing,
         Timer::Handshake,
         Timer::HandshakeResend,
     ];
@@ -41,7 +44,10 @@ impl Timer {
     /// Timers that end in sending a packet: without a path to send on they would only spin the
     /// driver.
     pub fn needs_path(self) -> bool {
-        matches!(self, Timer::LossDetection | Timer::Keepalive | Timer::Ack)
+        matches!(
+            self,
+            Timer::LossDetection | Timer::Keepalive | Timer::Ack | Timer::Pacing
+        )
     }
 }
 

@@ -110,7 +110,7 @@ impl Session {
     }
 
     /// Builds one packet to the active path: ACK, control frames, then stream data as the
-    /// congestion window (or the per-stream budget) allows. False when there is nothing to send.
+    /// congestion window and the pacing rate allow. False when there is nothing to send.
     fn transmit_normal(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         let max = self.max_payload();
         let mut payload = std::mem::take(&mut self.building);
@@ -118,10 +118,7 @@ impl Session {
         let mut frames = Vec::new();
         let ack_deadline = self.timers.get(Timer::Ack);
         let ack_due = ack_deadline.is_some_and(|t| now >= t);
-        // Stream data may be sent with this packet when the window has room for a full packet.
-        let window_open =
-            self.cfg.max_outstanding.is_some() || self.recovery.congestion().can_send(MAX_DATAGRAM);
-        let has_stream_data = window_open && self.any_stream_sendable();
+        let has_stream_data = self.stream_data_may_go(now);
         let eliciting_pending = self.ping_pending
             || !self.resets.is_empty()
             || self.streams.values().any(|s| s.max_data_pending)
@@ -155,6 +152,25 @@ impl Session {
             self.timers.set(Timer::Keepalive, now + self.cfg.keepalive);
         }
         true
+    }
+
+    /// Stream data may be sent with this packet when the window has room for a full packet and
+    /// the pacing rate allows it now. Arms the pacing timer when only pacing holds data back, and
+    /// tells the controller when the application, not the window, limits the rate.
+    fn stream_data_may_go(&mut self, now: Instant) -> bool {
+        let window_open = self.recovery.congestion().can_send(MAX_DATAGRAM);
+        let pending = self.any_stream_sendable();
+        let congestion = self.recovery.congestion_mut();
+        if window_open && !pending {
+            congestion.on_app_limited();
+        }
+        let paced_until = if window_open && pending {
+            congestion.pacing_delay(now, MAX_DATAGRAM)
+        } else {
+            None
+        };
+        self.timers.set_or_stop(Timer::Pacing, paced_until);
+        window_open && pending && paced_until.is_none()
     }
 
     fn write_ack(&mut self, now: Instant, payload: &mut Vec<u8>, max: usize) {
@@ -198,9 +214,8 @@ impl Session {
         }
     }
 
-    fn stream_may_send(&self, s: &Stream) -> bool {
+    fn stream_may_send(s: &Stream) -> bool {
         s.send.has_sendable(s.send_limit)
-            && self.cfg.max_outstanding.is_none_or(|m| s.outstanding < m)
     }
 
     /// The first stream at or after `from` (wrapping around) that may send now.
@@ -208,7 +223,7 @@ impl Session {
         self.streams
             .range(from..)
             .chain(self.streams.range(..from))
-            .find(|(_, s)| self.stream_may_send(s))
+            .find(|(_, s)| Self::stream_may_send(s))
             .map(|(&id, _)| id)
     }
 
@@ -234,7 +249,6 @@ impl Session {
             let Some(s) = self.streams.get_mut(&id) else {
                 break;
             };
-            let mut counted = false;
             while payload.len() + STREAM_OVERHEAD_MAX < max {
                 let room = max - payload.len() - STREAM_OVERHEAD_MAX;
                 let Some(chunk) = s.send.next_chunk(room, s.send_limit) else {
@@ -245,17 +259,11 @@ impl Session {
                 if !chunk.retransmit {
                     self.stats.bytes_sent += chunk.len as u64;
                 }
-                let counts = !counted;
-                counted = true;
-                if counts {
-                    s.outstanding += 1;
-                }
                 frames.push(SentFrame::Stream {
                     id,
                     offset: chunk.offset,
                     len: chunk.len,
                     fin: chunk.fin,
-                    counted: counts,
                 });
             }
             self.next_stream_turn = id + 1;

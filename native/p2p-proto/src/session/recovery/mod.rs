@@ -1,10 +1,17 @@
 //! Loss recovery: the packets sent and not yet settled, what an acknowledgement settles, loss
-//! detection (RFC 9002 §6), RTT estimation (RFC 9002 §5), the probe timeout, and a NewReno congestion
-//! window in bytes (RFC 9002 §7). Pure bookkeeping over instants the session passes in; what a
-//! settled packet carried goes back to the session, which owns the streams.
+//! detection (RFC 9002 §6), RTT estimation (RFC 9002 §5), the probe timeout, and the congestion
+//! controller with its pacing ([`congestion`]). Pure bookkeeping over instants the session passes
+//! in; what a settled packet carried goes back to the session, which owns the streams.
+
+mod congestion;
+mod delivery;
+mod pacer;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+pub use congestion::Congestion;
+use delivery::SendState;
 
 use super::StreamId;
 use crate::frame::AckFrame;
@@ -83,13 +90,11 @@ impl RttEstimator {
 /// What a sent packet carried, so an acknowledgement or a loss can be applied to it.
 #[derive(Debug)]
 pub enum SentFrame {
-    /// `counted`: this frame carried the packet's count in the stream's `outstanding`.
     Stream {
         id: StreamId,
         offset: u64,
         len: usize,
         fin: bool,
-        counted: bool,
     },
     MaxStreamData {
         id: StreamId,
@@ -104,6 +109,7 @@ pub enum SentFrame {
 struct SentPacket {
     time: Instant,
     size: usize,
+    delivery: SendState,
     frames: Vec<SentFrame>,
 }
 
@@ -135,7 +141,8 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    pub fn new(now: Instant, mss: usize) -> Recovery {
+    /// `min_window_packets`: the congestion window's floor (see [`Congestion::new`]).
+    pub fn new(now: Instant, mss: usize, min_window_packets: usize) -> Recovery {
         Recovery {
             next_pn: 0,
             sent: BTreeMap::new(),
@@ -144,7 +151,7 @@ impl Recovery {
             pto_backoff: 0,
             last_eliciting_sent: now,
             rtt: RttEstimator::default(),
-            congestion: Congestion::new(mss),
+            congestion: Congestion::new(now, mss, min_window_packets),
         }
     }
 
@@ -163,6 +170,10 @@ impl Recovery {
         &self.congestion
     }
 
+    pub fn congestion_mut(&mut self) -> &mut Congestion {
+        &mut self.congestion
+    }
+
     /// Ack-eliciting packets in flight.
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
@@ -176,12 +187,13 @@ impl Recovery {
 
     /// An ack-eliciting packet of `size` bytes carrying `frames` went out.
     pub fn on_sent(&mut self, pn: u64, now: Instant, size: usize, frames: Vec<SentFrame>) {
-        self.congestion.on_sent(size);
+        let delivery = self.congestion.on_sent(now, size);
         self.sent.insert(
             pn,
             SentPacket {
                 time: now,
                 size,
+                delivery,
                 frames,
             },
         );
@@ -217,17 +229,30 @@ impl Recovery {
         if newly.is_empty() {
             return settled;
         }
+        let mut rtt_sample = None;
         if self.largest_acked.is_none_or(|l| ack.largest > l) {
             self.largest_acked = Some(ack.largest);
             if let Some((_, p)) = newly.iter().find(|(pn, _)| *pn == ack.largest) {
                 let delay = Duration::from_micros(ack.delay_us.min(1_000_000));
-                self.rtt
-                    .update(now.saturating_duration_since(p.time), delay);
+                let sample = now.saturating_duration_since(p.time);
+                self.rtt.update(sample, delay);
+                rtt_sample = Some(sample);
             }
         }
+        // Packet numbers grow with send time: the largest is the most recently sent.
+        let newest = newly
+            .iter()
+            .max_by_key(|(pn, _)| *pn)
+            .map(|(_, p)| p.delivery);
+        let mut acked_bytes = 0;
         for (_, p) in newly {
-            self.congestion.on_acked(p.size, p.time);
+            self.congestion.on_acked(now, p.size);
+            acked_bytes += p.size;
             settled.acked.extend(p.frames);
+        }
+        if let Some(newest) = newest {
+            self.congestion
+                .on_ack_event(now, acked_bytes, &newest, rtt_sample);
         }
         self.pto_backoff = 0;
         self.detect_lost(now, &mut settled);
@@ -245,7 +270,7 @@ impl Recovery {
         }
         self.pto_backoff += 1;
         if let Some((_, p)) = self.sent.pop_first() {
-            self.congestion.on_forgotten(p.size);
+            self.congestion.on_lost(p.size);
             settled.lost = p.frames;
         }
         settled.probe = true;
@@ -271,79 +296,10 @@ impl Recovery {
         for pn in lost {
             if let Some(p) = self.sent.remove(&pn) {
                 settled.lost_packets += 1;
-                self.congestion.on_lost(p.size, p.time, now);
+                self.congestion.on_lost(p.size);
                 settled.lost.extend(p.frames);
             }
         }
-    }
-}
-
-/// NewReno over bytes in flight.
-#[derive(Debug, Clone)]
-pub struct Congestion {
-    window: usize,
-    ssthresh: usize,
-    in_flight: usize,
-    /// Losses of packets sent before this instant belong to the loss event already reacted to.
-    recovery_start: Option<Instant>,
-    mss: usize,
-}
-
-/// Initial window in packets, the minimum after losses, and a ceiling that keeps memory bounded.
-const INITIAL_PACKETS: usize = 32;
-const MINIMUM_PACKETS: usize = 4;
-const MAXIMUM_BYTES: usize = 32 * 1024 * 1024;
-
-impl Congestion {
-    pub fn new(mss: usize) -> Congestion {
-        Congestion {
-            window: INITIAL_PACKETS * mss,
-            ssthresh: usize::MAX,
-            in_flight: 0,
-            recovery_start: None,
-            mss,
-        }
-    }
-
-    pub fn window(&self) -> usize {
-        self.window
-    }
-
-    pub fn can_send(&self, bytes: usize) -> bool {
-        self.in_flight + bytes <= self.window
-    }
-
-    pub fn on_sent(&mut self, bytes: usize) {
-        self.in_flight += bytes;
-    }
-
-    /// A packet left the network without being acknowledged or lost (e.g. its session path reset).
-    pub fn on_forgotten(&mut self, bytes: usize) {
-        self.in_flight = self.in_flight.saturating_sub(bytes);
-    }
-
-    pub fn on_acked(&mut self, bytes: usize, sent: Instant) {
-        self.in_flight = self.in_flight.saturating_sub(bytes);
-        if self.recovery_start.is_some_and(|r| sent <= r) {
-            return;
-        }
-        if self.window < self.ssthresh {
-            self.window += bytes;
-        } else {
-            self.window += (self.mss * bytes / self.window).max(1);
-        }
-        self.window = self.window.min(MAXIMUM_BYTES);
-    }
-
-    /// A packet sent at `sent` was declared lost at `now`.
-    pub fn on_lost(&mut self, bytes: usize, sent: Instant, now: Instant) {
-        self.in_flight = self.in_flight.saturating_sub(bytes);
-        if self.recovery_start.is_some_and(|r| sent <= r) {
-            return;
-        }
-        self.recovery_start = Some(now);
-        self.window = (self.window / 2).max(MINIMUM_PACKETS * self.mss);
-        self.ssthresh = self.window;
     }
 }
 
@@ -383,7 +339,6 @@ mod tests {
                 offset: pn * 1000,
                 len: 1000,
                 fin: false,
-                counted: true,
             }];
             recovery.on_sent(pn, t0 + Duration::from_millis(k), 1200, frames);
         }
@@ -392,7 +347,7 @@ mod tests {
     #[test]
     fn an_ack_settles_its_packets_and_declares_lost_three_behind() {
         let t0 = Instant::now();
-        let mut r = Recovery::new(t0, 1200);
+        let mut r = Recovery::new(t0, 1200, 0);
         send(&mut r, t0, 6);
         assert_eq!(r.in_flight(), 6);
         assert!(r.deadline().is_some(), "probe timeout while in flight");
@@ -416,7 +371,7 @@ mod tests {
     #[test]
     fn an_ack_of_a_packet_never_sent_or_already_settled_changes_nothing() {
         let t0 = Instant::now();
-        let mut r = Recovery::new(t0, 1200);
+        let mut r = Recovery::new(t0, 1200, 0);
         send(&mut r, t0, 2);
         let s = ack(&mut r, t0 + Duration::from_millis(10), &[0..=2], 0);
         assert!(s.acked.is_empty());
@@ -431,7 +386,7 @@ mod tests {
     #[test]
     fn a_probe_timeout_resends_the_oldest_packet_and_backs_off() {
         let t0 = Instant::now();
-        let mut r = Recovery::new(t0, 1200);
+        let mut r = Recovery::new(t0, 1200, 0);
         assert_eq!(r.deadline(), None);
         send(&mut r, t0, 2);
         let first = r.deadline().unwrap();
@@ -461,30 +416,5 @@ mod tests {
         assert!(s < Duration::from_millis(25), "{s:?}");
         assert!(r.pto(1) > r.pto(0));
         assert_eq!(r.pto(30), MAX_PTO);
-    }
-
-    #[test]
-    fn one_reduction_per_loss_event() {
-        let t0 = Instant::now();
-        let mut c = Congestion::new(1000);
-        let w0 = c.window();
-        c.on_sent(10_000);
-        c.on_lost(1000, t0, t0 + Duration::from_millis(10));
-        c.on_lost(1000, t0, t0 + Duration::from_millis(11));
-        assert_eq!(c.window(), w0 / 2);
-        c.on_lost(
-            1000,
-            t0 + Duration::from_millis(20),
-            t0 + Duration::from_millis(30),
-        );
-        assert_eq!(c.window(), w0 / 4);
-        for _ in 0..100 {
-            c.on_lost(
-                1000,
-                t0 + Duration::from_secs(1),
-                t0 + Duration::from_secs(2),
-            );
-        }
-        assert!(c.window() >= 4000);
     }
 }
