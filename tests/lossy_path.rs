@@ -1,4 +1,4 @@
-//! Issue 2: a user-space UDP impairment relay between the peers (5% loss, reordering, duplication,
+//! A user-space UDP impairment relay between the peers (5% loss, reordering, duplication,
 //! 20 ms delay each way, fixed seed) and the direct path blocked, so every datagram crosses it: a bulk
 //! transfer still arrives intact. The size is the issue's 50 MB (P2P_LOSS_TEST_MB changes it for a quick
 //! local run). Random loss does not shrink the session's window (a model-based controller: the

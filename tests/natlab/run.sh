@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The NAT lab system test (issue 5): real routers in network namespaces (lab.sh), the real p2p-server and
+# The NAT lab system test: real routers in network namespaces (lab.sh), the real p2p-server and
 # connectd. Prints and saves (target/natlab/) a behaviour x behaviour matrix of Direct/Relayed and
 # time-to-connect, the same pairs with one side learning of the session 300 ms late, the self-test table (connectd -n vs the lab's behaviour), port-mapping checks, the
 # relay-fallback-and-back timing and the roaming events. Exit 0 when everything held (or the lab cannot
