@@ -109,13 +109,9 @@ pub fn connectd() -> PathBuf {
 pub fn require_test_hooks() {
     static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     CHECKED.get_or_init(|| {
-        let out = std::process::Command::new(connectd())
-            .arg("--version")
-            .output()
-            .expect("running connectd --version");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let hooks = p2p_testkit::connectd_build::has_test_hooks(&connectd()).unwrap();
         assert!(
-            text.contains("test hooks:"),
+            hooks,
             "{} was built without test hooks: run `cargo build --release --workspace --bins`",
             connectd().display()
         );

@@ -45,11 +45,7 @@ impl Bins {
         }
         // The impaired sections put a relay in the path through the driver's test hooks; a build
         // without them would measure the direct path instead.
-        let version = Command::new(&bins.connectd)
-            .arg("--version")
-            .output()
-            .map_err(|e| format!("running {} --version: {e}", bins.connectd.display()))?;
-        if !String::from_utf8_lossy(&version.stdout).contains("test hooks:") {
+        if !p2p_testkit::connectd_build::has_test_hooks(&bins.connectd)? {
             return Err(format!(
                 "{} was built without test hooks: build it with {BUILD}",
                 bins.connectd.display()

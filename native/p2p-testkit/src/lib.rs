@@ -3,4 +3,5 @@
 //! that put an impairment relay in the path or block the direct path.
 #![forbid(unsafe_code)]
 
+pub mod connectd_build;
 pub mod light_targets;
