@@ -33,6 +33,10 @@ pub struct Cli {
     /// The server's data directory (database `p2p.db` and key `server.key`).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Log lines on stderr as text, or as one JSON object per line (`ts`, `level`, `target`, `msg`) for
+    /// log collectors. The level comes from RUST_LOG (default info).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +79,14 @@ pub struct RunArgs {
     /// Third UDP listener (NAT probes; a second IP address).
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[2])]
     pub udp3: SocketAddr,
+    /// Serve `/metrics` (Prometheus text format) and `/healthz` over HTTP on this address. They need
+    /// no login: keep it on a private address (127.0.0.1, a management network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// On SIGTERM or Ctrl-C, answer `/healthz` with 503 for this many seconds before closing, so that
+    /// load balancers stop sending clients here first.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub drain_seconds: u64,
     /// Write the bound addresses and the server key as JSON to this file once every listener is bound.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
@@ -243,7 +255,7 @@ pub enum AuthHashCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging(cli.log_format);
     match dispatch(cli) {
         Ok(output) => {
             if !output.is_empty() {
@@ -256,6 +268,29 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if format == LogFormat::Json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
 }
 
 fn data_dir(cli: &Cli) -> Result<&Path> {
@@ -344,6 +379,7 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config.udp = [args.udp, args.udp2, args.udp3];
     config.ready_file = args.ready_file;
     config.stats_file = args.stats_file;
+    config.metrics = args.metrics;
     config.broker.accept_timeout = Duration::from_secs(args.accept_timeout.max(1));
     config.relay.idle_timeout = Duration::from_secs(args.relay_idle_timeout.max(1));
     config.relay.max_sessions = args.max_sessions.max(1);
@@ -376,6 +412,7 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
 }
 
 fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let drain = Duration::from_secs(args.drain_seconds);
     let config = run_config(dir, args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -390,6 +427,11 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
             .map_err(|e| Error::new(format!("cannot write to standard output: {e}")))?;
         drop(out);
         wait_for_shutdown().await;
+        handle.begin_draining();
+        if !drain.is_zero() {
+            log::info!("draining: /healthz answers 503 for {} s", drain.as_secs());
+            tokio::time::sleep(drain).await;
+        }
         log::info!("shutting down");
         handle.shutdown();
         Ok(())

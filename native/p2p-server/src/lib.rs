@@ -16,6 +16,8 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod memory;
+pub mod metrics;
+pub mod ops_http;
 pub mod probe;
 pub mod relay;
 pub mod secret_input;
