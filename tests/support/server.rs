@@ -116,6 +116,37 @@ impl Server {
         self.proc = Some(p);
     }
 
+    /// A second node of the same service: a copy of this server's data directory as it is now (its key,
+    /// accounts and devices), run on ports of its own. (Nodes share their accounts through PostgreSQL;
+    /// the copy stands in for that where a test is about the clients.)
+    pub fn copy_as_node(&self, name: &str) -> Server {
+        let data_dir = self.data_dir.with_file_name(name);
+        std::fs::create_dir_all(&data_dir).expect("create the node's data dir");
+        for entry in std::fs::read_dir(&self.data_dir)
+            .expect("list the data dir")
+            .flatten()
+        {
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), data_dir.join(entry.file_name()))
+                    .expect("copy the data dir");
+            }
+        }
+        let mut node = Server {
+            data_dir,
+            key: self.key.clone(),
+            addrs: ServerAddrs {
+                control: "127.0.0.1:0".parse().unwrap(),
+                udp: Vec::new(),
+            },
+            log_dir: self.log_dir.clone(),
+            proc: None,
+            env: self.env.clone(),
+            run_args: self.run_args.clone(),
+        };
+        node.launch(None);
+        node
+    }
+
     /// Stops the server (kill: a crash or power loss is the harder case for the clients).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
