@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use p2p_proto::Uid;
-use rusqlite::Connection;
 
 use crate::admin::{self, Format};
 use crate::broker::BrokerLimits;
@@ -18,6 +17,7 @@ use crate::probe::ProbeLimits;
 use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
 use crate::server::{self, Config};
+use crate::store::Store;
 use crate::throttle::Limit;
 use crate::{accounts, db};
 
@@ -316,7 +316,7 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
     }
 }
 
-fn user_command(conn: &Connection, cmd: UserCommand) -> Result<String> {
+fn user_command(conn: &dyn Store, cmd: UserCommand) -> Result<String> {
     match cmd {
         UserCommand::Add { name } => {
             accounts::check_user_name(&name)?;
@@ -332,7 +332,7 @@ fn user_command(conn: &Connection, cmd: UserCommand) -> Result<String> {
     }
 }
 
-fn device_command(conn: &Connection, cmd: DeviceCommand) -> Result<String> {
+fn device_command(conn: &dyn Store, cmd: DeviceCommand) -> Result<String> {
     match cmd {
         DeviceCommand::Add {
             uid,
@@ -355,7 +355,7 @@ fn device_command(conn: &Connection, cmd: DeviceCommand) -> Result<String> {
     }
 }
 
-fn share_command(conn: &Connection, cmd: ShareCommand) -> Result<String> {
+fn share_command(conn: &dyn Store, cmd: ShareCommand) -> Result<String> {
     match cmd {
         ShareCommand::Add { uid, user } => admin::share_add(conn, uid, &user),
         ShareCommand::Remove { uid, user } => admin::share_remove(conn, uid, &user),
@@ -363,7 +363,7 @@ fn share_command(conn: &Connection, cmd: ShareCommand) -> Result<String> {
     }
 }
 
-fn auth_hash_command(conn: &Connection, cmd: AuthHashCommand) -> Result<String> {
+fn auth_hash_command(conn: &dyn Store, cmd: AuthHashCommand) -> Result<String> {
     match cmd {
         AuthHashCommand::List { user, list } => {
             admin::auth_hash_list(conn, user.as_deref(), list.format())

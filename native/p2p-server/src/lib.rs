@@ -22,6 +22,7 @@ pub mod probe;
 pub mod relay;
 pub mod secret_input;
 pub mod server;
+pub mod store;
 pub mod throttle;
 
 pub use error::{Error, Result};
