@@ -4,6 +4,7 @@
 //! The methods are plain data access: no policy, no hashing. They are synchronous; the running server
 //! calls them on the blocking pool (`Auth::with_db`), the admin commands directly.
 
+pub mod postgres;
 pub mod sqlite;
 
 use p2p_proto::Uid;
@@ -11,6 +12,7 @@ use p2p_proto::Uid;
 use crate::accounts::{AuthHashInfo, Device, Share, User, UserSecret};
 use crate::error::{Error, Result};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A device row to insert (the secret already hashed).
