@@ -1,12 +1,19 @@
 //! The admin commands over PostgreSQL answer exactly as over SQLite: the same scenario (users, devices,
 //! shares, auth hashes, and the refusals an operator sees) runs through `p2p_server::admin` on both
 //! stores, and the transcripts must be equal. Creation times are left out of the transcript; everything
-//! else an operator reads is in it.
+//! else an operator reads is in it. Then a `p2p-server run --database` logs in a user its admin
+//! commands added there.
 
 use p2p_server::accounts::{self, Access, AuthHashCheck};
 use p2p_server::admin::{self, Format};
 use p2p_server::store::{PgStore, Store};
+use std::time::Duration;
+
+use p2p_net::control_channel::ControlClient;
+use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
+use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::postgres::Postgres;
+use p2p_system_tests::Lab;
 
 const KEY: [u8; 32] = [9; 32];
 
@@ -125,4 +132,46 @@ fn admin_commands_answer_the_same_over_postgres_as_over_sqlite() {
         listed(admin::user_list(&again, Format::Json)),
         listed(admin::user_list(&sqlite, Format::Json))
     );
+}
+
+async fn login(lab: &Lab, user: &str, password: &str) -> Result<ServerMsg, String> {
+    let key = server_key(lab);
+    let mut c = ControlClient::connect(&lab.server.address(), &key, Duration::from_secs(10))
+        .await
+        .expect("connect");
+    c.request(&ClientMsg::Login {
+        user: user.into(),
+        credential: Credential::Password(password.into()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_server_over_postgres_logs_in_the_users_added_there() {
+    let pg = Postgres::start();
+    let url = pg.create_database("p2p");
+    let lab = Lab::with_server_args("postgres_login", &["--database", &url]);
+    let bob = lab.account();
+    let rt = runtime();
+    let ok = rt.block_on(login(&lab, &bob.user, &bob.password));
+    assert!(matches!(ok, Ok(ServerMsg::LoginOk { .. })), "{ok:?}");
+    let refused = rt.block_on(login(&lab, &bob.user, "wrong"));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("wrong password")),
+        "{refused:?}"
+    );
+
+    // The user lives in PostgreSQL, not in the data directory's SQLite file.
+    let sqlite = p2p_server::db::open(&lab.server.data_dir).unwrap();
+    assert!(accounts::list_users(&sqlite).unwrap().is_empty());
+    let pg_store = PgStore::connect(&url).unwrap();
+    let names: Vec<String> = accounts::list_users(&pg_store)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, [bob.user.as_str()]);
 }

@@ -167,6 +167,10 @@ impl Server {
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> (i32, String) {
         let mut cmd = Command::new(crate::bins::server());
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        // A server run over PostgreSQL is administered there too.
+        if let Some(i) = self.run_args.iter().position(|a| a == "--database") {
+            cmd.args(&self.run_args[i..i + 2]);
+        }
         run(
             &format!("p2p-server-{}", args[..args.len().min(2)].join("-")),
             cmd,

@@ -428,7 +428,7 @@ impl Drop for Slot {
 const ADMIT_WAIT: Duration = Duration::from_secs(30);
 
 impl Auth {
-    pub fn new(db: impl Store + 'static, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
+    pub fn new(db: Box<dyn Store>, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
         let tracked = limits.max_tracked;
         // A random secret nobody knows; if even that fails, a fixed valid PHC string of the same cost.
         let dummy_hash = accounts::generate_device_secret()
@@ -437,7 +437,7 @@ impl Auth {
                 "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wvCDa8X8KXUHx1cbdzJp2R6Pjb0MRjjnnSMA8NVEl2E".into()
             });
         Arc::new(Auth {
-            db: Mutex::new(Box::new(db)),
+            db: Mutex::new(db),
             server_key,
             limits,
             throttles: Mutex::new(Throttles {
@@ -807,7 +807,7 @@ mod tests {
             "devsecret",
         )
         .unwrap();
-        Auth::new(conn, [5; 32], limits)
+        Auth::new(Box::new(conn), [5; 32], limits)
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

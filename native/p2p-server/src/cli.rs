@@ -17,7 +17,7 @@ use crate::probe::ProbeLimits;
 use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
 use crate::server::{self, Config};
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::throttle::Limit;
 use crate::{accounts, db};
 
@@ -37,6 +37,10 @@ pub struct Cli {
     /// log collectors. The level comes from RUST_LOG (default info).
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Keep users, devices, shares and auth hashes in PostgreSQL (`postgres://user@host/db`) instead of
+    /// the data directory's SQLite database. The server key stays in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -301,18 +305,23 @@ fn data_dir(cli: &Cli) -> Result<&Path> {
 
 fn dispatch(cli: Cli) -> Result<String> {
     let dir = data_dir(&cli)?.to_path_buf();
+    if cli.database.is_some() {
+        return run_command(cli, &dir);
+    }
     run_command(cli, &dir).map_err(|e| e.in_database(&db::db_path(&dir)))
 }
 
 fn run_command(cli: Cli, dir: &Path) -> Result<String> {
+    let database = cli.database.as_deref();
+    let open = || store::open(dir, database);
     match cli.command {
         Command::Init => admin::init(dir),
         Command::Key => admin::key(dir),
-        Command::Run(args) => run(dir, args).map(|_| String::new()),
-        Command::User(cmd) => user_command(&db::open(dir)?, cmd),
-        Command::Device(cmd) => device_command(&db::open(dir)?, cmd),
-        Command::Share(cmd) => share_command(&db::open(dir)?, cmd),
-        Command::AuthHash(cmd) => auth_hash_command(&db::open(dir)?, cmd),
+        Command::Run(args) => run(dir, cli.database, args).map(|_| String::new()),
+        Command::User(cmd) => user_command(open()?.as_ref(), cmd),
+        Command::Device(cmd) => device_command(open()?.as_ref(), cmd),
+        Command::Share(cmd) => share_command(open()?.as_ref(), cmd),
+        Command::AuthHash(cmd) => auth_hash_command(open()?.as_ref(), cmd),
     }
 }
 
@@ -411,9 +420,10 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config
 }
 
-fn run(dir: &Path, args: RunArgs) -> Result<()> {
+fn run(dir: &Path, database: Option<String>, args: RunArgs) -> Result<()> {
     let drain = Duration::from_secs(args.drain_seconds);
-    let config = run_config(dir, args);
+    let mut config = run_config(dir, args);
+    config.database = database;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

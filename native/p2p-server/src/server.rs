@@ -23,12 +23,14 @@ use crate::metrics::{Gauges, Metrics};
 use crate::ops_http::{self, OpsState};
 use crate::probe::{self, ProbeCounters, ProbeLimits, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
-use crate::{db, keys};
+use crate::{keys, store};
 
 /// Everything `run` can be told.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the data directory's SQLite database (`--database`).
+    pub database: Option<String>,
     pub control: SocketAddr,
     /// `udp[0]` is also the relay; `udp[2]` should be on a second address (NAT mapping test).
     pub udp: [SocketAddr; 3],
@@ -64,6 +66,7 @@ impl Config {
         };
         Config {
             data_dir: data_dir.into(),
+            database: None,
             control: addr(DEFAULT_CONTROL),
             udp: DEFAULT_UDP.map(addr),
             ready_file: None,
@@ -177,7 +180,13 @@ async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
 pub async fn start(config: Config) -> Result<ServerHandle> {
     let static_key = keys::load_private(&config.data_dir)?;
     let public = p2p_link::control_channel::public_key_of(&static_key)?;
-    let database = db::open(&config.data_dir)?;
+    let database = {
+        let (dir, url) = (config.data_dir.clone(), config.database.clone());
+        // PostgreSQL's store waits for its queries on a runtime of its own, which cannot start here.
+        tokio::task::spawn_blocking(move || store::open(&dir, url.as_deref()))
+            .await
+            .map_err(|e| Error::new(format!("opening the database: {e}")))??
+    };
 
     let (control_listener, [relay_socket, probe2, probe3], mut listening) =
         bind_listeners(&config, &public).await?;

@@ -80,6 +80,16 @@ pub trait Store: Send {
     fn set_auth_hash_revoked(&self, id: &str, revoked_at: i64) -> Result<()>;
 }
 
+/// The store `run` and the admin commands use: PostgreSQL when `database` (a `postgres://` URL or
+/// key/value string) is given, otherwise the SQLite database of `data_dir`. Blocks: call it off the
+/// async workers.
+pub fn open(data_dir: &std::path::Path, database: Option<&str>) -> Result<Box<dyn Store>> {
+    Ok(match database {
+        Some(config) => Box::new(PgStore::connect(config)?),
+        None => Box::new(crate::db::open(data_dir)?),
+    })
+}
+
 /// A UID as stored (canonical text) back to a `Uid`; a malformed one is a damaged database.
 pub fn parse_stored_uid(text: &str) -> Result<Uid> {
     text.parse().map_err(|_| {
