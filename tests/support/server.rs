@@ -45,8 +45,10 @@ impl Server {
         run_args: &[&str],
     ) -> Server {
         std::fs::create_dir_all(data_dir).expect("create server data dir");
+        let run_args: Vec<String> = run_args.iter().map(|a| a.to_string()).collect();
         let mut init = Command::new(crate::bins::server());
         init.arg("init").arg("--data-dir").arg(data_dir);
+        init.args(database_args(&run_args));
         let (code, out) = run("p2p-server-init", init, log_dir, None, ADMIN_TIMEOUT);
         assert_eq!(code, 0, "p2p-server init failed:\n{out}");
         let key = parse_key(&out)
@@ -61,7 +63,7 @@ impl Server {
             log_dir: log_dir.to_path_buf(),
             proc: None,
             env: env.to_vec(),
-            run_args: run_args.iter().map(|a| a.to_string()).collect(),
+            run_args,
         };
         server.launch(None);
         server
@@ -167,10 +169,7 @@ impl Server {
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> (i32, String) {
         let mut cmd = Command::new(crate::bins::server());
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
-        // A server run over PostgreSQL is administered there too.
-        if let Some(i) = self.run_args.iter().position(|a| a == "--database") {
-            cmd.args(&self.run_args[i..i + 2]);
-        }
+        cmd.args(database_args(&self.run_args));
         run(
             &format!("p2p-server-{}", args[..args.len().min(2)].join("-")),
             cmd,
@@ -264,4 +263,13 @@ fn parse_addrs(lines: &[String]) -> Option<ServerAddrs> {
             udp,
         })
     })
+}
+
+/// The `--database URL` among a server's run options: a server run over PostgreSQL is initialised and
+/// administered there too.
+fn database_args(run_args: &[String]) -> &[String] {
+    match run_args.iter().position(|a| a == "--database") {
+        Some(i) => &run_args[i..(i + 2).min(run_args.len())],
+        None => &[],
+    }
 }

@@ -10,12 +10,17 @@ use serde::Serialize;
 
 use crate::accounts;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::{db, keys};
 use p2p_link::clock::format_utc;
 
 /// `init`: creates the data directory, the database and the server key; returns the `server_key` line.
 pub fn init(data_dir: &Path) -> Result<String> {
+    init_with(data_dir, None)
+}
+
+/// `init` with the accounts in PostgreSQL (`--database`): the data directory then holds only the key.
+pub fn init_with(data_dir: &Path, database: Option<&str>) -> Result<String> {
     // Check first, so a second `init` changes nothing at all.
     if keys::key_path(data_dir).exists() {
         return Err(Error::new(format!(
@@ -26,7 +31,10 @@ pub fn init(data_dir: &Path) -> Result<String> {
     }
     keys::create_private_dir(data_dir)
         .map_err(|e| Error::new(format!("cannot create {}: {e}", data_dir.display())))?;
-    drop(db::create(data_dir)?);
+    match database {
+        Some(config) => drop(store::PgStore::connect(config)?),
+        None => drop(db::create(data_dir)?),
+    }
     let public = keys::create(data_dir)?;
     Ok(keys::server_key_line(&public))
 }

@@ -315,7 +315,7 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
     let database = cli.database.as_deref();
     let open = || store::open(dir, database);
     match cli.command {
-        Command::Init => admin::init(dir),
+        Command::Init => admin::init_with(dir, database),
         Command::Key => admin::key(dir),
         Command::Run(args) => run(dir, cli.database, args).map(|_| String::new()),
         Command::User(cmd) => user_command(open()?.as_ref(), cmd),
