@@ -17,6 +17,7 @@ pub(super) enum PathFrame {
     Challenge([u8; 8]),
     Response([u8; 8]),
     Opened(u64),
+    Nat { dependent: bool, ports: u64 },
 }
 
 impl Session {
@@ -47,6 +48,9 @@ impl Session {
                 PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(&mut payload),
                 PathFrame::Response(t) => Frame::PathResponse(t).encode(&mut payload),
                 PathFrame::Opened(count) => Frame::PathOpened { count }.encode(&mut payload),
+                PathFrame::Nat { dependent, ports } => {
+                    Frame::PathNat { dependent, ports }.encode(&mut payload)
+                }
             }
             self.seal_into(buf, payload);
             return Some(dest);
