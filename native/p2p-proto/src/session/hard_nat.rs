@@ -12,7 +12,8 @@
 //! side's public IP. A challenge that hits one of the open mappings reaches the hard side, which
 //! answers from that socket; the easy side's own challenge opened its filter for exactly that
 //! address, so the answer gets in and the path validates. With 256 of about 64 500 ports open, each
-//! probe hits with p = 1/252: 1000 probes find one 98% of the time, half of the time within 175.
+//! probe hits with p = 1/252: half of the attempts find one within 175 probes, 98% within 1000,
+//! 99.7% within the 1500 sent at most.
 //!
 //! Both sides learn whose NAT is which from PATH_NAT frames through the relay; each side's own
 //! mapping is measured by the driver (the server's probe answers from two addresses) and handed in
@@ -26,9 +27,9 @@ use std::time::{Duration, Instant};
 /// Extra mappings the hard side opens toward the easy side.
 pub const SPRAY_PORTS: u16 = 256;
 /// Probes the easy side sends at most, per session.
-pub const MAX_SPRAY_PROBES: u32 = 1000;
-/// The easy side's probe rate: SPRAY_PER_ROUND every SPRAY_INTERVAL, 200 packets/s, so the 1000
-/// take 5 s at most. Slow enough for any uplink and any NAT's table (a flood of new flows can make
+pub const MAX_SPRAY_PROBES: u32 = 1500;
+/// The easy side's probe rate: SPRAY_PER_ROUND every SPRAY_INTERVAL, 200 packets/s, so the 1500
+/// take 7.5 s at most. Slow enough for any uplink and any NAT's table (a flood of new flows can make
 /// a NAT drop mappings), fast enough that the median attempt succeeds in about a second.
 pub const SPRAY_INTERVAL: Duration = Duration::from_millis(20);
 pub const SPRAY_PER_ROUND: u32 = 4;
@@ -36,9 +37,9 @@ pub const SPRAY_PER_ROUND: u32 = 4;
 /// peers that ordinary punching reaches (no NAT, a full cone, a port mapping) are direct by then
 /// and never cost the extra sockets.
 pub const OPEN_DELAY: Duration = Duration::from_secs(1);
-/// How long the hard side keeps its extra ports open: the easy side's spray (5 s) plus the time
+/// How long the hard side keeps its extra ports open: the easy side's spray (7.5 s) plus the time
 /// for PATH_NAT to reach it through the relay.
-pub const PORTS_OPEN_FOR: Duration = Duration::from_secs(8);
+pub const PORTS_OPEN_FOR: Duration = Duration::from_secs(10);
 /// PATH_NAT is repeated this often, this many times after each change of what it says.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(250);
 pub const ANNOUNCEMENTS: u32 = 8;
@@ -316,7 +317,7 @@ mod tests {
     /// Every spray probe from t0 on, polled every millisecond, with the instant it was due.
     fn all_spray(h: &mut HardNat, t0: Instant) -> Vec<(Duration, SocketAddr)> {
         let mut out = Vec::new();
-        for ms in 0..10_000 {
+        for ms in 0..12_000 {
             let now = t0 + Duration::from_millis(ms);
             out.extend(h.due_spray(now).into_iter().map(|a| (now - t0, a)));
         }
@@ -390,12 +391,19 @@ mod tests {
             assert!(w[SPRAY_PER_ROUND as usize].0 - w[0].0 >= SPRAY_INTERVAL);
         }
         let last = sent.last().unwrap().0;
-        assert!(last < Duration::from_secs(5), "{last:?}");
+        assert!(
+            last < SPRAY_INTERVAL * (MAX_SPRAY_PROBES / SPRAY_PER_ROUND),
+            "{last:?}"
+        );
         // Spread over the whole range, not a few ports again and again.
         let mut ports: Vec<u16> = sent.iter().map(|(_, a)| a.port()).collect();
         ports.sort_unstable();
         ports.dedup();
-        assert!(ports.len() > 980, "{}", ports.len());
+        assert!(
+            ports.len() as u32 > MAX_SPRAY_PROBES * 97 / 100,
+            "{}",
+            ports.len()
+        );
         assert!(ports[0] < 5000 && *ports.last().unwrap() > 60000);
         // Once per session: the peer's repeated PATH_NAT starts nothing more.
         h.on_peer_nat(t0 + last, true, u64::from(SPRAY_PORTS));
@@ -449,7 +457,7 @@ mod tests {
     }
 
     /// The arithmetic behind the figures: a hard NAT that gave SPRAY_PORTS random ports, and the
-    /// spray looking for any of them; over many seeds, at least 95% of attempts find one.
+    /// spray looking for any of them; over many seeds, at least 98% of attempts find one.
     #[test]
     fn the_spray_finds_one_of_the_open_ports_almost_always() {
         let t0 = Instant::now();
@@ -470,6 +478,6 @@ mod tests {
                 found += 1;
             }
         }
-        assert!(found * 100 >= attempts * 95, "{found}/{attempts}");
+        assert!(found * 100 >= attempts * 98, "{found}/{attempts}");
     }
 }
