@@ -12,6 +12,8 @@ pub mod ack_ranges;
 #[cfg(test)]
 mod bottleneck_tests;
 mod hard_nat;
+#[cfg(test)]
+mod hard_nat_sim;
 mod opening;
 mod paths;
 mod recovery;
