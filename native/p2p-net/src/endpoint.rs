@@ -19,6 +19,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::extra_ports::{self, Arrival, ExtraPorts};
+use crate::mapping_probe::MappingProbe;
 use crate::stream_io::{self, ReaderMsg, WriterMsg, READER_CREDIT, WRITER_CREDIT};
 use crate::test_hooks::DirectFilter;
 use crate::udp_batch::{RecvBatch, SendBatch, UdpIo};
@@ -117,6 +119,8 @@ enum StreamReport {
 enum Input {
     Command(Command),
     Stream(StreamReport),
+    /// A datagram on one of a session's extra ports (hard-NAT traversal).
+    Extra(Arrival),
 }
 
 /// A handle to a running endpoint task.
@@ -138,6 +142,7 @@ impl Endpoint {
             direct: DirectFilter::from_env(),
             relay_override: crate::test_hooks::relay_override(),
             send_batch: SendBatch::default(),
+            mapping: MappingProbe::default(),
         };
         let join = tokio::spawn(task.run(rx));
         Ok((
@@ -205,6 +210,8 @@ struct SessionSlot {
     bind_acked: bool,
     next_bind: Instant,
     next_stats: Instant,
+    /// Hard side of hard-NAT traversal: the sockets that opened extra mappings toward the peer.
+    extra: ExtraPorts,
 }
 
 impl SessionSlot {
@@ -224,6 +231,8 @@ struct EndpointTask {
     relay_override: Option<SocketAddr>,
     /// Kept between flushes so its buffer is allocated once.
     send_batch: SendBatch,
+    /// Our NAT's mapping behaviour, which the sessions need for hard-NAT traversal.
+    mapping: MappingProbe,
 }
 
 impl EndpointTask {
@@ -294,11 +303,17 @@ impl EndpointTask {
             }
             deadline = deadline.min(slot.next_bind).min(slot.next_stats);
         }
+        if let Some(t) = self.mapping.deadline() {
+            deadline = deadline.min(t);
+        }
         deadline.max(now)
     }
 
     fn service_timers(&mut self, now: Instant) {
         let socket = self.io.socket();
+        if let Some((request, dest)) = self.mapping.due(now) {
+            let _ = socket.try_send_to(&request, dest);
+        }
         for slot in self.sessions.values_mut() {
             if slot.session.poll_timeout().is_some_and(|t| t <= now) {
                 slot.session.handle_timeout(now);
@@ -327,7 +342,38 @@ impl EndpointTask {
         self.direct.refresh(now);
         let max = self.io.max_batch();
         let mut batch = std::mem::take(&mut self.send_batch);
+        let mut extra_total: usize = self.sessions.values().map(|s| s.extra.len()).sum();
         for slot in self.sessions.values_mut() {
+            if let Some(opening) = slot.session.poll_port_opening(now, buf) {
+                let count = usize::from(opening.count)
+                    .min(extra_ports::MAX_PER_ENDPOINT.saturating_sub(extra_total));
+                let commands = self.commands_tx.clone();
+                let deliver = move |a: Arrival| {
+                    commands
+                        .upgrade()
+                        .is_some_and(|tx| tx.send(Input::Extra(a)).is_ok())
+                };
+                let opened = slot
+                    .extra
+                    .open(
+                        slot.spec.session_id,
+                        count,
+                        opening.dest,
+                        buf,
+                        OPENING_TTL,
+                        deliver,
+                    )
+                    .await;
+                extra_total += opened;
+                log::info!(
+                    "session={:016x}: {opened} extra ports opened toward {} (hard NAT)",
+                    slot.spec.session_id,
+                    opening.dest
+                );
+            }
+            if slot.extra.len() > 0 && !slot.session.wants_extra_ports(now) {
+                slot.extra.keep_routed();
+            }
             // Opening probes first, one by one with a short TTL: the PATH_OPENED that
             // poll_transmit then sends through the relay must not overtake them.
             while let Some(dest) = slot.session.poll_opening(now, buf) {
@@ -343,6 +389,14 @@ impl EndpointTask {
             // Each packet is built and sealed in the batch's own buffer: no copy per datagram.
             while let Some(dest) = slot.session.poll_transmit_append(now, batch.buffer()) {
                 if dest != slot.spec.relay && self.direct.blocked() {
+                    batch.discard_written();
+                    continue;
+                }
+                // A path through one of the hard-NAT side's extra ports leaves from that socket.
+                if let Some(socket) = slot.extra.socket_for(dest) {
+                    if let Err(e) = socket.send_to(batch.written(), dest).await {
+                        log::debug!("send to {dest} on an extra port failed: {e}");
+                    }
                     batch.discard_written();
                     continue;
                 }
@@ -391,6 +445,17 @@ impl EndpointTask {
                     }
                 }
             }
+            Kind::ProbeResponse => {
+                let now = Instant::now();
+                if let Some((request, dest)) = self.mapping.on_response(now, from, data) {
+                    let _ = self.io.socket().try_send_to(&request, dest);
+                }
+                if let Some(m) = self.mapping.result() {
+                    for slot in self.sessions.values_mut() {
+                        slot.session.set_nat_mapping(now, m);
+                    }
+                }
+            }
             // Probes are answered by the server; peers ignore stray ones.
             _ => {}
         }
@@ -400,6 +465,7 @@ impl EndpointTask {
         match input {
             Input::Command(cmd) => self.on_command(cmd),
             Input::Stream(report) => self.on_stream_report(report),
+            Input::Extra(arrival) => self.on_extra_datagram(arrival),
         }
         self.process_events();
     }
@@ -426,6 +492,23 @@ impl EndpointTask {
                 }
             }
             Command::Shutdown => {}
+        }
+    }
+
+    /// A datagram on an extra port: the session's, and if it authenticates, its source is reached
+    /// through that port from now on.
+    fn on_extra_datagram(&mut self, a: Arrival) {
+        let Some(slot) = self.sessions.get_mut(&a.session_id) else {
+            return;
+        };
+        if self.direct.blocked() || wire::peek_session_id(&a.data) != Some(a.session_id) {
+            return;
+        }
+        let before = slot.session.stats().datagrams_received;
+        slot.session
+            .handle_datagram(Instant::now(), a.from, &a.data);
+        if slot.session.stats().datagrams_received > before {
+            slot.extra.route(a.from, a.index);
         }
     }
 
@@ -477,7 +560,11 @@ impl EndpointTask {
             return;
         }
         let now = Instant::now();
-        let session = Session::new(cfg, now, random);
+        let mut session = Session::new(cfg, now, random);
+        self.mapping.start(now, spec.relay);
+        if let Some(m) = self.mapping.result() {
+            session.set_nat_mapping(now, m);
+        }
         let id = spec.session_id;
         let spec = SessionSpec { relay, ..spec };
         self.sessions.insert(
@@ -489,6 +576,7 @@ impl EndpointTask {
                 bind_acked: false,
                 next_bind: now,
                 next_stats: now,
+                extra: ExtraPorts::default(),
             },
         );
     }

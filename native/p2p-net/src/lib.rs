@@ -13,8 +13,10 @@ pub use p2p_link::clock;
 pub mod control_channel;
 mod endpoint;
 mod error;
+mod extra_ports;
 /// Public for the redaction test (`tests/redaction.rs`), which checks a grant's `Debug` output.
 pub mod grant;
+mod mapping_probe;
 mod net_util;
 mod portmap;
 pub mod selftest;

@@ -256,6 +256,11 @@ impl SendBatch {
         &mut self.bytes
     }
 
+    /// The datagram written onto [`buffer`](Self::buffer) and not taken in yet.
+    pub fn written(&self) -> &[u8] {
+        &self.bytes[self.committed..]
+    }
+
     /// Drops the datagram written onto [`buffer`](Self::buffer) and not taken in.
     pub fn discard_written(&mut self) {
         self.bytes.truncate(self.committed);

@@ -243,7 +243,11 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
         }
     };
     let (findings, (nat_pmp, upnp)) = tokio::join!(probe::check_udp(cfg), gateways);
-    let nat = probe::classify(&findings.check, findings.hairpin, &findings.filtering);
+    let mut nat = probe::classify(&findings.check, findings.hairpin, &findings.filtering);
+    nat.notes.extend(gateway::double_nat_note(
+        nat_pmp.public_ip.as_deref(),
+        nat.public_ip.as_deref(),
+    ));
     let udp = findings.check;
     let crypto: Vec<CryptoCheck> = p2p_proto::crypto::self_test()
         .into_iter()

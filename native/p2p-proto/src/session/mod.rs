@@ -11,6 +11,9 @@
 pub mod ack_ranges;
 #[cfg(test)]
 mod bottleneck_tests;
+mod hard_nat;
+#[cfg(test)]
+mod hard_nat_sim;
 mod opening;
 mod paths;
 mod recovery;
@@ -27,6 +30,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ack_ranges::RangeSet;
+use hard_nat::HardNat;
+pub use hard_nat::{Mapping as NatMapping, PortOpening};
 use paths::Paths;
 pub use paths::{PathKind, OPENING_TTL};
 use recovery::{Recovery, SentFrame, Settled, MAX_ACK_DELAY};
@@ -41,7 +46,8 @@ use crate::EncryptionMode;
 
 pub type StreamId = u64;
 
-/// Random bytes [`Session::new`] takes: the handshake's, then 8 for path challenge tokens, the rest spare.
+/// Random bytes [`Session::new`] takes: the handshake's, then 8 for path challenge tokens, 8 for the
+/// hard-NAT spray.
 pub const SESSION_RANDOM_LEN: usize = 64;
 
 /// How long the ACK-only ranges we remember may grow: older ranges are forgotten (the peer retransmits
@@ -215,6 +221,8 @@ pub struct Session {
     openings: VecDeque<(SocketAddr, [u8; 8])>,
     close_pending: Option<(u64, String)>,
     paths: Paths,
+    /// Hard-NAT traversal: PATH_NAT, the hard side's extra ports, the easy side's spray.
+    hard_nat: HardNat,
     last_received: Instant,
 
     events: VecDeque<Event>,
@@ -229,6 +237,7 @@ impl Session {
         hs_random.copy_from_slice(&random[..HANDSHAKE_RANDOM_LEN]);
         let handshake = Handshake::new(cfg.role, cfg.mode, &cfg.session_secret, &hs_random);
         let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
+        let spray_seed = u64::from_be_bytes(random[56..64].try_into().unwrap_or([9; 8]));
         // Until the handshake completes only its own timers run.
         let mut timers = TimerTable::default();
         timers.set(Timer::Handshake, now + cfg.handshake_timeout);
@@ -256,6 +265,7 @@ impl Session {
             openings: VecDeque::new(),
             close_pending: None,
             paths: Paths::new(cfg.relay, token_seed, now),
+            hard_nat: HardNat::new(spray_seed, now),
             last_received: now,
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -409,6 +419,10 @@ impl Session {
 
     /// The server's Punch: the peer's candidate addresses. Probing starts at once.
     pub fn add_candidates(&mut self, now: Instant, candidates: &[SocketAddr]) {
+        // The server names the peer's public (reflexive) address first.
+        if let Some(&public) = candidates.first() {
+            self.hard_nat.set_peer_public(now, public);
+        }
         self.paths.add_candidates(now, candidates);
         self.update_path_timer();
         if self.state == State::Handshaking && self.cfg.role == Role::Initiator {
@@ -581,13 +595,22 @@ impl Session {
                     .push_back((from, PathFrame::Response(token)));
             }
             Frame::PathResponse(token) => {
-                if let Some(p) = self.paths.on_response(now, from, token) {
+                let changed = if self.hard_nat.is_spray_response(token) {
+                    self.paths.on_validated(now, from)
+                } else {
+                    self.paths.on_response(now, from, token)
+                };
+                if let Some(p) = changed {
                     self.events.push_back(Event::PathChanged(p));
                 }
                 self.update_path_timer();
             }
             Frame::PathOpened { .. } => {
                 self.paths.on_peer_opened(now);
+                self.update_path_timer();
+            }
+            Frame::PathNat { dependent, ports } => {
+                self.hard_nat.on_peer_nat(now, dependent, ports);
                 self.update_path_timer();
             }
             Frame::Close { code, text } => {
@@ -730,6 +753,7 @@ impl Session {
                 }
                 Timer::Keepalive => self.ping_pending = true,
                 Timer::Path => {
+                    self.hard_nat.on_timer(now);
                     if let Some(p) = self.paths.on_timer(now) {
                         self.events.push_back(Event::PathChanged(p));
                     }
@@ -746,8 +770,11 @@ impl Session {
     /// The path logic's deadline, once established (before that, paths only collect candidates).
     fn update_path_timer(&mut self) {
         if self.state == State::Established {
-            self.timers
-                .set_or_stop(Timer::Path, self.paths.next_deadline());
+            let deadline = match (self.paths.next_deadline(), self.hard_nat.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.timers.set_or_stop(Timer::Path, deadline);
         }
     }
 

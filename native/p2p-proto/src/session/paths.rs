@@ -228,6 +228,17 @@ impl Paths {
         self.set_direct(now, from)
     }
 
+    /// A PATH_RESPONSE from `from` answered a probe that went to no candidate (the hard-NAT spray,
+    /// which guesses the peer's port): that address is the direct path now.
+    pub fn on_validated(&mut self, now: Instant, from: SocketAddr) -> Option<PathKind> {
+        if Some(from) == self.relay {
+            return None;
+        }
+        self.probe_until = None;
+        self.next_retry = None;
+        self.set_direct(now, from)
+    }
+
     fn set_direct(&mut self, now: Instant, addr: SocketAddr) -> Option<PathKind> {
         let changed = self.direct.as_ref().map(|d| d.addr) != Some(addr);
         self.direct = Some(Direct {
