@@ -395,7 +395,7 @@ impl TunnelDriver {
         let local_udp = endpoint.local_addr().port();
         let local_candidates = session_setup::local_candidates(
             server_addr,
-            local_udp,
+            endpoint.local_addr(),
             port_mapper.as_mut(),
             crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed()),
         )
