@@ -53,6 +53,8 @@ for k in "${KINDS[@]}"; do
     if is_eim "$k"; then sites+=("t$k=$k:2" "i$k=$k:2"); else sites+=("t$k=$k" "i$k=$k"); fi
 done
 sites+=(hp=prc:2:hairpin nohp=prc:2 igd=upnp:nopmp rt=prc ri=prc)
+# IPv6: two dual-stack sites behind symmetric IPv4 NATs (routed IPv6, replies-only firewalls).
+sites+=(t6=sym:v6 i6=sym:v6)
 lab up "${sites[@]}" >"$OUT/lab.txt" || { echo "natlab: FAIL: the lab did not come up"; exit 1; }
 cat "$OUT/lab.txt"
 for k in "${EIM[@]}"; do
@@ -63,7 +65,7 @@ done
 TARGETS=()
 for k in "${KINDS[@]}"; do TARGETS+=("t$k"); done
 for k in "${EIM[@]}"; do TARGETS+=("t$k-2"); done
-TARGETS+=(hp nohp igd rt)
+TARGETS+=(hp nohp igd rt t6)
 start_server "${TARGETS[@]}"
 
 # -- content: a 2 MB random file, served on 127.0.0.1:8080 in every target host
@@ -92,6 +94,11 @@ done; done
 add_pair hairpin-on h-hp-2 hp
 add_pair hairpin-off h-nohp-2 nohp
 add_pair sym-igd h-isym igd
+# IPv6 (the family each must use): dual-stack to dual-stack, both IPv4 NATs symmetric; an IPv4-only host
+# (full cone) to the dual-stack target.
+declare -A FAMILY
+add_pair v6-sym-sym h-i6 t6; FAMILY[v6-sym-sym]=IPv6
+add_pair v6-v4only h-ifull t6; FAMILY[v6-v4only]=IPv4
 
 # Everyone connects (relay first), then has the 5 s punch window and a margin to settle.
 deadline=$(( $(now_ms) + 20000 ))
@@ -144,7 +151,7 @@ for p in "${PAIRS[@]}"; do
     path=$(last_path "$log")
     kinds=${p#l[ti]-}; ik=${kinds%-*}; tk=${kinds#*-}
     case $p in
-        hairpin-*) want=direct ;;
+        hairpin-*|v6-*) want=direct ;;
         sym-igd) want=direct ;;
         *) want=$(expected "$ik" "$tk") ;;
     esac
@@ -171,6 +178,14 @@ for p in "${PAIRS[@]}"; do
     GOT[$p]=$got
 done
 
+# The IPv6 pairs: Direct over the family each must use (the path line's family=).
+for p in "${!FAMILY[@]}"; do
+    fam=$(grep -E -o 'path=(direct|port-mapped) family=IPv[46]' "$OUT/logs/init-$p.log" | tail -1 | cut -d= -f3)
+    if [ "${GOT[$p]:-}" = direct ]; then
+        CELL[$p]="${CELL[$p]} over ${fam:-?}"
+        [ "$fam" = "${FAMILY[$p]}" ] || { CELL[$p]="${CELL[$p]} ✗ expected ${FAMILY[$p]}"; fail "$p: direct over ${fam:-?}, expected ${FAMILY[$p]}"; }
+    fi
+done
 {
     printf '| initiator ↓ / target → |'; for t in "${KINDS[@]}"; do printf ' %s |' "$t"; done; echo
     printf '|---|'; for _ in "${KINDS[@]}"; do printf -- '---|'; done; echo
@@ -184,6 +199,8 @@ done
     echo "| two hosts behind one port-restricted router, hairpinning on | ${CELL[hairpin-on]} |"
     echo "| two hosts behind one port-restricted router, hairpinning off | ${CELL[hairpin-off]} |"
     echo "| symmetric initiator → target behind miniupnpd with NAT-PMP off (UPnP IGD only) | ${CELL[sym-igd]} |"
+    echo "| sym:v6 → sym:v6 (dual-stack, both IPv4 NATs symmetric) | ${CELL[v6-sym-sym]} |"
+    echo "| IPv4-only (full cone) → sym:v6 (dual-stack) | ${CELL[v6-v4only]} |"
     echo
     echo "One side learns of each session $LATE_MS ms late (its control channel is delayed both ways); time from"
     echo "the session (the initiator's \`!!connected\`, over the relay) to Direct, target late / initiator late:"
@@ -217,6 +234,7 @@ selftest_row() { # selftest_row NODE KIND EXPECT_HAIRPIN EXPECT_PMP EXPECT_UPNP
     local json
     # No P2P_PROBE_ADDR3: the server's probe answers advertise its second IP (198.18.0.2:5961).
     json=$(lab exec "$1" "$BIN/connectd" -y $SERVER --server-key "$KEY" -n --json 2>/dev/null)
+    echo "$json" >"$OUT/selftest-$1.json"
     python3 - "$1" "$2" "$3" "$4" "$5" "$json" <<'EOF'
 import json, sys
 node, kind, hp, pmp, upnp, text = sys.argv[1:]
@@ -253,6 +271,12 @@ print(f"| {node} ({kind}) | " + " | ".join(cells) + " |")
 sys.exit(1 if bad else 0)
 EOF
 }
+selftest_ipv6_row() { # selftest_ipv6_row NODE EXPECTED_ADDRESS (empty: none), from selftest_row's report
+    local got
+    got=$(python3 -c 'import json, sys; print(",".join(json.load(open(sys.argv[1]))["ipv6"]["global_addresses"]))' \
+        "$OUT/selftest-$1.json" 2>/dev/null || echo "no report")
+    if [ "$got" = "$2" ]; then echo "| $1 | ${got:-none} | ${2:-none} |"; else echo "| $1 | ${got:-none} ✗ | ${2:-none} |"; return 1; fi
+}
 {
     echo "| site (behaviour) | behind NAT | mapping | filtering | port preservation | hairpinning | NAT-PMP | UPnP IGD |"
     echo "|---|---|---|---|---|---|---|---|"
@@ -265,6 +289,12 @@ EOF
     selftest_row h-igd upnp False False True || fail "self-test igd"
     selftest_row h-hp prc True False False || fail "self-test hp"
     selftest_row h-nohp prc False False False || fail "self-test nohp"
+    selftest_row h-t6 sym False False False || fail "self-test t6"
+    echo
+    echo "| site | IPv6 global addresses (connectd -n) | expected |"
+    echo "|---|---|---|"
+    selftest_ipv6_row h-t6 "2001:db8:$(awk '$1 == "t6" { print $3 }' "$NATLAB_STATE/sites")::2" || fail "self-test t6: IPv6"
+    selftest_ipv6_row h-tsym "" || fail "self-test tsym: IPv6"
 } >"$OUT/selftest.md"
 echo; echo "== self-test (connectd -n) vs the lab"; cat "$OUT/selftest.md"
 
