@@ -59,6 +59,13 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// A global unicast IPv6 address (2000::/3): one a peer anywhere can reach when no firewall stops it.
+/// Not link-local (fe80::/10: valid on one link only), not unique-local (fc00::/7), not IPv4-mapped,
+/// loopback or multicast. Behind a home router such an address is not translated, only firewalled.
+pub fn is_global_ipv6(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xe000) == 0x2000)
+}
+
 /// Best effort: a smaller buffer only costs speed.
 fn grow_buffers(socket: &Socket) {
     let _ = socket.set_recv_buffer_size(BUFFER_BYTES);

@@ -96,16 +96,9 @@ pub async fn bind_session_udp(server_addr: SocketAddr) -> Result<UdpSocket> {
 /// few per prefix; the peer probes each one).
 const MAX_IPV6_CANDIDATES: usize = 3;
 
-/// A global unicast IPv6 address (2000::/3): one a peer anywhere can reach when no firewall stops it.
-/// Not link-local (fe80::/10: valid on one link only), not unique-local (fc00::/7: a peer at the same site
-/// reaches us at our IPv4 LAN address anyway, and a remote peer could hit another site's identical
-/// private prefix), not IPv4-mapped, loopback or multicast.
-pub fn is_global_ipv6(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xe000) == 0x2000,
-        IpAddr::V4(_) => false,
-    }
-}
+/// Which IPv6 addresses become candidates. Not unique-local ones: a peer at the same site reaches us at
+/// our IPv4 LAN address anyway, and a remote peer could hit another site's identical private prefix.
+pub use crate::udp_socket::is_global_ipv6;
 
 /// Our global IPv6 addresses on the session socket's `port`, from the OS's interface list (first in its
 /// order, at most [`MAX_IPV6_CANDIDATES`]). Empty without IPv6 or when listing the interfaces fails.

@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use p2p_link::udp_socket::is_global_ipv6;
 use p2p_proto::control::ServerMsg;
 use p2p_proto::wire::{self, Kind, RelayBind, Role};
 use p2p_proto::Uid;
@@ -570,13 +571,6 @@ fn is_private(ip: IpAddr) -> bool {
         }
         IpAddr::V6(v6) => v6.is_unique_local(),
     }
-}
-
-/// A global unicast IPv6 address (2000::/3). Behind a home router there is no NAT66: the host's own
-/// address is the one peers reach, and a peer that talks to the server over IPv4 has no other way to
-/// tell it to the other side.
-fn is_global_ipv6(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xe000) == 0x2000)
 }
 
 /// Both in one /64 (one IPv6 subnet: a host's privacy addresses share it).
