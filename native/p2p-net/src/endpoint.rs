@@ -289,7 +289,7 @@ impl EndpointTask {
         }
         self.flush(now, send_buf).await;
         for slot in self.sessions.values_mut() {
-            release_relay(self.io.socket(), slot);
+            release_relay(&self.io, slot);
             let _ = slot.spec.notices.send(Notice::Closed(CloseReason::Local));
         }
         self.sessions.clear();
@@ -310,9 +310,9 @@ impl EndpointTask {
     }
 
     fn service_timers(&mut self, now: Instant) {
-        let socket = self.io.socket();
+        let io = &self.io;
         if let Some((request, dest)) = self.mapping.due(now) {
-            let _ = socket.try_send_to(&request, dest);
+            let _ = io.try_send_to(&request, dest);
         }
         for slot in self.sessions.values_mut() {
             if slot.session.poll_timeout().is_some_and(|t| t <= now) {
@@ -320,7 +320,7 @@ impl EndpointTask {
             }
             if slot.next_bind <= now {
                 // A lost bind is repeated on the next tick: no need to wait for the socket.
-                let _ = socket.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
+                let _ = io.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
                 slot.next_bind = now
                     + if slot.bind_acked {
                         BIND_REFRESH
@@ -448,7 +448,7 @@ impl EndpointTask {
             Kind::ProbeResponse => {
                 let now = Instant::now();
                 if let Some((request, dest)) = self.mapping.on_response(now, from, data) {
-                    let _ = self.io.socket().try_send_to(&request, dest);
+                    let _ = self.io.try_send_to(&request, dest);
                 }
                 if let Some(m) = self.mapping.result() {
                     for slot in self.sessions.values_mut() {
@@ -478,7 +478,8 @@ impl EndpointTask {
                 candidates,
             } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
-                    slot.session.add_candidates(Instant::now(), &candidates);
+                    let usable = usable_candidates(self.io.local_addr(), &candidates);
+                    slot.session.add_candidates(Instant::now(), &usable);
                 }
             }
             Command::OpenStream { session_id, tcp } => self.open_stream(session_id, tcp),
@@ -697,10 +698,10 @@ impl EndpointTask {
 
     /// Removes sessions that have closed and have nothing left to send.
     fn reap_closed(&mut self, now: Instant) {
-        let socket = self.io.socket();
+        let io = &self.io;
         self.sessions.retain(|_, slot| {
             if slot.session.is_closed() {
-                release_relay(socket, slot);
+                release_relay(io, slot);
                 slot.publish_stats(now);
                 false
             } else {
@@ -710,12 +711,22 @@ impl EndpointTask {
     }
 }
 
+/// The peer's candidates as this socket can use them: IPv4-mapped ones as IPv4, and IPv6 ones only when
+/// the socket is IPv6 (dual-stack); an IPv4-only socket cannot send to them.
+fn usable_candidates(local: SocketAddr, candidates: &[SocketAddr]) -> Vec<SocketAddr> {
+    candidates
+        .iter()
+        .map(|&c| crate::udp_socket::canonical(c))
+        .filter(|c| local.is_ipv6() || c.is_ipv4())
+        .collect()
+}
+
 /// Tells the relay the session ended so it frees the session (and its user's place) at once instead
 /// of after its idle timeout. Twice, as a lost datagram only delays that; best effort, no answer.
-fn release_relay(socket: &UdpSocket, slot: &SessionSlot) {
+fn release_relay(io: &UdpIo, slot: &SessionSlot) {
     let release = slot.spec.relay_bind().encode_release();
     for _ in 0..2 {
-        let _ = socket.try_send_to(&release, slot.spec.relay);
+        let _ = io.try_send_to(&release, slot.spec.relay);
     }
 }
 

@@ -33,7 +33,8 @@ pub use p2p_link::udp_socket;
 pub use error::{Error, ErrorKind, Result};
 pub use selftest::{SelfTestConfig, SelfTestReport};
 pub use status::{
-    end_reason, LastError, PathKind, TargetState, TargetStatus, TunnelState, TunnelStatus,
+    end_reason, LastError, PathFamily, PathKind, TargetState, TargetStatus, TunnelState,
+    TunnelStatus,
 };
 pub use target::Target;
 pub use tunnel::Tunnel;

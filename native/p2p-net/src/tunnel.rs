@@ -20,7 +20,9 @@ use crate::grant::ParsedGrant;
 use crate::portmap::PortMapper;
 use crate::server_list::{on_first_reachable, ServerList};
 use crate::session_setup::{self, lock, SharedStats, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
-use crate::status::{end_reason, LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
+use crate::status::{
+    end_reason, LastError, PathFamily, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER,
+};
 use crate::{clock, net_util, Result};
 
 /// How long a TCP connection accepted while no session is up may wait for one before it is closed.
@@ -101,6 +103,7 @@ impl Tunnel {
             state: TunnelState::Connecting,
             local_endpoint: local_addr.to_string(),
             path: None,
+            path_family: None,
             encryption: cfg.encryption.name().to_string(),
             aead: None,
             peer_endpoint: None,
@@ -343,6 +346,7 @@ impl TunnelDriver {
         self.set(|s| {
             s.state = state;
             s.path = None;
+            s.path_family = None;
             s.peer_silent_ms = None;
             s.streams_open = 0;
             if error.is_some() {
@@ -364,6 +368,7 @@ impl TunnelDriver {
             self.set(|s| {
                 s.state = TunnelState::Reconnecting;
                 s.path = None;
+                s.path_family = None;
                 s.peer_silent_ms = None;
                 s.reconnect_attempts += 1;
             });
@@ -401,7 +406,7 @@ impl TunnelDriver {
         let local_udp = endpoint.local_addr().port();
         let local_candidates = session_setup::local_candidates(
             server_addr,
-            local_udp,
+            endpoint.local_addr(),
             port_mapper.as_mut(),
             crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed()),
         )
@@ -528,8 +533,10 @@ impl TunnelDriver {
                 };
                 progress.relayed = kind == PathKind::Relayed;
                 log::info!("path is now {kind:?} ({peer})");
+                let family = (kind != PathKind::Relayed).then(|| PathFamily::of(peer));
                 self.set(|s| {
                     s.path = Some(kind);
+                    s.path_family = family;
                     s.peer_endpoint = Some(peer.to_string());
                 });
             }
@@ -566,6 +573,7 @@ impl TunnelDriver {
             s.aead = aead.map(|a| a.name().to_string());
             s.peer_silent_ms = Some(0);
             s.path = Some(PathKind::Relayed);
+            s.path_family = None;
             s.peer_endpoint = Some(session.relay.to_string());
             s.connected_at = Some(clock::now_rfc3339());
             s.last_error = None;
