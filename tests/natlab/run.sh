@@ -328,7 +328,8 @@ mapped_before=$(lab exec r-iupnp nft list chain inet upnp prerouting_miniupnpd 2
 for p in "${PAIRS[@]}"; do
     pid=$(pid_of "$OUT/logs/init-$p.log"); [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
 done
-for _ in $(seq 10); do
+# Each initiator deletes its mapping as it exits; on a loaded machine the last ones take a few seconds.
+for _ in $(seq 30); do
     sleep 0.5
     mapped_after=$(lab exec r-iupnp nft list chain inet upnp prerouting_miniupnpd 2>/dev/null | grep -c dnat || true)
     [ "$mapped_after" = 0 ] && break
