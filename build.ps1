@@ -69,7 +69,11 @@ $PesterVersion = '5.7.1'
 # Get-PwshPath: the PowerShell executable to start child processes with (shared with the tests).
 Import-Module (Join-Path $Root 'Pester/Support/P2PLab.psm1') -Force
 
-function Write-Step([string] $Text) { Write-Host "==> $Text" -ForegroundColor Cyan }
+# Each step with the time since the script started, so a slow CI run shows where its minutes went.
+$script:Started = [System.Diagnostics.Stopwatch]::StartNew()
+function Write-Step([string] $Text) {
+    Write-Host ("==> [{0:hh\:mm\:ss}] {1}" -f $script:Started.Elapsed, $Text) -ForegroundColor Cyan
+}
 
 function Invoke-Native {
     <# Runs a program; throws when it fails. #>
@@ -100,11 +104,17 @@ function Get-RuntimeBuild([string] $Rid) {
     }
 }
 
+# What a runtime's build compiles: the native library and the two programs.
+function Get-CargoBuildArgs {
+    $cargoArgs = @('build', '-p', 'p2p-ffi', '-p', 'connectd', '-p', 'p2p-server')
+    if ($Configuration -eq 'Release') { $cargoArgs += '--release' }
+    $cargoArgs
+}
+
 function Invoke-CargoBuild([string] $Rid) {
     $b = Get-RuntimeBuild $Rid
     Write-Step "cargo build $Rid (native library, connectd, p2p-server)"
-    $cargoArgs = @('build', '-p', 'p2p-ffi', '-p', 'connectd', '-p', 'p2p-server')
-    if ($Configuration -eq 'Release') { $cargoArgs += '--release' }
+    $cargoArgs = Get-CargoBuildArgs
     Push-Location $Root
     try {
         if ($b.Cross) { Invoke-Native bash (@((Join-Path $Root 'tools/windows/cross.sh'), 'cargo') + $cargoArgs) }
@@ -187,39 +197,43 @@ function Invoke-NatLab {
 
 function Invoke-Test {
     $failed = @()
-    if (-not $SkipCargoTest) {
-        # One profile for everything: the system tests run the binaries of the profile they were built
-        # in, and building debug and release both would double the build time.
-        # --lib as well: the test build of the native library (p2p-ffi-testhooks) for Pester's panic test.
-        Write-Step 'cargo build --release --workspace --bins --lib'
-        Push-Location $Root
-        try {
-            & cargo build --release --workspace --bins --lib
-            if ($LASTEXITCODE -ne 0) { throw "cargo build failed (exit code $LASTEXITCODE)" }
-            Write-Step 'cargo test --workspace --release --no-fail-fast'
-            & cargo test --workspace --release --no-fail-fast
-            if ($LASTEXITCODE -ne 0) { $failed += "cargo test (exit code $LASTEXITCODE)" }
-        } finally { Pop-Location }
-        $failed += Invoke-NatLab
-    }
     $withWindows = $IsLinux -and -not $SkipWindows
-    if ($withWindows) {
-        # The package holds both platforms' libraries; its Pester test installs it.
-        Invoke-Package
-        if (-not $SkipCargoTest) { $failed += Invoke-WindowsTest }
-        $env:REMOTEITP2P_PACKAGE_DIR = Join-Path $Out 'packages'
-    } elseif (-not (Test-Path (Join-Path $ModuleOut 'RemoteItP2P.psd1'))) { Invoke-Build }
-    Install-Pester
-    Write-Step 'Pester'
-    $results = Join-Path $Out 'TestResults'
-    New-Item -ItemType Directory -Path $results -Force | Out-Null
-    $xml = Join-Path $results 'pester.xml'
-    # The package test installs out/packages, which only the Windows part makes.
-    $excluded = if ($withWindows) { '' } else { "'$(Join-Path $Root 'Pester/Package.Tests.ps1')'" }
-    $summary = Join-Path $results 'pester-summary.json'
-    # A child process: the tests load the module and the native library, start and remove sessions, and
-    # must not share this process's state.
-    $script = @"
+    $prebuild = $null
+    try {
+        if (-not $SkipCargoTest) {
+            # One profile for everything: the system tests run the binaries of the profile they were built
+            # in, and building debug and release both would double the build time.
+            # --lib as well: the test build of the native library (p2p-ffi-testhooks) for Pester's panic test.
+            Write-Step 'cargo build --release --workspace --bins --lib'
+            Push-Location $Root
+            try {
+                & cargo build --release --workspace --bins --lib
+                if ($LASTEXITCODE -ne 0) { throw "cargo build failed (exit code $LASTEXITCODE)" }
+                if ($withWindows) { $prebuild = Start-WindowsPrebuild }
+                Write-Step 'cargo test --workspace --release --no-fail-fast'
+                & cargo test --workspace --release --no-fail-fast
+                if ($LASTEXITCODE -ne 0) { $failed += "cargo test (exit code $LASTEXITCODE)" }
+            } finally { Pop-Location }
+            $failed += Invoke-NatLab
+        }
+        if ($withWindows) {
+            Wait-WindowsPrebuild $prebuild
+            # The package holds both platforms' libraries; its Pester test installs it.
+            Invoke-Package
+            if (-not $SkipCargoTest) { $failed += Invoke-WindowsTest }
+            $env:REMOTEITP2P_PACKAGE_DIR = Join-Path $Out 'packages'
+        } elseif (-not (Test-Path (Join-Path $ModuleOut 'RemoteItP2P.psd1'))) { Invoke-Build }
+        Install-Pester
+        Write-Step 'Pester'
+        $results = Join-Path $Out 'TestResults'
+        New-Item -ItemType Directory -Path $results -Force | Out-Null
+        $xml = Join-Path $results 'pester.xml'
+        # The package test installs out/packages, which only the Windows part makes.
+        $excluded = if ($withWindows) { '' } else { "'$(Join-Path $Root 'Pester/Package.Tests.ps1')'" }
+        $summary = Join-Path $results 'pester-summary.json'
+        # A child process: the tests load the module and the native library, start and remove sessions, and
+        # must not share this process's state.
+        $script = @"
 `$ErrorActionPreference = 'Stop'
 Import-Module Pester -RequiredVersion $PesterVersion
 `$c = New-PesterConfiguration
@@ -234,24 +248,28 @@ Import-Module Pester -RequiredVersion $PesterVersion
 @{ Passed = `$r.PassedCount; Failed = `$r.FailedCount; Skipped = `$r.SkippedCount; Total = `$r.TotalCount; Result = `$r.Result } |
     ConvertTo-Json | Set-Content -LiteralPath '$summary'
 "@
-    $env:REMOTEITP2P_MODULE_PATH = $ModuleOut
-    $pwsh = (Get-PwshPath)
-    & $pwsh -NoProfile -NonInteractive -Command $script
-    $exit = $LASTEXITCODE
-    if (Test-Path $summary) {
-        $s = Get-Content $summary -Raw | ConvertFrom-Json
-        Write-Host "Test results (NUnit XML): $xml"
-        Write-Host "Pester: $($s.Passed) passed, $($s.Failed) failed, $($s.Skipped) skipped"
-        if ($s.Failed -gt 0 -or $s.Result -ne 'Passed') { $failed += "Pester ($($s.Failed) failed)" }
-    } else {
-        $failed += "Pester did not run to the end (exit code $exit)"
-    }
-    if ($withWindows) {
-        # The same suite with PowerShell for Windows under wine, against the win-x64 module and the
-        # Windows server and target.
-        Write-Step 'Pester with PowerShell for Windows under wine (tools/windows/pester-under-wine.sh)'
-        & bash (Join-Path $Root 'tools/windows/pester-under-wine.sh') | Out-Host
-        if ($LASTEXITCODE -ne 0) { $failed += "Pester under wine (exit code $LASTEXITCODE)" }
+        $env:REMOTEITP2P_MODULE_PATH = $ModuleOut
+        $pwsh = (Get-PwshPath)
+        & $pwsh -NoProfile -NonInteractive -Command $script
+        $exit = $LASTEXITCODE
+        if (Test-Path $summary) {
+            $s = Get-Content $summary -Raw | ConvertFrom-Json
+            Write-Host "Test results (NUnit XML): $xml"
+            Write-Host "Pester: $($s.Passed) passed, $($s.Failed) failed, $($s.Skipped) skipped"
+            if ($s.Failed -gt 0 -or $s.Result -ne 'Passed') { $failed += "Pester ($($s.Failed) failed)" }
+        } else {
+            $failed += "Pester did not run to the end (exit code $exit)"
+        }
+        if ($withWindows) {
+            # The same suite with PowerShell for Windows under wine, against the win-x64 module and the
+            # Windows server and target.
+            Write-Step 'Pester with PowerShell for Windows under wine (tools/windows/pester-under-wine.sh)'
+            & bash (Join-Path $Root 'tools/windows/pester-under-wine.sh') | Out-Host
+            if ($LASTEXITCODE -ne 0) { $failed += "Pester under wine (exit code $LASTEXITCODE)" }
+        }
+    } finally {
+        # A run stopped early leaves no compiler behind.
+        if ($prebuild -and -not $prebuild.HasExited) { $prebuild.Kill($true) }
     }
     if ($failed) { throw "Test failed: $($failed -join '; ')" }
 }
@@ -279,6 +297,36 @@ function Invoke-Package {
     Write-Host "    $($nupkg.FullName) ($([math]::Round($nupkg.Length / 1MB, 1)) MB)"
 }
 
+# The crates with Windows code whose unit tests run under wine, and the test build of the library.
+$WindowsUnitTestArgs = @('--release', '-p', 'p2p-link', '-p', 'p2p-net', '-p', 'connectd', '-p', 'p2p-ffi',
+    '-p', 'p2p-ffi-testhooks', '-p', 'p2p-config')
+$WindowsTestLibraryArgs = @('--release', '-p', 'p2p-ffi-testhooks')
+
+# The Windows cross build takes about 12 minutes of CPU, while the Linux system tests and the NAT lab
+# mostly wait on sockets and timers. So Test starts the cross compilations in the background at the
+# lowest priority (the tests keep the CPU whenever they want it) and the Windows steps later find them
+# done. Nothing is judged here: those steps run the same cargo commands again, which report any error.
+function Start-WindowsPrebuild {
+    $cross = Join-Path $Root 'tools/windows/cross.sh'
+    $log = Join-Path $Out 'windows-prebuild.log'
+    New-Item -ItemType Directory -Path $Out -Force | Out-Null
+    $steps = @(
+        (@('cargo') + (Get-CargoBuildArgs)),
+        (@('cargo', 'test') + $WindowsUnitTestArgs + @('--no-run')),
+        (@('cargo', 'build') + $WindowsTestLibraryArgs)
+    ) | ForEach-Object { "bash '$cross' $($_ -join ' ')" }
+    Write-Step "Windows cross build in the background at the lowest priority (log: $log)"
+    Start-Process -FilePath nice -ArgumentList @('-n', '19', 'bash', '-c', "`"$($steps -join '; ')`"") `
+        -WorkingDirectory $Root -RedirectStandardOutput $log -RedirectStandardError "$log.err" -PassThru
+}
+
+function Wait-WindowsPrebuild($Process) {
+    if (-not $Process) { return }
+    Write-Step 'waiting for the background Windows cross build'
+    $Process.WaitForExit()
+    Write-Host "    background Windows cross build done (exit code $($Process.ExitCode))"
+}
+
 # The Windows build under wine (Linux only): the unit tests of the crates with Windows code, run by wine
 # as cargo's runner, then the system tests of connectd.exe and remoteitp2p.dll (tests/windows_wine.rs).
 # Returns failure texts.
@@ -290,10 +338,10 @@ function Invoke-WindowsTest {
         # The crates with Windows code (sockets, console signals, the C ABI's panic boundary, paths).
         Write-Step 'cargo test --target x86_64-pc-windows-gnu (under wine): p2p-link, p2p-net, connectd, p2p-ffi (and its test build), p2p-config'
         # Their output to the host: this function's output is its list of failures.
-        & bash $cross cargo test --release -p p2p-link -p p2p-net -p connectd -p p2p-ffi -p p2p-ffi-testhooks -p p2p-config --no-fail-fast | Out-Host
+        & bash $cross cargo test @WindowsUnitTestArgs --no-fail-fast | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "Windows unit tests under wine (exit code $LASTEXITCODE)" }
         # The test build of the library into the target folder, for the Pester panic test under wine.
-        & bash $cross cargo build --release -p p2p-ffi-testhooks | Out-Host
+        & bash $cross cargo build @WindowsTestLibraryArgs | Out-Host
         if ($LASTEXITCODE -ne 0) { $failed += "cargo build p2p-ffi-testhooks for Windows (exit code $LASTEXITCODE)" }
         Write-Step 'tests/windows_wine.rs (connectd.exe and remoteitp2p.dll under wine)'
         $env:P2P_WIN_BIN_DIR = (Get-RuntimeBuild 'win-x64').Dir

@@ -111,11 +111,16 @@ pub fn parse_limit(text: &str) -> Result<u32, String> {
 /// service, tried in turn); an IPv6 literal goes in brackets (`[::1]:5980`). Hosts are only checked for
 /// shape: whether they resolve is the network layer's business.
 pub fn check_server_address(text: &str) -> Result<(), String> {
-    text.split(',')
-        .try_for_each(|node| check_one_server(node.trim()))
+    server_nodes(text).try_for_each(check_server_node)
 }
 
-fn check_one_server(text: &str) -> Result<(), String> {
+/// The nodes of a server list (`a:5980, b:5980`), trimmed, in the order given.
+pub fn server_nodes(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim)
+}
+
+/// One node's `host:port` (or `[v6]:port`).
+pub fn check_server_node(text: &str) -> Result<(), String> {
     let bad = |why: &str| {
         format!(
             "invalid server address '{}': {why} (expected host:port, like relay.example.com:5980 or [::1]:5980)",

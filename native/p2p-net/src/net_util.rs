@@ -43,20 +43,8 @@ pub async fn resolve_within(server: &str, timeout: Duration) -> Result<SocketAdd
 
 /// Checks the shape `host:port` (or `[v6]:port`) so a typo gets a config error, not a DNS error.
 pub(crate) fn check_host_port(server: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Error::new(
-            ErrorKind::InvalidConfig,
-            format!("invalid server address '{server}': {why} (expected host:port)"),
-        )
-    };
-    let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad("the port must be a number from 1 to 65535")),
-        Ok(_) => Ok(()),
-    }
+    p2p_config::values::check_server_node(server)
+        .map_err(|why| Error::new(ErrorKind::InvalidConfig, why))
 }
 
 /// The unspecified address (`0.0.0.0` or `::`) of `addr`'s family.

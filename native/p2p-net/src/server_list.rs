@@ -20,7 +20,9 @@ pub struct ServerList {
 impl ServerList {
     /// Parses `host:port[,host:port...]`. Errors ([`ErrorKind::InvalidConfig`]) name the bad entry.
     pub fn parse(text: &str) -> Result<ServerList> {
-        let nodes: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
+        let nodes: Vec<String> = p2p_config::values::server_nodes(text)
+            .map(str::to_string)
+            .collect();
         if nodes.iter().any(String::is_empty) {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,

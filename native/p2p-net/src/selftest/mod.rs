@@ -72,11 +72,9 @@ impl SelfTestConfig {
         server: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> SelfTestConfig {
-        let server = server
-            .split(',')
+        let server = p2p_config::values::server_nodes(server)
             .next()
             .unwrap_or_default()
-            .trim()
             .to_string();
         let host = server
             .rsplit_once(':')

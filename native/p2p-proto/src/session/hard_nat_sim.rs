@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::hard_nat::MAX_SPRAY_PROBES;
+use super::stepped::Stepped;
 use super::*;
 use crate::wire::Role;
 
@@ -166,6 +167,21 @@ impl World {
         }
     }
 
+    fn punch(&mut self) {
+        assert!(
+            self.run_until(Duration::from_secs(5), |w| w.easy.is_connected()
+                && w.hard.is_connected())
+        );
+        self.easy.add_candidates(self.now, &[HARD_SEEN]);
+        self.hard.add_candidates(self.now, &[EASY_PUBLIC]);
+    }
+}
+
+impl Stepped for World {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
     fn step(&mut self) {
         self.transmit();
         let mut next = self.now + Duration::from_millis(100);
@@ -200,24 +216,6 @@ impl World {
             while s.poll_event().is_some() {}
         }
     }
-
-    fn run(&mut self, limit: Duration, done: impl Fn(&World) -> bool) -> bool {
-        let end = self.now + limit;
-        while self.now < end {
-            if done(self) {
-                return true;
-            }
-            self.step();
-        }
-        done(self)
-    }
-
-    fn punch(&mut self) {
-        assert!(self.run(Duration::from_secs(5), |w| w.easy.is_connected()
-            && w.hard.is_connected()));
-        self.easy.add_candidates(self.now, &[HARD_SEEN]);
-        self.hard.add_candidates(self.now, &[EASY_PUBLIC]);
-    }
 }
 
 fn direct(s: &Session) -> Option<SocketAddr> {
@@ -234,7 +232,7 @@ fn a_hard_nat_facing_an_easy_one_goes_direct_through_one_of_the_extra_ports() {
         w.punch();
         let t0 = w.now;
         assert!(
-            w.run(Duration::from_secs(12), |w| direct(&w.easy).is_some()
+            w.run_until(Duration::from_secs(12), |w| direct(&w.easy).is_some()
                 && direct(&w.hard).is_some()),
             "seed {seed}: still relayed after {} spray probes",
             w.spray_probes
@@ -248,7 +246,7 @@ fn a_hard_nat_facing_an_easy_one_goes_direct_through_one_of_the_extra_ports() {
         assert!(sprayed > 0 && sprayed <= u64::from(MAX_SPRAY_PROBES));
         let took = w.now - t0;
         // The spray stops with the direct path, and the extra ports are let go.
-        w.run(Duration::from_secs(3), |_| false);
+        w.run_until(Duration::from_secs(3), |_| false);
         assert_eq!(w.spray_probes, sprayed, "seed {seed}");
         assert!(!w.hard.wants_extra_ports(w.now));
         assert_eq!(direct(&w.easy), Some(found), "seed {seed}: the path holds");
@@ -261,13 +259,13 @@ fn without_one_easy_and_one_hard_side_nothing_is_sprayed_or_opened() {
     let mut w = World::new(7, NatMapping::EndpointIndependent);
     // Both sides independent: ordinary punching, no spray, no extra ports.
     w.punch();
-    w.run(Duration::from_secs(12), |_| false);
+    w.run_until(Duration::from_secs(12), |_| false);
     assert_eq!((w.spray_probes, w.extra_ports), (0, 0));
 
     let mut w = World::new(8, NatMapping::EndpointDependent);
     w.easy.set_nat_mapping(w.now, NatMapping::EndpointDependent);
     w.punch();
-    w.run(Duration::from_secs(12), |_| false);
+    w.run_until(Duration::from_secs(12), |_| false);
     assert_eq!((w.spray_probes, w.extra_ports), (0, 0));
     assert_eq!(direct(&w.easy), None);
 }

@@ -19,6 +19,8 @@ mod paths;
 mod recovery;
 mod recv_buffer;
 pub mod send_buffer;
+#[cfg(test)]
+mod stepped;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Deterministic tests of whole sessions: two `Session`s joined by a simulated network with a
 //! virtual clock, where loss, duplication, reordering, delay and blocked paths are chosen per test.
 
+use super::stepped::Stepped;
 use super::*;
 use crate::wire::Role;
 
@@ -213,6 +214,21 @@ impl Sim {
         }
     }
 
+    fn connect(&mut self) {
+        assert!(
+            self.run_until(Duration::from_secs(10), |s| s.i.is_connected()
+                && s.t.is_connected())
+        );
+        assert!(self.i_events.contains(&Event::Connected));
+        assert!(self.t_events.contains(&Event::Connected));
+    }
+}
+
+impl Stepped for Sim {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Advances the clock to the next delivery or timer and handles it.
     fn step(&mut self) {
         self.transmit();
@@ -244,26 +260,6 @@ impl Sim {
             }
         }
         self.transmit();
-    }
-
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
-        let end = self.now + limit;
-        while self.now < end {
-            if done(self) {
-                return true;
-            }
-            self.step();
-        }
-        done(self)
-    }
-
-    fn connect(&mut self) {
-        assert!(
-            self.run_until(Duration::from_secs(10), |s| s.i.is_connected()
-                && s.t.is_connected())
-        );
-        assert!(self.i_events.contains(&Event::Connected));
-        assert!(self.t_events.contains(&Event::Connected));
     }
 }
 
