@@ -500,16 +500,19 @@ mod tests {
         ));
     }
 
+    /// The configuration `p2p-server run EXTRA...` runs with.
+    fn run_args(extra: &[&str]) -> Result<Config> {
+        let mut argv = vec!["p2p-server", "run"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => run_config(Path::new("d"), args),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn limits_reach_the_configuration() {
-        let run_args = |extra: &[&str]| {
-            let mut argv = vec!["p2p-server", "run"];
-            argv.extend_from_slice(extra);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Run(args) => run_config(Path::new("d"), args).unwrap(),
-                other => panic!("{other:?}"),
-            }
-        };
+        let run_args = |extra: &[&str]| run_args(extra).unwrap();
         let defaults = run_args(&[]);
         let library = Config::new("d");
         assert_eq!(defaults.relay.max_sessions_per_user, 64);
@@ -534,14 +537,6 @@ mod tests {
 
     #[test]
     fn listeners_take_one_address_of_each_family() {
-        let run_args = |extra: &[&str]| {
-            let mut argv = vec!["p2p-server", "run"];
-            argv.extend_from_slice(extra);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Run(args) => run_config(Path::new("d"), args),
-                other => panic!("{other:?}"),
-            }
-        };
         let both = run_args(&[
             "--control",
             "[2001:db8::1]:5980,198.18.0.1:5980",
