@@ -45,6 +45,24 @@ Describe 'Test-P2PNetwork against a server on other ports (item 3)' {
         ($r.Problems -join "`n") | Should -Match 'key'
     }
 
+    It 'reports this host''s global IPv6 addresses, as the report''s IPv6 line does' {
+        $r = Test-P2PNetwork -Server $Lab.Server -ServerKey $Lab.ServerKey -TimeoutSec 3
+        $r.PSObject.Properties.Name | Should -Contain 'Ipv6'
+        $got = @($r.Ipv6.GlobalAddresses)
+        if ($IsLinux) {
+            # What the system has: global unicast (2000::/3) addresses; a connection offers at most 3.
+            $system = @(ip -6 -o addr show scope global 2>$null |
+                ForEach-Object { ($_ -split '\s+')[3] -replace '/.*$' } | Where-Object { $_ -match '^[23]' })
+            $got.Count | Should -Be ([Math]::Min($system.Count, 3))
+            foreach ($a in $got) { $system | Should -Contain $a }
+        }
+        if ($got.Count -eq 0) {
+            $r.Report | Should -Match 'IPv6: no global address'
+        } else {
+            foreach ($a in $got) { $r.Report | Should -Match ([regex]::Escape($a)) }
+        }
+    }
+
     It 'without a key it says that it probed the default ports, and why' {
         $r = Test-P2PNetwork -Server $Lab.Server -TimeoutSec 1
         $r.Control.Checked | Should -BeFalse

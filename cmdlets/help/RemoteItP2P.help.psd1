@@ -157,6 +157,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
             'Test-P2PNetwork checks DNS, TCP and UDP reachability of the server, classifies the NAT''s mapping and filtering behaviour from the server''s probe ports, looks for NAT-PMP and UPnP routers and runs the ciphers'' known-answer tests. Every probe has a time-out, so it finishes within seconds even when the server is down; the report then says what failed (Compatible False, Problems). Ctrl+C abandons the test at once.'
             'With the server''s key (-ServerKey or $env:P2P_SERVER_KEY) it checks the key over the control channel and asks the server which UDP ports to probe, so a server on any ports is tested on its own ports (Control.ProbeAddrsFrom says "server"). Without a key it probes the default ports (5959, 5960, and 5961 on a second address) and Control.Error says so. $env:P2P_PROBE_ADDR1 to 3 override single addresses.'
             'The Report property holds the text connectd -n prints.'
+            'Ipv6.GlobalAddresses lists this host''s global IPv6 addresses (the IPv6 candidates a connection offers its peer; empty without IPv6), as the report''s "IPv6:" line does: with one, peers that have IPv6 too are reached directly over IPv6 whatever the IPv4 NATs do. Tcp.SourceIp is the address this host reached the server from: an IPv6 one on an IPv6-only network, where Nat.PublicIp is IPv6 too and Nat.BehindNat False (IPv6 is not translated).'
         )
         Parameters  = @{
             Server     = 'host:port of the server. Default: $env:P2P_SERVER.'
@@ -167,6 +168,7 @@ catch { if ($_.FullyQualifiedErrorId -like 'P2PAuthenticationFailed,*') { 'wrong
         Examples    = @(
             @{ Title = 'Check this network'; Code = 'Test-P2PNetwork -Server p2p.example.com:5980 -ServerKey $key'; Remarks = 'Shows the verdict, whether a direct path is likely, and the problems found; the UDP probes go to the ports the server names.' }
             @{ Title = 'The full report'; Code = '(Test-P2PNetwork).Report'; Remarks = 'The text connectd -n prints, with $env:P2P_SERVER as the server.' }
+            @{ Title = 'Does this host have IPv6?'; Code = '(Test-P2PNetwork).Ipv6.GlobalAddresses'; Remarks = 'The global IPv6 addresses a connection offers as direct-path candidates; none means direct paths use IPv4 only.' }
         )
         Links       = @('New-P2PConnection')
     }

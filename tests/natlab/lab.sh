@@ -3,7 +3,7 @@
 # NATs P2P software meets in the wild. Nothing leaves the machine: every address lives inside a namespace.
 #
 #   lab.sh check                      exit 0 when the lab can run here, 77 (with a reason) when it cannot
-#   lab.sh up SITE=KIND[:2][:hairpin][:nopmp][:v6][:via=CARRIER] ...   build the lab (the server plus one
+#   lab.sh up SITE=KIND[:2][:hairpin][:nopmp][:v6|:v6only][:via=CARRIER] ...   build the lab (the server plus one
 #                                     site per argument)
 #   lab.sh down                       remove everything this lab created (namespaces, daemons, state)
 #   lab.sh exec NODE CMD...           run CMD in a node: srv, r-SITE (router), h-SITE (host), h-SITE-2
@@ -24,7 +24,8 @@
 # filtering, hairpinning with ":hairpin"), with no hosts of its own; a site with ":via=CARRIER" (listed
 # after its carrier) is a home router whose WAN is in the carrier's 100.64.0.0/10 instead of public.
 # ":v6" gives the site routed global IPv6 besides its IPv4 NAT (no NAT66), with a stateful firewall on the
-# router that lets in only replies (as home routers do).
+# router that lets in only replies (as home routers do). ":v6only" is the same site with its hosts' IPv4
+# taken away (no address, no route): IPv6-only hosts, as on IPv6-only mobile and some ISP networks.
 #
 # Addresses: public segment 198.18.0.0/16 (server 198.18.0.1 and .0.2; router N: 198.18.10.N, after
 # `readdress` 198.18.11.N), reached through its ISP's router isp-SITE (198.18.20.N, proxy ARP: one routed
@@ -333,6 +334,17 @@ add_site_v6() {
     router_rules6 | ns "$r" nft -f - || die "nftables rejected the IPv6 ruleset of $site"
 }
 
+# v6only_hosts SITE HOSTS: the site's hosts keep IPv6 only (no IPv4 address, no IPv4 route).
+v6only_hosts() {
+    local k h
+    touch "$STATE/v6only-$1"
+    for k in $(seq 1 "$2"); do
+        h=$P-h-$1; [ "$k" = 1 ] || h=$h-$k
+        ns "$h" ip -4 route flush table main
+        ns "$h" ip -4 addr flush dev eth0
+    done
+}
+
 # route_ipv6_sites: the server and every IPv6 ISP reach each `:v6` site's LAN through that site's ISP.
 route_ipv6_sites() {
     local s idx n o
@@ -375,11 +387,12 @@ cmd_up() {
         case $kind in none|full|prc|sym|upnp|masq) ;; cgnat) hosts=0 ;; *) die "site $name: unknown kind '$kind'";; esac
         IFS=: read -ra parts <<<"${spec#"$kind"}"
         for part in "${parts[@]}"; do
-            case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; v6) v6=1 ;; via=*) carrier=${part#via=} ;;
+            case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; v6) v6=1 ;; v6only) v6=2 ;; via=*) carrier=${part#via=} ;;
                 *) die "site $name: unknown option '$part'";; esac
         done
         add_site "$name" "$kind" "$i" "$hosts" "$hairpin" "$pmp" "$carrier"
         [ $v6 = 0 ] || add_site_v6 "$name" "$i" "$hosts"
+        [ $v6 != 2 ] || v6only_hosts "$name" "$hosts"
     done
     route_ipv6_sites
     # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route
@@ -478,7 +491,7 @@ cmd_info() {
         printf '%-10s %-5s wan %-13s lan %-16s hosts %s%s%s%s\n' "$s" "$k" "$(wan_ip "$s")" "$(lan_net "$s")" "$h" \
             "$([ "$hp" = 1 ] && echo ' hairpin' || true)" "$([ "$k" = upnp ] && [ "$pmp" = 0 ] && echo ' no-NAT-PMP' || true)" \
             "$([ "${c:--}" != - ] && echo " behind carrier $c" || true)"
-        ! is_v6 "$s" || echo "           IPv6 lan $(v6_lan "$s")/64, firewall: replies only"
+        ! is_v6 "$s" || echo "           IPv6 lan $(v6_lan "$s")/64, firewall: replies only$([ ! -e "$STATE/v6only-$s" ] || echo "; hosts IPv6-only")"
     done <"$STATE/sites"
 }
 

@@ -1,6 +1,14 @@
 # Shared by run.sh and series.sh (sourced): timing helpers and the lab's server and targets.
 # Expects LAB (lab.sh), BIN (the binaries), OUT (logs and data) and SERVER (control host:port).
 
+# The server listens on both families; IPv6-only hosts reach it at SERVER6 (server_for tells which a node
+# uses: those of a ":v6only" site have no IPv4).
+SERVER6='[2001:db8::1]:5980'
+server_for() { # server_for NODE (h-SITE or h-SITE-2)
+    local site=${1#h-}; site=${site%-2}
+    if [ -e "$NATLAB_STATE/v6only-$site" ]; then echo "$SERVER6"; else echo "$SERVER"; fi
+}
+
 now_ms() { date +%s%3N; }
 lab() { "$LAB" "$@"; }
 # bg NODE LOG CMD...: run CMD in NODE, every output line prefixed with the time in ms (for timings).
@@ -30,9 +38,9 @@ start_server() {
         SECRET_OF[$t]=$("$BIN/p2p-server" device add "${UID_OF[$t]}" --owner labuser --generate-secret \
             --data-dir "$sdata" | awk '/^secret/ { print $2 }')
     done
-    bg srv "$OUT/logs/server.log" "$BIN/p2p-server" run --data-dir "$sdata" --control "$SERVER" \
-        --udp 198.18.0.1:5959 --udp2 198.18.0.1:5960 --udp3 198.18.0.2:5961 --stats-file "$OUT/stats.json" \
-        --max-sessions-per-user 500
+    bg srv "$OUT/logs/server.log" "$BIN/p2p-server" run --data-dir "$sdata" --control "$SERVER,$SERVER6" \
+        --udp '198.18.0.1:5959,[2001:db8::1]:5959' --udp2 '198.18.0.1:5960,[2001:db8::1]:5960' \
+        --udp3 '198.18.0.2:5961,[2001:db8::2]:5961' --stats-file "$OUT/stats.json" --max-sessions-per-user 500
     for _ in $(seq 50); do grep -q 'listening control' "$OUT/logs/server.log" 2>/dev/null && break; sleep 0.1; done
 }
 
@@ -46,7 +54,7 @@ password ${SECRET_OF[$t]}
 proxy_dest_ip 127.0.0.1
 proxy_dest_port 8080
 application_type 1
-server $SERVER
+server $(server_for "h-$t")
 server_key $KEY
 EOT
     bg "h-$t" "$OUT/logs/target-$t.log" "$BIN/connectd" -s -f "$OUT/target-$t.conf"
@@ -63,6 +71,6 @@ wait_registered() {
 start_initiator() {
     local b64u b64p
     b64u=$(printf labuser | base64); b64p=$(printf %s "$PASSWORD" | base64)
-    P2P_SERVER=$SERVER P2P_SERVER_KEY=$KEY bg "$2" "$OUT/logs/init-$1.log" "$BIN/connectd" -s -c "$b64u" "$b64p" \
+    P2P_SERVER=$(server_for "$2") P2P_SERVER_KEY=$KEY bg "$2" "$OUT/logs/init-$1.log" "$BIN/connectd" -s -c "$b64u" "$b64p" \
         "${UID_OF[$3]}" "T$4" 3 127.0.0.1 12
 }

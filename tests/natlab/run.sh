@@ -55,8 +55,9 @@ done
 sites+=(hp=prc:2:hairpin nohp=prc:2 igd=upnp:nopmp rt=prc ri=prc)
 # Carrier NAT: home routers (port-restricted) behind carrier ca (hairpinning) and carrier cb (none).
 sites+=(ca=cgnat:hairpin cb=cgnat ca1=prc:via=ca ca2=prc:via=ca cb1=prc:via=cb cb2=prc:via=cb)
-# IPv6: two dual-stack sites behind symmetric IPv4 NATs (routed IPv6, replies-only firewalls).
-sites+=(t6=sym:v6 i6=sym:v6)
+# IPv6: two dual-stack sites behind symmetric IPv4 NATs (routed IPv6, replies-only firewalls), and a site
+# whose hosts have IPv6 only.
+sites+=(t6=sym:v6 i6=sym:v6 o6=prc:v6only)
 lab up "${sites[@]}" >"$OUT/lab.txt" || { echo "natlab: FAIL: the lab did not come up"; exit 1; }
 cat "$OUT/lab.txt"
 for k in "${EIM[@]}"; do
@@ -67,7 +68,7 @@ done
 TARGETS=()
 for k in "${KINDS[@]}"; do TARGETS+=("t$k"); done
 for k in "${EIM[@]}"; do TARGETS+=("t$k-2"); done
-TARGETS+=(hp nohp igd rt ca2 cb1 cb2 t6)
+TARGETS+=(hp nohp igd rt ca2 cb1 cb2 t6 o6)
 start_server "${TARGETS[@]}"
 
 # -- content: a 2 MB random file, served on 127.0.0.1:8080 in every target host
@@ -103,10 +104,15 @@ add_pair cgn-nohairpin h-cb1 cb2
 add_pair cgn-cross h-ca1 cb1
 add_pair cgn-cross-back h-cb2 ca2
 # IPv6 (the family each must use): dual-stack to dual-stack, both IPv4 NATs symmetric; an IPv4-only host
-# (full cone) to the dual-stack target.
+# (full cone) to the dual-stack target. An IPv6-only host to the dual-stack target (direct over IPv6)
+# and to an IPv4-only one, and the IPv4-only host to it (the families meet only at the relay, which
+# carries the session from one to the other).
 declare -A FAMILY
 add_pair v6-sym-sym h-i6 t6; FAMILY[v6-sym-sym]=IPv6
 add_pair v6-v4only h-ifull t6; FAMILY[v6-v4only]=IPv4
+add_pair v6only-dual h-o6 t6; FAMILY[v6only-dual]=IPv6
+add_pair v6only-v4only h-o6 tfull; FAMILY[v6only-v4only]=IPv6
+add_pair v4only-v6only h-ifull o6; FAMILY[v4only-v6only]=IPv4
 
 # Everyone connects (relay first), then has the 5 s punch window and a margin to settle.
 deadline=$(( $(now_ms) + 20000 ))
@@ -162,7 +168,9 @@ for p in "${PAIRS[@]}"; do
     path=$(last_path "$log")
     kinds=${p#l[ti]-}; ik=${kinds%-*}; tk=${kinds#*-}
     case $p in
-        hairpin-*|v6-*) want=direct ;;
+        hairpin-*|v6-*|v6only-dual) want=direct ;;
+        # No family in common: only the relay, which has both, can carry it.
+        v6only-v4only|v4only-v6only) want=relayed ;;
         sym-igd) want=direct ;;
         # Both customers know each other only by the carrier's public address, which a carrier NAT
         # without hairpinning never sends back inside.
@@ -194,13 +202,18 @@ for p in "${PAIRS[@]}"; do
 done
 
 late_cell() { local c=${CELL[$1]:--}; echo "${c#Direct }"; }
-# The IPv6 pairs: Direct over the family each must use (the path line's family=).
+# The IPv6 pairs: over the family each must use: a direct path's (the path line's family=), or a relayed
+# one's: the relay address the initiator was given (its `!!connected ... ip=`).
 for p in "${!FAMILY[@]}"; do
-    fam=$(grep -E -o 'path=(direct|port-mapped) family=IPv[46]' "$OUT/logs/init-$p.log" | tail -1 | cut -d= -f3)
     if [ "${GOT[$p]:-}" = direct ]; then
-        CELL[$p]="${CELL[$p]} over ${fam:-?}"
-        [ "$fam" = "${FAMILY[$p]}" ] || { CELL[$p]="${CELL[$p]} ✗ expected ${FAMILY[$p]}"; fail "$p: direct over ${fam:-?}, expected ${FAMILY[$p]}"; }
+        fam=$(grep -E -o 'path=(direct|port-mapped) family=IPv[46]' "$OUT/logs/init-$p.log" | tail -1 | cut -d= -f3)
+    else
+        fam=$(grep -E -m1 -o '!!connected .* ip=[^ ]+' "$OUT/logs/init-$p.log" | sed 's/.* ip=//')
+        case $fam in *:*) fam=IPv6 ;; *.*) fam=IPv4 ;; esac
     fi
+    [ -n "${GOT[$p]:-}" ] || continue
+    CELL[$p]="${CELL[$p]} over ${fam:-?}"
+    [ "$fam" = "${FAMILY[$p]}" ] || { CELL[$p]="${CELL[$p]} ✗ expected ${FAMILY[$p]}"; fail "$p: ${GOT[$p]} over ${fam:-?}, expected ${FAMILY[$p]}"; }
 done
 {
     printf '| initiator ↓ / target → |'; for t in "${KINDS[@]}"; do printf ' %s |' "$t"; done; echo
@@ -221,6 +234,9 @@ done
     echo "| customer of carrier cb → customer of carrier ca | ${CELL[cgn-cross-back]} |"
     echo "| sym:v6 → sym:v6 (dual-stack, both IPv4 NATs symmetric) | ${CELL[v6-sym-sym]} |"
     echo "| IPv4-only (full cone) → sym:v6 (dual-stack) | ${CELL[v6-v4only]} |"
+    echo "| IPv6-only → sym:v6 (dual-stack) | ${CELL[v6only-dual]} |"
+    echo "| IPv6-only → IPv4-only (full cone): relayed, no family in common (the relay carries it from IPv6 to IPv4) | ${CELL[v6only-v4only]} |"
+    echo "| IPv4-only (full cone) → IPv6-only: relayed, likewise | ${CELL[v4only-v6only]} |"
     echo
     echo "One side learns of each session $LATE_MS ms late (its control channel is delayed both ways); time from"
     echo "the session (the initiator's \`!!connected\`, over the relay) to Direct, target late / initiator late:"
@@ -297,6 +313,25 @@ selftest_ipv6_row() { # selftest_ipv6_row NODE EXPECTED_ADDRESS (empty: none), f
         "$OUT/selftest-$1.json" 2>/dev/null || echo "no report")
     if [ "$got" = "$2" ]; then echo "| $1 | ${got:-none} | ${2:-none} |"; else echo "| $1 | ${got:-none} ✗ | ${2:-none} |"; return 1; fi
 }
+selftest_v6only_row() { # selftest_v6only_row NODE: connectd -n on an IPv6-only host, over IPv6 to the server
+    local json
+    json=$(lab exec "$1" "$BIN/connectd" -y "$SERVER6" --server-key "$KEY" -n --json 2>/dev/null)
+    echo "$json" >"$OUT/selftest-$1.json"
+    python3 - "$1" "$json" "2001:db8:$(awk -v s="${1#h-}" '$1 == s { print $3 }' "$NATLAB_STATE/sites")::2" <<'PY'
+import json, sys
+node, text, want = sys.argv[1:]
+try:
+    r = json.loads(text)
+    # Everything it says is about IPv6: its address, the mapped one, no NAT, and no IPv4 address anywhere.
+    got = (",".join(r["ipv6"]["global_addresses"]), r["nat"]["public_ip"], r["nat"]["behind_nat"], r["compatible"])
+    ok = got == (want, want, False, True)
+except Exception as e:
+    got, ok = ("no report: %s" % e,), False
+cell = f"{got[0]} (public {got[1]}, behind NAT {got[2]}, compatible {got[3]})" if len(got) == 4 else got[0]
+print(f"| {node} (IPv6-only) | {cell}{'' if ok else ' ✗'} | {want}, public {want}, no NAT |")
+sys.exit(0 if ok else 1)
+PY
+}
 {
     echo "| site (behaviour) | behind NAT | mapping | filtering | port preservation | hairpinning | NAT-PMP | UPnP IGD |"
     echo "|---|---|---|---|---|---|---|---|"
@@ -318,6 +353,7 @@ selftest_ipv6_row() { # selftest_ipv6_row NODE EXPECTED_ADDRESS (empty: none), f
     echo "|---|---|---|"
     selftest_ipv6_row h-t6 "2001:db8:$(awk '$1 == "t6" { print $3 }' "$NATLAB_STATE/sites")::2" || fail "self-test t6: IPv6"
     selftest_ipv6_row h-tsym "" || fail "self-test tsym: IPv6"
+    selftest_v6only_row h-o6 || fail "self-test o6 (IPv6-only)"
 } >"$OUT/selftest.md"
 echo; echo "== self-test (connectd -n) vs the lab"; cat "$OUT/selftest.md"
 

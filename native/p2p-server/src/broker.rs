@@ -43,6 +43,8 @@ struct OnlineTarget {
     conn_id: u64,
     tx: ControlTx,
     candidates: Vec<SocketAddr>,
+    /// The relay address to put in its grants (as it reached this server: its address family).
+    relay_addr: SocketAddr,
 }
 
 struct Pending {
@@ -106,6 +108,7 @@ impl Broker {
         conn_id: u64,
         tx: ControlTx,
         candidates: Vec<SocketAddr>,
+        relay_addr: SocketAddr,
     ) -> bool {
         let mut candidates = candidates;
         candidates.truncate(relay::MAX_HOST_CANDIDATES);
@@ -115,6 +118,7 @@ impl Broker {
                 conn_id,
                 tx,
                 candidates,
+                relay_addr,
             },
         );
         old.is_some_and(|o| o.conn_id != conn_id)
@@ -163,6 +167,7 @@ impl Broker {
             conn_id: target_conn,
             tx: target_tx,
             candidates: target_candidates,
+            relay_addr: target_relay_addr,
         } = self.target_to_offer(uid)?;
         let session_secret = hex::encode(random::<32>()?);
         let tokens = [random::<16>()?, random::<16>()?];
@@ -183,17 +188,24 @@ impl Broker {
                 answer: answer_tx,
             },
         );
-        let grant = |token: &[u8; 16]| SessionGrant {
+        // Each peer is told the relay in its own address family: the relay bridges the two.
+        let grant = |token: &[u8; 16], relay_addr: SocketAddr| SessionGrant {
             session_id,
             uid,
             mode: req.mode,
             session_secret: session_secret.clone(),
             relay_token: hex::encode(token),
-            relay_addr: req.relay_addr,
+            relay_addr,
             user: req.user.clone(),
         };
         let result = self
-            .offer(session_id, uid, &target_tx, grant(&tokens[1]), answer_rx)
+            .offer(
+                session_id,
+                uid,
+                &target_tx,
+                grant(&tokens[1], target_relay_addr),
+                answer_rx,
+            )
             .await;
         match result {
             Ok(()) => {
@@ -202,7 +214,7 @@ impl Broker {
                     req.user,
                     req.mode
                 );
-                Ok(grant(&tokens[0]))
+                Ok(grant(&tokens[0], req.relay_addr))
             }
             Err(refusal) => {
                 self.inner().pending.remove(&session_id);
@@ -377,7 +389,13 @@ mod tests {
     async fn accepted_session_gives_each_peer_its_own_token() {
         let b = broker(2000);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(uid(), 7, ttx, vec!["10.0.0.2:4000".parse().unwrap()]);
+        b.register(
+            uid(),
+            7,
+            ttx,
+            vec!["10.0.0.2:4000".parse().unwrap()],
+            "127.0.0.1:5959".parse().unwrap(),
+        );
         let b2 = b.clone();
         let target = tokio::spawn(async move {
             let Some(ServerMsg::Incoming(g)) = trx.recv().await else {
@@ -405,7 +423,7 @@ mod tests {
     async fn silent_or_refusing_target_fails_and_frees_the_session() {
         let b = broker(100);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
         let (itx, _irx) = mpsc::channel(4);
         let e = b.connect(request(itx.clone())).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::SessionFailed);
@@ -431,7 +449,7 @@ mod tests {
     /// Registers `uid()` on connection 7 with a target that accepts every session.
     fn accepting_target(b: &Arc<Broker>) {
         let (ttx, mut trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
         let b2 = b.clone();
         tokio::spawn(async move {
             while let Some(msg) = trx.recv().await {
@@ -478,7 +496,7 @@ mod tests {
         let b = broker(3000);
         // A target that never answers: every session stays pending until the accept timeout.
         let (ttx, _trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
         let (itx, _irx) = mpsc::channel(64);
         let waiting: Vec<_> = (0..4)
             .map(|_| {

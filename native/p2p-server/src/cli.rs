@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::probe::ProbeLimits;
 use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
-use crate::server::{self, Config};
+use crate::server::{self, Config, Listeners};
 use crate::store::{self, Store};
 use crate::throttle::Limit;
 use crate::{accounts, db};
@@ -71,18 +71,19 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// TCP control listener.
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_CONTROL)]
-    pub control: SocketAddr,
-    /// First UDP listener: NAT probes and the relay.
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[0])]
-    pub udp: SocketAddr,
+    /// TCP control listener. Each listener takes one address, or an IPv4 and an IPv6 one
+    /// (comma-separated) to serve both families: then every listener needs one of each.
+    #[arg(long, value_name = "ADDR[,ADDR]", value_delimiter = ',', default_value = server::DEFAULT_CONTROL)]
+    pub control: Vec<SocketAddr>,
+    /// First UDP listener: NAT probes and the relay (which carries sessions between the families).
+    #[arg(long, value_name = "ADDR[,ADDR]", value_delimiter = ',', default_value = server::DEFAULT_UDP[0])]
+    pub udp: Vec<SocketAddr>,
     /// Second UDP listener (NAT probes; same address as --udp, another port).
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[1])]
-    pub udp2: SocketAddr,
+    #[arg(long, value_name = "ADDR[,ADDR]", value_delimiter = ',', default_value = server::DEFAULT_UDP[1])]
+    pub udp2: Vec<SocketAddr>,
     /// Third UDP listener (NAT probes; a second IP address).
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[2])]
-    pub udp3: SocketAddr,
+    #[arg(long, value_name = "ADDR[,ADDR]", value_delimiter = ',', default_value = server::DEFAULT_UDP[2])]
+    pub udp3: Vec<SocketAddr>,
     /// Serve `/metrics` (Prometheus text format) and `/healthz` over HTTP on this address. They need
     /// no login: keep it on a private address (127.0.0.1, a management network).
     #[arg(long, value_name = "ADDR")]
@@ -381,11 +382,14 @@ fn auth_hash_command(conn: &dyn Store, cmd: AuthHashCommand) -> Result<String> {
     }
 }
 
-fn run_config(dir: &Path, args: RunArgs) -> Config {
+fn run_config(dir: &Path, args: RunArgs) -> Result<Config> {
     let window = Duration::from_secs(args.throttle_window.max(1));
     let mut config = Config::new(dir);
-    config.control = args.control;
-    config.udp = [args.udp, args.udp2, args.udp3];
+    let (first, second) =
+        Listeners::split_families(&args.control, [&args.udp, &args.udp2, &args.udp3])?;
+    config.control = first.control;
+    config.udp = first.udp;
+    config.second_family = second;
     config.ready_file = args.ready_file;
     config.stats_file = args.stats_file;
     config.metrics = args.metrics;
@@ -417,12 +421,12 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
         .reserved_connections
         .unwrap_or(eighth)
         .min(config.max_connections.saturating_sub(1));
-    config
+    Ok(config)
 }
 
 fn run(dir: &Path, database: Option<String>, args: RunArgs) -> Result<()> {
     let drain = Duration::from_secs(args.drain_seconds);
-    let mut config = run_config(dir, args);
+    let mut config = run_config(dir, args)?;
     config.database = database;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -496,16 +500,19 @@ mod tests {
         ));
     }
 
+    /// The configuration `p2p-server run EXTRA...` runs with.
+    fn run_args(extra: &[&str]) -> Result<Config> {
+        let mut argv = vec!["p2p-server", "run"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => run_config(Path::new("d"), args),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn limits_reach_the_configuration() {
-        let run_args = |extra: &[&str]| {
-            let mut argv = vec!["p2p-server", "run"];
-            argv.extend_from_slice(extra);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Run(args) => run_config(Path::new("d"), args),
-                other => panic!("{other:?}"),
-            }
-        };
+        let run_args = |extra: &[&str]| run_args(extra).unwrap();
         let defaults = run_args(&[]);
         let library = Config::new("d");
         assert_eq!(defaults.relay.max_sessions_per_user, 64);
@@ -526,5 +533,39 @@ mod tests {
         assert_eq!(set.relay.max_sessions_per_user, 3);
         assert_eq!(set.broker.max_pending, 5);
         assert_eq!(set.max_connections, 7);
+    }
+
+    #[test]
+    fn listeners_take_one_address_of_each_family() {
+        let both = run_args(&[
+            "--control",
+            "[2001:db8::1]:5980,198.18.0.1:5980",
+            "--udp",
+            "198.18.0.1:5959,[2001:db8::1]:5959",
+            "--udp2",
+            "198.18.0.1:5960,[2001:db8::1]:5960",
+            "--udp3",
+            "198.18.0.2:5961,[2001:db8::2]:5961",
+        ])
+        .unwrap();
+        // The first --control address's family comes first; each listener's other address goes second.
+        assert_eq!(both.control, "[2001:db8::1]:5980".parse().unwrap());
+        assert_eq!(both.udp[2], "[2001:db8::2]:5961".parse().unwrap());
+        let v4 = both.second_family.unwrap();
+        assert_eq!(v4.control, "198.18.0.1:5980".parse().unwrap());
+        assert_eq!(v4.udp[0], "198.18.0.1:5959".parse().unwrap());
+        assert_eq!(v4.udp[2], "198.18.0.2:5961".parse().unwrap());
+
+        let half = run_args(&["--control", "127.0.0.1:5980,[::1]:5980"]).unwrap_err();
+        assert!(
+            half.to_string().contains("an address of each family"),
+            "{half}"
+        );
+        let twice = run_args(&["--udp", "127.0.0.1:1,127.0.0.2:1"]).unwrap_err();
+        assert!(
+            twice.to_string().contains("--udp takes one address"),
+            "{twice}"
+        );
+        assert!(run_args(&[]).unwrap().second_family.is_none());
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use p2p_link::control_channel::{ControlReadHalf, ControlServerConn, ControlWriteHalf};
+use p2p_link::udp_socket::canonical;
 use p2p_link::LinkError;
 use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
 use p2p_proto::Uid;
@@ -70,8 +71,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ControlContext {
     pub auth: Arc<Auth>,
     pub broker: Arc<Broker>,
-    /// The three UDP probe listeners' bound addresses; the first is also the relay's.
-    pub probe_addrs: [SocketAddr; 3],
+    /// The three UDP probe listeners' bound addresses, per address family the server listens on; the
+    /// first of each is also the relay's.
+    pub probe_addrs: Vec<[SocketAddr; 3]>,
     pub static_key: Zeroizing<[u8; 32]>,
     pub limits: ControlLimits,
     /// What `/metrics` reports; bumped here as requests succeed or are refused.
@@ -115,15 +117,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ControlContext {
-    /// The relay socket's bound address: the first probe listener is the relay.
-    pub fn relay_addr(&self) -> SocketAddr {
-        self.probe_addrs[0]
+    /// The UDP listeners a client that reached the control port at `control_local` must use: those of
+    /// its address family (a client may have only one), as it can reach them.
+    pub fn probe_addrs_for(&self, control_local: Option<SocketAddr>) -> [SocketAddr; 3] {
+        let family = self
+            .probe_addrs
+            .iter()
+            .find(|set| control_local.is_some_and(|l| same_family(set[0].ip(), l.ip())))
+            .or(self.probe_addrs.first())
+            .copied()
+            .unwrap_or([SocketAddr::from(([0, 0, 0, 0], 0)); 3]);
+        family.map(|a| reachable_addr(a, control_local))
+    }
+
+    /// The relay as a client that reached the control port at `control_local` must use it: the
+    /// first probe listener of its family is the relay.
+    pub fn relay_addr_for(&self, control_local: Option<SocketAddr>) -> SocketAddr {
+        self.probe_addrs_for(control_local)[0]
     }
 
     pub fn new(
         auth: Arc<Auth>,
         broker: Arc<Broker>,
-        probe_addrs: [SocketAddr; 3],
+        probe_addrs: Vec<[SocketAddr; 3]>,
         static_key: Zeroizing<[u8; 32]>,
         limits: ControlLimits,
         metrics: Arc<Metrics>,
@@ -206,8 +222,9 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unaut
     let Some(conn) = handshake(stream, &ctx, login_deadline).await else {
         return;
     };
-    let peer = conn.peer_addr();
-    let local = conn.local_addr();
+    // A dual-stack listener shows IPv4 clients as IPv4-mapped IPv6: keep and report them as IPv4.
+    let peer = canonical(conn.peer_addr());
+    let local = conn.local_addr().map(canonical);
     let (mut reader, writer) = conn.into_split();
     let (tx, rx) = mpsc::channel(ctx.limits.queue.max(1));
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -464,11 +481,7 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
 /// Public facts (the answers to UDP probes carry them too): no login needed, and asking does not count
 /// as logging in, so the login deadline still applies.
 async fn probe_addresses(ctx: &ControlContext, conn: &Conn) -> Flow {
-    let addrs = ctx
-        .probe_addrs
-        .iter()
-        .map(|a| reachable_addr(*a, conn.local))
-        .collect();
+    let addrs = ctx.probe_addrs_for(conn.local).to_vec();
     reply(conn, ServerMsg::ProbeAddresses { addrs }).await
 }
 
@@ -566,7 +579,7 @@ async fn grant_session(
             user_id,
             candidates: local_candidates,
             initiator_tx: conn.tx.clone(),
-            relay_addr: reachable_addr(ctx.relay_addr(), conn.local),
+            relay_addr: ctx.relay_addr_for(conn.local),
         })
         .await
 }
@@ -611,9 +624,13 @@ async fn register(
         return reply(conn, refused(ctx, Request::Register, r)).await;
     }
     ctx.metrics.registered();
-    let replaced = ctx
-        .broker
-        .register(uid, conn.id, conn.tx.clone(), candidates);
+    let replaced = ctx.broker.register(
+        uid,
+        conn.id,
+        conn.tx.clone(),
+        candidates,
+        ctx.relay_addr_for(conn.local),
+    );
     log::info!(
         "device {uid} registered from {}{}",
         conn.peer,

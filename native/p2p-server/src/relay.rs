@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use p2p_link::udp_socket::is_global_ipv6;
+use p2p_link::udp_socket::{canonical, is_global_ipv6};
 use p2p_proto::control::ServerMsg;
 use p2p_proto::wire::{self, Kind, RelayBind, Role};
 use p2p_proto::Uid;
@@ -561,11 +561,6 @@ fn shown(a: Option<SocketAddr>) -> String {
     a.map_or_else(|| "-".into(), |a| a.to_string())
 }
 
-/// `a` with an IPv4-mapped IPv6 address written as IPv4 (a dual-stack socket reports those).
-fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
-
 /// A private (site-local) address: RFC 1918, RFC 6598 shared space (carrier-grade NAT), IPv6 unique
 /// local. What a peer's own LAN interface can have behind a NAT.
 fn is_private(ip: IpAddr) -> bool {
@@ -698,9 +693,35 @@ fn send_punches(id: u64, s: &mut RelaySession, server: &[SocketAddr], counters: 
     }
 }
 
-/// Serves the relay socket (`udp[0]` of `probes`) until the task is aborted.
+/// The relay's sockets, one per address family the server listens on: a datagram goes out of the one
+/// of its destination's family, so the relay carries a session between an IPv4 and an IPv6 peer.
+#[derive(Clone)]
+pub struct RelaySockets(Arc<Vec<(bool, Arc<UdpSocket>)>>);
+
+impl RelaySockets {
+    pub fn new(sockets: Vec<Arc<UdpSocket>>) -> Self {
+        // The family is looked up once: not a system call per forwarded datagram.
+        let by_family = sockets
+            .into_iter()
+            .map(|s| (s.local_addr().is_ok_and(|l| l.is_ipv4()), s))
+            .collect();
+        RelaySockets(Arc::new(by_family))
+    }
+
+    /// The socket to send to `to` from (the one of its family; else `arrived_on`, which then fails
+    /// with the system's error, logged by the caller).
+    fn toward<'a>(&'a self, to: SocketAddr, arrived_on: &'a UdpSocket) -> &'a UdpSocket {
+        self.0
+            .iter()
+            .find(|(v4, _)| *v4 == to.is_ipv4())
+            .map_or(arrived_on, |(_, s)| s.as_ref())
+    }
+}
+
+/// Serves one relay socket (`udp[0]` of `probes`, one of `sockets`) until the task is aborted.
 pub async fn serve(
     socket: Arc<UdpSocket>,
+    sockets: RelaySockets,
     relay: Arc<Mutex<Relay>>,
     probes: Arc<probe::Responder>,
 ) {
@@ -719,7 +740,7 @@ pub async fn serve(
         let result = match outcome {
             Outcome::Drop => continue,
             Outcome::Reply(bytes) => socket.send_to(&bytes, from).await,
-            Outcome::Forward(to) => socket.send_to(&buf[..n], to).await,
+            Outcome::Forward(to) => sockets.toward(to, &socket).send_to(&buf[..n], to).await,
             Outcome::Probe(req) => {
                 probes.respond(&req, from, 0).await;
                 continue;

@@ -34,6 +34,9 @@ pub struct Config {
     pub control: SocketAddr,
     /// `udp[0]` is also the relay; `udp[2]` should be on a second address (NAT mapping test).
     pub udp: [SocketAddr; 3],
+    /// The same four listeners in the other address family, when the server has both: clients of
+    /// each family are told the listeners of theirs, and the relay carries sessions between them.
+    pub second_family: Option<Listeners>,
     /// Written (JSON) once every listener is bound.
     pub ready_file: Option<PathBuf>,
     /// Rewritten (JSON) every `stats_interval` with the relay's counters and sessions.
@@ -69,6 +72,7 @@ impl Config {
             database: None,
             control: addr(DEFAULT_CONTROL),
             udp: DEFAULT_UDP.map(addr),
+            second_family: None,
             ready_file: None,
             stats_file: None,
             stats_interval: Duration::from_secs(1),
@@ -94,12 +98,72 @@ impl Config {
     }
 }
 
+/// One address family's listeners: the control port and the three UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Listeners {
+    pub control: SocketAddr,
+    pub udp: [SocketAddr; 3],
+}
+
+impl Listeners {
+    /// Each listener gets one socket per address rather than one wildcard socket for every address:
+    /// a datagram sent from a socket bound to one address leaves from that address, so every answer
+    /// and relayed datagram comes from the address the peer sent to (which NATs and firewalls that
+    /// only let replies in require) without per-datagram IP_PKTINFO / IPV6_PKTINFO handling.
+    /// Hence at most one address per family and listener, all of one family per set.
+    pub fn split_families(
+        control: &[SocketAddr],
+        udp: [&[SocketAddr]; 3],
+    ) -> Result<(Listeners, Option<Listeners>)> {
+        let named = ["--control", "--udp", "--udp2", "--udp3"];
+        let lists = [control, udp[0], udp[1], udp[2]];
+        let mut sets: [Vec<SocketAddr>; 2] = [Vec::new(), Vec::new()];
+        let first_v4 = control.first().is_none_or(|a| a.is_ipv4());
+        for (name, list) in named.iter().zip(lists) {
+            let (v4, v6): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                list.iter().partition(|a| a.is_ipv4());
+            if list.is_empty() || v4.len() > 1 || v6.len() > 1 {
+                return Err(Error::new(format!(
+                    "{name} takes one address, or two of different families (IPv4 and IPv6), not {}",
+                    list.len()
+                )));
+            }
+            let (first, second) = if first_v4 { (v4, v6) } else { (v6, v4) };
+            sets[0].extend(first);
+            sets[1].extend(second);
+        }
+        let set = |v: &[SocketAddr]| Listeners {
+            control: v[0],
+            udp: [v[1], v[2], v[3]],
+        };
+        match (sets[0].len(), sets[1].len()) {
+            (4, 0) => Ok((set(&sets[0]), None)),
+            (4, 4) => Ok((set(&sets[0]), Some(set(&sets[1])))),
+            _ => Err(Error::new(
+                "to listen on both IPv4 and IPv6, give --control, --udp, --udp2 and --udp3 an address \
+                 of each family (e.g. --control 192.0.2.1:5980,[2001:db8::1]:5980)",
+            )),
+        }
+    }
+
+    fn family(&self) -> &'static str {
+        if self.control.is_ipv4() {
+            "4"
+        } else {
+            "6"
+        }
+    }
+}
+
 /// What the ready file holds (and what `listening_line` prints).
 #[derive(Debug, Clone, Serialize)]
 pub struct Listening {
     pub control: SocketAddr,
     pub udp: [SocketAddr; 3],
     pub relay: SocketAddr,
+    /// The other address family's listeners, when the server listens on both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_family: Option<Listeners>,
     /// Base64 of the public key clients pin (`server_key`).
     pub server_key: String,
     pub pid: u32,
@@ -127,13 +191,22 @@ impl ServerHandle {
         self.listening.udp
     }
 
-    /// `listening control=127.0.0.1:5980 udp=127.0.0.1:5959,127.0.0.1:5960,127.0.0.2:5961`
+    /// `listening control=127.0.0.1:5980 udp=127.0.0.1:5959,127.0.0.1:5960,127.0.0.2:5961`, then
+    /// ` control6=... udp6=...` (or `control4`, `udp4`) for a second family's listeners.
     pub fn listening_line(&self) -> String {
         let l = &self.listening;
-        format!(
+        let mut line = format!(
             "listening control={} udp={},{},{}",
             l.control, l.udp[0], l.udp[1], l.udp[2]
-        )
+        );
+        if let Some(s) = &l.second_family {
+            let f = s.family();
+            line += &format!(
+                " control{f}={} udp{f}={},{},{}",
+                s.control, s.udp[0], s.udp[1], s.udp[2]
+            );
+        }
+        line
     }
 
     pub fn relay_stats(&self) -> RelayStats {
@@ -188,8 +261,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
             .map_err(|e| Error::new(format!("opening the database: {e}")))??
     };
 
-    let (control_listener, [relay_socket, probe2, probe3], mut listening) =
-        bind_listeners(&config, &public).await?;
+    let (families, mut listening) = bind_listeners(&config, &public).await?;
     let ops_listener = match config.metrics {
         Some(addr) => {
             let l = TcpListener::bind(addr).await.map_err(|e| {
@@ -202,10 +274,15 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         }
         None => None,
     };
-    let udp = listening.udp;
+    // What clients must use: the bound addresses (the configured ones, with a port 0 resolved).
+    let bound: Vec<Listeners> = families.iter().map(|f| f.bound).collect();
 
     let mut relay = Relay::new(config.relay);
-    relay.set_server_addrs(&[listening.control, udp[0], udp[1], udp[2]]);
+    let own: Vec<SocketAddr> = bound
+        .iter()
+        .flat_map(|b| [b.control, b.udp[0], b.udp[1], b.udp[2]])
+        .collect();
+    relay.set_server_addrs(&own);
     let relay = Arc::new(Mutex::new(relay));
     let auth = Auth::new(database, public, config.auth);
     let broker = Broker::new(relay.clone(), config.broker);
@@ -213,7 +290,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let ctx = ControlContext::new(
         auth,
         broker.clone(),
-        udp,
+        bound.iter().map(|b| b.udp).collect(),
         static_key,
         config.control_limits,
         metrics.clone(),
@@ -224,19 +301,35 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         gauges: gauges_reader(broker.clone(), relay.clone(), probe_counters.clone()),
         draining: AtomicBool::new(false),
     });
-    // What clients must use: the bound address (the configured one, with a port 0 resolved).
-    let responder = Arc::new(Responder::new(
-        [relay_socket.clone(), probe2, probe3],
-        udp,
-        config.probe,
-    ));
+    let relay_sockets =
+        relay::RelaySockets::new(families.iter().map(|f| f.udp[0].clone()).collect());
 
-    let mut tasks = vec![
-        tokio::spawn(accept_loop(control_listener, ctx, config.max_connections)),
-        tokio::spawn(relay::serve(relay_socket, relay.clone(), responder.clone())),
-        tokio::spawn(probe::serve(responder.clone(), 1, probe_counters.clone())),
-        tokio::spawn(probe::serve(responder, 2, probe_counters.clone())),
-    ];
+    let mut tasks = Vec::new();
+    for family in families {
+        let responder = Arc::new(Responder::new(
+            family.udp.clone(),
+            family.bound.udp,
+            config.probe,
+        ));
+        tasks.push(tokio::spawn(accept_loop(
+            family.control,
+            ctx.clone(),
+            config.max_connections,
+        )));
+        tasks.push(tokio::spawn(relay::serve(
+            family.udp[0].clone(),
+            relay_sockets.clone(),
+            relay.clone(),
+            responder.clone(),
+        )));
+        for index in [1, 2] {
+            tasks.push(tokio::spawn(probe::serve(
+                responder.clone(),
+                index,
+                probe_counters.clone(),
+            )));
+        }
+    }
     if let Some(listener) = ops_listener {
         tasks.push(tokio::spawn(ops_http::serve(listener, ops.clone())));
     }
@@ -265,38 +358,84 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     Ok(handle)
 }
 
-/// Binds the control listener and the three UDP listeners, and says where they listen (the configured
-/// addresses with any port 0 resolved).
+/// One address family's bound listeners.
+struct FamilySockets {
+    control: TcpListener,
+    udp: [Arc<UdpSocket>; 3],
+    /// Where they listen: the configured addresses with any port 0 resolved.
+    bound: Listeners,
+}
+
+/// Binds the control listener and the three UDP listeners of each family, and says where they listen.
 async fn bind_listeners(
     config: &Config,
     server_key: &[u8; 32],
-) -> Result<(TcpListener, [Arc<UdpSocket>; 3], Listening)> {
-    let control_listener = TcpListener::bind(config.control).await.map_err(|e| {
-        Error::new(format!(
-            "cannot listen for control connections on {}: {e}",
-            config.control
-        ))
-    })?;
-    let relay_socket = bind_udp(config.udp[0], "first (relay)").await?;
-    let probe2 = bind_udp(config.udp[1], "second").await?;
-    let probe3 = bind_udp(config.udp[2], "third").await?;
-    let bound_addr = |r: std::io::Result<SocketAddr>| {
-        r.map_err(|e| Error::new(format!("listener address: {e}")))
+) -> Result<(Vec<FamilySockets>, Listening)> {
+    let first = Listeners {
+        control: config.control,
+        udp: config.udp,
     };
-    let udp = [
-        bound_addr(relay_socket.local_addr())?,
-        bound_addr(probe2.local_addr())?,
-        bound_addr(probe3.local_addr())?,
-    ];
+    let mut families = vec![bind_family(first).await?];
+    if let Some(second) = config.second_family {
+        families.push(bind_family(second).await?);
+    }
+    let primary = families[0].bound;
     let listening = Listening {
-        control: bound_addr(control_listener.local_addr())?,
-        udp,
-        relay: udp[0],
+        control: primary.control,
+        udp: primary.udp,
+        relay: primary.udp[0],
+        second_family: families.get(1).map(|f| f.bound),
         server_key: B64.encode(server_key),
         pid: std::process::id(),
         metrics: None,
     };
-    Ok((control_listener, [relay_socket, probe2, probe3], listening))
+    Ok((families, listening))
+}
+
+async fn bind_family(set: Listeners) -> Result<FamilySockets> {
+    let control = listen_tcp(set.control).map_err(|e| {
+        Error::new(format!(
+            "cannot listen for control connections on {}: {e}",
+            set.control
+        ))
+    })?;
+    let udp = [
+        bind_udp(set.udp[0], "first (relay)").await?,
+        bind_udp(set.udp[1], "second").await?,
+        bind_udp(set.udp[2], "third").await?,
+    ];
+    let bound_addr = |r: std::io::Result<SocketAddr>| {
+        r.map_err(|e| Error::new(format!("listener address: {e}")))
+    };
+    let bound = Listeners {
+        control: bound_addr(control.local_addr())?,
+        udp: [
+            bound_addr(udp[0].local_addr())?,
+            bound_addr(udp[1].local_addr())?,
+            bound_addr(udp[2].local_addr())?,
+        ],
+    };
+    Ok(FamilySockets {
+        control,
+        udp,
+        bound,
+    })
+}
+
+/// A TCP listener on `addr`; on an IPv6 address, IPv6 only (as the UDP listeners are), so that `[::]`
+/// and `0.0.0.0` can both be listened on, each family's clients reaching the listeners of theirs.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Reads the figures `/metrics` shows as gauges, at scrape time.
@@ -349,7 +488,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ControlContext>, max_connec
             }
         };
         // Per-address cap on connections not logged in yet, and the reserve for known addresses.
-        let fresh = match ctx.admit(peer.ip(), slots.available_permits()) {
+        let fresh = match ctx.admit(peer.ip().to_canonical(), slots.available_permits()) {
             Ok(fresh) => fresh,
             Err(message) => {
                 log::info!("refusing control connection from {peer}: {message}");
