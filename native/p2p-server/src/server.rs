@@ -23,7 +23,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::ops_http::{self, OpsState};
 use crate::probe::{self, ProbeCounters, ProbeLimits, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
-use crate::{keys, store};
+use crate::{cluster, keys, store};
 
 /// Everything `run` can be told.
 #[derive(Clone, Debug)]
@@ -208,7 +208,19 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     relay.set_server_addrs(&[listening.control, udp[0], udp[1], udp[2]]);
     let relay = Arc::new(Mutex::new(relay));
     let auth = Auth::new(database, public, config.auth);
-    let broker = Broker::new(relay.clone(), config.broker);
+    let mut tasks = Vec::new();
+    let (cluster, inbound) = match &config.database {
+        Some(url) => {
+            let started = cluster::start(url, listening.control, udp[0]).await?;
+            tasks.extend(started.tasks);
+            (Some(started.cluster), Some(started.inbound))
+        }
+        None => (None, None),
+    };
+    let broker = Broker::new(relay.clone(), config.broker, cluster);
+    if let Some(inbound) = inbound {
+        tasks.push(tokio::spawn(broker.clone().serve_cluster(inbound)));
+    }
     let metrics = Arc::new(Metrics::default());
     let ctx = ControlContext::new(
         auth,
@@ -231,12 +243,12 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         config.probe,
     ));
 
-    let mut tasks = vec![
+    tasks.extend([
         tokio::spawn(accept_loop(control_listener, ctx, config.max_connections)),
         tokio::spawn(relay::serve(relay_socket, relay.clone(), responder.clone())),
         tokio::spawn(probe::serve(responder.clone(), 1, probe_counters.clone())),
         tokio::spawn(probe::serve(responder, 2, probe_counters.clone())),
-    ];
+    ]);
     if let Some(listener) = ops_listener {
         tasks.push(tokio::spawn(ops_http::serve(listener, ops.clone())));
     }
