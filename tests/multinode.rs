@@ -3,15 +3,23 @@
 //! session to the target; B relays it, so both peers get B's relay in their grant; the direct path
 //! works as with one node (the relay's punches reach the target through A). When node A is killed, its
 //! device registers on B, sessions that do not depend on A carry on, and the database is intact.
+//! Limits hold across nodes: a user's sessions are counted on all of them, and password guesses spread
+//! over two nodes lock out after the same count as on one.
 
 use std::time::{Duration, Instant};
 
+use p2p_net::control_channel::ControlClient;
+use p2p_proto::control::{ClientMsg, Credential, ServerMsg};
+use p2p_proto::EncryptionMode;
+use p2p_server::auth::AuthLimits;
+use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::initiator::says_path;
 use p2p_system_tests::lab::env;
 use p2p_system_tests::nodes::{wait_reconnected, Nodes};
 use p2p_system_tests::poll::wait_until;
 use p2p_system_tests::ports::free_tcp_port;
 use p2p_system_tests::services::HttpServer;
+use p2p_system_tests::{Account, Device};
 
 /// The environment that keeps a peer's datagrams to the relay (`P2P_DISABLE_DIRECT_FILE`, a test hook
 /// of the driver): its sessions are relayed.
@@ -161,4 +169,137 @@ fn when_node_a_is_killed_its_device_moves_to_b_and_the_sessions_carry_on() {
     target.wait_registered();
     wait_reconnected(&nodes.lab, &auto, port, &page.body, &node_b);
     assert_eq!(nodes.accounts_listing(), listing, "the accounts changed");
+}
+
+/// An in-test target for `d` on `node`: registers and accepts every session offered, without ever
+/// binding to a relay (so its sessions stay open on the relay for the whole test).
+async fn accepting_target(node: &str, key: [u8; 32], d: &Device) {
+    let mut c = ControlClient::connect(node, &key, Duration::from_secs(10))
+        .await
+        .expect("target connects");
+    let registered = c
+        .request(&ClientMsg::Register {
+            uid: d.uid.parse().expect("uid"),
+            secret: d.secret.clone(),
+            application_type: 28,
+            local_candidates: vec![],
+        })
+        .await
+        .expect("register");
+    assert!(
+        matches!(registered, ServerMsg::Registered { .. }),
+        "{registered:?}"
+    );
+    tokio::spawn(async move {
+        while let Ok(msg) = c.recv().await {
+            if let ServerMsg::Incoming(g) = msg {
+                let _ = c
+                    .send(&ClientMsg::Accept {
+                        session_id: g.session_id,
+                    })
+                    .await;
+            }
+        }
+    });
+}
+
+/// Logs `a` in on `node` with `password`; then, unless refused, asks for a session with `d`.
+async fn login_and_connect(
+    node: &str,
+    key: [u8; 32],
+    a: &Account,
+    password: &str,
+    d: Option<&Device>,
+) -> Result<ServerMsg, String> {
+    let mut c = ControlClient::connect(node, &key, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let login = ClientMsg::Login {
+        user: a.user.clone(),
+        credential: Credential::Password(password.into()),
+    };
+    let mut answer = c.request(&login).await.map_err(|e| e.to_string())?;
+    if let Some(d) = d {
+        let connect = ClientMsg::Connect {
+            uid: d.uid.parse().expect("uid"),
+            mode: EncryptionMode::default(),
+            local_candidates: vec![],
+        };
+        answer = c.request(&connect).await.map_err(|e| e.to_string())?;
+    }
+    Ok(answer)
+}
+
+#[test]
+fn a_users_session_limit_counts_the_sessions_on_every_node() {
+    let nodes = Nodes::start(
+        "multinode_session_limit",
+        2,
+        &["--max-sessions-per-user", "2"],
+    );
+    let (a, b) = (nodes.node(0).address(), nodes.node(1).address());
+    let (account, device) = nodes.lab.account_and_device();
+    let key = server_key(&nodes.lab);
+    let rt = runtime();
+    rt.block_on(accepting_target(&a, key, &device));
+    let session = |node: &str| {
+        rt.block_on(login_and_connect(
+            node,
+            key,
+            &account,
+            &account.password,
+            Some(&device),
+        ))
+    };
+    // One session relayed by A, one by B: the limit of 2 is reached on neither node alone.
+    for node in [&a, &b] {
+        let got = session(node);
+        assert!(
+            matches!(got, Ok(ServerMsg::Session(_))),
+            "a session through {node}: {got:?}"
+        );
+    }
+    for node in [&b, &a] {
+        let got = session(node);
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.contains("too many sessions for user")),
+            "a third session through {node}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn password_guesses_spread_over_two_nodes_lock_out_after_the_same_count() {
+    let nodes = Nodes::start("multinode_guesses", 2, &[]);
+    let (account, _device) = nodes.lab.account_and_device();
+    let key = server_key(&nodes.lab);
+    let rt = runtime();
+    let limit = AuthLimits::default().per_user.max_failures;
+    // Wrong passwords for one user from one address, alternating between the nodes.
+    for i in 0..limit {
+        let node = nodes.node(i % 2).address();
+        let got = rt.block_on(login_and_connect(&node, key, &account, "wrong", None));
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains("wrong password")),
+            "guess {} on {node}: {got:?}",
+            i + 1
+        );
+    }
+    // Each node saw only about half of them, yet both refuse the pair now, even the right password.
+    for i in 0..2 {
+        let node = nodes.node(i).address();
+        let got = rt.block_on(login_and_connect(
+            &node,
+            key,
+            &account,
+            &account.password,
+            None,
+        ));
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.contains("too many failed logins for user")),
+            "a login on {node} after {limit} failures over two nodes: {got:?}"
+        );
+    }
 }

@@ -201,7 +201,8 @@ impl Broker {
             links: [req.initiator_tx, target_link],
             relay_addr: req.relay_addr,
         };
-        let session_id = self.open_on_relay(setup, &req.user)?;
+        let elsewhere = self.sessions_elsewhere(req.user_id).await?;
+        let session_id = self.open_on_relay(setup, &req.user, elsewhere)?;
         let grant = |token: &[u8; 16]| SessionGrant {
             session_id,
             uid,
@@ -362,35 +363,89 @@ impl Broker {
         Ok(t.clone())
     }
 
-    fn open_on_relay(&self, mut setup: SessionSetup, user: &str) -> Result<u64, Refusal> {
+    /// Sessions the user holds on the other nodes, which count toward their limit here too.
+    async fn sessions_elsewhere(&self, user_id: i64) -> Result<usize, Refusal> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(0);
+        };
+        cluster.sessions_elsewhere(user_id).await.map_err(|e| {
+            log::error!("cluster: counting a user's sessions on the other nodes: {e}");
+            Refusal::new(
+                ErrorCode::Internal,
+                "server error while counting the user's sessions",
+            )
+        })
+    }
+
+    /// Opens the session on this node's relay, if the user holds fewer than their limit here and on
+    /// the other nodes (`elsewhere`) together.
+    fn open_on_relay(
+        &self,
+        mut setup: SessionSetup,
+        user: &str,
+        elsewhere: usize,
+    ) -> Result<u64, Refusal> {
         let mut relay = relay::lock(&self.relay);
+        let user_full = |relay: &Relay| {
+            let limits = relay.limits();
+            log::info!(
+                "user '{user}' refused a session: {} sessions open",
+                limits.max_sessions_per_user
+            );
+            Refusal::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "too many sessions for user '{user}' (limit {}); an ended session frees \
+                     its place at once, one whose peer vanished after {} s without a packet",
+                    limits.max_sessions_per_user,
+                    limits.idle_timeout.as_secs()
+                ),
+            )
+        };
+        if elsewhere > 0
+            && relay.user_sessions(setup.user_id) + elsewhere
+                >= relay.limits().max_sessions_per_user
+        {
+            return Err(user_full(&relay));
+        }
         loop {
             let id = u64::from_ne_bytes(random::<8>()?);
             match relay.open(id, setup, Instant::now()) {
-                Ok(()) => return Ok(id),
-                Err((OpenError::IdInUse, back)) => setup = back,
-                Err((OpenError::UserFull, _)) => {
-                    let limits = relay.limits();
-                    log::info!(
-                        "user '{user}' refused a session: {} sessions open",
-                        limits.max_sessions_per_user
-                    );
-                    return Err(Refusal::new(
-                        ErrorCode::LimitReached,
-                        format!(
-                            "too many sessions for user '{user}' (limit {}); an ended session frees \
-                             its place at once, one whose peer vanished after {} s without a packet",
-                            limits.max_sessions_per_user,
-                            limits.idle_timeout.as_secs()
-                        ),
-                    ));
+                Ok(()) => {
+                    if let Some(cluster) = &self.cluster {
+                        cluster.sessions_changed();
+                    }
+                    return Ok(id);
                 }
+                Err((OpenError::IdInUse, back)) => setup = back,
+                Err((OpenError::UserFull, _)) => return Err(user_full(&relay)),
                 Err((OpenError::Full, _)) => {
                     return Err(Refusal::new(
                         ErrorCode::LimitReached,
                         "the relay has too many sessions: retry later",
                     ))
                 }
+            }
+        }
+    }
+
+    /// Keeps this node's sessions per user published for the other nodes: at once after a session
+    /// opens, and every half second for those that ended.
+    pub async fn publish_sessions(self: Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let mut published = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cluster.sessions_opened() => {}
+            }
+            let now = relay::lock(&self.relay).sessions_per_user().clone();
+            if let Err(e) = cluster.publish_sessions(&now, &mut published).await {
+                log::warn!("cluster: publishing the sessions per user failed: {e}");
             }
         }
     }

@@ -207,7 +207,6 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let mut relay = Relay::new(config.relay);
     relay.set_server_addrs(&[listening.control, udp[0], udp[1], udp[2]]);
     let relay = Arc::new(Mutex::new(relay));
-    let auth = Auth::new(database, public, config.auth);
     let mut tasks = Vec::new();
     let (cluster, inbound) = match &config.database {
         Some(url) => {
@@ -217,9 +216,11 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         }
         None => (None, None),
     };
+    let auth = Auth::in_cluster(database, public, config.auth, cluster.clone());
     let broker = Broker::new(relay.clone(), config.broker, cluster);
     if let Some(inbound) = inbound {
         tasks.push(tokio::spawn(broker.clone().serve_cluster(inbound)));
+        tasks.push(tokio::spawn(broker.clone().publish_sessions()));
     }
     let metrics = Arc::new(Metrics::default());
     let ctx = ControlContext::new(

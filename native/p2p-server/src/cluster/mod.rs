@@ -5,20 +5,23 @@
 //!
 //! Only a server over PostgreSQL has a cluster; over SQLite there is one node and none of this runs.
 
+mod limits;
 mod messages;
 mod schema;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use p2p_proto::control::{ErrorCode, ServerMsg, SessionGrant};
 use p2p_proto::Uid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
+pub use limits::Failure;
 pub use messages::NodeMsg;
 
 use crate::auth::Refusal;
@@ -48,6 +51,8 @@ enum Presence {
         uid: Uid,
         conn_id: u64,
     },
+    /// Not presence, but written in the same order-keeping way: a failed login or registration.
+    Failure(Failure),
 }
 
 pub struct Cluster {
@@ -57,6 +62,10 @@ pub struct Cluster {
     waiting: Mutex<HashMap<u64, oneshot::Sender<Option<(ErrorCode, String)>>>>,
     /// Presence changes, written in order by one task (a registration and its end must not swap).
     presence: mpsc::UnboundedSender<Presence>,
+    /// The newest failure row of another node this node took in.
+    failures_seen: AtomicI64,
+    /// A session opened here: the sessions per user are due for publishing.
+    sessions_opened: Notify,
 }
 
 /// What a started cluster hands the server: itself, the messages other nodes sent this one (for the
@@ -119,7 +128,13 @@ pub async fn start(database: &str, control: SocketAddr, relay: SocketAddr) -> Re
         client,
         waiting: Mutex::new(HashMap::new()),
         presence,
+        failures_seen: AtomicI64::new(0),
+        sessions_opened: Notify::new(),
     });
+    let seen = cluster.last_failure_id().await?;
+    cluster
+        .failures_seen
+        .store(seen, std::sync::atomic::Ordering::Release);
     log::info!("cluster: joined as node {}", cluster.node_id);
     let tasks = vec![
         bus,
@@ -183,18 +198,22 @@ impl Cluster {
                             ],
                         )
                         .await
+                        .map_err(Error::from)
                 }
-                Presence::Offline { uid, conn_id } => {
-                    self.client
-                        .execute(
-                            "DELETE FROM device_presence WHERE uid = $1 AND node_id = $2 AND conn_id = $3",
-                            &[&uid.to_string(), &self.node_id, &(*conn_id as i64)],
-                        )
-                        .await
-                }
+                Presence::Offline { uid, conn_id } => self
+                    .client
+                    .execute(
+                        "DELETE FROM device_presence WHERE uid = $1 AND node_id = $2 AND conn_id = $3",
+                        &[&uid.to_string(), &self.node_id, &(*conn_id as i64)],
+                    )
+                    .await
+                    .map_err(Error::from),
+                Presence::Failure(f) => self.insert_failure(f).await.map(|()| 0),
             };
             if let Err(e) = written {
-                log::warn!("cluster: recording where a device is online failed: {e}");
+                log::warn!(
+                    "cluster: recording a device's presence or a failed attempt failed: {e}"
+                );
             }
         }
     }
@@ -236,7 +255,7 @@ impl Cluster {
         if dead > 0 {
             log::info!("cluster: {dead} dead node(s) removed");
         }
-        Ok(())
+        self.forget_old_failures().await
     }
 
     /// The live node other than this one where `uid` is online, with the target's candidates.
@@ -332,6 +351,15 @@ impl Cluster {
         if let Some(tx) = self.waiting().remove(&session_id) {
             let _ = tx.send(refusal);
         }
+    }
+
+    /// A session opened on this node's relay (see `Broker::publish_sessions`).
+    pub fn sessions_changed(&self) {
+        self.sessions_opened.notify_one();
+    }
+
+    pub async fn sessions_opened(&self) {
+        self.sessions_opened.notified().await
     }
 
     /// A control link to a target on `node`: what the relay sends it (punches) is delivered there.

@@ -24,6 +24,21 @@ CREATE TABLE IF NOT EXISTS device_presence (
     registered_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS device_presence_node ON device_presence(node_id);
+CREATE TABLE IF NOT EXISTS user_sessions (
+    user_id BIGINT NOT NULL,
+    node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (user_id, node_id)
+);
+CREATE TABLE IF NOT EXISTS auth_failures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    who TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    total BOOLEAN NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_failures_at ON auth_failures(at);
 ";
 
 /// Seconds since the epoch by the database's clock: the one clock every node shares.
