@@ -41,6 +41,11 @@ pub struct Located {
     pub candidates: Vec<SocketAddr>,
 }
 
+/// The target's node's answer to a forwarded session: `None` for accepted, else the refusal.
+type ForwardAnswer = Option<(ErrorCode, String)>;
+/// Forwarded sessions waiting for their answer, by session id.
+type Waiting = HashMap<u64, oneshot::Sender<ForwardAnswer>>;
+
 enum Presence {
     Online {
         uid: Uid,
@@ -59,7 +64,7 @@ pub struct Cluster {
     node_id: String,
     client: Client,
     /// Sessions this node forwarded, waiting for the target's node to answer.
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Option<(ErrorCode, String)>>>>,
+    waiting: Mutex<Waiting>,
     /// Presence changes, written in order by one task (a registration and its end must not swap).
     presence: mpsc::UnboundedSender<Presence>,
     /// The newest failure row of another node this node took in.
@@ -153,9 +158,7 @@ impl Cluster {
         &self.node_id
     }
 
-    fn waiting(
-        &self,
-    ) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Option<(ErrorCode, String)>>>> {
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -347,7 +350,7 @@ impl Cluster {
     }
 
     /// An answer from the node this one forwarded `session_id` to.
-    pub fn resolve(&self, session_id: u64, refusal: Option<(ErrorCode, String)>) {
+    pub fn resolve(&self, session_id: u64, refusal: ForwardAnswer) {
         if let Some(tx) = self.waiting().remove(&session_id) {
             let _ = tx.send(refusal);
         }
