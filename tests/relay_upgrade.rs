@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use p2p_system_tests::initiator::says_path as says;
 use p2p_system_tests::lab::{env, TRANSFER_TIMEOUT};
 use p2p_system_tests::poll::wait_until;
 use p2p_system_tests::services::{Kind, Transfer, TransferService};
@@ -14,13 +15,6 @@ use p2p_system_tests::Lab;
 const LEN: u64 = 40 * 1024 * 1024;
 /// Slow enough that the transfer is still running when the path changes.
 const RATE: u64 = 2 * 1024 * 1024;
-
-/// True when connectd's `-s` output said `!!status path=<path>`.
-fn says(lines: &[String], path: &str) -> bool {
-    lines
-        .iter()
-        .any(|l| l.starts_with("!!status") && l.contains(&format!("path={path}")))
-}
 
 #[test]
 fn relayed_when_blocked_then_direct_mid_transfer() {

@@ -3,55 +3,12 @@
 //! clients use is killed, the direct session carries on, the target registers on the next node, and an
 //! `autoconnect 2` initiator whose session ends reconnects through that node, on the same local port.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use p2p_system_tests::nodes::wait_reconnected;
 use p2p_system_tests::ports::free_tcp_port;
-use p2p_system_tests::provisioning::{seed_sample, with_values};
 use p2p_system_tests::services::HttpServer;
-use p2p_system_tests::target::{target_conf, Target};
-use p2p_system_tests::{Account, Device, Lab};
-
-/// `connectd -f FILE` for a target for `d` whose file names `servers`.
-fn target_command(lab: &Lab, d: &Device, service_port: u16, servers: &str) -> (Command, PathBuf) {
-    let path = lab
-        .dir()
-        .join(format!("target-{}.conf", d.uid.replace(':', "")));
-    let conf = target_conf(&d.uid, &d.secret, service_port, servers, &lab.server.key);
-    std::fs::write(&path, conf).expect("write the target file");
-    let cmd = lab.connectd_cmd(
-        &["-f".into(), path.display().to_string()],
-        &lab.client_env(&[]),
-    );
-    (cmd, path)
-}
-
-fn target_on(lab: &Lab, d: &Device, service_port: u16, servers: &str) -> Target {
-    let (cmd, path) = target_command(lab, d, service_port, servers);
-    let mut t = Target::start("target", cmd, &path, &lab.logs);
-    t.wait_registered();
-    t
-}
-
-/// The seed's provisioning file for `a` reaching `d` on `port`, with `autoconnect 2` and `servers`.
-fn initiator_file(lab: &Lab, a: &Account, d: &Device, port: u16, servers: &str) -> String {
-    let text = with_values(
-        &seed_sample(),
-        &[
-            ("autoconnect", "2".into()),
-            ("user_id", a.user.clone()),
-            ("auth_pass", a.password.clone()),
-            ("remote_address", d.uid.clone()),
-            ("proxy_local_port", port.to_string()),
-            ("server", servers.into()),
-            ("server_key", lab.server.key.clone()),
-        ],
-    );
-    let path = lab.dir().join(format!("initiator-{port}.txt"));
-    std::fs::write(&path, text).expect("write the initiator file");
-    path.display().to_string()
-}
+use p2p_system_tests::Lab;
 
 #[test]
 fn a_node_that_cannot_be_reached_is_skipped() {
@@ -60,7 +17,7 @@ fn a_node_that_cannot_be_reached_is_skipped() {
     let (account, device) = lab.account_and_device();
     // Nothing listens on the first node.
     let servers = format!("127.0.0.1:{},{}", free_tcp_port(), lab.server.address());
-    let target = target_on(&lab, &device, page.port(), &servers);
+    let target = lab.target_for(&device, page.port(), &servers);
     let env = [("P2P_SERVER".to_string(), servers.clone())];
     let initiator = lab.initiator(&lab.spec(&account, &device, 3), &env);
     lab.curl_expect(initiator.port(), &page.body);
@@ -83,9 +40,12 @@ fn when_the_node_in_use_dies_the_clients_move_to_the_next() {
     let (account, device) = lab.account_and_device();
     let node_b = lab.server.copy_as_node("node-b");
     let servers = format!("{},{}", lab.server.address(), node_b.address());
-    let mut target = target_on(&lab, &device, page.port(), &servers);
+    let mut target = lab.target_for(&device, page.port(), &servers);
     let port = free_tcp_port();
-    let file = initiator_file(&lab, &account, &device, port, &servers);
+    let file = lab
+        .initiator_file_for(&account, &device, port, 2, &servers)
+        .display()
+        .to_string();
     let mut initiator = lab.connectd("initiator", &["-s".into(), "-f".into(), file], &[]);
     initiator.wait_line("!!connected", Duration::from_secs(30), |l| {
         l.starts_with("!!connected")
@@ -107,28 +67,10 @@ fn when_the_node_in_use_dies_the_clients_move_to_the_next() {
         target.proc.tail(30)
     );
     // The session ends (the target restarts); the initiator reconnects through B, on the same port.
-    let (cmd, _) = target_command(&lab, &device, page.port(), &servers);
+    let (cmd, _) = lab.target_command_for(&device, page.port(), &servers);
     target.restart(cmd, &lab.logs);
     target.wait_registered();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match lab.curl(port) {
-            Ok(body)
-                if body == *page.body
-                    && initiator
-                        .output()
-                        .contains(&format!("logged in to {moved}")) =>
-            {
-                break
-            }
-            other if Instant::now() > deadline => panic!(
-                "no new session through node B on port {port}: {:?}\n{}",
-                other.map(|b| b.len()),
-                initiator.tail(30)
-            ),
-            _ => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
+    wait_reconnected(&lab, &initiator, port, &page.body, &moved);
     drop(node_b);
     lab.check_logs();
 }

@@ -100,6 +100,13 @@ impl Initiator {
     }
 }
 
+/// True when connectd's `-s` output said `!!status path=<path>` (`direct`, `relayed`).
+pub fn says_path(lines: &[String], path: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.starts_with("!!status") && l.contains(&format!("path={path}")))
+}
+
 /// N from `Starting Proxy on port N on index 1.`
 pub fn proxy_port(line: &str) -> Option<u16> {
     let rest = line.split("Starting Proxy on port").nth(1)?;

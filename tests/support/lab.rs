@@ -352,6 +352,18 @@ impl Lab {
     /// Writes the seed's sample initiator file with this test's account, device, local port, autoconnect
     /// mode and server, and returns its path.
     pub fn initiator_file(&self, a: &Account, d: &Device, port: u16, autoconnect: u8) -> PathBuf {
+        self.initiator_file_for(a, d, port, autoconnect, &self.server.address())
+    }
+
+    /// Like [`Lab::initiator_file`], naming `servers` (one node or a list `a:5980,b:5980`).
+    pub fn initiator_file_for(
+        &self,
+        a: &Account,
+        d: &Device,
+        port: u16,
+        autoconnect: u8,
+        servers: &str,
+    ) -> PathBuf {
         let text = crate::provisioning::with_values(
             &crate::provisioning::seed_sample(),
             &[
@@ -360,13 +372,41 @@ impl Lab {
                 ("auth_pass", a.password.clone()),
                 ("remote_address", d.uid.clone()),
                 ("proxy_local_port", port.to_string()),
-                ("server", self.server.address()),
+                ("server", servers.into()),
                 ("server_key", self.server.key.clone()),
             ],
         );
         let path = self.dir().join(format!("initiator-{}.txt", self.next()));
         std::fs::write(&path, text).expect("write initiator file");
         path
+    }
+
+    /// `connectd -f FILE` for a target for `d` whose file names `servers` (one node or a list), and
+    /// the file. The same device gets the same file, so the command can start it again.
+    pub fn target_command_for(
+        &self,
+        d: &Device,
+        service_port: u16,
+        servers: &str,
+    ) -> (Command, PathBuf) {
+        let path = self
+            .dir()
+            .join(format!("target-{}.conf", d.uid.replace(':', "")));
+        let conf = target_conf(&d.uid, &d.secret, service_port, servers, &self.server.key);
+        std::fs::write(&path, conf).expect("write the target file");
+        let cmd = self.connectd_cmd(
+            &["-f".into(), path.display().to_string()],
+            &self.client_env(&[]),
+        );
+        (cmd, path)
+    }
+
+    /// Starts the target of [`Lab::target_command_for`] and waits for its registration.
+    pub fn target_for(&self, d: &Device, service_port: u16, servers: &str) -> Target {
+        let (cmd, path) = self.target_command_for(d, service_port, servers);
+        let mut t = Target::start("target", cmd, &path, &self.logs);
+        t.wait_registered();
+        t
     }
 
     /// Starts a target for `d` forwarding to 127.0.0.1:`service_port` and waits for its registration.

@@ -11,6 +11,7 @@ pub mod control;
 pub mod data;
 pub mod initiator;
 pub mod lab;
+pub mod nodes;
 pub mod os;
 pub mod poll;
 pub mod ports;

@@ -28,6 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::accounts::{self, Access, AuthHashCheck, UserSecret};
+use crate::cluster::Cluster;
 use crate::store::Store;
 use crate::throttle::{Admit, Limit, Recent, Throttle};
 
@@ -138,6 +139,24 @@ enum Who {
     Device(Uid),
 }
 
+impl Who {
+    /// How the other nodes are told (`user:<name>`, `device:<uid>`).
+    fn to_text(&self) -> String {
+        match self {
+            Who::User(u) => format!("user:{u}"),
+            Who::Device(d) => format!("device:{d}"),
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Who> {
+        match text.split_once(':')? {
+            ("user", u) => Some(Who::User(u.to_string())),
+            ("device", d) => d.parse().ok().map(Who::Device),
+            _ => None,
+        }
+    }
+}
+
 /// Every throttle and what they need to know, behind one lock so an attempt is admitted atomically.
 struct Throttles {
     ips: Throttle<IpAddr>,
@@ -187,6 +206,33 @@ impl Throttles {
         verdicts
     }
 
+    /// Counts a failure another node recorded in the throttles it counted in there (a lock it
+    /// completes is logged like one of this node's).
+    fn record_elsewhere(&mut self, who: &Who, ip: IpAddr, total: bool, now: Instant) {
+        let locked = [
+            self.ips.record_failure(&ip, now),
+            match who {
+                Who::User(u) => self.user_ip.record_failure(&(u.clone(), ip), now),
+                Who::Device(d) => self.device_ip.record_failure(&(*d, ip), now),
+            },
+            match (who, total) {
+                (Who::User(u), true) => self.users.record_failure(u, now),
+                (Who::Device(d), true) => self.devices.record_failure(d, now),
+                _ => None,
+            },
+        ];
+        if let Some(lock) = locked.iter().flatten().max() {
+            log::warn!(
+                "{} from {ip}: failures on this and other nodes reached a limit: refused for {} s",
+                match who {
+                    Who::User(u) => format!("user '{}'", accounts::shown(u)),
+                    Who::Device(d) => format!("device {d}"),
+                },
+                lock.as_secs()
+            );
+        }
+    }
+
     /// Counts an admitted attempt as pending in the same throttles [`Throttles::verdicts`] asked.
     fn reserve(&mut self, who: &Who, ip: IpAddr, total: bool, now: Instant) {
         self.ips.reserve(&ip, now);
@@ -215,6 +261,8 @@ struct InProgress {
 
 pub struct Auth {
     db: Mutex<Box<dyn Store>>,
+    /// The other nodes, which share their failures with this one (PostgreSQL).
+    cluster: Option<Arc<Cluster>>,
     server_key: [u8; 32],
     limits: AuthLimits,
     throttles: Mutex<Throttles>,
@@ -271,6 +319,9 @@ impl Ticket {
         self.done = true;
         let now = Instant::now();
         let auth = self.auth.clone();
+        if let Some(cluster) = &auth.cluster {
+            cluster.record_failure(self.who.to_text(), self.ip, self.total);
+        }
         {
             let mut t = guard(&auth.throttles);
             self.count_address_failure(&mut t, now);
@@ -429,6 +480,16 @@ const ADMIT_WAIT: Duration = Duration::from_secs(30);
 
 impl Auth {
     pub fn new(db: Box<dyn Store>, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
+        Auth::in_cluster(db, server_key, limits, None)
+    }
+
+    /// An `Auth` whose failures count on every node of `cluster` (and theirs here).
+    pub fn in_cluster(
+        db: Box<dyn Store>,
+        server_key: [u8; 32],
+        limits: AuthLimits,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Self> {
         let tracked = limits.max_tracked;
         // A random secret nobody knows; if even that fails, a fixed valid PHC string of the same cost.
         let dummy_hash = accounts::generate_device_secret()
@@ -438,6 +499,7 @@ impl Auth {
             });
         Arc::new(Auth {
             db: Mutex::new(db),
+            cluster,
             server_key,
             limits,
             throttles: Mutex::new(Throttles {
@@ -526,6 +588,7 @@ impl Auth {
     /// `total`: the attempt is a guessable secret (password, device secret), so the per-user (device)
     /// limit for unknown addresses applies.
     async fn admit(self: &Arc<Self>, who: Who, ip: IpAddr, total: bool) -> Result<Ticket, Refusal> {
+        self.take_in_failures_elsewhere().await;
         let deadline = tokio::time::Instant::now() + ADMIT_WAIT;
         loop {
             let notified = self.resolved.notified();
@@ -558,6 +621,31 @@ impl Auth {
                     ErrorCode::Throttled,
                     format!("too many attempts in progress from {ip}: retry later"),
                 ));
+            }
+        }
+    }
+
+    /// Counts the failures the other nodes recorded since this node last looked. A database error
+    /// leaves this node's own counts to decide (logged).
+    async fn take_in_failures_elsewhere(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let failures = match cluster.failures_elsewhere().await {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!("cluster: reading the other nodes' failed attempts: {e}");
+                return;
+            }
+        };
+        if failures.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut t = guard(&self.throttles);
+        for f in failures {
+            if let Some(who) = Who::from_text(&f.who) {
+                t.record_elsewhere(&who, f.ip, f.total, now);
             }
         }
     }

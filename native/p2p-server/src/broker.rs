@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use p2p_proto::control::{ErrorCode, ServerMsg, SessionGrant};
 use p2p_proto::{EncryptionMode, Uid};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Refusal;
+use crate::cluster::{Cluster, Located, NodeMsg};
 use crate::relay::{self, ControlTx, OpenError, Relay, SessionSetup};
 
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +76,15 @@ pub struct Broker {
     relay: Arc<Mutex<Relay>>,
     inner: Mutex<Inner>,
     limits: BrokerLimits,
+    /// The other nodes on the same database, when there are any (PostgreSQL).
+    cluster: Option<Arc<Cluster>>,
+}
+
+/// Where the target of a session is online.
+enum Route {
+    Here(OnlineTarget),
+    /// On another node, which offers the session to it.
+    Node(Arc<Cluster>, Located),
 }
 
 fn random<const N: usize>() -> Result<[u8; N], Refusal> {
@@ -87,11 +97,16 @@ fn random<const N: usize>() -> Result<[u8; N], Refusal> {
 }
 
 impl Broker {
-    pub fn new(relay: Arc<Mutex<Relay>>, limits: BrokerLimits) -> Arc<Self> {
+    pub fn new(
+        relay: Arc<Mutex<Relay>>,
+        limits: BrokerLimits,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Self> {
         Arc::new(Broker {
             relay,
             inner: Mutex::new(Inner::default()),
             limits,
+            cluster,
         })
     }
 
@@ -112,6 +127,9 @@ impl Broker {
     ) -> bool {
         let mut candidates = candidates;
         candidates.truncate(relay::MAX_HOST_CANDIDATES);
+        if let Some(cluster) = &self.cluster {
+            cluster.set_online(uid, conn_id, &candidates);
+        }
         let old = self.inner().targets.insert(
             uid,
             OnlineTarget {
@@ -128,7 +146,13 @@ impl Broker {
     /// took them over) and the sessions still waiting for its answer (their initiators get an error).
     pub fn connection_closed(&self, conn_id: u64) {
         let mut inner = self.inner();
-        inner.targets.retain(|_, t| t.conn_id != conn_id);
+        inner.targets.retain(|uid, t| {
+            let gone = t.conn_id == conn_id;
+            if let (true, Some(cluster)) = (gone, &self.cluster) {
+                cluster.set_offline(*uid, conn_id);
+            }
+            !gone
+        });
         inner.pending.retain(|_, p| p.target_conn != conn_id);
     }
 
@@ -160,15 +184,17 @@ impl Broker {
     }
 
     /// Creates a session for an initiator whose access was already checked: opens it on the relay,
-    /// offers it to the target and waits for the answer. Returns the initiator's grant.
+    /// offers it to the target (through the target's node when that is another one) and waits for the
+    /// answer. Returns the initiator's grant. The session is relayed by this node either way.
     pub async fn connect(&self, req: ConnectRequest) -> Result<SessionGrant, Refusal> {
         let uid = req.uid;
-        let OnlineTarget {
-            conn_id: target_conn,
-            tx: target_tx,
-            candidates: target_candidates,
-            relay_addr: target_relay_addr,
-        } = self.target_to_offer(uid)?;
+        let route = self.route(uid).await?;
+        let (target_link, target_candidates) = match &route {
+            Route::Here(t) => (t.tx.clone(), t.candidates.clone()),
+            Route::Node(cluster, at) => {
+                (cluster.link_to(at.node.clone(), uid), at.candidates.clone())
+            }
+        };
         let session_secret = hex::encode(random::<32>()?);
         let tokens = [random::<16>()?, random::<16>()?];
         let setup = SessionSetup {
@@ -176,18 +202,11 @@ impl Broker {
             user_id: req.user_id,
             tokens,
             host_candidates: [req.candidates, target_candidates],
-            links: [req.initiator_tx, target_tx.clone()],
+            links: [req.initiator_tx, target_link],
             relay_addr: req.relay_addr,
         };
-        let session_id = self.open_on_relay(setup, &req.user)?;
-        let (answer_tx, answer_rx) = oneshot::channel();
-        self.inner().pending.insert(
-            session_id,
-            Pending {
-                target_conn,
-                answer: answer_tx,
-            },
-        );
+        let elsewhere = self.sessions_elsewhere(req.user_id).await?;
+        let session_id = self.open_on_relay(setup, &req.user, elsewhere)?;
         // Each peer is told the relay in its own address family: the relay bridges the two.
         let grant = |token: &[u8; 16], relay_addr: SocketAddr| SessionGrant {
             session_id,
@@ -198,15 +217,41 @@ impl Broker {
             relay_addr,
             user: req.user.clone(),
         };
-        let result = self
-            .offer(
-                session_id,
-                uid,
-                &target_tx,
-                grant(&tokens[1], target_relay_addr),
-                answer_rx,
-            )
-            .await;
+        let result = match route {
+            Route::Here(target) => {
+                let (answer_tx, answer_rx) = oneshot::channel();
+                self.inner().pending.insert(
+                    session_id,
+                    Pending {
+                        target_conn: target.conn_id,
+                        answer: answer_tx,
+                    },
+                );
+                self.offer(
+                    session_id,
+                    uid,
+                    &target.tx,
+                    grant(&tokens[1], target.relay_addr),
+                    answer_rx,
+                )
+                .await
+            }
+            Route::Node(cluster, at) => {
+                log::debug!(
+                    "session {session_id:016x}: {uid} is online on node {}",
+                    at.node
+                );
+                cluster
+                    // The target's address family is not known here: its grant names this
+                    // node's relay in the initiator's family.
+                    .forward(
+                        &at.node,
+                        grant(&tokens[1], req.relay_addr),
+                        self.limits.accept_timeout,
+                    )
+                    .await
+            }
+        };
         match result {
             Ok(()) => {
                 log::info!(
@@ -226,6 +271,91 @@ impl Broker {
                 );
                 Err(refusal)
             }
+        }
+    }
+
+    /// The target of `uid`: here, or else on the live node where it registered last.
+    async fn route(&self, uid: Uid) -> Result<Route, Refusal> {
+        let offline = match self.target_to_offer(uid) {
+            Ok(target) => return Ok(Route::Here(target)),
+            Err(r) if r.code == ErrorCode::DeviceOffline => r,
+            Err(r) => return Err(r),
+        };
+        let Some(cluster) = &self.cluster else {
+            return Err(offline);
+        };
+        match cluster.locate(uid).await {
+            Ok(Some(at)) => Ok(Route::Node(cluster.clone(), at)),
+            Ok(None) => Err(offline),
+            Err(e) => {
+                log::error!("cluster: looking up where {uid} is online: {e}");
+                Err(Refusal::new(
+                    ErrorCode::Internal,
+                    "server error while looking up the device",
+                ))
+            }
+        }
+    }
+
+    /// Handles what other nodes send this one, until the cluster's bus ends.
+    pub async fn serve_cluster(self: Arc<Self>, mut inbound: mpsc::UnboundedReceiver<NodeMsg>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        while let Some(msg) = inbound.recv().await {
+            match msg {
+                NodeMsg::Forward { from, grant } => {
+                    let (broker, cluster) = (self.clone(), cluster.clone());
+                    tokio::spawn(async move {
+                        let session_id = grant.session_id;
+                        let result = broker.offer_forwarded(grant).await;
+                        cluster.answer(&from, session_id, result).await;
+                    });
+                }
+                NodeMsg::Answer {
+                    session_id,
+                    refusal,
+                } => cluster.resolve(session_id, refusal),
+                NodeMsg::Deliver { uid, msg } => self.deliver(uid, msg),
+            }
+        }
+    }
+
+    /// Offers a session another node set up (and relays) to the target online here.
+    async fn offer_forwarded(&self, grant: SessionGrant) -> Result<(), Refusal> {
+        let (session_id, uid) = (grant.session_id, grant.uid);
+        let target = self.target_to_offer(uid)?;
+        let (answer_tx, answer_rx) = oneshot::channel();
+        {
+            let mut inner = self.inner();
+            if inner.pending.contains_key(&session_id) {
+                return Err(Refusal::new(
+                    ErrorCode::Internal,
+                    "server error: session id in use, retry",
+                ));
+            }
+            inner.pending.insert(
+                session_id,
+                Pending {
+                    target_conn: target.conn_id,
+                    answer: answer_tx,
+                },
+            );
+        }
+        let result = self
+            .offer(session_id, uid, &target.tx, grant, answer_rx)
+            .await;
+        if result.is_err() {
+            self.inner().pending.remove(&session_id);
+        }
+        result
+    }
+
+    /// Passes a message of another node's relay to the target online here (never waiting: like the
+    /// relay's own punches, a full queue loses it).
+    fn deliver(&self, uid: Uid, msg: ServerMsg) {
+        if let Some(target) = self.inner().targets.get(&uid) {
+            let _ = target.tx.try_send(msg);
         }
     }
 
@@ -250,35 +380,89 @@ impl Broker {
         Ok(t.clone())
     }
 
-    fn open_on_relay(&self, mut setup: SessionSetup, user: &str) -> Result<u64, Refusal> {
+    /// Sessions the user holds on the other nodes, which count toward their limit here too.
+    async fn sessions_elsewhere(&self, user_id: i64) -> Result<usize, Refusal> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(0);
+        };
+        cluster.sessions_elsewhere(user_id).await.map_err(|e| {
+            log::error!("cluster: counting a user's sessions on the other nodes: {e}");
+            Refusal::new(
+                ErrorCode::Internal,
+                "server error while counting the user's sessions",
+            )
+        })
+    }
+
+    /// Opens the session on this node's relay, if the user holds fewer than their limit here and on
+    /// the other nodes (`elsewhere`) together.
+    fn open_on_relay(
+        &self,
+        mut setup: SessionSetup,
+        user: &str,
+        elsewhere: usize,
+    ) -> Result<u64, Refusal> {
         let mut relay = relay::lock(&self.relay);
+        let user_full = |relay: &Relay| {
+            let limits = relay.limits();
+            log::info!(
+                "user '{user}' refused a session: {} sessions open",
+                limits.max_sessions_per_user
+            );
+            Refusal::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "too many sessions for user '{user}' (limit {}); an ended session frees \
+                     its place at once, one whose peer vanished after {} s without a packet",
+                    limits.max_sessions_per_user,
+                    limits.idle_timeout.as_secs()
+                ),
+            )
+        };
+        if elsewhere > 0
+            && relay.user_sessions(setup.user_id) + elsewhere
+                >= relay.limits().max_sessions_per_user
+        {
+            return Err(user_full(&relay));
+        }
         loop {
             let id = u64::from_ne_bytes(random::<8>()?);
             match relay.open(id, setup, Instant::now()) {
-                Ok(()) => return Ok(id),
-                Err((OpenError::IdInUse, back)) => setup = back,
-                Err((OpenError::UserFull, _)) => {
-                    let limits = relay.limits();
-                    log::info!(
-                        "user '{user}' refused a session: {} sessions open",
-                        limits.max_sessions_per_user
-                    );
-                    return Err(Refusal::new(
-                        ErrorCode::LimitReached,
-                        format!(
-                            "too many sessions for user '{user}' (limit {}); an ended session frees \
-                             its place at once, one whose peer vanished after {} s without a packet",
-                            limits.max_sessions_per_user,
-                            limits.idle_timeout.as_secs()
-                        ),
-                    ));
+                Ok(()) => {
+                    if let Some(cluster) = &self.cluster {
+                        cluster.sessions_changed();
+                    }
+                    return Ok(id);
                 }
+                Err((OpenError::IdInUse, back)) => setup = back,
+                Err((OpenError::UserFull, _)) => return Err(user_full(&relay)),
                 Err((OpenError::Full, _)) => {
                     return Err(Refusal::new(
                         ErrorCode::LimitReached,
                         "the relay has too many sessions: retry later",
                     ))
                 }
+            }
+        }
+    }
+
+    /// Keeps this node's sessions per user published for the other nodes: at once after a session
+    /// opens, and every half second for those that ended.
+    pub async fn publish_sessions(self: Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let mut published = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cluster.sessions_opened() => {}
+            }
+            let now = relay::lock(&self.relay).sessions_per_user().clone();
+            if let Err(e) = cluster.publish_sessions(&now, &mut published).await {
+                log::warn!("cluster: publishing the sessions per user failed: {e}");
             }
         }
     }
@@ -341,7 +525,6 @@ impl Broker {
 mod tests {
     use super::*;
     use crate::relay::RelayLimits;
-    use tokio::sync::mpsc;
 
     fn uid() -> Uid {
         "80:00:00:00:01:00:0A:C2".parse().unwrap()
@@ -358,6 +541,7 @@ mod tests {
                 accept_timeout: Duration::from_millis(timeout_ms),
                 max_pending: 4,
             },
+            None,
         )
     }
 

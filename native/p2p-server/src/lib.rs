@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod control;
 pub mod db;
 pub mod error;

@@ -293,6 +293,11 @@ impl Relay {
         self.per_user.get(&user_id).copied().unwrap_or(0)
     }
 
+    /// Sessions per user now (users with none are absent).
+    pub fn sessions_per_user(&self) -> &HashMap<i64, usize> {
+        &self.per_user
+    }
+
     pub fn limits(&self) -> &RelayLimits {
         &self.limits
     }

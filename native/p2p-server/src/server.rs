@@ -23,7 +23,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::ops_http::{self, OpsState};
 use crate::probe::{self, ProbeCounters, ProbeLimits, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
-use crate::{keys, store};
+use crate::{cluster, keys, store};
 
 /// Everything `run` can be told.
 #[derive(Clone, Debug)]
@@ -284,8 +284,22 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         .collect();
     relay.set_server_addrs(&own);
     let relay = Arc::new(Mutex::new(relay));
-    let auth = Auth::new(database, public, config.auth);
-    let broker = Broker::new(relay.clone(), config.broker);
+    let mut tasks = Vec::new();
+    let (cluster, inbound) = match &config.database {
+        Some(url) => {
+            // Other nodes know this one by its first family's addresses.
+            let started = cluster::start(url, bound[0].control, bound[0].udp[0]).await?;
+            tasks.extend(started.tasks);
+            (Some(started.cluster), Some(started.inbound))
+        }
+        None => (None, None),
+    };
+    let auth = Auth::in_cluster(database, public, config.auth, cluster.clone());
+    let broker = Broker::new(relay.clone(), config.broker, cluster);
+    if let Some(inbound) = inbound {
+        tasks.push(tokio::spawn(broker.clone().serve_cluster(inbound)));
+        tasks.push(tokio::spawn(broker.clone().publish_sessions()));
+    }
     let metrics = Arc::new(Metrics::default());
     let ctx = ControlContext::new(
         auth,
@@ -304,7 +318,6 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let relay_sockets =
         relay::RelaySockets::new(families.iter().map(|f| f.udp[0].clone()).collect());
 
-    let mut tasks = Vec::new();
     for family in families {
         let responder = Arc::new(Responder::new(
             family.udp.clone(),

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// Held (transaction-scoped) while the schema is created or checked, so nodes starting together do not
 /// race to create it. An arbitrary constant: "p2pschm" in ASCII.
-const SCHEMA_LOCK: i64 = 0x0070_3270_7363_686d;
+pub(crate) const SCHEMA_LOCK: i64 = 0x0070_3270_7363_686d;
 
 /// The same tables as the SQLite schema (db.rs), in PostgreSQL types. Ids are `BY DEFAULT` identities so
 /// a copy from SQLite can keep them.
