@@ -1,17 +1,21 @@
-//! The end-to-end peer handshake: Noise `XXpsk3_25519_ChaChaPoly_SHA256` between the two peers' static
+//! The end-to-end peer handshake: Noise `XXpsk2_25519_ChaChaPoly_SHA256` between the two peers' static
 //! keys, so that the session keys exist only on the two devices (docs/E2E-TRUST.md).
 //!
 //! ```text
-//! msg1 initiator -> target: e, offer_i                      (64 bytes)
-//! msg2 target -> initiator: e, ee, s, es, offer_t           (112 bytes)
-//! msg3 initiator -> target: s, se, psk                      (64 bytes)
+//! msg1 initiator -> target: e, offer_i, padding             (112 bytes)
+//! msg2 target -> initiator: e, ee, s, es, psk, offer_t      (112 bytes)
+//! msg3 initiator -> target: s, se                           (64 bytes)
 //! ```
 //!
 //! XX rather than IK: each side learns the key the other actually holds, so a mismatch with the pin is
 //! reported with both fingerprints instead of as an undecryptable message. The psk is the server's
 //! session secret: it adds nothing against the server, but keeps the old property that only the two
-//! parties of a grant can complete a handshake. The prologue binds the messages to the session (the
+//! parties of a grant can complete a handshake, and as it is in msg2 a third party who saw msg1
+//! cannot answer with a key of its own: a key mismatch always involves the peer or the server. The prologue binds the messages to the session (the
 //! caller's context, e.g. the session id) so they cannot be replayed into another one.
+//!
+//! msg1 is padded to msg2's length so that a forged msg1 from a spoofed address gets an answer no
+//! larger than itself: the target's socket must not amplify.
 //!
 //! Each side's AEAD offer travels in its payload (the 16-byte block `negotiation` writes into a mode-3
 //! nonce). The payloads are under the handshake hash, so a changed offer fails the next message.
@@ -34,14 +38,16 @@ use super::{Protection, SECRET_LEN};
 use crate::wire::Role;
 use crate::EncryptionMode;
 
-const NOISE_PATTERN: &str = "Noise_XXpsk3_25519_ChaChaPoly_SHA256";
+const NOISE_PATTERN: &str = "Noise_XXpsk2_25519_ChaChaPoly_SHA256";
 const PROLOGUE_LABEL: &[u8] = b"remoteitp2p e2e v1";
-/// The psk goes in after the last message's tokens (`psk3`).
-const PSK_POSITION: u8 = 3;
+/// The psk goes in at the end of msg2 (`psk2`): msg2 and msg3 need the session secret.
+const PSK_POSITION: u8 = 2;
 /// Random bytes a side needs: its ephemeral X25519 secret.
 pub const PEER_HANDSHAKE_RANDOM_LEN: usize = 32;
 /// The offer block in msg1 and msg2 payloads.
 const OFFER_LEN: usize = 16;
+/// msg1's payload: the offer and zeros, making msg1 (32 + payload + 16) as long as msg2.
+const MSG1_PAYLOAD_LEN: usize = 64;
 /// Longest handshake message (msg2: 32 + 48 + 16 + 16).
 const MAX_MESSAGE_LEN: usize = 112;
 
@@ -153,7 +159,9 @@ impl PeerHandshake {
     pub fn initiator(params: PeerHandshakeParams<'_>) -> (PeerHandshake, Vec<u8>) {
         assert_eq!(params.role, Role::Initiator);
         let mut hs = PeerHandshake::new(params);
-        let msg1 = hs.write(&offer_block(hs.offer));
+        let mut payload = [0u8; MSG1_PAYLOAD_LEN];
+        payload[..OFFER_LEN].copy_from_slice(&offer_block(hs.offer));
+        let msg1 = hs.write(&payload);
         (hs, msg1)
     }
 
@@ -224,10 +232,24 @@ impl PeerHandshake {
         let len = trial
             .read_message(message, &mut payload)
             .map_err(|_| PeerHandshakeError::Refused("not authentic or not for this session"))?;
-        let presented = trial.get_remote_static().map(public_key);
         let finished = trial.is_handshake_finished();
+        // Checked before the state moves on: msg1 is not authenticated, so a forged one must leave
+        // the handshake as it was.
+        let peer_offer = match (self.role, finished) {
+            (Role::Target, false) if len != MSG1_PAYLOAD_LEN => {
+                return Err(PeerHandshakeError::Refused("malformed first message"))
+            }
+            (_, false) => Some(read_offer(&payload[..OFFER_LEN.min(len)])?),
+            (_, true) => None,
+        };
+        let presented = trial.get_remote_static().map(public_key);
         self.state = Some(trial);
         self.transcript.push(Turn::Read(message.to_vec()));
+        if peer_offer.is_some() {
+            self.peer_offer = peer_offer;
+        }
+        // Past msg1 every message carries the psk, so a wrong key comes from the peer or the server
+        // (both hold the session secret), never from a third party: the handshake ends here.
         if let Some(presented) = presented {
             if let Err(mismatch) = check_peer_key(self.expected_peer, presented) {
                 self.state = None;
@@ -237,14 +259,12 @@ impl PeerHandshake {
         match (self.role, finished) {
             // msg1 at the target: answer with msg2.
             (Role::Target, false) => {
-                self.peer_offer = Some(read_offer(&payload[..len])?);
                 let msg2 = self.write(&offer_block(self.offer));
                 self.last_exchange = Some((message.to_vec(), msg2.clone()));
                 Ok(PeerStep::Send(msg2))
             }
             // msg2 at the initiator: answer with msg3 and finish.
             (Role::Initiator, false) => {
-                self.peer_offer = Some(read_offer(&payload[..len])?);
                 let msg3 = self.write(&[]);
                 self.last_exchange = Some((message.to_vec(), msg3.clone()));
                 let session = self.finish()?;

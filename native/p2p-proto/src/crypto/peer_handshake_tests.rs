@@ -113,10 +113,13 @@ fn both_sides_derive_the_same_keys_and_learn_each_others_key() {
 }
 
 #[test]
-fn message_sizes_are_as_documented() {
+fn message_sizes_are_as_documented_and_the_target_does_not_amplify() {
     let (mut i, _, msg1, msg2) = first_two(&laptop(), &device(), None);
     let (msg3, _) = established(i.receive(&msg2).unwrap());
-    assert_eq!((msg1.len(), msg2.len(), msg3.unwrap().len()), (64, 112, 64));
+    assert_eq!(
+        (msg1.len(), msg2.len(), msg3.unwrap().len()),
+        (112, 112, 64)
+    );
 }
 
 #[test]
@@ -272,4 +275,51 @@ fn offers_with_no_aead_in_common_are_refused() {
         i.receive(&msg2).err(),
         Some(PeerHandshakeError::NoCommonAead)
     );
+}
+
+/// A third party that saw msg1 (it travels in clear) but lacks the session secret cannot answer with
+/// a key of its own: its msg2 is refused as unauthentic, not reported as a changed key, and the
+/// genuine msg2 still completes the handshake.
+#[test]
+fn a_third_party_cannot_answer_with_its_own_key() {
+    let (mut i, _, msg1, msg2) = first_two(&laptop(), &device(), None);
+    let stranger_random = [9u8; 32];
+    let stranger_key = server_key();
+    let mut stranger = PeerHandshake::target(PeerHandshakeParams {
+        session_secret: &[0u8; SECRET_LEN],
+        ..params(Role::Target, &stranger_key, None, &stranger_random)
+    });
+    let forged = send(stranger.receive(&msg1).unwrap());
+    assert!(matches!(
+        i.receive(&forged),
+        Err(PeerHandshakeError::Refused(_))
+    ));
+    established(i.receive(&msg2).unwrap());
+}
+
+/// msg1 is not authenticated: a forged one of the wrong length is refused and the genuine one then
+/// gets its answer.
+#[test]
+fn a_malformed_first_message_does_not_spoil_the_target() {
+    let (rt, rx) = ([2u8; 32], [4u8; 32]);
+    let (l, d) = (laptop(), device());
+    let mut t = PeerHandshake::target(params(Role::Target, &d, None, &rt));
+    let mut forger = snow::Builder::new("Noise_XXpsk2_25519_ChaChaPoly_SHA256".parse().unwrap())
+        .prologue(b"remoteitp2p e2e v1session 0123456789")
+        .unwrap()
+        .psk(2, &SECRET)
+        .unwrap()
+        .local_private_key(&[3u8; 32])
+        .unwrap()
+        .build_initiator()
+        .unwrap();
+    let mut short = vec![0u8; 200];
+    let n = forger.write_message(&[0u8; 16], &mut short).unwrap();
+    assert!(matches!(
+        t.receive(&short[..n]),
+        Err(PeerHandshakeError::Refused(_))
+    ));
+    let (mut i, msg1) = PeerHandshake::initiator(params(Role::Initiator, &l, None, &rx));
+    let msg2 = send(t.receive(&msg1).unwrap());
+    established(i.receive(&msg2).unwrap());
 }
