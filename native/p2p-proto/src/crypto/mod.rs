@@ -33,7 +33,7 @@ mod tests;
 pub use handshake::Handshake;
 pub use negotiation::{Aead, AeadOffer};
 pub use peer_handshake::{
-    PeerHandshake, PeerHandshakeError, PeerHandshakeParams, PeerSession, PeerStep,
+    ExpectedPeer, PeerHandshake, PeerHandshakeError, PeerHandshakeParams, PeerSession, PeerStep,
     PEER_HANDSHAKE_RANDOM_LEN,
 };
 pub use protection::Protection;

@@ -51,8 +51,9 @@ const MSG1_PAYLOAD_LEN: usize = 64;
 /// Longest handshake message (msg2: 32 + 48 + 16 + 16).
 const MAX_MESSAGE_LEN: usize = 112;
 
-/// Why an end-to-end handshake failed. All but [`KeyMismatch`](Self::KeyMismatch) concern one
-/// message: the caller drops it and the handshake can go on with the genuine one.
+/// Why an end-to-end handshake failed. [`KeyMismatch`](Self::KeyMismatch) and
+/// [`NotAuthorized`](Self::NotAuthorized) end the handshake; the others concern one message: the
+/// caller drops it and the handshake can go on with the genuine one.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum PeerHandshakeError {
     /// The peer holds a different static key than the one we expected: a rotated key, or a server or
@@ -61,6 +62,12 @@ pub enum PeerHandshakeError {
     KeyMismatch {
         expected: Fingerprint,
         presented: Fingerprint,
+    },
+    /// The peer's key is not in our list of authorized keys. Fatal for this session.
+    #[error("the peer's key {presented} is not one of the {authorized} authorized keys")]
+    NotAuthorized {
+        presented: Fingerprint,
+        authorized: usize,
     },
     /// Not authentic, not for this session, malformed, or a replay.
     #[error("handshake message refused: {0}")]
@@ -88,13 +95,22 @@ pub struct PeerSession {
     pub aead: Aead,
 }
 
+/// Which static keys the peer may present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedPeer {
+    /// Any key: trust on first use (the caller pins [`PeerSession::peer_key`]).
+    Any,
+    /// This key: the initiator's pin, or the key the server vouched for.
+    Key(Fingerprint),
+    /// One of these: a target's list of authorized initiators.
+    OneOf(Vec<Fingerprint>),
+}
+
 /// Everything one side brings to the handshake.
 pub struct PeerHandshakeParams<'a> {
     pub role: Role,
     pub local: &'a StaticKey,
-    /// The key the peer must present (a pin, or the key the server vouched for); `None` accepts any
-    /// key (trust on first use: the caller pins [`PeerSession::peer_key`]).
-    pub expected_peer: Option<Fingerprint>,
+    pub expected_peer: ExpectedPeer,
     pub session_secret: &'a [u8; SECRET_LEN],
     /// Bytes both sides know that identify this session (its id); bound in through the prologue.
     pub session_context: &'a [u8],
@@ -110,7 +126,7 @@ pub struct PeerHandshake {
     transcript: Vec<Turn>,
     /// `None` once finished or failed for good.
     state: Option<HandshakeState>,
-    expected_peer: Option<Fingerprint>,
+    expected_peer: ExpectedPeer,
     offer: AeadOffer,
     peer_offer: Option<AeadOffer>,
     /// The last message we received and our answer, so a retransmitted copy gets the same answer
@@ -251,7 +267,7 @@ impl PeerHandshake {
         // Past msg1 every message carries the psk, so a wrong key comes from the peer or the server
         // (both hold the session secret), never from a third party: the handshake ends here.
         if let Some(presented) = presented {
-            if let Err(mismatch) = check_peer_key(self.expected_peer, presented) {
+            if let Err(mismatch) = check_peer_key(&self.expected_peer, presented) {
                 self.state = None;
                 return Err(mismatch);
             }
@@ -340,14 +356,22 @@ fn public_key(bytes: &[u8]) -> PublicStaticKey {
 }
 
 fn check_peer_key(
-    expected: Option<Fingerprint>,
+    expected: &ExpectedPeer,
     presented: PublicStaticKey,
 ) -> Result<(), PeerHandshakeError> {
     match expected {
-        Some(expected) if !expected.matches(&presented) => Err(PeerHandshakeError::KeyMismatch {
-            expected,
-            presented: presented.fingerprint(),
-        }),
+        ExpectedPeer::Key(expected) if !expected.matches(&presented) => {
+            Err(PeerHandshakeError::KeyMismatch {
+                expected: *expected,
+                presented: presented.fingerprint(),
+            })
+        }
+        ExpectedPeer::OneOf(keys) if !keys.iter().any(|k| k.matches(&presented)) => {
+            Err(PeerHandshakeError::NotAuthorized {
+                presented: presented.fingerprint(),
+                authorized: keys.len(),
+            })
+        }
         _ => Ok(()),
     }
 }

@@ -27,7 +27,7 @@ fn params<'a>(
     PeerHandshakeParams {
         role,
         local,
-        expected_peer,
+        expected_peer: expected_peer.map_or(ExpectedPeer::Any, ExpectedPeer::Key),
         session_secret: &SECRET,
         session_context: SESSION,
         offer: AeadOffer::this_machine(),
@@ -322,4 +322,39 @@ fn a_malformed_first_message_does_not_spoil_the_target() {
     let (mut i, msg1) = PeerHandshake::initiator(params(Role::Initiator, &l, None, &rx));
     let msg2 = send(t.receive(&msg1).unwrap());
     established(i.receive(&msg2).unwrap());
+}
+
+/// A target with a list of authorized initiators accepts one on the list and refuses another key,
+/// naming it.
+#[test]
+fn a_target_accepts_only_initiators_on_its_list() {
+    let authorized = vec![
+        device().public().fingerprint(),
+        laptop().public().fingerprint(),
+    ];
+    for (initiator, accepted) in [(laptop(), true), (server_key(), false)] {
+        let (ri, rt) = ([1u8; 32], [2u8; 32]);
+        let d = device();
+        let (mut i, msg1) =
+            PeerHandshake::initiator(params(Role::Initiator, &initiator, None, &ri));
+        let mut t = PeerHandshake::target(PeerHandshakeParams {
+            expected_peer: ExpectedPeer::OneOf(authorized.clone()),
+            ..params(Role::Target, &d, None, &rt)
+        });
+        let msg2 = send(t.receive(&msg1).unwrap());
+        let (msg3, _) = established(i.receive(&msg2).unwrap());
+        let result = t.receive(&msg3.unwrap());
+        if accepted {
+            assert_eq!(established(result.unwrap()).1.peer_key, laptop().public());
+        } else {
+            let presented = server_key().public().fingerprint();
+            assert_eq!(
+                result.err(),
+                Some(PeerHandshakeError::NotAuthorized {
+                    presented,
+                    authorized: 2
+                })
+            );
+        }
+    }
 }
