@@ -367,7 +367,7 @@ impl EndpointTask {
             return;
         };
         match kind {
-            Kind::Data(_) | Kind::Handshake(_) => {
+            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_) => {
                 let Some(id) = wire::peek_session_id(data) else {
                     return;
                 };

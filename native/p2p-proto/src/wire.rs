@@ -57,6 +57,9 @@ pub enum Kind {
     Data(Role),
     /// Peer handshake (0x12 from the initiator, 0x13 from the target).
     Handshake(Role),
+    /// End-to-end peer handshake between the peers' static keys (0x14 from the initiator: its first
+    /// and third messages; 0x15 from the target), `crypto::PeerHandshake`.
+    PeerHandshake(Role),
     /// Peer to server: bind this socket's address to a session on the relay (0x20).
     RelayBind,
     /// Server to peer: the bind was accepted (0x21).
@@ -74,6 +77,7 @@ impl Kind {
         match self {
             Kind::Data(r) => 0x10 | r.bit(),
             Kind::Handshake(r) => 0x12 | r.bit(),
+            Kind::PeerHandshake(r) => 0x14 | r.bit(),
             Kind::RelayBind => 0x20,
             Kind::RelayBindAck => 0x21,
             Kind::RelayRelease => 0x22,
@@ -85,6 +89,7 @@ impl Kind {
         Some(match b {
             0x10 | 0x11 => Kind::Data(Role::from_bit(b)),
             0x12 | 0x13 => Kind::Handshake(Role::from_bit(b)),
+            0x14 | 0x15 => Kind::PeerHandshake(Role::from_bit(b)),
             0x20 => Kind::RelayBind,
             0x21 => Kind::RelayBindAck,
             0x22 => Kind::RelayRelease,
@@ -94,7 +99,10 @@ impl Kind {
         })
     }
     pub fn is_session(self) -> bool {
-        matches!(self, Kind::Data(_) | Kind::Handshake(_))
+        matches!(
+            self,
+            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_)
+        )
     }
 }
 

@@ -347,7 +347,7 @@ impl Relay {
             },
             Kind::RelayBind => self.on_bind(from, data, now),
             Kind::RelayRelease => self.on_release(data, now),
-            Kind::Data(role) | Kind::Handshake(role) => {
+            Kind::Data(role) | Kind::Handshake(role) | Kind::PeerHandshake(role) => {
                 self.on_session_datagram(from, role, data, now)
             }
             Kind::RelayBindAck | Kind::ProbeResponse => {
@@ -742,9 +742,13 @@ mod tests {
     }
 
     fn data(id: u64, role: Role) -> Vec<u8> {
+        session_datagram(Kind::Data(role), id)
+    }
+
+    fn session_datagram(kind: Kind, id: u64) -> Vec<u8> {
         let mut d = Vec::new();
         wire::SessionHeader {
-            kind: Kind::Data(role),
+            kind,
             session_id: id,
             packet_number: 1,
         }
@@ -809,6 +813,15 @@ mod tests {
             relay.on_datagram(b, &data(id, Role::Target), now),
             Outcome::Forward(a)
         );
+        // Both handshakes' kinds go through like data.
+        for (from, to, role) in [(a, b, Role::Initiator), (b, a, Role::Target)] {
+            for kind in [Kind::Handshake(role), Kind::PeerHandshake(role)] {
+                assert_eq!(
+                    relay.on_datagram(from, &session_datagram(kind, id), now),
+                    Outcome::Forward(to)
+                );
+            }
+        }
         // A spoofer using the session id from another address gets nothing through.
         let evil: SocketAddr = "192.0.2.66:6666".parse().unwrap();
         assert_eq!(
@@ -828,7 +841,7 @@ mod tests {
             Outcome::Forward(a2)
         );
         let st = relay.stats(now);
-        assert_eq!(st.sessions[0].forwarded_packets, 3);
+        assert_eq!(st.sessions[0].forwarded_packets, 7);
         assert_eq!(st.counters.unbound_source, 1);
     }
 

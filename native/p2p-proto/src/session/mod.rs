@@ -444,7 +444,8 @@ impl Session {
             Kind::Data(r) if r == peer => {
                 self.on_data(now, from, header.packet_number, header_bytes, payload)
             }
-            // Our own kind reflected back, or not a session kind.
+            // Our own kind reflected back, not a session kind, or the end-to-end handshake (which
+            // sessions do not run yet).
             _ => self.stats.packets_dropped += 1,
         }
     }
