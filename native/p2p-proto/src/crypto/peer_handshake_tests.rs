@@ -1,6 +1,6 @@
 //! The end-to-end handshake between two static keys, including a server that swaps keys.
 
-use super::tests::data_header;
+use super::tests::{data_header, session};
 use super::*;
 use crate::wire::Role;
 
@@ -357,4 +357,20 @@ fn a_target_accepts_only_initiators_on_its_list() {
             );
         }
     }
+}
+
+/// What the server can do with the session secret alone: run the legacy handshake with it, in either
+/// role, and seal packets. None of them opens in an end-to-end session with that same secret.
+#[test]
+fn packets_keyed_by_the_session_secret_alone_do_not_open_in_an_end_to_end_session() {
+    let (_, mut target) = handshake(&laptop(), &device(), None, 1, 2).unwrap();
+    let (server_as_initiator, _) = session(
+        crate::EncryptionMode::ChaCha20Poly1305,
+        &SECRET,
+        &[1u8; 48],
+        &[2u8; 48],
+    );
+    let forged = seal(&server_as_initiator, Role::Initiator, 0, b"rm -rf /\n");
+    assert!(open(&mut target.protection, Role::Initiator, 0, &forged).is_err());
+    assert_eq!(target.protection.replay_window().highest(), None);
 }
