@@ -466,7 +466,7 @@ impl EndpointTask {
         let relay = self.relay_override.unwrap_or(spec.relay);
         cfg.relay = Some(relay);
         cfg.max_outstanding = spec.max_outstanding;
-        let mut random = [0u8; 64];
+        let mut random = [0u8; p2p_proto::session::SESSION_RANDOM_LEN];
         if getrandom::getrandom(&mut random).is_err() {
             log::error!("no operating-system randomness: session refused");
             let _ = spec

@@ -796,6 +796,10 @@ fn close_error(reason: &CloseReason, relay_lost: bool) -> Error {
             format!("the device closed the session: {text}"),
         ),
         CloseReason::Local => Error::new(ErrorKind::PeerTimeout, "the session was closed"),
+        CloseReason::PeerRefused(refused) => Error::new(
+            ErrorKind::P2pFailed,
+            format!("the end-to-end handshake failed: {refused}"),
+        ),
     }
 }
 

@@ -6,7 +6,7 @@
 //! - [`Protection`]: seal/open for one session in one [`EncryptionMode`](crate::EncryptionMode), with the [`ReplayWindow`].
 //! - [`Aead`], [`AeadOffer`]: mode 3's AEAD (AES-256-GCM or ChaCha20-Poly1305) and its negotiation.
 //! - [`PeerHandshake`], [`StaticKey`]: the end-to-end handshake between the peers' long-term keys
-//!   (Noise XX; not yet used by the session driver), and key fingerprints.
+//!   (Noise XX; the session runs it in mode 3 when both sides have keys), and key fingerprints.
 //! - [`xxtea`]: the Corrected Block TEA cipher of mode 2.
 //! - [`self_test`]: known-answer tests for `connectd -n`.
 

@@ -132,6 +132,8 @@ pub struct PeerHandshake {
     /// The last message we received and our answer, so a retransmitted copy gets the same answer
     /// without touching the state (a lost answer must not end the handshake).
     last_exchange: Option<(Vec<u8>, Vec<u8>)>,
+    /// Ended without a session (a refused key, no AEAD in common): no message can revive it.
+    failed: bool,
 }
 
 /// What builds a fresh snow state; with the transcript it reproduces the current one exactly (our
@@ -206,6 +208,7 @@ impl PeerHandshake {
             offer: params.offer,
             peer_offer: None,
             last_exchange: None,
+            failed: false,
         }
     }
 
@@ -227,6 +230,12 @@ impl PeerHandshake {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The handshake ended for good without a session: the error that said so was fatal (a refused
+    /// key or no AEAD in common), unlike a refused message, after which the genuine one still works.
+    pub fn has_failed(&self) -> bool {
+        self.failed
     }
 
     /// Feeds one handshake message from the peer. A refused message leaves the state as it was, so
@@ -269,6 +278,7 @@ impl PeerHandshake {
         if let Some(presented) = presented {
             if let Err(mismatch) = check_peer_key(&self.expected_peer, presented) {
                 self.state = None;
+                self.failed = true;
                 return Err(mismatch);
             }
         }
@@ -283,10 +293,9 @@ impl PeerHandshake {
             (Role::Initiator, false) => {
                 let msg3 = self.write(&[]);
                 self.last_exchange = Some((message.to_vec(), msg3.clone()));
-                let session = self.finish()?;
                 Ok(PeerStep::Established {
                     send: Some(msg3),
-                    session,
+                    session: self.finish()?,
                 })
             }
             // msg3 at the target.
@@ -315,10 +324,10 @@ impl PeerHandshake {
     fn finish(&mut self) -> Result<Box<PeerSession>, PeerHandshakeError> {
         let mut state = self.state.take().expect("finished once");
         let peer_offer = self.peer_offer.expect("read before finishing");
-        let aead = self
-            .offer
-            .agree(peer_offer)
-            .ok_or(PeerHandshakeError::NoCommonAead)?;
+        let Some(aead) = self.offer.agree(peer_offer) else {
+            self.failed = true;
+            return Err(PeerHandshakeError::NoCommonAead);
+        };
         let peer_key = public_key(
             state
                 .get_remote_static()
