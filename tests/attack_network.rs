@@ -68,6 +68,7 @@ async fn raw_session(
             secret: device.secret.clone(),
             application_type: 1,
             local_candidates: Vec::new(),
+            device_key: None,
         })
         .await
         .expect("register");
@@ -96,6 +97,7 @@ async fn raw_session(
         .request(&ClientMsg::Login {
             user: account.user.clone(),
             credential: Credential::Password(account.password.clone()),
+            initiator_key: None,
         })
         .await
         .expect("login");

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use p2p_proto::session::{
-    CloseReason, Event, PathKind as ProtoPath, ReadResult, Session, SessionConfig, SessionStats,
-    StreamId, OPENING_TTL,
+    CloseReason, Event, PathKind as ProtoPath, PeerKeys, ReadResult, Session, SessionConfig,
+    SessionStats, StreamId, OPENING_TTL,
 };
 use p2p_proto::wire::{self, Kind, RelayBind, Role};
 use p2p_proto::EncryptionMode;
@@ -41,6 +41,8 @@ pub struct SessionSpec {
     pub max_outstanding: Option<u32>,
     /// Target side: where each stream the initiator opens is forwarded.
     pub forward_to: Option<SocketAddr>,
+    /// The end-to-end handshake's keys (mode 3 with device keys).
+    pub peer_keys: Option<PeerKeys>,
     pub notices: mpsc::UnboundedSender<Notice>,
     pub stats: Arc<Mutex<Option<SessionStats>>>,
 }
@@ -466,6 +468,7 @@ impl EndpointTask {
         let relay = self.relay_override.unwrap_or(spec.relay);
         cfg.relay = Some(relay);
         cfg.max_outstanding = spec.max_outstanding;
+        cfg.peer_keys = spec.peer_keys.clone();
         let mut random = [0u8; p2p_proto::session::SESSION_RANDOM_LEN];
         if getrandom::getrandom(&mut random).is_err() {
             log::error!("no operating-system randomness: session refused");

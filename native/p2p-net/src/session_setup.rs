@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use p2p_proto::session::SessionStats;
+use p2p_proto::session::{PeerKeys, SessionStats};
 use p2p_proto::wire::Role;
 use tokio::sync::mpsc;
 
@@ -94,6 +94,7 @@ pub(crate) fn add_session(
     grant: &ParsedGrant,
     max_outstanding: Option<u32>,
     forward_to: Option<SocketAddr>,
+    peer_keys: Option<PeerKeys>,
 ) -> AddedSession {
     let (notices_tx, notices) = mpsc::unbounded_channel();
     let stats = SharedStats::default();
@@ -106,6 +107,7 @@ pub(crate) fn add_session(
         relay_token: grant.relay_token,
         max_outstanding,
         forward_to,
+        peer_keys,
         notices: notices_tx,
         stats: stats.clone(),
     })));

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use p2p_proto::control::{ErrorCode, ServerMsg, SessionGrant};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::{EncryptionMode, Uid};
 use tokio::sync::oneshot;
 
@@ -43,6 +44,8 @@ struct OnlineTarget {
     conn_id: u64,
     tx: ControlTx,
     candidates: Vec<SocketAddr>,
+    /// The static public key the target registered with (none from targets without keys).
+    device_key: Option<PublicStaticKey>,
 }
 
 struct Pending {
@@ -64,6 +67,8 @@ pub struct ConnectRequest {
     /// The user's database id: what the per-user session limit counts.
     pub user_id: i64,
     pub candidates: Vec<SocketAddr>,
+    /// The initiator's static public key from its login.
+    pub initiator_key: Option<PublicStaticKey>,
     pub initiator_tx: ControlTx,
     /// The relay address to put in the grant (as the client reached this server).
     pub relay_addr: SocketAddr,
@@ -106,6 +111,7 @@ impl Broker {
         conn_id: u64,
         tx: ControlTx,
         candidates: Vec<SocketAddr>,
+        device_key: Option<PublicStaticKey>,
     ) -> bool {
         let mut candidates = candidates;
         candidates.truncate(relay::MAX_HOST_CANDIDATES);
@@ -115,6 +121,7 @@ impl Broker {
                 conn_id,
                 tx,
                 candidates,
+                device_key,
             },
         );
         old.is_some_and(|o| o.conn_id != conn_id)
@@ -157,6 +164,7 @@ impl Broker {
             conn_id: target_conn,
             tx: target_tx,
             candidates: target_candidates,
+            device_key,
         } = self.target_to_offer(uid)?;
         let session_secret = hex::encode(random::<32>()?);
         let tokens = [random::<16>()?, random::<16>()?];
@@ -177,7 +185,8 @@ impl Broker {
                 answer: answer_tx,
             },
         );
-        let grant = |token: &[u8; 16]| SessionGrant {
+        // Each peer is introduced with the other's key; each checks it in the handshake.
+        let grant = |token: &[u8; 16], peer_key: Option<PublicStaticKey>| SessionGrant {
             session_id,
             uid,
             mode: req.mode,
@@ -185,9 +194,16 @@ impl Broker {
             relay_token: hex::encode(token),
             relay_addr: req.relay_addr,
             user: req.user.clone(),
+            peer_key: peer_key.map(|k| k.to_base64()),
         };
         let result = self
-            .offer(session_id, uid, &target_tx, grant(&tokens[1]), answer_rx)
+            .offer(
+                session_id,
+                uid,
+                &target_tx,
+                grant(&tokens[1], req.initiator_key),
+                answer_rx,
+            )
             .await;
         match result {
             Ok(()) => {
@@ -196,7 +212,7 @@ impl Broker {
                     req.user,
                     req.mode
                 );
-                Ok(grant(&tokens[0]))
+                Ok(grant(&tokens[0], device_key))
             }
             Err(refusal) => {
                 self.inner().pending.remove(&session_id);
@@ -329,6 +345,10 @@ mod tests {
         "80:00:00:00:01:00:0A:C2".parse().unwrap()
     }
 
+    fn key(byte: u8) -> PublicStaticKey {
+        PublicStaticKey([byte; 32])
+    }
+
     fn broker(timeout_ms: u64) -> Arc<Broker> {
         broker_with(timeout_ms, RelayLimits::default())
     }
@@ -354,6 +374,7 @@ mod tests {
             user: user.into(),
             user_id,
             candidates: vec![],
+            initiator_key: None,
             initiator_tx: tx,
             relay_addr: "127.0.0.1:5959".parse().unwrap(),
         }
@@ -371,7 +392,13 @@ mod tests {
     async fn accepted_session_gives_each_peer_its_own_token() {
         let b = broker(2000);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(uid(), 7, ttx, vec!["10.0.0.2:4000".parse().unwrap()]);
+        b.register(
+            uid(),
+            7,
+            ttx,
+            vec!["10.0.0.2:4000".parse().unwrap()],
+            Some(key(0xD0)),
+        );
         let b2 = b.clone();
         let target = tokio::spawn(async move {
             let Some(ServerMsg::Incoming(g)) = trx.recv().await else {
@@ -385,8 +412,17 @@ mod tests {
             g
         });
         let (itx, _irx) = mpsc::channel(4);
-        let ig = b.connect(request(itx)).await.unwrap();
+        let ig = b
+            .connect(ConnectRequest {
+                initiator_key: Some(key(0x1A)),
+                ..request(itx)
+            })
+            .await
+            .unwrap();
         let tg = target.await.unwrap();
+        // Each peer is introduced with the other's public key.
+        assert_eq!(ig.peer_key, Some(key(0xD0).to_base64()));
+        assert_eq!(tg.peer_key, Some(key(0x1A).to_base64()));
         assert_eq!(ig.session_id, tg.session_id);
         assert_eq!(ig.session_secret, tg.session_secret);
         assert_eq!(ig.session_secret.len(), 64);
@@ -399,7 +435,7 @@ mod tests {
     async fn silent_or_refusing_target_fails_and_frees_the_session() {
         let b = broker(100);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], None);
         let (itx, _irx) = mpsc::channel(4);
         let e = b.connect(request(itx.clone())).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::SessionFailed);
@@ -425,7 +461,7 @@ mod tests {
     /// Registers `uid()` on connection 7 with a target that accepts every session.
     fn accepting_target(b: &Arc<Broker>) {
         let (ttx, mut trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], None);
         let b2 = b.clone();
         tokio::spawn(async move {
             while let Some(msg) = trx.recv().await {
@@ -472,7 +508,7 @@ mod tests {
         let b = broker(3000);
         // A target that never answers: every session stays pending until the accept timeout.
         let (ttx, _trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![]);
+        b.register(uid(), 7, ttx, vec![], None);
         let (itx, _irx) = mpsc::channel(64);
         let waiting: Vec<_> = (0..4)
             .map(|_| {
