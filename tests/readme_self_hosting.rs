@@ -17,11 +17,11 @@
 //! on this machine the test says so and skips.
 #![cfg(unix)]
 
-use p2p_system_tests::bins;
 use p2p_system_tests::lab::log_root;
 use p2p_system_tests::ports::{tcp_port_accepts, tcp_port_is_free};
 use p2p_system_tests::proc::{run, Proc};
 use p2p_system_tests::services::HttpServer;
+use p2p_system_tests::{bins, os};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,16 +104,13 @@ impl Terminal {
     }
 
     fn signal(&self, signal: &str) -> bool {
-        Command::new("kill")
-            .args([signal, "--", &format!("-{}", self.0.pid())])
-            .status()
-            .is_ok_and(|s| s.success())
+        os::signal_group(self.0.pid(), signal)
     }
 }
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        self.signal("-KILL");
+        self.signal("KILL");
     }
 }
 
@@ -254,7 +251,7 @@ fn self_hosting_steps_run_as_written() {
     );
 
     // "Ctrl-C in connectd's window ends the tunnel (!!exit [003])".
-    assert!(initiator.signal("-INT"), "kill -INT the initiator's group");
+    assert!(initiator.signal("INT"), "kill -INT the initiator's group");
     initiator
         .0
         .wait_line("!!exit [003]", Duration::from_secs(30), |l| {

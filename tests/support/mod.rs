@@ -14,6 +14,7 @@ pub mod lab;
 pub mod os;
 pub mod poll;
 pub mod ports;
+pub mod postgres;
 pub mod proc;
 pub mod provisioning;
 pub mod secrets;

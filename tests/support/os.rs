@@ -11,6 +11,16 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed: {status}");
 }
 
+/// Sends signal `name` (`INT`, `KILL`) to every process of process group `pgid` (a shell and what it
+/// started, as a terminal's Ctrl-C does); false when there was none.
+#[cfg(unix)]
+pub fn signal_group(pgid: u32, name: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([&format!("-{name}"), "--", &format!("-{pgid}")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Ctrl-C: SIGINT.
 #[cfg(unix)]
 pub fn interrupt(pid: u32) {

@@ -45,8 +45,10 @@ impl Server {
         run_args: &[&str],
     ) -> Server {
         std::fs::create_dir_all(data_dir).expect("create server data dir");
+        let run_args: Vec<String> = run_args.iter().map(|a| a.to_string()).collect();
         let mut init = Command::new(crate::bins::server());
         init.arg("init").arg("--data-dir").arg(data_dir);
+        init.args(database_args(&run_args));
         let (code, out) = run("p2p-server-init", init, log_dir, None, ADMIN_TIMEOUT);
         assert_eq!(code, 0, "p2p-server init failed:\n{out}");
         let key = parse_key(&out)
@@ -61,7 +63,7 @@ impl Server {
             log_dir: log_dir.to_path_buf(),
             proc: None,
             env: env.to_vec(),
-            run_args: run_args.iter().map(|a| a.to_string()).collect(),
+            run_args,
         };
         server.launch(None);
         server
@@ -116,6 +118,37 @@ impl Server {
         self.proc = Some(p);
     }
 
+    /// A second node of the same service: a copy of this server's data directory as it is now (its key,
+    /// accounts and devices), run on ports of its own. (Nodes share their accounts through PostgreSQL;
+    /// the copy stands in for that where a test is about the clients.)
+    pub fn copy_as_node(&self, name: &str) -> Server {
+        let data_dir = self.data_dir.with_file_name(name);
+        std::fs::create_dir_all(&data_dir).expect("create the node's data dir");
+        for entry in std::fs::read_dir(&self.data_dir)
+            .expect("list the data dir")
+            .flatten()
+        {
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), data_dir.join(entry.file_name()))
+                    .expect("copy the data dir");
+            }
+        }
+        let mut node = Server {
+            data_dir,
+            key: self.key.clone(),
+            addrs: ServerAddrs {
+                control: "127.0.0.1:0".parse().unwrap(),
+                udp: Vec::new(),
+            },
+            log_dir: self.log_dir.clone(),
+            proc: None,
+            env: self.env.clone(),
+            run_args: self.run_args.clone(),
+        };
+        node.launch(None);
+        node
+    }
+
     /// Stops the server (kill: a crash or power loss is the harder case for the clients).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
@@ -136,6 +169,7 @@ impl Server {
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> (i32, String) {
         let mut cmd = Command::new(crate::bins::server());
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        cmd.args(database_args(&self.run_args));
         run(
             &format!("p2p-server-{}", args[..args.len().min(2)].join("-")),
             cmd,
@@ -229,4 +263,13 @@ fn parse_addrs(lines: &[String]) -> Option<ServerAddrs> {
             udp,
         })
     })
+}
+
+/// The `--database URL` among a server's run options: a server run over PostgreSQL is initialised and
+/// administered there too.
+fn database_args(run_args: &[String]) -> &[String] {
+    match run_args.iter().position(|a| a == "--database") {
+        Some(i) => &run_args[i..(i + 2).min(run_args.len())],
+        None => &[],
+    }
 }

@@ -1,9 +1,14 @@
 //! Section 6: tunnels over impaired paths through the impairment relay. Random loss against the
 //! same path without it, the seed's one-liner (`... 12`, max_depth 12) against the default, two
 //! tunnels sharing one rate-limited bottleneck, and the round trip under load through a deep
-//! buffer against the idle one. Each ratio comes from figures of this run.
+//! buffer against the idle one; and the lossy_path system test's 50 MiB upload through its own
+//! impairment relay (loss, reordering, duplication). Each ratio comes from figures of this run.
 
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use p2p_system_tests::services::{Kind, Transfer, TransferService};
+use p2p_system_tests::udp_relay::{Impairment, UdpRelay};
 
 use crate::impair::{Bottleneck, Impair};
 use crate::lab::{uid, wait_connected};
@@ -27,9 +32,7 @@ const BOTTLENECK: Bottleneck = Bottleneck {
 /// initiators started with `env` go through it.
 struct ImpairedPath {
     imp: Impair,
-    env: [(&'static str, String); 2],
-    device: String,
-    _target: Proc,
+    target: TargetBehind,
 }
 
 impl ImpairedPath {
@@ -42,35 +45,52 @@ impl ImpairedPath {
         let imp = Impair::start_limited(ctx.lab.relay, rtt, bottleneck)
             .await
             .map_err(|e| format!("impairment relay: {e}"))?;
-        let env = [
-            ("P2P_RELAY_OVERRIDE", imp.addr.to_string()),
-            ("P2P_DISABLE_DIRECT", "1".to_string()),
-        ];
-        let device = uid(device);
-        blocking(|| ctx.lab.add_device(&device))?;
-        let target = blocking(|| ctx.lab.start_target(&device, ctx.service.addr, &env))?;
-        Ok(ImpairedPath {
-            imp,
-            env,
-            device,
-            _target: target,
-        })
+        let target = target_behind(ctx, device, imp.addr, ctx.service.addr)?;
+        Ok(ImpairedPath { imp, target })
     }
 
     /// A connected initiator (mode 3): the seed's command line with `12` when `seed`, otherwise
     /// a configuration file with the default window.
-    fn tunnel(&self, ctx: &Ctx, seed: bool) -> Result<(Proc, std::net::SocketAddr), String> {
+    fn tunnel(&self, ctx: &Ctx, seed: bool) -> Result<(Proc, SocketAddr), String> {
         let port = free_port()?;
         let mut p = if seed {
             ctx.lab
-                .initiator_cli(&self.device, port, 3, 12, &self.env)?
+                .initiator_cli(&self.target.device, port, 3, 12, &self.target.env)?
         } else {
             ctx.lab
-                .initiator_file(&self.device, port, 3, None, &self.env)?
+                .initiator_file(&self.target.device, port, 3, None, &self.target.env)?
         };
         blocking(|| wait_connected(&mut p))?;
         Ok((p, ([127, 0, 0, 1], port).into()))
     }
+}
+
+/// A new device's target forwarding to `dest`, both peers sending through `relay` only: `env`
+/// puts an initiator on the same path.
+struct TargetBehind {
+    env: [(&'static str, String); 2],
+    device: String,
+    _target: Proc,
+}
+
+fn target_behind(
+    ctx: &Ctx,
+    device: u32,
+    relay: SocketAddr,
+    dest: SocketAddr,
+) -> Result<TargetBehind, String> {
+    let env = [
+        ("P2P_RELAY_OVERRIDE", relay.to_string()),
+        ("P2P_DISABLE_DIRECT", "1".to_string()),
+    ];
+    let device = uid(device);
+    blocking(|| ctx.lab.add_device(&device))?;
+    let target = blocking(|| ctx.lab.start_target(&device, dest, &env))?;
+    Ok(TargetBehind {
+        env,
+        device,
+        _target: target,
+    })
 }
 
 pub async fn impaired(ctx: &mut Ctx) {
@@ -80,6 +100,41 @@ pub async fn impaired(ctx: &mut Ctx) {
     if let Err(e) = bottleneck(ctx).await {
         ctx.report.error("impaired", &e);
     }
+    if let Err(e) = lossy_path_test(ctx) {
+        ctx.report.error("impaired", &e);
+    }
+}
+
+/// The lossy_path system test's figure: its impairment relay (5% loss, reordering, duplication,
+/// 20 ms each way, fixed seed) and its checked 50 MiB upload through a mode-3 tunnel, timed.
+fn lossy_path_test(ctx: &mut Ctx) -> Result<(), String> {
+    const LEN: u64 = 50 * 1024 * 1024;
+    let service = TransferService::start();
+    let relay = UdpRelay::start(ctx.lab.relay, Impairment::lossy(), false);
+    let dest = SocketAddr::from(([127, 0, 0, 1], service.port()));
+    let target = target_behind(ctx, 3, relay.addr(), dest)?;
+    let port = free_port()?;
+    let mut p = ctx
+        .lab
+        .initiator_file(&target.device, port, 3, None, &target.env)?;
+    blocking(|| wait_connected(&mut p))?;
+    let took = blocking(|| Transfer::run(port, Kind::Upload, LEN, Duration::from_secs(600)))?;
+    let secs = took.as_secs_f64();
+    let r = &mut ctx.report;
+    r.add(
+        "impaired",
+        "lossy_path_50MiB_s",
+        "lossy_path test (5% loss, reorder, dup, 40 ms): 50 MiB upload",
+        secs,
+        "s",
+    );
+    r.goal(
+        "5% loss, 40 ms RTT, reordering, duplication: 50 MiB upload",
+        "< 60 s",
+        format!("{secs:.1} s"),
+        Some(secs < 60.0),
+    );
+    Ok(())
 }
 
 /// 50 ms RTT without a rate limit: the default at 0% and 1% loss each way, the seed's `12` at 0%.
@@ -232,8 +287,8 @@ async fn bottleneck(ctx: &mut Ctx) -> Result<(), String> {
 /// Two bulk transfers through `a` and `b` at once for `d`: their rates, (slower, faster).
 async fn both_at_once(
     ctx: &Ctx,
-    a: std::net::SocketAddr,
-    b: std::net::SocketAddr,
+    a: SocketAddr,
+    b: SocketAddr,
     d: Duration,
 ) -> Result<(f64, f64), String> {
     ctx.service.drain();

@@ -125,9 +125,15 @@ pub fn parse_limit(text: &str) -> Result<u32, String> {
     })
 }
 
-/// `host:port` of the server's control listener; an IPv6 literal goes in brackets (`[::1]:5980`).
-/// The host is only checked for shape: whether it resolves is the network layer's business.
+/// `host:port` of the server's control listener, or several separated by commas (the nodes of one
+/// service, tried in turn); an IPv6 literal goes in brackets (`[::1]:5980`). Hosts are only checked for
+/// shape: whether they resolve is the network layer's business.
 pub fn check_server_address(text: &str) -> Result<(), String> {
+    text.split(',')
+        .try_for_each(|node| check_one_server(node.trim()))
+}
+
+fn check_one_server(text: &str) -> Result<(), String> {
     let bad = |why: &str| {
         format!(
             "invalid server address '{}': {why} (expected host:port, like relay.example.com:5980 or [::1]:5980)",
@@ -231,6 +237,8 @@ mod tests {
             "127.0.0.1:5980",
             "[::1]:5980",
             "a_b-c:1",
+            "a:5980,b:5980",
+            "a:5980, [::1]:5980",
         ] {
             assert_eq!(check_server_address(good), Ok(()), "{good}");
         }
@@ -242,9 +250,13 @@ mod tests {
             "::1:5980",
             "a b:1",
             "[zz]:1",
+            "a:5980,",
+            "a:5980,b",
         ] {
             assert!(check_server_address(bad).is_err(), "{bad}");
         }
+        // The message names the entry that is wrong.
+        assert!(check_server_address("a:1,b").unwrap_err().contains("'b'"));
     }
 
     #[test]

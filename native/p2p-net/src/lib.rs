@@ -19,6 +19,7 @@ pub mod grant;
 mod net_util;
 mod portmap;
 pub mod selftest;
+mod server_list;
 mod session_setup;
 pub mod status;
 mod stream_io;

@@ -42,7 +42,7 @@ pub async fn resolve_within(server: &str, timeout: Duration) -> Result<SocketAdd
 }
 
 /// Checks the shape `host:port` (or `[v6]:port`) so a typo gets a config error, not a DNS error.
-fn check_host_port(server: &str) -> Result<()> {
+pub(crate) fn check_host_port(server: &str) -> Result<()> {
     let bad = |why: &str| {
         Error::new(
             ErrorKind::InvalidConfig,

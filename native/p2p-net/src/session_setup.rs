@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::grant::ParsedGrant;
 use crate::net_util;
 use crate::portmap::PortMapper;
+use crate::server_list::ServerList;
 
 /// How long the server has to accept a control connection, and to answer a request on it.
 pub(crate) const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,14 +33,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The server's `host:port` and pinned key from a configuration (or the environment's defaults); a
-/// missing or malformed one is an [`ErrorKind::InvalidConfig`].
+/// The servers (`host:port`, or several separated by commas) and their pinned key from a configuration
+/// (or the environment's defaults); a missing or malformed one is an [`ErrorKind::InvalidConfig`].
 pub(crate) fn server_and_key(
     server: &Option<String>,
     server_key: &Option<String>,
-) -> Result<(String, [u8; 32])> {
-    p2p_config::config::resolve_server(server, server_key, |k| std::env::var(k).ok())
-        .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))
+) -> Result<(Arc<ServerList>, [u8; 32])> {
+    let (server, key) =
+        p2p_config::config::resolve_server(server, server_key, |k| std::env::var(k).ok())
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))?;
+    Ok((Arc::new(ServerList::parse(&server)?), key))
 }
 
 /// Starts a UDP endpoint whose socket's family follows `server_addr`, and asks the router to map its

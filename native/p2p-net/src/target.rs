@@ -22,6 +22,7 @@ use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grant::ParsedGrant;
 use crate::portmap::PortMapper;
+use crate::server_list::{on_first_reachable, ServerList};
 use crate::session_setup::{self, lock, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
 use crate::status::{LastError, TargetState, TargetStatus};
 use crate::{clock, net_util};
@@ -67,7 +68,7 @@ impl Target {
             uid: cfg.uid.to_string(),
             state: TargetState::Connecting,
             service: service.to_string(),
-            server: server.clone(),
+            server: server.display(),
             local_udp_port: None,
             sessions_open: 0,
             sessions_total: 0,
@@ -81,7 +82,7 @@ impl Target {
         let daemon = Daemon {
             cfg,
             device_key,
-            server,
+            servers: server,
             server_key,
             service,
             status: Arc::new(status_tx),
@@ -176,7 +177,7 @@ struct Daemon {
     cfg: TargetConfig,
     /// The device's static key: the end-to-end handshake proves it to initiators.
     device_key: StaticKey,
-    server: String,
+    servers: Arc<ServerList>,
     server_key: [u8; 32],
     service: SocketAddr,
     /// Shared with the per-session watcher tasks, which update the session counts.
@@ -286,10 +287,21 @@ impl Daemon {
         ControlWriteHalf<ClientMsg>,
         SocketAddr,
     )> {
-        let server_addr = net_util::resolve(&self.server).await?;
+        let servers = self.servers.clone();
+        on_first_reachable!(servers, |server| self.register_via(server).await)
+    }
+
+    async fn register_via(
+        &mut self,
+        server: &str,
+    ) -> Result<(
+        ControlReadHalf<ServerMsg>,
+        ControlWriteHalf<ClientMsg>,
+        SocketAddr,
+    )> {
+        let server_addr = net_util::resolve(server).await?;
         let endpoint = self.endpoint(server_addr).await?;
-        let mut control =
-            ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
+        let mut control = ControlClient::connect(server, &self.server_key, CONTROL_TIMEOUT).await?;
         let server_addr = control.server_addr();
         // The router's mapping is one more candidate. The target is long-lived, so it can wait for
         // the first answer (NAT-PMP answers in milliseconds, no router in ~2 s).
@@ -318,14 +330,11 @@ impl Daemon {
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::ServerUnreachable,
-                    format!(
-                        "server {} did not answer the registration in time",
-                        self.server
-                    ),
+                    format!("server {server} did not answer the registration in time"),
                 ))
             }
         }
-        log::info!("registered as {}", self.cfg.uid);
+        log::info!("registered as {} with server {server}", self.cfg.uid);
         self.note_registered();
         let (reader, writer) = control.into_split();
         Ok((reader, writer, server_addr))
@@ -410,7 +419,7 @@ impl Daemon {
         if last_heard.elapsed() >= SILENCE_LIMIT {
             return Err(Error::new(
                 ErrorKind::ServerUnreachable,
-                format!("server {} stopped answering", self.server),
+                format!("server {} stopped answering", self.servers.preferred()),
             ));
         }
         writer.send(&ClientMsg::Ping).await

@@ -21,6 +21,7 @@ use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind};
 use crate::grant::ParsedGrant;
 use crate::portmap::PortMapper;
+use crate::server_list::{on_first_reachable, ServerList};
 use crate::session_setup::{self, lock, SharedStats, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
 use crate::status::{end_reason, LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
 use crate::{clock, net_util, Result};
@@ -131,7 +132,7 @@ impl Tunnel {
         let counters = Arc::new(Mutex::new(Counters::default()));
         let driver = TunnelDriver {
             cfg,
-            server,
+            servers: server,
             server_key,
             trust,
             status: status_tx,
@@ -246,7 +247,7 @@ impl SessionProgress {
 /// The task behind a [`Tunnel`]: sets sessions up, carries them and publishes the status.
 struct TunnelDriver {
     cfg: InitiatorConfig,
-    server: String,
+    servers: Arc<ServerList>,
     server_key: [u8; 32],
     /// This installation's key and its pins of device keys.
     trust: InitiatorTrust,
@@ -398,14 +399,19 @@ impl TunnelDriver {
         }
     }
 
-    /// Logs in, asks for the device and sets up the session on a new endpoint.
+    /// Logs in, asks for the device and sets up the session on a new endpoint, through the first server
+    /// of the list that can be reached.
     async fn establish(&self) -> Result<ActiveSession> {
-        let server_addr = net_util::resolve(&self.server).await?;
+        on_first_reachable!(self.servers, |server| self.establish_via(server).await)
+    }
+
+    async fn establish_via(&self, server: &str) -> Result<ActiveSession> {
+        let server_addr = net_util::resolve(server).await?;
         // The UDP socket and the router's port mapping come first, so that asking the router runs
         // while we log in instead of after it.
         let (endpoint, mut port_mapper) = session_setup::start_endpoint(server_addr).await?;
         let mapping_started = tokio::time::Instant::now();
-        let mut control = self.log_in().await?;
+        let mut control = self.log_in(server).await?;
         // The router's mapping is one more candidate, if it answers quickly.
         let local_udp = endpoint.local_addr().port();
         let local_candidates = session_setup::local_candidates(
@@ -462,9 +468,8 @@ impl TunnelDriver {
     }
 
     /// Opens the control connection and logs in.
-    async fn log_in(&self) -> Result<ControlClient> {
-        let mut control =
-            ControlClient::connect(&self.server, &self.server_key, CONTROL_TIMEOUT).await?;
+    async fn log_in(&self, server: &str) -> Result<ControlClient> {
+        let mut control = ControlClient::connect(server, &self.server_key, CONTROL_TIMEOUT).await?;
         let credential = self
             .cfg
             .credential()
@@ -478,7 +483,7 @@ impl TunnelDriver {
             ServerMsg::LoginOk { .. } => {}
             other => return Err(unexpected(other, "login")),
         }
-        log::info!("logged in to {} as {}", self.server, self.cfg.user);
+        log::info!("logged in to {server} as {}", self.cfg.user);
         Ok(control)
     }
 

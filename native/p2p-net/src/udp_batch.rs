@@ -130,7 +130,7 @@ impl UdpIo {
         let transmit = Transmit {
             destination,
             ecn: None,
-            contents: &batch.bytes,
+            contents: &batch.bytes[..batch.committed],
             segment_size: (batch.count > 1).then_some(batch.segment),
             src_ip: None,
         };
@@ -218,8 +218,14 @@ impl RecvBatch {
 
 /// Datagrams to one destination, all of one size except possibly a shorter last one: the shape one
 /// segmented send can carry.
+///
+/// A datagram can be written straight onto the end of the batch ([`SendBatch::buffer`]) and then
+/// taken in ([`SendBatch::commit`]): the session seals its packets there, with no copy. One that
+/// does not fit the shape stays behind the batch until the batch is sent, and then starts the next.
 pub struct SendBatch {
+    /// The batched datagrams (`..committed`), then possibly one written but not yet taken in.
     bytes: Vec<u8>,
+    committed: usize,
     destination: Option<SocketAddr>,
     segment: usize,
     count: usize,
@@ -231,6 +237,7 @@ impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
             bytes: Vec::with_capacity(MAX_BATCH_BYTES),
+            committed: 0,
             destination: None,
             segment: 0,
             count: 0,
@@ -244,30 +251,56 @@ impl SendBatch {
         self.count == 0
     }
 
-    /// Adds `datagram` if it fits the batch's shape and `max` datagrams; false when the batch must
-    /// be sent first.
-    pub fn push(&mut self, destination: SocketAddr, datagram: &[u8], max: usize) -> bool {
+    /// Where the next datagram is written: appended to this buffer, after the batched ones.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Drops the datagram written onto [`buffer`](Self::buffer) and not taken in.
+    pub fn discard_written(&mut self) {
+        self.bytes.truncate(self.committed);
+    }
+
+    /// Takes in the datagram written onto [`buffer`](Self::buffer) if it fits the batch's shape
+    /// and `max` datagrams; false when the batch must be sent first (the datagram then waits and
+    /// becomes the first of the next batch).
+    pub fn commit(&mut self, destination: SocketAddr, max: usize) -> bool {
+        let len = self.bytes.len() - self.committed;
         if self.count > 0 {
             let fits = self.destination == Some(destination)
                 && !self.sealed
-                && datagram.len() <= self.segment
+                && len <= self.segment
                 && self.count < max
-                && self.bytes.len() + datagram.len() <= MAX_BATCH_BYTES;
+                && self.bytes.len() <= MAX_BATCH_BYTES;
             if !fits {
                 return false;
             }
-            self.sealed = datagram.len() < self.segment;
+            self.sealed = len < self.segment;
         } else {
             self.destination = Some(destination);
-            self.segment = datagram.len();
+            self.segment = len;
         }
-        self.bytes.extend_from_slice(datagram);
+        self.committed = self.bytes.len();
         self.count += 1;
         true
     }
 
+    /// Adds a copy of `datagram` if it fits the batch's shape and `max` datagrams; false (and
+    /// nothing added) when the batch must be sent first.
+    #[cfg(test)]
+    pub fn push(&mut self, destination: SocketAddr, datagram: &[u8], max: usize) -> bool {
+        self.bytes.extend_from_slice(datagram);
+        let taken = self.commit(destination, max);
+        if !taken {
+            self.discard_written();
+        }
+        taken
+    }
+
+    /// Forgets the sent datagrams; one written but not taken in moves to the front.
     fn clear(&mut self) {
-        self.bytes.clear();
+        self.bytes.drain(..self.committed);
+        self.committed = 0;
         self.destination = None;
         self.count = 0;
         self.sealed = false;
@@ -314,6 +347,36 @@ mod tests {
         assert!(b.push(addr(1), &[4; 40], 8), "a shorter last one");
         assert!(!b.push(addr(1), &[5; 40], 8), "nothing after a shorter one");
         assert_eq!((b.count, b.bytes.len()), (3, 240));
+    }
+
+    #[tokio::test]
+    async fn a_datagram_written_in_place_that_does_not_fit_starts_the_next_batch() {
+        let a = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
+        let b = UdpIo::new(crate::udp_socket::bind(addr(0)).unwrap()).unwrap();
+        let to = b.socket().local_addr().unwrap();
+        let mut batch = SendBatch::default();
+        batch.buffer().extend_from_slice(&[1; 100]);
+        assert!(batch.commit(to, 8));
+        batch.buffer().extend_from_slice(&[9; 50]);
+        batch.discard_written();
+        batch.buffer().extend_from_slice(&[2; 120]);
+        assert!(!batch.commit(to, 8), "longer than the segment");
+        a.send(&mut batch).await;
+        assert!(
+            batch.commit(to, 8),
+            "the waiting datagram starts the next batch"
+        );
+        a.send(&mut batch).await;
+        let mut got = Vec::new();
+        let mut rb = RecvBatch::default();
+        while got.len() < 2 {
+            tokio::time::timeout(std::time::Duration::from_secs(5), b.recv(&mut rb))
+                .await
+                .expect("datagrams arrive")
+                .unwrap();
+            got.extend(rb.datagrams().map(|(_, d)| d.to_vec()));
+        }
+        assert_eq!(got, vec![vec![1; 100], vec![2; 120]]);
     }
 
     #[test]

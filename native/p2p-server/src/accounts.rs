@@ -5,7 +5,6 @@
 //! SHA-256 digest, because their secret half is 32 random bytes that no dictionary can guess.
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -13,6 +12,7 @@ use zeroize::Zeroizing;
 use p2p_proto::Uid;
 
 use crate::error::{Error, Result};
+use crate::store::{NewAuthHash, NewDevice, Store, StoredAuthHash};
 use p2p_link::clock::now_unix;
 
 /// Longest user name, device label or auth-hash label we store.
@@ -120,92 +120,50 @@ pub struct UserSecret {
     pub password_hash: String,
 }
 
-pub fn add_user(conn: &Connection, name: &str, password: &str) -> Result<()> {
+pub fn add_user(store: &dyn Store, name: &str, password: &str) -> Result<()> {
     check_user_name(name)?;
-    if find_user(conn, name)?.is_some() {
+    if store.find_user(name)?.is_some() {
         return Err(Error::new(format!("user '{name}' already exists")));
     }
     let hash = hash_secret(password)?;
-    conn.execute(
-        "INSERT INTO users (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
-        params![name, hash, now_unix()],
-    )?;
-    Ok(())
+    store.insert_user(name, &hash, now_unix())
 }
 
-pub fn set_password(conn: &Connection, name: &str, password: &str) -> Result<()> {
-    let user = require_user(conn, name)?;
+pub fn set_password(store: &dyn Store, name: &str, password: &str) -> Result<()> {
+    let user = require_user(store, name)?;
     let hash = hash_secret(password)?;
-    conn.execute(
-        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-        params![hash, user.id],
-    )?;
-    Ok(())
+    store.set_password_hash(user.id, &hash)
 }
 
-pub fn find_user(conn: &Connection, name: &str) -> Result<Option<User>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, name, created_at FROM users WHERE name = ?1",
-            [name],
-            |r| {
-                Ok(User {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
-            },
-        )
-        .optional()?)
+pub fn find_user(store: &dyn Store, name: &str) -> Result<Option<User>> {
+    store.find_user(name)
 }
 
-fn require_user(conn: &Connection, name: &str) -> Result<User> {
-    find_user(conn, name)?.ok_or_else(|| Error::new(format!("unknown user '{}'", shown(name))))
+fn require_user(store: &dyn Store, name: &str) -> Result<User> {
+    store
+        .find_user(name)?
+        .ok_or_else(|| Error::new(format!("unknown user '{}'", shown(name))))
 }
 
-pub fn user_secret(conn: &Connection, name: &str) -> Result<Option<UserSecret>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, password_hash FROM users WHERE name = ?1",
-            [name],
-            |r| {
-                Ok(UserSecret {
-                    id: r.get(0)?,
-                    password_hash: r.get(1)?,
-                })
-            },
-        )
-        .optional()?)
+pub fn user_secret(store: &dyn Store, name: &str) -> Result<Option<UserSecret>> {
+    store.user_secret(name)
 }
 
-pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
-    let mut stmt = conn.prepare("SELECT id, name, created_at FROM users ORDER BY name")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(User {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            created_at: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn list_users(store: &dyn Store) -> Result<Vec<User>> {
+    store.list_users()
 }
 
 /// Removes a user with their shares and auth hashes. A user who still owns devices is refused: removing
 /// the devices silently would cut off every user they are shared with.
-pub fn remove_user(conn: &Connection, name: &str) -> Result<()> {
-    let user = require_user(conn, name)?;
-    let owned: i64 = conn.query_row(
-        "SELECT count(*) FROM devices WHERE owner_id = ?1",
-        [user.id],
-        |r| r.get(0),
-    )?;
+pub fn remove_user(store: &dyn Store, name: &str) -> Result<()> {
+    let user = require_user(store, name)?;
+    let owned = store.owned_device_count(user.id)?;
     if owned > 0 {
         return Err(Error::new(format!(
             "user '{name}' owns {owned} device(s): remove them first (`p2p-server device list`)"
         )));
     }
-    conn.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
-    Ok(())
+    store.delete_user(user.id)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -221,7 +179,7 @@ pub struct Device {
 }
 
 pub fn add_device(
-    conn: &Connection,
+    store: &dyn Store,
     uid: Uid,
     owner: &str,
     name: &str,
@@ -230,90 +188,35 @@ pub fn add_device(
 ) -> Result<()> {
     check_label(name, "device name")?;
     check_secret(secret, "device secret")?;
-    let owner = require_user(conn, owner)?;
-    if device_exists(conn, uid)? {
+    let owner = require_user(store, owner)?;
+    if store.device_exists(uid)? {
         return Err(Error::new(format!("device {uid} already exists")));
     }
     let hash = hash_secret(secret)?;
-    conn.execute(
-        "INSERT INTO devices (uid, owner_id, name, application_type, secret_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            uid.to_string(),
-            owner.id,
-            name,
-            application_type,
-            hash,
-            now_unix()
-        ],
-    )?;
-    Ok(())
+    store.insert_device(&NewDevice {
+        uid,
+        owner_id: owner.id,
+        name,
+        application_type,
+        secret_hash: &hash,
+        created_at: now_unix(),
+    })
 }
 
-fn device_exists(conn: &Connection, uid: Uid) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM devices WHERE uid = ?1",
-            [uid.to_string()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-}
-
-pub fn remove_device(conn: &Connection, uid: Uid) -> Result<()> {
-    if conn.execute("DELETE FROM devices WHERE uid = ?1", [uid.to_string()])? == 0 {
+pub fn remove_device(store: &dyn Store, uid: Uid) -> Result<()> {
+    if !store.delete_device(uid)? {
         return Err(Error::new(format!("no device with UID {uid}")));
     }
     Ok(())
 }
 
-pub fn list_devices(conn: &Connection) -> Result<Vec<Device>> {
-    let mut stmt = conn.prepare(
-        "SELECT d.uid, u.name, d.name, d.application_type, d.created_at
-         FROM devices d JOIN users u ON u.id = d.owner_id ORDER BY d.uid",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (uid, owner, name, app, created_at) = row?;
-        out.push(Device {
-            uid: parse_stored_uid(&uid)?,
-            owner,
-            name,
-            application_type: u16::try_from(app).unwrap_or(0),
-            created_at,
-        });
-    }
-    Ok(out)
-}
-
-fn parse_stored_uid(text: &str) -> Result<Uid> {
-    text.parse().map_err(|_| {
-        Error::new(format!(
-            "the database holds a malformed UID '{}'",
-            shown(text)
-        ))
-    })
+pub fn list_devices(store: &dyn Store) -> Result<Vec<Device>> {
+    store.list_devices()
 }
 
 /// The stored hash of a device's secret, or `None` if there is no such device.
-pub fn device_secret_hash(conn: &Connection, uid: Uid) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT secret_hash FROM devices WHERE uid = ?1",
-            [uid.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn device_secret_hash(store: &dyn Store, uid: Uid) -> Result<Option<String>> {
+    store.device_secret_hash(uid)
 }
 
 /// What a user may do with a device.
@@ -325,32 +228,12 @@ pub enum Access {
     NoSuchDevice,
 }
 
-pub fn access(conn: &Connection, uid: Uid, user_id: i64) -> Result<Access> {
-    let owner: Option<i64> = conn
-        .query_row(
-            "SELECT owner_id FROM devices WHERE uid = ?1",
-            [uid.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(match owner {
+pub fn access(store: &dyn Store, uid: Uid, user_id: i64) -> Result<Access> {
+    Ok(match store.device_owner(uid)? {
         None => Access::NoSuchDevice,
         Some(o) if o == user_id => Access::Owner,
-        Some(_) => {
-            let shared = conn
-                .query_row(
-                    "SELECT 1 FROM shares WHERE uid = ?1 AND user_id = ?2",
-                    params![uid.to_string(), user_id],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if shared {
-                Access::Shared
-            } else {
-                Access::NotShared
-            }
-        }
+        Some(_) if store.is_shared(uid, user_id)? => Access::Shared,
+        Some(_) => Access::NotShared,
     })
 }
 
@@ -364,9 +247,9 @@ pub struct Share {
     pub created_at: i64,
 }
 
-pub fn add_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
-    let u = require_user(conn, user)?;
-    match access(conn, uid, u.id)? {
+pub fn add_share(store: &dyn Store, uid: Uid, user: &str) -> Result<()> {
+    let u = require_user(store, user)?;
+    match access(store, uid, u.id)? {
         Access::NoSuchDevice => Err(Error::new(format!("no device with UID {uid}"))),
         Access::Owner => Err(Error::new(format!(
             "user '{user}' owns device {uid}: owners need no share"
@@ -374,23 +257,13 @@ pub fn add_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
         Access::Shared => Err(Error::new(format!(
             "device {uid} is already shared with '{user}'"
         ))),
-        Access::NotShared => {
-            conn.execute(
-                "INSERT INTO shares (uid, user_id, created_at) VALUES (?1, ?2, ?3)",
-                params![uid.to_string(), u.id, now_unix()],
-            )?;
-            Ok(())
-        }
+        Access::NotShared => store.insert_share(uid, u.id, now_unix()),
     }
 }
 
-pub fn remove_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
-    let u = require_user(conn, user)?;
-    let n = conn.execute(
-        "DELETE FROM shares WHERE uid = ?1 AND user_id = ?2",
-        params![uid.to_string(), u.id],
-    )?;
-    if n == 0 {
+pub fn remove_share(store: &dyn Store, uid: Uid, user: &str) -> Result<()> {
+    let u = require_user(store, user)?;
+    if !store.delete_share(uid, u.id)? {
         return Err(Error::new(format!(
             "device {uid} is not shared with '{user}'"
         )));
@@ -398,24 +271,8 @@ pub fn remove_share(conn: &Connection, uid: Uid, user: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn list_shares(conn: &Connection, uid: Option<Uid>) -> Result<Vec<Share>> {
-    let mut stmt = conn.prepare(
-        "SELECT s.uid, u.name, s.created_at FROM shares s JOIN users u ON u.id = s.user_id
-         WHERE ?1 IS NULL OR s.uid = ?1 ORDER BY s.uid, u.name",
-    )?;
-    let rows = stmt.query_map([uid.map(|u| u.to_string())], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (uid, user, created_at) = row?;
-        out.push(Share {
-            uid: parse_stored_uid(&uid)?,
-            user,
-            created_at,
-        });
-    }
-    Ok(out)
+pub fn list_shares(store: &dyn Store, uid: Option<Uid>) -> Result<Vec<Share>> {
+    store.list_shares(uid)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -438,7 +295,7 @@ fn auth_hash_digest(server_key: &[u8; 32], id: &str, secret: &[u8; 32]) -> [u8; 
 
 /// Issues a new auth hash for `user_id` and returns its text (shown once, never stored).
 pub fn create_auth_hash(
-    conn: &Connection,
+    store: &dyn Store,
     user_id: i64,
     label: &str,
     server_key: &[u8; 32],
@@ -447,22 +304,19 @@ pub fn create_auth_hash(
     let id = hex::encode(random_bytes::<8>()?);
     let secret = Zeroizing::new(random_bytes::<32>()?);
     let digest = auth_hash_digest(server_key, &id, &secret);
-    conn.execute(
-        "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, user_id, digest.to_vec(), label, now_unix()],
-    )?;
+    store.insert_auth_hash(&NewAuthHash {
+        id: &id,
+        user_id,
+        secret_sha256: &digest,
+        label,
+        created_at: now_unix(),
+    })?;
     Ok(Zeroizing::new(format!("{id}.{}", hex::encode(*secret))))
 }
 
 /// Auth hashes of `user_id` that are not revoked.
-pub fn count_active_auth_hashes(conn: &Connection, user_id: i64) -> Result<usize> {
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM auth_hashes WHERE user_id = ?1 AND revoked_at IS NULL",
-        [user_id],
-        |r| r.get(0),
-    )?;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+pub fn count_active_auth_hashes(store: &dyn Store, user_id: i64) -> Result<usize> {
+    store.count_active_auth_hashes(user_id)
 }
 
 /// Why an auth hash was not accepted (all are `AuthFailed` to the client; the server log tells them apart).
@@ -478,7 +332,7 @@ pub enum AuthHashCheck {
 
 /// Checks `text` (`<id>.<secret>`) for the user `user_id`.
 pub fn check_auth_hash(
-    conn: &Connection,
+    store: &dyn Store,
     user_id: i64,
     text: &str,
     server_key: &[u8; 32],
@@ -497,24 +351,17 @@ pub fn check_auth_hash(
         return Ok(AuthHashCheck::Malformed);
     }
     let id = id.to_ascii_lowercase();
-    let row: Option<(i64, Vec<u8>, Option<i64>)> = conn
-        .query_row(
-            "SELECT user_id, secret_sha256, revoked_at FROM auth_hashes WHERE id = ?1",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((owner, stored, revoked_at)) = row else {
+    let Some(stored) = store.auth_hash(&id)? else {
         return Ok(AuthHashCheck::Unknown);
     };
     let digest = auth_hash_digest(server_key, &id, &secret);
-    if !bool::from(digest.as_slice().ct_eq(stored.as_slice())) {
+    if !bool::from(digest.as_slice().ct_eq(stored.secret_sha256.as_slice())) {
         return Ok(AuthHashCheck::WrongSecret);
     }
-    if owner != user_id {
+    if stored.user_id != user_id {
         return Ok(AuthHashCheck::WrongUser);
     }
-    if revoked_at.is_some() {
+    if stored.revoked_at.is_some() {
         return Ok(AuthHashCheck::Revoked);
     }
     Ok(AuthHashCheck::Valid)
@@ -529,51 +376,28 @@ pub struct AuthHashInfo {
     pub revoked_at: Option<i64>,
 }
 
-pub fn list_auth_hashes(conn: &Connection, user: Option<&str>) -> Result<Vec<AuthHashInfo>> {
+pub fn list_auth_hashes(store: &dyn Store, user: Option<&str>) -> Result<Vec<AuthHashInfo>> {
     if let Some(name) = user {
-        require_user(conn, name)?;
+        require_user(store, name)?;
     }
-    let mut stmt = conn.prepare(
-        "SELECT a.id, u.name, a.label, a.created_at, a.revoked_at FROM auth_hashes a
-         JOIN users u ON u.id = a.user_id WHERE ?1 IS NULL OR u.name = ?1 ORDER BY a.created_at, a.id",
-    )?;
-    let rows = stmt.query_map([user], |r| {
-        Ok(AuthHashInfo {
-            id: r.get(0)?,
-            user: r.get(1)?,
-            label: r.get(2)?,
-            created_at: r.get(3)?,
-            revoked_at: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    store.list_auth_hashes(user)
 }
 
 /// Revokes by id (the part before the '.'; a whole auth hash is accepted too, and only its id is used).
-pub fn revoke_auth_hash(conn: &Connection, id: &str) -> Result<()> {
+pub fn revoke_auth_hash(store: &dyn Store, id: &str) -> Result<()> {
     let id = id
         .split('.')
         .next()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let revoked: Option<Option<i64>> = conn
-        .query_row(
-            "SELECT revoked_at FROM auth_hashes WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match revoked {
+    match store.auth_hash(&id)? {
         None => Err(Error::new(format!("no auth hash with id '{}'", shown(&id)))),
-        Some(Some(_)) => Err(Error::new(format!("auth hash '{id}' is already revoked"))),
-        Some(None) => {
-            conn.execute(
-                "UPDATE auth_hashes SET revoked_at = ?1 WHERE id = ?2",
-                params![now_unix(), id],
-            )?;
-            Ok(())
-        }
+        Some(StoredAuthHash {
+            revoked_at: Some(_),
+            ..
+        }) => Err(Error::new(format!("auth hash '{id}' is already revoked"))),
+        Some(_) => store.set_auth_hash_revoked(&id, now_unix()),
     }
 }
 
@@ -670,9 +494,7 @@ mod tests {
             AuthHashCheck::Malformed
         );
         let id = h.split('.').next().unwrap().to_string();
-        let stored: Vec<u8> = conn
-            .query_row("SELECT secret_sha256 FROM auth_hashes", [], |r| r.get(0))
-            .unwrap();
+        let stored = conn.auth_hash(&id).unwrap().unwrap().secret_sha256;
         assert_eq!(stored.len(), 32);
         assert!(!hex::encode(&stored).contains(h.split('.').nth(1).unwrap()));
         revoke_auth_hash(&conn, &id).unwrap();

@@ -6,16 +6,21 @@
 use std::path::Path;
 
 use p2p_proto::Uid;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::accounts;
 use crate::error::{Error, Result};
+use crate::store::{self, Store};
 use crate::{db, keys};
 use p2p_link::clock::format_utc;
 
 /// `init`: creates the data directory, the database and the server key; returns the `server_key` line.
 pub fn init(data_dir: &Path) -> Result<String> {
+    init_with(data_dir, None)
+}
+
+/// `init` with the accounts in PostgreSQL (`--database`): the data directory then holds only the key.
+pub fn init_with(data_dir: &Path, database: Option<&str>) -> Result<String> {
     // Check first, so a second `init` changes nothing at all.
     if keys::key_path(data_dir).exists() {
         return Err(Error::new(format!(
@@ -26,7 +31,10 @@ pub fn init(data_dir: &Path) -> Result<String> {
     }
     keys::create_private_dir(data_dir)
         .map_err(|e| Error::new(format!("cannot create {}: {e}", data_dir.display())))?;
-    drop(db::create(data_dir)?);
+    match database {
+        Some(config) => drop(store::PgStore::connect(config)?),
+        None => drop(db::create(data_dir)?),
+    }
     let public = keys::create(data_dir)?;
     Ok(keys::server_key_line(&public))
 }
@@ -73,17 +81,17 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 
 // ---------------------------------------------------------------------------------------------------
 
-pub fn user_add(conn: &Connection, name: &str, password: &str) -> Result<String> {
+pub fn user_add(conn: &dyn Store, name: &str, password: &str) -> Result<String> {
     accounts::add_user(conn, name, password)?;
     Ok(format!("added user '{name}'"))
 }
 
-pub fn user_passwd(conn: &Connection, name: &str, password: &str) -> Result<String> {
+pub fn user_passwd(conn: &dyn Store, name: &str, password: &str) -> Result<String> {
     accounts::set_password(conn, name, password)?;
     Ok(format!("changed the password of user '{name}'"))
 }
 
-pub fn user_remove(conn: &Connection, name: &str) -> Result<String> {
+pub fn user_remove(conn: &dyn Store, name: &str) -> Result<String> {
     accounts::remove_user(conn, name)?;
     Ok(format!(
         "removed user '{name}' (with their shares and auth hashes)"
@@ -96,7 +104,7 @@ struct UserRow {
     created: String,
 }
 
-pub fn user_list(conn: &Connection, format: Format) -> Result<String> {
+pub fn user_list(conn: &dyn Store, format: Format) -> Result<String> {
     let rows: Vec<UserRow> = accounts::list_users(conn)?
         .into_iter()
         .map(|u| UserRow {
@@ -114,7 +122,7 @@ pub fn user_list(conn: &Connection, format: Format) -> Result<String> {
 }
 
 pub fn device_add(
-    conn: &Connection,
+    conn: &dyn Store,
     uid: Uid,
     owner: &str,
     name: &str,
@@ -125,7 +133,7 @@ pub fn device_add(
     Ok(format!("added device {uid} owned by '{owner}'"))
 }
 
-pub fn device_remove(conn: &Connection, uid: Uid) -> Result<String> {
+pub fn device_remove(conn: &dyn Store, uid: Uid) -> Result<String> {
     accounts::remove_device(conn, uid)?;
     Ok(format!("removed device {uid} (with its shares)"))
 }
@@ -139,7 +147,7 @@ struct DeviceRow {
     created: String,
 }
 
-pub fn device_list(conn: &Connection, format: Format) -> Result<String> {
+pub fn device_list(conn: &dyn Store, format: Format) -> Result<String> {
     let rows: Vec<DeviceRow> = accounts::list_devices(conn)?
         .into_iter()
         .map(|d| DeviceRow {
@@ -169,12 +177,12 @@ pub fn device_list(conn: &Connection, format: Format) -> Result<String> {
     }
 }
 
-pub fn share_add(conn: &Connection, uid: Uid, user: &str) -> Result<String> {
+pub fn share_add(conn: &dyn Store, uid: Uid, user: &str) -> Result<String> {
     accounts::add_share(conn, uid, user)?;
     Ok(format!("shared device {uid} with '{user}'"))
 }
 
-pub fn share_remove(conn: &Connection, uid: Uid, user: &str) -> Result<String> {
+pub fn share_remove(conn: &dyn Store, uid: Uid, user: &str) -> Result<String> {
     accounts::remove_share(conn, uid, user)?;
     Ok(format!("device {uid} is no longer shared with '{user}'"))
 }
@@ -186,7 +194,7 @@ struct ShareRow {
     created: String,
 }
 
-pub fn share_list(conn: &Connection, uid: Option<Uid>, format: Format) -> Result<String> {
+pub fn share_list(conn: &dyn Store, uid: Option<Uid>, format: Format) -> Result<String> {
     let rows: Vec<ShareRow> = accounts::list_shares(conn, uid)?
         .into_iter()
         .map(|s| ShareRow {
@@ -215,7 +223,7 @@ struct AuthHashRow {
     revoked: Option<String>,
 }
 
-pub fn auth_hash_list(conn: &Connection, user: Option<&str>, format: Format) -> Result<String> {
+pub fn auth_hash_list(conn: &dyn Store, user: Option<&str>, format: Format) -> Result<String> {
     let rows: Vec<AuthHashRow> = accounts::list_auth_hashes(conn, user)?
         .into_iter()
         .map(|a| AuthHashRow {
@@ -245,7 +253,7 @@ pub fn auth_hash_list(conn: &Connection, user: Option<&str>, format: Format) -> 
     }
 }
 
-pub fn auth_hash_revoke(conn: &Connection, id: &str) -> Result<String> {
+pub fn auth_hash_revoke(conn: &dyn Store, id: &str) -> Result<String> {
     accounts::revoke_auth_hash(conn, id)?;
     Ok(format!(
         "revoked auth hash '{}'",

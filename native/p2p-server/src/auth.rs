@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use p2p_proto::control::{Credential, ErrorCode};
 use p2p_proto::Uid;
-use rusqlite::Connection;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::accounts::{self, Access, AuthHashCheck, UserSecret};
+use crate::store::Store;
 use crate::throttle::{Admit, Limit, Recent, Throttle};
 
 #[derive(Clone, Copy, Debug)]
@@ -214,7 +214,7 @@ struct InProgress {
 }
 
 pub struct Auth {
-    db: Mutex<Connection>,
+    db: Mutex<Box<dyn Store>>,
     server_key: [u8; 32],
     limits: AuthLimits,
     throttles: Mutex<Throttles>,
@@ -428,7 +428,7 @@ impl Drop for Slot {
 const ADMIT_WAIT: Duration = Duration::from_secs(30);
 
 impl Auth {
-    pub fn new(db: Connection, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
+    pub fn new(db: Box<dyn Store>, server_key: [u8; 32], limits: AuthLimits) -> Arc<Self> {
         let tracked = limits.max_tracked;
         // A random secret nobody knows; if even that fails, a fixed valid PHC string of the same cost.
         let dummy_hash = accounts::generate_device_secret()
@@ -468,10 +468,10 @@ impl Auth {
     async fn with_db<T: Send + 'static>(
         self: &Arc<Self>,
         what: &'static str,
-        f: impl FnOnce(&Connection, &[u8; 32]) -> crate::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store, &[u8; 32]) -> crate::Result<T> + Send + 'static,
     ) -> Result<T, Refusal> {
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || f(&guard(&me.db), &me.server_key)).await {
+        match tokio::task::spawn_blocking(move || f(guard(&me.db).as_ref(), &me.server_key)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Refusal::internal(what, e)),
             Err(e) => Err(Refusal::internal(what, e)),
@@ -807,7 +807,7 @@ mod tests {
             "devsecret",
         )
         .unwrap();
-        Auth::new(conn, [5; 32], limits)
+        Auth::new(Box::new(conn), [5; 32], limits)
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -139,6 +139,12 @@ impl Broker {
         self.inner().targets.contains_key(&uid)
     }
 
+    /// Devices online and sessions waiting for their target, now.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.inner();
+        (inner.targets.len(), inner.pending.len())
+    }
+
     /// A target's `Accept` / `Reject`. Only the connection the `Incoming` went to may answer it.
     pub fn answer(&self, conn_id: u64, session_id: u64, answer: Answer) -> Result<(), Refusal> {
         let mut inner = self.inner();

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use p2p_proto::Uid;
-use rusqlite::Connection;
 
 use crate::admin::{self, Format};
 use crate::broker::BrokerLimits;
@@ -18,6 +17,7 @@ use crate::probe::ProbeLimits;
 use crate::relay::RelayLimits;
 use crate::secret_input::read_secret;
 use crate::server::{self, Config};
+use crate::store::{self, Store};
 use crate::throttle::Limit;
 use crate::{accounts, db};
 
@@ -33,6 +33,14 @@ pub struct Cli {
     /// The server's data directory (database `p2p.db` and key `server.key`).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Log lines on stderr as text, or as one JSON object per line (`ts`, `level`, `target`, `msg`) for
+    /// log collectors. The level comes from RUST_LOG (default info).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Keep users, devices, shares and auth hashes in PostgreSQL (`postgres://user@host/db`) instead of
+    /// the data directory's SQLite database. The server key stays in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,6 +83,14 @@ pub struct RunArgs {
     /// Third UDP listener (NAT probes; a second IP address).
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_UDP[2])]
     pub udp3: SocketAddr,
+    /// Serve `/metrics` (Prometheus text format) and `/healthz` over HTTP on this address. They need
+    /// no login: keep it on a private address (127.0.0.1, a management network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// On SIGTERM or Ctrl-C, answer `/healthz` with 503 for this many seconds before closing, so that
+    /// load balancers stop sending clients here first.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub drain_seconds: u64,
     /// Write the bound addresses and the server key as JSON to this file once every listener is bound.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
@@ -243,7 +259,7 @@ pub enum AuthHashCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging(cli.log_format);
     match dispatch(cli) {
         Ok(output) => {
             if !output.is_empty() {
@@ -258,6 +274,29 @@ pub fn main() -> ExitCode {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if format == LogFormat::Json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}
+
 fn data_dir(cli: &Cli) -> Result<&Path> {
     cli.data_dir
         .as_deref()
@@ -266,22 +305,27 @@ fn data_dir(cli: &Cli) -> Result<&Path> {
 
 fn dispatch(cli: Cli) -> Result<String> {
     let dir = data_dir(&cli)?.to_path_buf();
+    if cli.database.is_some() {
+        return run_command(cli, &dir);
+    }
     run_command(cli, &dir).map_err(|e| e.in_database(&db::db_path(&dir)))
 }
 
 fn run_command(cli: Cli, dir: &Path) -> Result<String> {
+    let database = cli.database.as_deref();
+    let open = || store::open(dir, database);
     match cli.command {
-        Command::Init => admin::init(dir),
+        Command::Init => admin::init_with(dir, database),
         Command::Key => admin::key(dir),
-        Command::Run(args) => run(dir, args).map(|_| String::new()),
-        Command::User(cmd) => user_command(&db::open(dir)?, cmd),
-        Command::Device(cmd) => device_command(&db::open(dir)?, cmd),
-        Command::Share(cmd) => share_command(&db::open(dir)?, cmd),
-        Command::AuthHash(cmd) => auth_hash_command(&db::open(dir)?, cmd),
+        Command::Run(args) => run(dir, cli.database, args).map(|_| String::new()),
+        Command::User(cmd) => user_command(open()?.as_ref(), cmd),
+        Command::Device(cmd) => device_command(open()?.as_ref(), cmd),
+        Command::Share(cmd) => share_command(open()?.as_ref(), cmd),
+        Command::AuthHash(cmd) => auth_hash_command(open()?.as_ref(), cmd),
     }
 }
 
-fn user_command(conn: &Connection, cmd: UserCommand) -> Result<String> {
+fn user_command(conn: &dyn Store, cmd: UserCommand) -> Result<String> {
     match cmd {
         UserCommand::Add { name } => {
             accounts::check_user_name(&name)?;
@@ -297,7 +341,7 @@ fn user_command(conn: &Connection, cmd: UserCommand) -> Result<String> {
     }
 }
 
-fn device_command(conn: &Connection, cmd: DeviceCommand) -> Result<String> {
+fn device_command(conn: &dyn Store, cmd: DeviceCommand) -> Result<String> {
     match cmd {
         DeviceCommand::Add {
             uid,
@@ -320,7 +364,7 @@ fn device_command(conn: &Connection, cmd: DeviceCommand) -> Result<String> {
     }
 }
 
-fn share_command(conn: &Connection, cmd: ShareCommand) -> Result<String> {
+fn share_command(conn: &dyn Store, cmd: ShareCommand) -> Result<String> {
     match cmd {
         ShareCommand::Add { uid, user } => admin::share_add(conn, uid, &user),
         ShareCommand::Remove { uid, user } => admin::share_remove(conn, uid, &user),
@@ -328,7 +372,7 @@ fn share_command(conn: &Connection, cmd: ShareCommand) -> Result<String> {
     }
 }
 
-fn auth_hash_command(conn: &Connection, cmd: AuthHashCommand) -> Result<String> {
+fn auth_hash_command(conn: &dyn Store, cmd: AuthHashCommand) -> Result<String> {
     match cmd {
         AuthHashCommand::List { user, list } => {
             admin::auth_hash_list(conn, user.as_deref(), list.format())
@@ -344,6 +388,7 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config.udp = [args.udp, args.udp2, args.udp3];
     config.ready_file = args.ready_file;
     config.stats_file = args.stats_file;
+    config.metrics = args.metrics;
     config.broker.accept_timeout = Duration::from_secs(args.accept_timeout.max(1));
     config.relay.idle_timeout = Duration::from_secs(args.relay_idle_timeout.max(1));
     config.relay.max_sessions = args.max_sessions.max(1);
@@ -375,8 +420,10 @@ fn run_config(dir: &Path, args: RunArgs) -> Config {
     config
 }
 
-fn run(dir: &Path, args: RunArgs) -> Result<()> {
-    let config = run_config(dir, args);
+fn run(dir: &Path, database: Option<String>, args: RunArgs) -> Result<()> {
+    let drain = Duration::from_secs(args.drain_seconds);
+    let mut config = run_config(dir, args);
+    config.database = database;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -390,6 +437,11 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
             .map_err(|e| Error::new(format!("cannot write to standard output: {e}")))?;
         drop(out);
         wait_for_shutdown().await;
+        handle.begin_draining();
+        if !drain.is_zero() {
+            log::info!("draining: /healthz answers 503 for {} s", drain.as_secs());
+            tokio::time::sleep(drain).await;
+        }
         log::info!("shutting down");
         handle.shutdown();
         Ok(())

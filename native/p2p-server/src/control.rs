@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use crate::accounts;
 use crate::auth::{Auth, LoggedIn, Refusal};
 use crate::broker::{Answer, Broker, ConnectRequest};
+use crate::metrics::{Metrics, Request};
 use crate::relay::ControlTx;
 
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +75,8 @@ pub struct ControlContext {
     pub probe_addrs: [SocketAddr; 3],
     pub static_key: Zeroizing<[u8; 32]>,
     pub limits: ControlLimits,
+    /// What `/metrics` reports; bumped here as requests succeed or are refused.
+    pub metrics: Arc<Metrics>,
     next_conn_id: AtomicU64,
     /// Connections not logged in or registered yet, per source address.
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
@@ -124,6 +127,7 @@ impl ControlContext {
         probe_addrs: [SocketAddr; 3],
         static_key: Zeroizing<[u8; 32]>,
         limits: ControlLimits,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(ControlContext {
             auth,
@@ -131,6 +135,7 @@ impl ControlContext {
             probe_addrs,
             static_key,
             limits,
+            metrics,
             next_conn_id: AtomicU64::new(1),
             unauthenticated: Mutex::new(HashMap::new()),
         })
@@ -200,6 +205,7 @@ enum Flow {
 /// acceptance time starts the login deadline.
 pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unauthenticated) {
     let login_deadline = fresh.accepted + ctx.limits.login_timeout;
+    let _open = ctx.metrics.connection_opened();
     let Some(conn) = handshake(stream, &ctx, login_deadline).await else {
         return;
     };
@@ -347,6 +353,8 @@ fn connection_closed(ctx: &ControlContext, conn: &Conn) {
 /// dropping it unexplained: runs the handshake, sends the error, then reads until the client hangs up
 /// (closing with its next message unread would reset the connection and could lose the error).
 pub async fn refuse(stream: TcpStream, ctx: Arc<ControlContext>, message: String) {
+    ctx.metrics
+        .refused(Request::Connection, ErrorCode::LimitReached);
     let refusal = async {
         let conn = ControlServerConn::accept(stream, &ctx.static_key)
             .await
@@ -408,7 +416,9 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
     }
 }
 
-fn refused(r: Refusal) -> ServerMsg {
+/// The refusal's message to the client, counted by request and reason.
+fn refused(ctx: &ControlContext, request: Request, r: Refusal) -> ServerMsg {
+    ctx.metrics.refused(request, r.code);
     error(r.code, r.message)
 }
 
@@ -510,12 +520,13 @@ async fn login(
                 },
                 key_note(initiator_key.as_ref())
             );
+            ctx.metrics.login(logged_in.by_password);
             let name = logged_in.name.clone();
             conn.initiator_key = initiator_key;
             conn.standing = Standing::Initiator(logged_in);
             reply(conn, ServerMsg::LoginOk { user: name }).await
         }
-        Err(r) => reply(conn, refused(r)).await,
+        Err(r) => reply(conn, refused(ctx, Request::Login, r)).await,
     }
 }
 
@@ -543,7 +554,7 @@ async fn create_auth_hash(ctx: &ControlContext, conn: &Conn, label: String) -> F
             )
             .await
         }
-        Err(r) => reply(conn, refused(r)).await,
+        Err(r) => reply(conn, refused(ctx, Request::AuthHash, r)).await,
     }
 }
 
@@ -559,8 +570,11 @@ async fn connect(
     };
     let (user_id, name) = (user.user_id, user.name.clone());
     let msg = match grant_session(ctx, conn, user_id, &name, uid, mode, local_candidates).await {
-        Ok(grant) => ServerMsg::Session(grant),
-        Err(r) => refused(r),
+        Ok(grant) => {
+            ctx.metrics.session_granted();
+            ServerMsg::Session(grant)
+        }
+        Err(r) => refused(ctx, Request::Connect, r),
     };
     reply(conn, msg).await
 }
@@ -622,18 +636,16 @@ async fn register(
         Standing::Target(uids) => uids.len(),
     };
     if registered >= ctx.limits.max_registrations {
-        return reply(
-            conn,
-            error(
-                ErrorCode::LimitReached,
-                "too many devices registered on this connection",
-            ),
-        )
-        .await;
+        let r = Refusal::new(
+            ErrorCode::LimitReached,
+            "too many devices registered on this connection",
+        );
+        return reply(conn, refused(ctx, Request::Register, r)).await;
     }
     if let Err(r) = ctx.auth.register(uid, secret, conn.peer.ip()).await {
-        return reply(conn, refused(r)).await;
+        return reply(conn, refused(ctx, Request::Register, r)).await;
     }
+    ctx.metrics.registered();
     let replaced = ctx
         .broker
         .register(uid, conn.id, conn.tx.clone(), candidates, device_key);
@@ -680,7 +692,7 @@ async fn answer(ctx: &ControlContext, conn: &Conn, session_id: u64, answer: Answ
     match ctx.broker.answer(conn.id, session_id, answer) {
         Ok(()) => Flow::Continue,
         // Typically an answer that came after the timeout: tell the target, keep the connection.
-        Err(r) => reply(conn, refused(r)).await,
+        Err(r) => reply(conn, refused(ctx, Request::Answer, r)).await,
     }
 }
 

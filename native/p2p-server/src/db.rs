@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::store::SqliteStore;
 
 pub const DB_FILE: &str = "p2p.db";
 pub const SCHEMA_VERSION: i64 = 1;
@@ -53,7 +54,7 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Creates the database (if missing) with the schema. Used by `init`.
-pub fn create(data_dir: &Path) -> Result<Connection> {
+pub fn create(data_dir: &Path) -> Result<SqliteStore> {
     let path = db_path(data_dir);
     if !path.exists() {
         // Create the file first with owner-only permissions: SQLite gives its WAL and shared-memory
@@ -65,7 +66,7 @@ pub fn create(data_dir: &Path) -> Result<Connection> {
 }
 
 /// Opens the existing database of `data_dir` (admin commands and `run`).
-pub fn open(data_dir: &Path) -> Result<Connection> {
+pub fn open(data_dir: &Path) -> Result<SqliteStore> {
     let path = db_path(data_dir);
     if !path.exists() {
         return Err(Error::new(format!(
@@ -77,7 +78,7 @@ pub fn open(data_dir: &Path) -> Result<Connection> {
     open_file(&path)
 }
 
-fn open_file(path: &Path) -> Result<Connection> {
+fn open_file(path: &Path) -> Result<SqliteStore> {
     let ctx = |e: rusqlite::Error| Error::new(format!("database {}: {e}", path.display()));
     let conn = Connection::open_with_flags(
         path,
@@ -95,7 +96,7 @@ fn open_file(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "secure_delete", "ON")
         .map_err(ctx)?;
     migrate(&conn).map_err(|e| Error::new(format!("database {}: {e}", path.display())))?;
-    Ok(conn)
+    Ok(SqliteStore::new(conn))
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
@@ -129,12 +130,12 @@ fn migrate(conn: &Connection) -> Result<()> {
 }
 
 #[cfg(test)]
-pub fn memory() -> Connection {
+pub fn memory() -> SqliteStore {
     let conn = Connection::open_in_memory().expect("in-memory sqlite");
     conn.pragma_update(None, "foreign_keys", "ON")
         .expect("pragma");
     migrate(&conn).expect("schema");
-    conn
+    SqliteStore::new(conn)
 }
 
 #[cfg(test)]
@@ -145,7 +146,8 @@ mod tests {
     fn create_is_idempotent_and_records_the_version() {
         let dir = tempfile::tempdir().unwrap();
         drop(create(dir.path()).unwrap());
-        let conn = open(dir.path()).unwrap();
+        let store = open(dir.path()).unwrap();
+        let conn = store.connection();
         let v: i64 = conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .unwrap();

@@ -31,6 +31,12 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error(format!("{DATABASE_ERROR}{e}"))
+    }
+}
+
 /// The control channel's failures (key handling, a connection) as the operator reads them.
 impl From<p2p_link::LinkError> for Error {
     fn from(e: p2p_link::LinkError) -> Self {

@@ -16,10 +16,13 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod memory;
+pub mod metrics;
+pub mod ops_http;
 pub mod probe;
 pub mod relay;
 pub mod secret_input;
 pub mod server;
+pub mod store;
 pub mod throttle;
 
 pub use error::{Error, Result};

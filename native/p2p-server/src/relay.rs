@@ -514,6 +514,11 @@ impl Relay {
         self.closed.push_back(r);
     }
 
+    /// Sessions held now (what `stats` counts, without building the report).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn stats(&self, now: Instant) -> RelayStats {
         let mut sessions: Vec<SessionReport> = self
             .sessions

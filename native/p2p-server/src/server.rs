@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,14 +19,18 @@ use crate::auth::{Auth, AuthLimits};
 use crate::broker::{Broker, BrokerLimits};
 use crate::control::{self, ControlContext, ControlLimits};
 use crate::error::{Error, Result};
+use crate::metrics::{Gauges, Metrics};
+use crate::ops_http::{self, OpsState};
 use crate::probe::{self, ProbeCounters, ProbeLimits, Responder};
 use crate::relay::{self, Relay, RelayLimits, RelayStats};
-use crate::{db, keys};
+use crate::{keys, store};
 
 /// Everything `run` can be told.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the data directory's SQLite database (`--database`).
+    pub database: Option<String>,
     pub control: SocketAddr,
     /// `udp[0]` is also the relay; `udp[2]` should be on a second address (NAT mapping test).
     pub udp: [SocketAddr; 3],
@@ -44,6 +48,8 @@ pub struct Config {
     /// Answers the probe ports give one source address.
     pub probe: ProbeLimits,
     pub control_limits: ControlLimits,
+    /// Where `/metrics` and `/healthz` are served over HTTP (none by default).
+    pub metrics: Option<SocketAddr>,
 }
 
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:5980";
@@ -60,6 +66,7 @@ impl Config {
         };
         Config {
             data_dir: data_dir.into(),
+            database: None,
             control: addr(DEFAULT_CONTROL),
             udp: DEFAULT_UDP.map(addr),
             ready_file: None,
@@ -72,6 +79,7 @@ impl Config {
             relay: RelayLimits::default(),
             probe: ProbeLimits::default(),
             control_limits: ControlLimits::default(),
+            metrics: None,
         }
     }
 
@@ -95,6 +103,9 @@ pub struct Listening {
     /// Base64 of the public key clients pin (`server_key`).
     pub server_key: String,
     pub pid: u32,
+    /// The HTTP listener of `/metrics` and `/healthz`, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A running server. Dropping it stops every task.
@@ -103,6 +114,7 @@ pub struct ServerHandle {
     pub server_key: [u8; 32],
     relay: Arc<Mutex<Relay>>,
     broker: Arc<Broker>,
+    ops: Arc<OpsState>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -130,6 +142,11 @@ impl ServerHandle {
 
     pub fn is_online(&self, uid: p2p_proto::Uid) -> bool {
         self.broker.is_online(uid)
+    }
+
+    /// From now on `/healthz` answers 503 `draining`, so that load balancers send clients elsewhere.
+    pub fn begin_draining(&self) {
+        self.ops.draining.store(true, Ordering::Relaxed);
     }
 
     /// Stops every task (connections are dropped, sockets closed).
@@ -163,10 +180,28 @@ async fn bind_udp(addr: SocketAddr, which: &str) -> Result<Arc<UdpSocket>> {
 pub async fn start(config: Config) -> Result<ServerHandle> {
     let static_key = keys::load_private(&config.data_dir)?;
     let public = p2p_link::control_channel::public_key_of(&static_key)?;
-    let database = db::open(&config.data_dir)?;
+    let database = {
+        let (dir, url) = (config.data_dir.clone(), config.database.clone());
+        // PostgreSQL's store waits for its queries on a runtime of its own, which cannot start here.
+        tokio::task::spawn_blocking(move || store::open(&dir, url.as_deref()))
+            .await
+            .map_err(|e| Error::new(format!("opening the database: {e}")))??
+    };
 
-    let (control_listener, [relay_socket, probe2, probe3], listening) =
+    let (control_listener, [relay_socket, probe2, probe3], mut listening) =
         bind_listeners(&config, &public).await?;
+    let ops_listener = match config.metrics {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                Error::new(format!(
+                    "cannot listen for /metrics and /healthz on {addr}: {e}"
+                ))
+            })?;
+            listening.metrics = l.local_addr().ok();
+            Some(l)
+        }
+        None => None,
+    };
     let udp = listening.udp;
 
     let mut relay = Relay::new(config.relay);
@@ -174,8 +209,21 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     let relay = Arc::new(Mutex::new(relay));
     let auth = Auth::new(database, public, config.auth);
     let broker = Broker::new(relay.clone(), config.broker);
-    let ctx = ControlContext::new(auth, broker.clone(), udp, static_key, config.control_limits);
+    let metrics = Arc::new(Metrics::default());
+    let ctx = ControlContext::new(
+        auth,
+        broker.clone(),
+        udp,
+        static_key,
+        config.control_limits,
+        metrics.clone(),
+    );
     let probe_counters = Arc::new(ProbeCounters::default());
+    let ops = Arc::new(OpsState {
+        metrics,
+        gauges: gauges_reader(broker.clone(), relay.clone(), probe_counters.clone()),
+        draining: AtomicBool::new(false),
+    });
     // What clients must use: the bound address (the configured one, with a port 0 resolved).
     let responder = Arc::new(Responder::new(
         [relay_socket.clone(), probe2, probe3],
@@ -189,6 +237,9 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         tokio::spawn(probe::serve(responder.clone(), 1, probe_counters.clone())),
         tokio::spawn(probe::serve(responder, 2, probe_counters.clone())),
     ];
+    if let Some(listener) = ops_listener {
+        tasks.push(tokio::spawn(ops_http::serve(listener, ops.clone())));
+    }
     tasks.push(tokio::spawn(housekeeping(
         relay.clone(),
         probe_counters,
@@ -201,12 +252,16 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         server_key: public,
         relay,
         broker,
+        ops,
         tasks,
     };
     if let Some(path) = &config.ready_file {
         write_ready_file(path, &handle.listening)?;
     }
     log::info!("{}", handle.listening_line());
+    if let Some(addr) = handle.listening.metrics {
+        log::info!("serving http://{addr}/metrics and http://{addr}/healthz");
+    }
     Ok(handle)
 }
 
@@ -239,8 +294,32 @@ async fn bind_listeners(
         relay: udp[0],
         server_key: B64.encode(server_key),
         pid: std::process::id(),
+        metrics: None,
     };
     Ok((control_listener, [relay_socket, probe2, probe3], listening))
+}
+
+/// Reads the figures `/metrics` shows as gauges, at scrape time.
+fn gauges_reader(
+    broker: Arc<Broker>,
+    relay: Arc<Mutex<Relay>>,
+    probes: Arc<ProbeCounters>,
+) -> Box<dyn Fn() -> Gauges + Send + Sync> {
+    Box::new(move || {
+        let (devices_online, pending_sessions) = broker.counts();
+        let (relay_sessions, relay_counters) = {
+            let r = relay::lock(&relay);
+            (r.session_count(), r.counters().clone())
+        };
+        Gauges {
+            devices_online,
+            pending_sessions,
+            relay_sessions,
+            relay: relay_counters,
+            probes_answered: probes.answered.load(Ordering::Relaxed),
+            probes_ignored: probes.ignored.load(Ordering::Relaxed),
+        }
+    })
 }
 
 fn write_ready_file(path: &Path, listening: &Listening) -> Result<()> {

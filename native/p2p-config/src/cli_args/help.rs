@@ -55,8 +55,9 @@ MODES (give exactly one; -c and -p take every argument after them, so they come 
 OPTIONS
   -s                 Print connectd's machine-readable status lines (!!status, !!connected, !!throughput, !!exit).
                        e.g. connectd -s -f SSH-Pi.txt
-  -y HOST:PORT       The server's control address (also --server HOST:PORT). Otherwise the file's 'server'
-                     key, then the environment variable P2P_SERVER.
+  -y HOST:PORT       The server's control address (also --server HOST:PORT); several nodes of one service,
+                     separated by commas, are tried in turn. Otherwise the file's 'server' key, then the
+                     environment variable P2P_SERVER.
                        e.g. connectd -y 203.0.113.7:5980 -f SSH-Pi.txt
   --server-key KEY   The server's public key (base64, printed by 'p2p-server init'). Otherwise the file's
                      'server_key' key, then the environment variable P2P_SERVER_KEY.

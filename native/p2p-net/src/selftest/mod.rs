@@ -60,6 +60,7 @@ impl SelfTestConfig {
     /// the address the server advertises in its probe answers; without one, `127.0.0.2:5961` when the
     /// host is `127.0.0.1` (the one-machine layout) or `host:5961` otherwise. The environment overrides
     /// each: `P2P_PROBE_ADDR1`, `P2P_PROBE_ADDR2`, `P2P_PROBE_ADDR3` (which also wins over the server).
+    /// Of a list of nodes (`a:5980,b:5980`), the test checks the first.
     pub fn for_server(server: &str) -> SelfTestConfig {
         Self::for_server_with_env(server, |k| std::env::var(k).ok())
     }
@@ -69,7 +70,12 @@ impl SelfTestConfig {
         server: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> SelfTestConfig {
-        let server = server.trim().to_string();
+        let server = server
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let host = server
             .rsplit_once(':')
             .map(|(h, _)| h.to_string())

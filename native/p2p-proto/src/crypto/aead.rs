@@ -85,9 +85,10 @@ impl PacketKey {
             .map_err(|_| CryptoError::BadMac)
     }
 
-    pub(crate) fn seal(&self, header: &[u8], pn: u64, payload: &mut Vec<u8>) {
-        let tag = self.seal_detached(nonce(pn), header, payload);
-        payload.extend_from_slice(&tag);
+    /// Seals the payload `buf[from..]` in place and appends the tag.
+    pub(crate) fn seal(&self, header: &[u8], pn: u64, buf: &mut Vec<u8>, from: usize) {
+        let tag = self.seal_detached(nonce(pn), header, &mut buf[from..]);
+        buf.extend_from_slice(&tag);
     }
 
     pub(crate) fn open(

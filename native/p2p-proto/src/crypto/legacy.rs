@@ -40,22 +40,23 @@ pub(crate) fn seal(
     keys: &DirectionKeys,
     header: &[u8],
     pn: u64,
-    payload: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+    from: usize,
 ) {
     let key = packet_key(&keys.enc, pn);
     match cipher {
         Cipher::Rc4 => {
             let mut rc4 = Rc4::new(&key[..]);
             rc4.skip(RC4_DROP);
-            rc4.apply(payload);
+            rc4.apply(&mut buf[from..]);
         }
         Cipher::Xxtea => {
-            pad(payload);
-            xxtea_bytes(payload, &key, xxtea::encrypt);
+            pad(buf, from);
+            xxtea_bytes(&mut buf[from..], &key, xxtea::encrypt);
         }
     }
-    let tag = hmac_sha1(&keys.mac, &[header, payload]);
-    payload.extend_from_slice(&tag);
+    let tag = hmac_sha1(&keys.mac, &[header, &buf[from..]]);
+    buf.extend_from_slice(&tag);
 }
 
 /// Checks length and tag (constant time) and, only then, decrypts into `out`.
@@ -99,10 +100,11 @@ pub(crate) fn open(
 
 /// `0x80` then zeros up to a multiple of 4 bytes and at least 8 (ISO/IEC 7816-4 style, so it is
 /// unambiguous whatever the payload ends with).
-fn pad(payload: &mut Vec<u8>) {
-    payload.push(0x80);
-    while !payload.len().is_multiple_of(4) || payload.len() < XXTEA_MIN {
-        payload.push(0);
+/// The payload is `buf[from..]`.
+fn pad(buf: &mut Vec<u8>, from: usize) {
+    buf.push(0x80);
+    while !(buf.len() - from).is_multiple_of(4) || buf.len() - from < XXTEA_MIN {
+        buf.push(0);
     }
 }
 
@@ -148,7 +150,7 @@ mod tests {
                 .map(|i| if i % 3 == 0 { 0x80 } else { 0 })
                 .collect();
             let orig = p.clone();
-            pad(&mut p);
+            pad(&mut p, 0);
             assert_eq!(p.len() % 4, 0);
             assert!(p.len() >= 8);
             assert!((1..=XXTEA_MAX_PAD).contains(&(p.len() - len)), "len {len}");
@@ -210,7 +212,7 @@ mod tests {
     fn rc4_packets_follow_the_documented_construction() {
         let (k, header, pn) = (keys(), [7u8; 18], 0x0102_0304_0506_0708);
         let mut p = b"hello, rc4".to_vec();
-        seal(Cipher::Rc4, &k, &header, pn, &mut p);
+        seal(Cipher::Rc4, &k, &header, pn, &mut p, 0);
         let (ct, tag) = p.split_at(p.len() - TAG_LEN);
         assert_eq!(tag, hmac_sha1(&k.mac, &[&header, ct]));
         let mut stream = vec![0u8; 256 + ct.len()];

@@ -8,6 +8,7 @@ use super::legacy::{self, Cipher};
 use super::negotiation::Aead;
 use super::replay::ReplayWindow;
 use super::CryptoError;
+use crate::wire::SESSION_HEADER_LEN;
 use crate::EncryptionMode;
 
 /// Seals our packets and opens the peer's, for one session and one mode. Made by
@@ -83,11 +84,27 @@ impl Protection {
     /// Protects `payload` in place for packet number `pn` (which must be the one in `header`, the 18
     /// clear header bytes, and must never repeat: it is the nonce).
     pub fn seal(&self, header: &[u8], pn: u64, payload: &mut Vec<u8>) {
+        self.seal_from(header, pn, payload, 0);
+    }
+
+    /// Protects the packet at the end of `buf` in place: its clear header at `buf[start..]`
+    /// (carrying `pn`), its payload after the header up to the end. The packet is sealed where
+    /// it was built (a send batch, say), with no copy.
+    pub fn seal_packet(&self, buf: &mut Vec<u8>, start: usize, pn: u64) {
+        let body = start + SESSION_HEADER_LEN;
+        let header: [u8; SESSION_HEADER_LEN] = buf[start..body]
+            .try_into()
+            .expect("a packet starts with its whole header");
+        self.seal_from(&header, pn, buf, body);
+    }
+
+    /// Seals the payload `buf[from..]` and appends what the mode adds.
+    fn seal_from(&self, header: &[u8], pn: u64, buf: &mut Vec<u8>, from: usize) {
         match self.mode {
             EncryptionMode::None => {}
-            EncryptionMode::Rc4 => legacy::seal(Cipher::Rc4, &self.seal, header, pn, payload),
-            EncryptionMode::Xxtea => legacy::seal(Cipher::Xxtea, &self.seal, header, pn, payload),
-            EncryptionMode::ChaCha20Poly1305 => self.aead_keys().seal.seal(header, pn, payload),
+            EncryptionMode::Rc4 => legacy::seal(Cipher::Rc4, &self.seal, header, pn, buf, from),
+            EncryptionMode::Xxtea => legacy::seal(Cipher::Xxtea, &self.seal, header, pn, buf, from),
+            EncryptionMode::ChaCha20Poly1305 => self.aead_keys().seal.seal(header, pn, buf, from),
         }
     }
 

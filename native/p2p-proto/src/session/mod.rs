@@ -242,9 +242,8 @@ pub struct Session {
 
     events: VecDeque<Event>,
     stats: SessionStats,
-    /// Reused buffers: the decrypted payload and the payload being built.
+    /// Reused buffer: the decrypted payload.
     plain: Vec<u8>,
-    building: Vec<u8>,
 }
 
 impl Session {
@@ -296,7 +295,6 @@ impl Session {
             events: VecDeque::new(),
             stats: SessionStats::default(),
             plain: Vec::new(),
-            building: Vec::new(),
             cfg,
         }
     }
@@ -396,11 +394,30 @@ impl Session {
     }
 
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<ReadResult, StreamError> {
+        self.read_with(id, |recv| recv.read(buf))
+    }
+
+    /// Like [`Session::read`], appending at most `max` bytes to `out`: a driver can hand the
+    /// bytes on in the buffer they were read into, without a scratch buffer and a second copy.
+    pub fn read_append(
+        &mut self,
+        id: StreamId,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<ReadResult, StreamError> {
+        self.read_with(id, |recv| recv.read_append(out, max))
+    }
+
+    fn read_with(
+        &mut self,
+        id: StreamId,
+        read: impl FnOnce(&mut recv_buffer::RecvBuffer) -> Option<usize>,
+    ) -> Result<ReadResult, StreamError> {
         let s = self
             .streams
             .get_mut(&id)
             .ok_or(StreamError::UnknownStream(id))?;
-        match s.recv.read(buf) {
+        match read(&mut s.recv) {
             Some(0) => {
                 self.close_stream_if_finished(id);
                 Ok(ReadResult::Fin)

@@ -19,10 +19,10 @@ impl Session {
         }
         self.queue_probes(now);
         let (dest, token) = self.openings.pop_front()?;
-        let mut payload = std::mem::take(&mut self.building);
-        payload.clear();
-        Frame::PathChallenge(token).encode(&mut payload);
-        self.seal_into(buf, payload);
+        buf.clear();
+        let start = self.begin_packet(buf);
+        Frame::PathChallenge(token).encode(buf);
+        self.finish_packet(buf, start);
         Some(dest)
     }
 

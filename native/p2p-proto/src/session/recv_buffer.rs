@@ -137,12 +137,28 @@ impl RecvBuffer {
     /// Copies in-order bytes to `buf`. `Some(n)` bytes (n > 0), or `Some(0)` meaning the FIN was
     /// reached now, or `None` when nothing is ready.
     pub fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let n = buf.len().min(self.ready.len());
+        let mut at = 0;
+        self.take_ready(buf.len(), |part| {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        })
+    }
+
+    /// Like [`read`](Self::read), appending at most `max` bytes to `out` (no zeroed buffer to fill).
+    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        self.take_ready(max, |part| out.extend_from_slice(part))
+    }
+
+    /// Hands up to `max` in-order bytes to `take`, in order, in at most two parts.
+    fn take_ready(&mut self, max: usize, mut take: impl FnMut(&[u8])) -> Option<usize> {
+        let n = max.min(self.ready.len());
         if n > 0 {
             let (front, back) = self.ready.as_slices();
             let from_front = n.min(front.len());
-            buf[..from_front].copy_from_slice(&front[..from_front]);
-            buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+            take(&front[..from_front]);
+            if n > from_front {
+                take(&back[..n - from_front]);
+            }
             self.ready.drain(..n);
             self.read_offset += n as u64;
             self.buffered -= n;
@@ -188,6 +204,35 @@ mod tests {
         assert_eq!(read_all(&mut b), data);
         assert!(b.is_fin_read());
         assert_eq!(b.buffered(), 0);
+    }
+
+    #[test]
+    fn read_append_gives_the_same_bytes_as_read_across_the_ring_wrap() {
+        let (mut a, mut b) = (RecvBuffer::default(), RecvBuffer::default());
+        let data: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let (mut by_read, mut by_append) = (Vec::new(), Vec::new());
+        let mut offset = 0;
+        // Reads of 700 between inserts of 1000 make the ring wrap around.
+        for chunk in data.chunks(1000) {
+            let fin = offset + chunk.len() == data.len();
+            for r in [&mut a, &mut b] {
+                r.insert(offset as u64, chunk, fin, 1 << 20).unwrap();
+            }
+            offset += chunk.len();
+            let mut buf = [0u8; 700];
+            let n = a.read(&mut buf).unwrap();
+            by_read.extend_from_slice(&buf[..n]);
+            assert_eq!(b.read_append(&mut by_append, 700), Some(n));
+        }
+        by_read.extend(read_all(&mut a));
+        while let Some(n) = b.read_append(&mut by_append, 700) {
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(by_read, data);
+        assert_eq!(by_append, data);
+        assert!(a.is_fin_read() && b.is_fin_read());
     }
 
     #[test]

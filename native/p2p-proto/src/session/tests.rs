@@ -17,6 +17,9 @@ const T_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     1002,
 ));
 
+/// What the initiator's send buffer holds before each packet (see `Sim::transmit`).
+const BATCHED_BEFORE: [u8; 37] = [0xa5; 37];
+
 #[derive(Clone, Copy, Default)]
 pub(super) struct Link {
     pub(super) loss: f64,
@@ -139,7 +142,24 @@ impl Sim {
                 } else {
                     &mut self.t
                 };
-                let Some(dest) = s.poll_transmit(self.now, &mut buf) else {
+                // The initiator builds its packets as a batching driver does: appended, and sealed
+                // in place, after datagrams already in the buffer.
+                let dest = if from_initiator {
+                    buf.clear();
+                    buf.extend_from_slice(&BATCHED_BEFORE);
+                    let dest = s.poll_transmit_append(self.now, &mut buf);
+                    if dest.is_none() {
+                        assert_eq!(
+                            buf, BATCHED_BEFORE,
+                            "nothing to send leaves the buffer as it was"
+                        );
+                    }
+                    buf.drain(..BATCHED_BEFORE.len());
+                    dest
+                } else {
+                    s.poll_transmit(self.now, &mut buf)
+                };
+                let Some(dest) = dest else {
                     break;
                 };
                 let (to_target, from, via_relay) = match (from_initiator, dest) {

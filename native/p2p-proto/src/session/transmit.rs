@@ -24,16 +24,22 @@ impl Session {
     /// there is nothing to send now.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         buf.clear();
+        self.poll_transmit_append(now, buf)
+    }
+
+    /// Like [`Session::poll_transmit`], but appends the datagram to `buf` after what it holds, so a
+    /// driver can build its send batch in place: the packet is sealed where it is written. `buf` is
+    /// unchanged when there is nothing to send.
+    pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         if let Some(dest) = self.transmit_handshake(now, buf) {
             return Some(dest);
         }
         if self.state == State::Closed {
             let (code, text) = self.close_pending.take()?;
             let dest = self.paths.active()?;
-            let mut payload = std::mem::take(&mut self.building);
-            payload.clear();
-            Frame::Close { code, text: &text }.encode(&mut payload);
-            self.seal_into(buf, payload);
+            let start = self.begin_packet(buf);
+            Frame::Close { code, text: &text }.encode(buf);
+            self.finish_packet(buf, start);
             return Some(dest);
         }
         if self.state != State::Established {
@@ -41,14 +47,13 @@ impl Session {
         }
         self.queue_probes(now);
         if let Some((dest, pf)) = self.path_sends.pop_front() {
-            let mut payload = std::mem::take(&mut self.building);
-            payload.clear();
+            let start = self.begin_packet(buf);
             match pf {
-                PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(&mut payload),
-                PathFrame::Response(t) => Frame::PathResponse(t).encode(&mut payload),
-                PathFrame::Opened(count) => Frame::PathOpened { count }.encode(&mut payload),
+                PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(buf),
+                PathFrame::Response(t) => Frame::PathResponse(t).encode(buf),
+                PathFrame::Opened(count) => Frame::PathOpened { count }.encode(buf),
             }
-            self.seal_into(buf, payload);
+            self.finish_packet(buf, start);
             return Some(dest);
         }
         let dest = self.paths.active()?;
@@ -78,14 +83,18 @@ impl Session {
             Role::Target => self.hs_replies.pop_front()?,
             Role::Initiator => self.paths.relay()?,
         };
-        self.handshake_header(Kind::Handshake(self.cfg.role), buf);
-        let message = self.handshake.message(&buf[..SESSION_HEADER_LEN]);
+        let start = self.handshake_header(Kind::Handshake(self.cfg.role), buf);
+        let message = self
+            .handshake
+            .message(&buf[start..start + SESSION_HEADER_LEN]);
         buf.extend_from_slice(&message);
         Some(dest)
     }
 
-    /// The clear header of a handshake datagram (packet number 0), counted as sent.
-    fn handshake_header(&mut self, kind: Kind, buf: &mut Vec<u8>) {
+    /// Appends the clear header of a handshake datagram (packet number 0), counted as sent;
+    /// returns where the datagram starts.
+    fn handshake_header(&mut self, kind: Kind, buf: &mut Vec<u8>) -> usize {
+        let start = buf.len();
         SessionHeader {
             kind,
             session_id: self.cfg.session_id,
@@ -93,25 +102,31 @@ impl Session {
         }
         .encode(buf);
         self.stats.datagrams_sent += 1;
+        start
     }
 
-    /// Header, then `payload` protected under the next packet number. Gives `payload` back as the
-    /// reusable building buffer.
-    pub(super) fn seal_into(&mut self, buf: &mut Vec<u8>, mut payload: Vec<u8>) -> u64 {
-        let pn = self.recovery.take_packet_number();
-        buf.clear();
+    /// Appends the header of the next data packet to `buf` and returns where the packet starts;
+    /// its frames follow, then [`finish_packet`](Self::finish_packet) seals it. The packet number
+    /// is only taken when the packet is finished, so a packet abandoned by truncating `buf` back
+    /// to its start leaves no gap.
+    pub(super) fn begin_packet(&mut self, buf: &mut Vec<u8>) -> usize {
+        let start = buf.len();
         SessionHeader {
             kind: Kind::Data(self.cfg.role),
             session_id: self.cfg.session_id,
-            packet_number: pn,
+            packet_number: self.recovery.next_packet_number(),
         }
         .encode(buf);
+        start
+    }
+
+    /// Protects the packet begun at `start` (header, then the frames written since) in place,
+    /// under its packet number, which it returns.
+    pub(super) fn finish_packet(&mut self, buf: &mut Vec<u8>, start: usize) -> u64 {
+        let pn = self.recovery.take_packet_number();
         if let Some(p) = &self.protection {
-            p.seal(&buf[..SESSION_HEADER_LEN], pn, &mut payload);
+            p.seal_packet(buf, start, pn);
         }
-        buf.extend_from_slice(&payload);
-        payload.clear();
-        self.building = payload;
         self.stats.datagrams_sent += 1;
         pn
     }
@@ -124,9 +139,6 @@ impl Session {
     /// Builds one packet to the active path: ACK, control frames, then stream data as the
     /// congestion window and the pacing rate allow. False when there is nothing to send.
     fn transmit_normal(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
-        let max = self.max_payload();
-        let mut payload = std::mem::take(&mut self.building);
-        payload.clear();
         let mut frames = Vec::new();
         let ack_deadline = self.timers.get(Timer::Ack);
         let ack_due = ack_deadline.is_some_and(|t| now >= t);
@@ -136,29 +148,32 @@ impl Session {
             || self.streams.values().any(|s| s.max_data_pending)
             || has_stream_data;
         if !ack_due && !eliciting_pending {
-            self.building = payload;
             return false;
         }
+        let start = self.begin_packet(buf);
+        let body = buf.len();
+        // The frame writers compare `buf.len()` against this end of the packet's payload.
+        let end = body + self.max_payload();
         if ack_deadline.is_some() {
-            self.write_ack(now, &mut payload, max);
+            self.write_ack(now, buf, end - body);
         }
-        let before_eliciting = payload.len();
-        self.write_control_frames(&mut payload, &mut frames, max);
+        let before_eliciting = buf.len();
+        self.write_control_frames(buf, &mut frames, end);
         if has_stream_data {
-            self.write_stream_frames(&mut payload, &mut frames, max);
+            self.write_stream_frames(buf, &mut frames, end);
         }
-        if self.ping_pending && payload.len() == before_eliciting {
-            Frame::Ping.encode(&mut payload);
+        if self.ping_pending && buf.len() == before_eliciting {
+            Frame::Ping.encode(buf);
         }
         self.ping_pending = false;
-        let eliciting = payload.len() > before_eliciting;
-        if payload.is_empty() {
-            self.building = payload;
+        let eliciting = buf.len() > before_eliciting;
+        if buf.len() == body {
+            buf.truncate(start);
             return false;
         }
-        let pn = self.seal_into(buf, payload);
+        let pn = self.finish_packet(buf, start);
         if eliciting {
-            let size = buf.len();
+            let size = buf.len() - start;
             self.recovery.on_sent(pn, now, size, frames);
             self.update_loss_detection_timer();
             self.timers.set(Timer::Keepalive, now + self.cfg.keepalive);
@@ -185,16 +200,24 @@ impl Session {
         window_open && pending && paced_until.is_none()
     }
 
-    fn write_ack(&mut self, now: Instant, payload: &mut Vec<u8>, max: usize) {
+    /// The ACK frame, at most a quarter of a packet's `payload_room`.
+    fn write_ack(&mut self, now: Instant, payload: &mut Vec<u8>, payload_room: usize) {
         let delay = self
             .largest_received_at
             .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
-        if frame::encode_ack(payload, self.received.iter_desc(), delay, 32, max / 4) {
+        if frame::encode_ack(
+            payload,
+            self.received.iter_desc(),
+            delay,
+            32,
+            payload_room / 4,
+        ) {
             self.timers.stop(Timer::Ack);
             self.unacked_eliciting = 0;
         }
     }
 
+    /// Frames go onto `payload` up to its length `max`.
     fn write_control_frames(
         &mut self,
         payload: &mut Vec<u8>,
@@ -243,8 +266,8 @@ impl Session {
         self.next_sendable_from(self.next_stream_turn).is_some()
     }
 
-    /// Fills the packet with stream data, taking streams in turn so that one busy stream cannot
-    /// starve the others.
+    /// Fills the packet with stream data, up to `payload`'s length `max`, taking streams in turn
+    /// so that one busy stream cannot starve the others.
     fn write_stream_frames(
         &mut self,
         payload: &mut Vec<u8>,

@@ -155,6 +155,11 @@ impl Recovery {
         }
     }
 
+    /// The number the next packet will take.
+    pub fn next_packet_number(&self) -> u64 {
+        self.next_pn
+    }
+
     /// Takes the number for the next packet (every packet has one, ack-eliciting or not).
     pub fn take_packet_number(&mut self) -> u64 {
         let pn = self.next_pn;
