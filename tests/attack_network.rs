@@ -501,8 +501,10 @@ fn non_loopback_address() -> Option<IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
-/// Item 9: a user with access to a device reports candidates that would make the device send its path
-/// probes to hosts of the user's choosing.
+/// A user with access to a device reports candidates that would make the device send its path probes to
+/// hosts of the user's choosing. IPv4 candidates must be the peer's own (its reflexive address, its LAN);
+/// global IPv6 addresses cannot be checked by the server (no NAT66: a dual-stack peer seen over IPv4 has
+/// them), so at most three of them pass, and nothing else of IPv6 (PROTOCOL.md, "IPv6 candidates").
 #[test]
 fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
     let _serial = serial();
@@ -517,7 +519,8 @@ fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
         a("224.0.0.251:5353"),
         a("169.254.1.1:9"),
         a("[::1]:22"),
-        a("[2001:db8::1]:9"),
+        a("[fe80::1]:9"),
+        a("[fd00::1]:9"),
         server.control,
     ];
     injected.extend(server.udp.iter().copied());
@@ -526,10 +529,11 @@ fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
     let mut candidates = injected.clone();
     candidates.push(private);
     candidates.push(loopback);
+    let global_v6: Vec<SocketAddr> = (1..=5).map(|i| a(&format!("[2001:db8::{i}]:9"))).collect();
 
     let rt = runtime();
-    let attempt = |from: IpAddr| {
-        let mut s = rt.block_on(raw_session(&lab, &attacker, &device, candidates.clone()));
+    let attempt_with = |from: IpAddr, candidates: Vec<SocketAddr>| {
+        let mut s = rt.block_on(raw_session(&lab, &attacker, &device, candidates));
         let i = UdpSocket::bind((from, 0)).unwrap();
         let t = UdpSocket::bind("127.0.0.1:0").unwrap();
         bind_and_ack(&i, &s.initiator, Role::Initiator);
@@ -537,6 +541,7 @@ fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
         let got = rt.block_on(next_punch(&mut s.to_target));
         (i.local_addr().unwrap(), got)
     };
+    let attempt = |from: IpAddr| attempt_with(from, candidates.clone());
 
     // From loopback (the attacker on the server's machine): loopback is its own, the rest is not.
     let (reflexive, got) = attempt("127.0.0.1".parse().unwrap());
@@ -546,6 +551,15 @@ fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
         assert!(!got.contains(c), "{c} reached the device: {got:?}");
     }
     assert!(got.contains(&private) && got.contains(&loopback), "{got:?}");
+
+    // Global IPv6 addresses: at most three of the five reported reach the device.
+    let mut with_v6 = global_v6.clone();
+    with_v6.push(private);
+    let (_, got) = attempt_with("127.0.0.1".parse().unwrap(), with_v6);
+    eprintln!("the device was told (five global IPv6 candidates): {got:?}");
+    let v6: Vec<&SocketAddr> = got.iter().filter(|c| global_v6.contains(c)).collect();
+    assert_eq!(v6.len(), 3, "{got:?}");
+    assert!(got.contains(&private), "{got:?}");
 
     // From an address that does not look local: no loopback either.
     match non_loopback_address() {

@@ -29,15 +29,9 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
-fn healthz() -> Option<(u16, String)> {
-    let out = Command::new(tools::curl())
-        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}"])
-        .arg("http://127.0.0.1:9598/healthz")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n')?;
-    Some((code.trim().parse().ok()?, body.to_string()))
+/// The recipes' `/healthz` (status 0 while nothing answers).
+fn healthz() -> (u16, String) {
+    tools::http_get(9598, "/healthz")
 }
 
 fn test_dir(name: &str) -> PathBuf {
@@ -62,7 +56,7 @@ fn start_serve_drain(name: &str, cmd: impl Fn() -> Command, data: &Path, dir: &P
         cmd.env("PATH", path).current_dir(dir);
         let mut node = Proc::spawn(&format!("{name}-{round}"), cmd, dir, None);
         let answer = wait_for("/healthz", Duration::from_secs(30), || {
-            healthz().filter(|(code, _)| *code == 200)
+            Some(healthz()).filter(|(code, _)| *code == 200)
         });
         assert_eq!(answer.1, "ok\n");
         let key = Command::new(bins::server())
@@ -85,7 +79,7 @@ fn start_serve_drain(name: &str, cmd: impl Fn() -> Command, data: &Path, dir: &P
         let signalled = Instant::now();
         os::terminate(node.pid());
         let draining = wait_for("/healthz to say draining", Duration::from_secs(4), || {
-            healthz().filter(|(code, _)| *code == 503)
+            Some(healthz()).filter(|(code, _)| *code == 503)
         });
         assert_eq!(draining.1, "draining\n");
         let status = node.wait_exit(DRAIN + Duration::from_secs(20));

@@ -3,26 +3,14 @@
 //! connections open), and `/healthz`; on SIGTERM with `--drain-seconds` the node answers 503 `draining`
 //! before it closes; `--log-format json` makes every log line a JSON object. Scraped with the real curl.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use p2p_system_tests::initiator::exit_line_code;
 use p2p_system_tests::poll::wait_for;
 use p2p_system_tests::ports::free_tcp_port;
 use p2p_system_tests::services::HttpServer;
-use p2p_system_tests::{os, tools, Lab};
-
-/// `curl http://127.0.0.1:PORT/PATH`: the HTTP status and the body.
-fn get(port: u16, path: &str) -> (u16, String) {
-    let out = Command::new(tools::curl())
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
+use p2p_system_tests::tools::http_get as get;
+use p2p_system_tests::{os, Lab};
 
 /// The value of the sample `name_and_labels` in a scrape (0 when the series has no sample yet).
 fn sample(scrape: &str, name_and_labels: &str) -> u64 {

@@ -29,6 +29,13 @@ namespace RemoteItP2P
         PortMapped,
     }
 
+    /// <summary>The IP version a direct path runs over.</summary>
+    public enum P2PPathFamily
+    {
+        IPv4,
+        IPv6,
+    }
+
     /// <summary>Packet protection. ChaCha20Poly1305 is the default; the others exist for connectd compatibility and are weak.</summary>
     public enum P2PEncryption
     {
@@ -83,6 +90,9 @@ namespace RemoteItP2P
         public string? LocalEndpoint { get; set; }
         public P2PConnectionState State { get; set; }
         public P2PPath? Path { get; set; }
+        /// <summary>IPv4 or IPv6: the IP version the Direct (or PortMapped) path uses; null while Relayed or not
+        /// connected. Two dual-stack hosts go Direct over IPv6 even behind symmetric IPv4 NATs.</summary>
+        public P2PPathFamily? PathFamily { get; set; }
         public P2PEncryption? Encryption { get; set; }
         /// <summary>Encryption ChaCha20Poly1305 (mode 3): the AEAD agreed with the device, "AES-256-GCM" when both
         /// ends have AES instructions, else "ChaCha20-Poly1305"; null in the weak modes and before the first
@@ -191,6 +201,8 @@ namespace RemoteItP2P
             };
             string? path = j.String("path");
             if (!string.IsNullOrEmpty(path)) c.Path = ParseEnum(path, P2PPath.Relayed);
+            string? family = j.String("path_family");
+            if (!string.IsNullOrEmpty(family)) c.PathFamily = ParseEnum(family, P2PPathFamily.IPv4);
             JsonObject? error = j.Object("last_error");
             if (error != null)
             {

@@ -3,7 +3,8 @@
 # NATs P2P software meets in the wild. Nothing leaves the machine: every address lives inside a namespace.
 #
 #   lab.sh check                      exit 0 when the lab can run here, 77 (with a reason) when it cannot
-#   lab.sh up SITE=KIND[:2][:hairpin][:nopmp] ...   build the lab (the server plus one site per argument)
+#   lab.sh up SITE=KIND[:2][:hairpin][:nopmp][:v6][:via=CARRIER] ...   build the lab (the server plus one
+#                                     site per argument)
 #   lab.sh down                       remove everything this lab created (namespaces, daemons, state)
 #   lab.sh exec NODE CMD...           run CMD in a node: srv, r-SITE (router), h-SITE (host), h-SITE-2
 #   lab.sh wan SITE down|up           take a site's uplink down / bring it back
@@ -19,11 +20,20 @@
 # UPnP IGD and NAT-PMP/PCP), masq (plain `masquerade` and no firewall at all: unsolicited packets from the WAN
 # reach the router itself and stay in conntrack as UNREPLIED entries, as on many Linux NAT boxes). ":2" puts two hosts behind the router, ":hairpin" makes the router hairpin,
 # ":nopmp" (upnp only) turns miniupnpd's NAT-PMP/PCP off so that clients have to use UPnP IGD.
+# Carrier NAT: KIND cgnat is a carrier's NAT (RFC 6888: endpoint-independent mapping, port-restricted
+# filtering, hairpinning with ":hairpin"), with no hosts of its own; a site with ":via=CARRIER" (listed
+# after its carrier) is a home router whose WAN is in the carrier's 100.64.0.0/10 instead of public.
+# ":v6" gives the site routed global IPv6 besides its IPv4 NAT (no NAT66), with a stateful firewall on the
+# router that lets in only replies (as home routers do).
 #
 # Addresses: public segment 198.18.0.0/16 (server 198.18.0.1 and .0.2; router N: 198.18.10.N, after
 # `readdress` 198.18.11.N), reached through its ISP's router isp-SITE (198.18.20.N, proxy ARP: one routed
 # hop between every site and the rest of the public segment, as on the Internet); site LAN 192.168.N.0/24
-# (router .1, hosts .2 and .3); a `none` site's hosts sit on 198.19.N.0/24, routed by its router. See docs/NATLAB.md for how each behaviour is made.
+# (router .1, hosts .2 and .3); a `none` site's hosts sit on 198.19.N.0/24, routed by its router. A carrier
+# (cgnat) N has the shared address space 100.64.N.0/24 inside (itself .1, customer router M at .(10+M)).
+# IPv6 (documentation space, no proxy NDP: plain routes): public segment 2001:db8::/64 (server 2001:db8::1
+# and ::2, ISP N 2001:db8::20:N); ISP-router link 2001:db8:100:N::/64 (ISP ::1, router ::2); a `:v6`
+# site's LAN 2001:db8:N::/64 (router ::1, hosts ::2 and ::3). See docs/NATLAB.md for how each behaviour is made.
 set -euo pipefail
 
 P=${NATLAB_PREFIX:-nl}
@@ -65,17 +75,16 @@ install_missing() {
     return 0
 }
 
-# -- state: one line per site: NAME KIND INDEX HOSTS HAIRPIN PMP --------------------------------------
+# -- state: one line per site: NAME KIND INDEX HOSTS HAIRPIN PMP CARRIER (- when public) -------------
 
 sites() { [ -f "$STATE/sites" ] && cat "$STATE/sites" || true; }
 site_field() { # site_field NAME FIELDNO
     awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$STATE/sites" | grep . || die "no site '$1'"
 }
 wan_ip() { cat "$STATE/wan-$1"; }
-lan_net() { local k; k=$(site_field "$1" 2); local i; i=$(site_field "$1" 3)
-    if [ "$k" = none ]; then echo "198.19.$i.0/24"; else echo "192.168.$i.0/24"; fi; }
+lan_net() { echo "$(lan_prefix "$1").0/24"; }
 lan_prefix() { local k; k=$(site_field "$1" 2); local i; i=$(site_field "$1" 3)
-    if [ "$k" = none ]; then echo "198.19.$i"; else echo "192.168.$i"; fi; }
+    case $k in none) echo "198.19.$i" ;; cgnat) echo "100.64.$i" ;; *) echo "192.168.$i" ;; esac; }
 
 # -- building blocks --------------------------------------------------------------------------------
 
@@ -110,7 +119,7 @@ EOF
     # A hairpinned packet leaves with the router's public address so the peer host answers through it.
     [ "$hairpin" = 1 ] && echo "        oifname \"lan\" ip saddr $lan ct status dnat snat ip to $wan"
     case $kind in
-        full|prc|upnp|masq) echo "        oifname \"wan\" ip saddr $lan masquerade" ;;
+        full|prc|upnp|masq|cgnat) echo "        oifname \"wan\" ip saddr $lan masquerade" ;;
         sym) echo "        oifname \"wan\" ip saddr $lan masquerade random" ;;
     esac
     cat <<EOF
@@ -218,10 +227,23 @@ isp_routes() {
     return 0
 }
 
+# attach_to_carrier SITE INDEX CARRIER: the site router's WAN is a customer port of the carrier's NAT.
+attach_to_carrier() {
+    local site=$1 i=$2 carrier=$3 r=$P-r-$1 ci addr
+    [ "$(site_field "$carrier" 2)" = cgnat ] || die "site $site: '$carrier' is not a cgnat site listed before it"
+    ci=$(site_field "$carrier" 3); addr=100.64.$ci.$((10 + i))
+    echo "$addr" >"$STATE/wan-$site"
+    ip link add wan netns "$r" type veth peer name "k$i" netns "$P-r-$carrier"
+    ns "$P-r-$carrier" ip link set "k$i" master lan up
+    ns "$r" ip addr add "$addr/24" dev wan
+    ns "$r" ip link set wan up
+    ns "$r" ip route add default via "100.64.$ci.1" dev wan
+}
+
 add_site() {
-    local site=$1 kind=$2 i=$3 hosts=$4 hairpin=$5 pmp=$6 r=$P-r-$1 pfx k h
+    local site=$1 kind=$2 i=$3 hosts=$4 hairpin=$5 pmp=$6 carrier=${7:--} r=$P-r-$1 pfx k h
     [ ${#site} -le 10 ] || die "site name '$site' is longer than 10 characters"
-    echo "$site $kind $i $hosts $hairpin $pmp" >>"$STATE/sites"
+    echo "$site $kind $i $hosts $hairpin $pmp $carrier" >>"$STATE/sites"
     echo "198.18.10.$i" >"$STATE/wan-$site"
     new_ns "$r"
     ns "$r" sysctl -qw net.ipv4.ip_forward=1 \
@@ -230,16 +252,20 @@ add_site() {
     # With br_netfilter loaded (Docker does that) a DNAT on the LAN bridge becomes a bridge-level forward,
     # which never sends a frame back out of the port it came from: hairpinning to the same host would fail.
     ns "$r" sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null || true
-    add_isp "$site" "$i"
-    ip link add wan netns "$r" type veth peer name cust netns "$P-isp-$site"
-    ns "$P-isp-$site" ip link set cust up
-    ns "$P-isp-$site" sysctl -qw net.ipv4.conf.cust.proxy_arp=1 net.ipv4.neigh.cust.proxy_delay=0
-    # readdress adds the new address before it removes the old one: the new one must survive that.
-    ns "$r" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
-    ns "$r" ip addr add "198.18.10.$i/16" dev wan
-    ns "$r" ip link set wan up
-    ns "$r" ip route add default dev wan
-    isp_routes "$site"
+    if [ "$carrier" != - ]; then
+        attach_to_carrier "$site" "$i" "$carrier"
+    else
+        add_isp "$site" "$i"
+        ip link add wan netns "$r" type veth peer name cust netns "$P-isp-$site"
+        ns "$P-isp-$site" ip link set cust up
+        ns "$P-isp-$site" sysctl -qw net.ipv4.conf.cust.proxy_arp=1 net.ipv4.neigh.cust.proxy_delay=0
+        # readdress adds the new address before it removes the old one: the new one must survive that.
+        ns "$r" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
+        ns "$r" ip addr add "198.18.10.$i/16" dev wan
+        ns "$r" ip link set wan up
+        ns "$r" ip route add default dev wan
+        isp_routes "$site"
+    fi
     ns "$r" ip link add lan type bridge
     pfx=$(lan_prefix "$site")
     ns "$r" ip addr add "$pfx.1/24" dev lan
@@ -256,6 +282,67 @@ add_site() {
     apply_rules "$site"
     [ "$kind" = upnp ] && start_miniupnpd "$site"
     return 0
+}
+
+# -- IPv6 (":v6" sites) ------------------------------------------------------------------------------
+
+enable_ipv6() { ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0; }
+is_v6() { [ -e "$STATE/v6-$1" ]; }
+v6_lan() { echo "2001:db8:$(site_field "$1" 3)::"; }
+
+# router_rules6: the router's IPv6 firewall. No NAT: the LAN's global addresses are routed as they are;
+# from the WAN, only replies to what the LAN sent (and the ICMPv6 that IPv6 needs) get in.
+router_rules6() {
+    cat <<EOF
+table ip6 lab6
+delete table ip6 lab6
+table ip6 lab6 {
+    chain routed {
+        type filter hook forward priority filter; policy accept;
+        iifname "wan" ct state established,related accept
+        iifname "wan" icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept
+        iifname "wan" drop
+    }
+    chain to_router {
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state established,related accept
+        iifname "wan" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, echo-request, packet-too-big } accept
+        iifname "wan" drop
+    }
+}
+EOF
+}
+
+# add_site_v6 SITE INDEX HOSTS: routed IPv6 for a site built by add_site (its ISP, router and hosts).
+add_site_v6() {
+    local site=$1 i=$2 hosts=$3 r=$P-r-$1 isp=$P-isp-$1 k h n
+    touch "$STATE/v6-$site"
+    for n in "$isp" "$r"; do enable_ipv6 "$n"; ns "$n" sysctl -qw net.ipv6.conf.all.forwarding=1; done
+    ns "$isp" ip addr add "2001:db8::20:$i/64" dev pub nodad
+    ns "$isp" ip addr add "2001:db8:100:$i::1/64" dev cust nodad
+    ns "$isp" ip route add "2001:db8:$i::/64" via "2001:db8:100:$i::2" dev cust
+    ns "$r" ip addr add "2001:db8:100:$i::2/64" dev wan nodad
+    ns "$r" ip route add default via "2001:db8:100:$i::1" dev wan
+    ns "$r" ip addr add "2001:db8:$i::1/64" dev lan nodad
+    for k in $(seq 1 "$hosts"); do
+        h=$P-h-$site; [ "$k" = 1 ] || h=$h-$k
+        enable_ipv6 "$h"
+        ns "$h" ip addr add "2001:db8:$i::$((k + 1))/64" dev eth0 nodad
+        ns "$h" ip route add default via "2001:db8:$i::1" dev eth0
+    done
+    router_rules6 | ns "$r" nft -f - || die "nftables rejected the IPv6 ruleset of $site"
+}
+
+# route_ipv6_sites: the server and every IPv6 ISP reach each `:v6` site's LAN through that site's ISP.
+route_ipv6_sites() {
+    local s idx n o
+    while read -r s _ idx _; do
+        is_v6 "$s" || continue
+        for n in "$SRV" $(for o in $(awk '{ print $1 }' "$STATE/sites"); do
+            if is_v6 "$o" && [ "$o" != "$s" ]; then echo "$P-isp-$o"; fi; done); do
+            ns "$n" ip route add "2001:db8:$idx::/64" via "2001:db8::20:$idx"
+        done
+    done <"$STATE/sites"
 }
 
 cmd_up() {
@@ -276,22 +363,29 @@ cmd_up() {
     ns "$SRV" ip link set eth0 up
     ns "$SRV" python3 "$(dirname "$0")/stun.py" 198.18.0.1 198.18.0.2 >"$STATE/stun.log" 2>&1 &
     echo $! >>"$STATE/pids"
-    local i=0 arg name spec kind hosts hairpin pmp part
+    enable_ipv6 "$SRV"
+    ns "$SRV" ip addr add 2001:db8::1/64 dev eth0 nodad
+    ns "$SRV" ip addr add 2001:db8::2/64 dev eth0 nodad
+    local i=0 arg name spec kind hosts hairpin pmp part carrier v6
     for arg in "$@"; do
         i=$((i + 1))
         name=${arg%%=*}; spec=${arg#*=}
         [ "$name" != "$arg" ] || die "site '$arg': expected NAME=KIND"
-        kind=${spec%%:*}; hosts=1; hairpin=0; pmp=1
-        case $kind in none|full|prc|sym|upnp|masq) ;; *) die "site $name: unknown kind '$kind'";; esac
+        kind=${spec%%:*}; hosts=1; hairpin=0; pmp=1; carrier=-; v6=0
+        case $kind in none|full|prc|sym|upnp|masq) ;; cgnat) hosts=0 ;; *) die "site $name: unknown kind '$kind'";; esac
         IFS=: read -ra parts <<<"${spec#"$kind"}"
         for part in "${parts[@]}"; do
-            case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; *) die "site $name: unknown option '$part'";; esac
+            case $part in ""|:) ;; 2) hosts=2 ;; hairpin) hairpin=1 ;; nopmp) pmp=0 ;; v6) v6=1 ;; via=*) carrier=${part#via=} ;;
+                *) die "site $name: unknown option '$part'";; esac
         done
-        add_site "$name" "$kind" "$i" "$hosts" "$hairpin" "$pmp"
+        add_site "$name" "$kind" "$i" "$hosts" "$hairpin" "$pmp" "$carrier"
+        [ $v6 = 0 ] || add_site_v6 "$name" "$i" "$hosts"
     done
-    # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route.
+    route_ipv6_sites
+    # Public hosts (kind none) are routed by their router: everyone on the public segment learns the route
+    # (customers of a carrier reach them through the carrier's default route).
     local s k idx nodes n
-    nodes="$SRV $(awk -v p="$P" '{ print p "-r-" $1, p "-isp-" $1 }' "$STATE/sites")"
+    nodes="$SRV $(awk -v p="$P" '$7 == "-" || $7 == "" { print p "-r-" $1, p "-isp-" $1 }' "$STATE/sites")"
     while read -r s k idx _; do
         [ "$k" = none ] || continue
         for n in $nodes; do
@@ -331,7 +425,8 @@ cmd_wan() {
     case $dir in
         down) ns "$P-r-$site" ip link set wan down ;;
         up) ns "$P-r-$site" ip link set wan up
-            ns "$P-r-$site" ip route replace default dev wan ;;
+            ns "$P-r-$site" ip route replace default dev wan
+            ! is_v6 "$site" || ns "$P-r-$site" ip -6 route replace default via "2001:db8:100:$(site_field "$site" 3)::1" dev wan ;;
         *) die "usage: lab.sh wan SITE down|up" ;;
     esac
 }
@@ -377,11 +472,13 @@ EOF
 cmd_upnp_list() { ns "$P-r-$1" nft list chain inet upnp prerouting_miniupnpd; }
 
 cmd_info() {
-    local s k i h hp pmp
-    echo "server: 198.18.0.1 198.18.0.2 (node srv)"
-    while read -r s k i h hp pmp; do
-        printf '%-10s %-5s wan %-13s lan %-16s hosts %s%s%s\n' "$s" "$k" "$(wan_ip "$s")" "$(lan_net "$s")" "$h" \
-            "$([ "$hp" = 1 ] && echo ' hairpin' || true)" "$([ "$k" = upnp ] && [ "$pmp" = 0 ] && echo ' no-NAT-PMP' || true)"
+    local s k i h hp pmp c
+    echo "server: 198.18.0.1 198.18.0.2 2001:db8::1 2001:db8::2 (node srv)"
+    while read -r s k i h hp pmp c; do
+        printf '%-10s %-5s wan %-13s lan %-16s hosts %s%s%s%s\n' "$s" "$k" "$(wan_ip "$s")" "$(lan_net "$s")" "$h" \
+            "$([ "$hp" = 1 ] && echo ' hairpin' || true)" "$([ "$k" = upnp ] && [ "$pmp" = 0 ] && echo ' no-NAT-PMP' || true)" \
+            "$([ "${c:--}" != - ] && echo " behind carrier $c" || true)"
+        ! is_v6 "$s" || echo "           IPv6 lan $(v6_lan "$s")/64, firewall: replies only"
     done <"$STATE/sites"
 }
 

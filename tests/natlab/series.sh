@@ -4,11 +4,12 @@
 # direct within 3 s of the session (the initiator's `!!connected`, over the relay), the median and worst
 # time from the session to direct and from the start of connectd to direct, and how many stayed relayed.
 #
-#   tests/natlab/series.sh [-n ATTEMPTS] [--late MS] PAIR...
+#   tests/natlab/series.sh [-n ATTEMPTS] [--late MS] [--wait S] PAIR...
 #
 # PAIR: INITIATOR-TARGET, each a lab kind (none full prc sym upnp masq), optionally with ":late=i" or
 # ":late=t": that side's control channel is delayed by MS ms each way (default 300), so it learns of every
-# session later than its peer. Pairs run side by side (one site pair each), attempts one after another.
+# session later than its peer. Pairs run side by side (one site pair each), attempts one after another; each
+# waits up to S seconds (--wait, default 8) for the direct path before it counts as relayed.
 # Environment: P2P_BIN_DIR (default target/release), NATLAB_OUT (default target/natlab-series).
 set -uo pipefail
 
@@ -22,10 +23,12 @@ OUT=${NATLAB_OUT:-$ROOT/target/natlab-series}
 SERVER=198.18.0.1:5980
 N=20
 LATE_MS=300
+WAIT_S=8
 while [ $# -gt 0 ]; do
     case $1 in
         -n) N=$2; shift 2 ;;
         --late) LATE_MS=$2; shift 2 ;;
+        --wait) WAIT_S=$2; shift 2 ;;
         *) break ;;
     esac
 done
@@ -64,7 +67,7 @@ series() {
         log=$OUT/logs/init-$k-$a.log
         t0=$(now_ms)
         start_initiator "$k-$a" "h-i$k" "t$k" $((20000 + k * 100 + a))
-        for _ in $(seq 80); do
+        for _ in $(seq $((WAIT_S * 10))); do
             [ -n "$(first_ms "$log" '!!status path=(direct|port-mapped)')" ] && break
             sleep 0.1
         done

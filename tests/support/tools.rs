@@ -23,3 +23,16 @@ pub fn require(name: &str, package: &str) -> PathBuf {
 pub fn curl() -> PathBuf {
     require("curl", "curl")
 }
+
+/// `curl http://127.0.0.1:PORT/PATH` (the real curl, 5 s at most): the HTTP status and the body, or
+/// status 0 when nothing answered.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let out = std::process::Command::new(curl())
+        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}

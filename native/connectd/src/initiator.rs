@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use p2p_config::{AutoConnect, ExitCode, InitiatorConfig};
-use p2p_net::{PathKind, Tunnel, TunnelState, TunnelStatus};
+use p2p_net::{PathFamily, PathKind, Tunnel, TunnelState, TunnelStatus};
 
 use crate::os::Shutdown;
 use crate::output::Output;
@@ -118,7 +118,7 @@ struct StatusReporter {
     state: Option<TunnelState>,
     /// The session the last `!!connected` line was about.
     session: Option<String>,
-    path: Option<PathKind>,
+    path: Option<(PathKind, Option<PathFamily>)>,
     udp_port: Option<u16>,
     was_connected: bool,
 }
@@ -161,9 +161,10 @@ impl StatusReporter {
                         status.local_endpoint
                     );
                 }
-                if status.path.is_some() && status.path != self.path {
-                    self.path = status.path;
-                    out.status(&format!("!!status path={}", path_name(status.path)));
+                let path = status.path.map(|p| (p, status.path_family));
+                if path.is_some() && path != self.path {
+                    self.path = path;
+                    out.status(&path_line(status));
                 }
             }
             TunnelState::Reconnecting if state_changed => {
@@ -207,6 +208,16 @@ fn connected_line(status: &TunnelStatus) -> String {
         status.session_id.as_deref().unwrap_or("-"),
         peer
     )
+}
+
+/// `!!status path=direct family=IPv6`: the family only for a direct (or port-mapped) path.
+fn path_line(status: &TunnelStatus) -> String {
+    let family = match status.path_family {
+        Some(PathFamily::IPv4) => " family=IPv4",
+        Some(PathFamily::IPv6) => " family=IPv6",
+        None => "",
+    };
+    format!("!!status path={}{family}", path_name(status.path))
 }
 
 fn path_name(path: Option<PathKind>) -> &'static str {
@@ -260,6 +271,7 @@ mod tests {
             state: TunnelState::Connected,
             local_endpoint: "127.0.0.1:33000".into(),
             path: Some(PathKind::Direct),
+            path_family: Some(PathFamily::IPv4),
             encryption: "ChaCha20Poly1305".into(),
             aead: Some("AES-256-GCM".into()),
             peer_fingerprint: None,
@@ -285,6 +297,17 @@ mod tests {
             connected_line(&status()),
             "!!connected local=127.0.0.1:33000 encryption=ChaCha20Poly1305 session=0b173cebde7951e2 ip=192.0.2.7"
         );
+    }
+
+    #[test]
+    fn the_path_line_names_the_family_of_a_direct_path_only() {
+        let mut s = status();
+        assert_eq!(path_line(&s), "!!status path=direct family=IPv4");
+        s.path_family = Some(PathFamily::IPv6);
+        assert_eq!(path_line(&s), "!!status path=direct family=IPv6");
+        s.path = Some(PathKind::Relayed);
+        s.path_family = None;
+        assert_eq!(path_line(&s), "!!status path=relayed");
     }
 
     #[test]

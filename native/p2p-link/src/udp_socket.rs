@@ -27,6 +27,45 @@ pub fn bind(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
     tokio::net::UdpSocket::from_std(socket.into())
 }
 
+/// Binds a non-blocking UDP socket on every IPv6 and IPv4 address at once (`[::]` with IPV6_V6ONLY off,
+/// which Linux, macOS and Windows all support), port `port` (0: any), with large buffers. One socket then
+/// reaches the server and the relay over IPv4 and a peer's global IPv6 address alike, and keeps one port
+/// (one NAT mapping) for everything. IPv4 peers appear on it as IPv4-mapped IPv6 addresses: see
+/// [`to_socket_family`] and [`canonical`]. Fails where IPv6 is off; the caller then binds IPv4 alone.
+pub fn bind_dual_stack(port: u16) -> io::Result<tokio::net::UdpSocket> {
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    grow_buffers(&socket);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
+/// `dest` as a socket bound on `local` can send to it: an IPv4 address becomes IPv4-mapped on an IPv6
+/// (dual-stack) socket; anything else is left as it is.
+pub fn to_socket_family(local: SocketAddr, dest: SocketAddr) -> SocketAddr {
+    match dest {
+        SocketAddr::V4(v4) if local.is_ipv6() => {
+            SocketAddr::new(std::net::IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        _ => dest,
+    }
+}
+
+/// A sender's address as the rest of the program compares it: an IPv4-mapped IPv6 address (an IPv4
+/// peer seen through a dual-stack socket) becomes the plain IPv4 address.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// A global unicast IPv6 address (2000::/3): one a peer anywhere can reach when no firewall stops it.
+/// Not link-local (fe80::/10: valid on one link only), not unique-local (fc00::/7), not IPv4-mapped,
+/// loopback or multicast. Behind a home router such an address is not translated, only firewalled.
+pub fn is_global_ipv6(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xe000) == 0x2000)
+}
+
 /// Best effort: a smaller buffer only costs speed.
 fn grow_buffers(socket: &Socket) {
     let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
@@ -90,6 +129,7 @@ fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
     use std::os::fd::AsRawFd;
     // PMTUDISC_WANT is Linux's default for UDP: don't-fragment until the kernel learns a smaller path
     // MTU, then fragment locally.
+    // An IPv6 socket may be dual-stack: its IPv4 datagrams follow the IPv4 option (Linux accepts it there).
     let options: &[(libc::c_int, libc::c_int, libc::c_int)] = if v6 {
         &[
             (
@@ -98,6 +138,11 @@ fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
                 libc::IPV6_PMTUDISC_WANT,
             ),
             (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0),
+            (
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_WANT,
+            ),
         ]
     } else {
         &[(
@@ -123,17 +168,24 @@ fn os_allow_fragmentation(socket: &tokio::net::UdpSocket, v6: bool) {
     const IPPROTO_IP: i32 = 0;
     const IPPROTO_IPV6: i32 = 41;
     const DONT_FRAGMENT: i32 = 14;
-    let level = if v6 { IPPROTO_IPV6 } else { IPPROTO_IP };
+    // A dual-stack IPv6 socket carries IPv4 too: both levels.
+    let levels: &[i32] = if v6 {
+        &[IPPROTO_IPV6, IPPROTO_IP]
+    } else {
+        &[IPPROTO_IP]
+    };
     let off: u32 = 0;
-    // SAFETY: a valid socket handle and a DWORD option value of the right size.
-    unsafe {
-        setsockopt(
-            socket.as_raw_socket() as usize,
-            level,
-            DONT_FRAGMENT,
-            &off as *const u32 as *const u8,
-            std::mem::size_of::<u32>() as i32,
-        );
+    for &level in levels {
+        // SAFETY: a valid socket handle and a DWORD option value of the right size.
+        unsafe {
+            setsockopt(
+                socket.as_raw_socket() as usize,
+                level,
+                DONT_FRAGMENT,
+                &off as *const u32 as *const u8,
+                std::mem::size_of::<u32>() as i32,
+            );
+        }
     }
 }
 
@@ -154,7 +206,10 @@ pub async fn send_with_ttl(
     ttl: u8,
 ) -> io::Result<usize> {
     let sock = socket2::SockRef::from(socket);
-    let v6 = socket.local_addr()?.is_ipv6();
+    let local = socket.local_addr()?;
+    let dest = to_socket_family(local, dest);
+    // The option follows the packet's family: an IPv4 datagram from a dual-stack socket obeys IP_TTL.
+    let v6 = !matches!(canonical(dest), SocketAddr::V4(_));
     let set = |value: u32| {
         if v6 {
             sock.set_unicast_hops_v6(value)
@@ -217,6 +272,38 @@ mod tests {
             let mut buf = [0u8; 8];
             let (n, _) = b.recv_from(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"open");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dual_stack_socket_reaches_ipv4_and_ipv6_peers_and_short_ttl_works_for_both() {
+        let Ok(dual) = bind_dual_stack(0) else {
+            return; // no IPv6 here
+        };
+        let local = dual.local_addr().unwrap();
+        for peer in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(peer) = bind(peer.parse().unwrap()) else {
+                continue;
+            };
+            let to = SocketAddr::new(
+                peer.local_addr().unwrap().ip(),
+                peer.local_addr().unwrap().port(),
+            );
+            dual.send_to(b"full", to_socket_family(local, to))
+                .await
+                .unwrap();
+            assert_eq!(send_with_ttl(&dual, to, b"open", 2).await.unwrap(), 4);
+            let mut buf = [0u8; 8];
+            for want in [&b"full"[..], b"open"] {
+                let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], want);
+            }
+            peer.send_to(b"back", SocketAddr::new(to.ip(), local.port()))
+                .await
+                .unwrap();
+            let (n, from) = dual.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"back");
+            assert_eq!(canonical(from), to, "an IPv4 sender compares as IPv4");
         }
     }
 

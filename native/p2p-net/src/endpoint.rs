@@ -19,6 +19,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::extra_ports::{self, Arrival, ExtraPorts};
+use crate::mapping_probe::MappingProbe;
 use crate::stream_io::{self, ReaderMsg, WriterMsg, READER_CREDIT, WRITER_CREDIT};
 use crate::test_hooks::DirectFilter;
 use crate::udp_batch::{RecvBatch, SendBatch, UdpIo};
@@ -119,6 +121,8 @@ enum StreamReport {
 enum Input {
     Command(Command),
     Stream(StreamReport),
+    /// A datagram on one of a session's extra ports (hard-NAT traversal).
+    Extra(Arrival),
 }
 
 /// A handle to a running endpoint task.
@@ -140,6 +144,7 @@ impl Endpoint {
             direct: DirectFilter::from_env(),
             relay_override: crate::test_hooks::relay_override(),
             send_batch: SendBatch::default(),
+            mapping: MappingProbe::default(),
         };
         let join = tokio::spawn(task.run(rx));
         Ok((
@@ -207,6 +212,8 @@ struct SessionSlot {
     bind_acked: bool,
     next_bind: Instant,
     next_stats: Instant,
+    /// Hard side of hard-NAT traversal: the sockets that opened extra mappings toward the peer.
+    extra: ExtraPorts,
 }
 
 impl SessionSlot {
@@ -226,6 +233,8 @@ struct EndpointTask {
     relay_override: Option<SocketAddr>,
     /// Kept between flushes so its buffer is allocated once.
     send_batch: SendBatch,
+    /// Our NAT's mapping behaviour, which the sessions need for hard-NAT traversal.
+    mapping: MappingProbe,
 }
 
 impl EndpointTask {
@@ -282,7 +291,7 @@ impl EndpointTask {
         }
         self.flush(now, send_buf).await;
         for slot in self.sessions.values_mut() {
-            release_relay(self.io.socket(), slot);
+            release_relay(&self.io, slot);
             let _ = slot.spec.notices.send(Notice::Closed(CloseReason::Local));
         }
         self.sessions.clear();
@@ -296,18 +305,24 @@ impl EndpointTask {
             }
             deadline = deadline.min(slot.next_bind).min(slot.next_stats);
         }
+        if let Some(t) = self.mapping.deadline() {
+            deadline = deadline.min(t);
+        }
         deadline.max(now)
     }
 
     fn service_timers(&mut self, now: Instant) {
-        let socket = self.io.socket();
+        let io = &self.io;
+        if let Some((request, dest)) = self.mapping.due(now) {
+            let _ = io.try_send_to(&request, dest);
+        }
         for slot in self.sessions.values_mut() {
             if slot.session.poll_timeout().is_some_and(|t| t <= now) {
                 slot.session.handle_timeout(now);
             }
             if slot.next_bind <= now {
                 // A lost bind is repeated on the next tick: no need to wait for the socket.
-                let _ = socket.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
+                let _ = io.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
                 slot.next_bind = now
                     + if slot.bind_acked {
                         BIND_REFRESH
@@ -329,7 +344,38 @@ impl EndpointTask {
         self.direct.refresh(now);
         let max = self.io.max_batch();
         let mut batch = std::mem::take(&mut self.send_batch);
+        let mut extra_total: usize = self.sessions.values().map(|s| s.extra.len()).sum();
         for slot in self.sessions.values_mut() {
+            if let Some(opening) = slot.session.poll_port_opening(now, buf) {
+                let count = usize::from(opening.count)
+                    .min(extra_ports::MAX_PER_ENDPOINT.saturating_sub(extra_total));
+                let commands = self.commands_tx.clone();
+                let deliver = move |a: Arrival| {
+                    commands
+                        .upgrade()
+                        .is_some_and(|tx| tx.send(Input::Extra(a)).is_ok())
+                };
+                let opened = slot
+                    .extra
+                    .open(
+                        slot.spec.session_id,
+                        count,
+                        opening.dest,
+                        buf,
+                        OPENING_TTL,
+                        deliver,
+                    )
+                    .await;
+                extra_total += opened;
+                log::info!(
+                    "session={:016x}: {opened} extra ports opened toward {} (hard NAT)",
+                    slot.spec.session_id,
+                    opening.dest
+                );
+            }
+            if slot.extra.len() > 0 && !slot.session.wants_extra_ports(now) {
+                slot.extra.keep_routed();
+            }
             // Opening probes first, one by one with a short TTL: the PATH_OPENED that
             // poll_transmit then sends through the relay must not overtake them.
             while let Some(dest) = slot.session.poll_opening(now, buf) {
@@ -345,6 +391,14 @@ impl EndpointTask {
             // Each packet is built and sealed in the batch's own buffer: no copy per datagram.
             while let Some(dest) = slot.session.poll_transmit_append(now, batch.buffer()) {
                 if dest != slot.spec.relay && self.direct.blocked() {
+                    batch.discard_written();
+                    continue;
+                }
+                // A path through one of the hard-NAT side's extra ports leaves from that socket.
+                if let Some(socket) = slot.extra.socket_for(dest) {
+                    if let Err(e) = socket.send_to(batch.written(), dest).await {
+                        log::debug!("send to {dest} on an extra port failed: {e}");
+                    }
                     batch.discard_written();
                     continue;
                 }
@@ -393,6 +447,17 @@ impl EndpointTask {
                     }
                 }
             }
+            Kind::ProbeResponse => {
+                let now = Instant::now();
+                if let Some((request, dest)) = self.mapping.on_response(now, from, data) {
+                    let _ = self.io.try_send_to(&request, dest);
+                }
+                if let Some(m) = self.mapping.result() {
+                    for slot in self.sessions.values_mut() {
+                        slot.session.set_nat_mapping(now, m);
+                    }
+                }
+            }
             // Probes are answered by the server; peers ignore stray ones.
             _ => {}
         }
@@ -402,6 +467,7 @@ impl EndpointTask {
         match input {
             Input::Command(cmd) => self.on_command(cmd),
             Input::Stream(report) => self.on_stream_report(report),
+            Input::Extra(arrival) => self.on_extra_datagram(arrival),
         }
         self.process_events();
     }
@@ -414,7 +480,8 @@ impl EndpointTask {
                 candidates,
             } => {
                 if let Some(slot) = self.sessions.get_mut(&session_id) {
-                    slot.session.add_candidates(Instant::now(), &candidates);
+                    let usable = usable_candidates(self.io.local_addr(), &candidates);
+                    slot.session.add_candidates(Instant::now(), &usable);
                 }
             }
             Command::OpenStream { session_id, tcp } => self.open_stream(session_id, tcp),
@@ -428,6 +495,23 @@ impl EndpointTask {
                 }
             }
             Command::Shutdown => {}
+        }
+    }
+
+    /// A datagram on an extra port: the session's, and if it authenticates, its source is reached
+    /// through that port from now on.
+    fn on_extra_datagram(&mut self, a: Arrival) {
+        let Some(slot) = self.sessions.get_mut(&a.session_id) else {
+            return;
+        };
+        if self.direct.blocked() || wire::peek_session_id(&a.data) != Some(a.session_id) {
+            return;
+        }
+        let before = slot.session.stats().datagrams_received;
+        slot.session
+            .handle_datagram(Instant::now(), a.from, &a.data);
+        if slot.session.stats().datagrams_received > before {
+            slot.extra.route(a.from, a.index);
         }
     }
 
@@ -480,7 +564,11 @@ impl EndpointTask {
             return;
         }
         let now = Instant::now();
-        let session = Session::new(cfg, now, random);
+        let mut session = Session::new(cfg, now, random);
+        self.mapping.start(now, spec.relay);
+        if let Some(m) = self.mapping.result() {
+            session.set_nat_mapping(now, m);
+        }
         let id = spec.session_id;
         let spec = SessionSpec { relay, ..spec };
         self.sessions.insert(
@@ -492,6 +580,7 @@ impl EndpointTask {
                 bind_acked: false,
                 next_bind: now,
                 next_stats: now,
+                extra: ExtraPorts::default(),
             },
         );
     }
@@ -612,10 +701,10 @@ impl EndpointTask {
 
     /// Removes sessions that have closed and have nothing left to send.
     fn reap_closed(&mut self, now: Instant) {
-        let socket = self.io.socket();
+        let io = &self.io;
         self.sessions.retain(|_, slot| {
             if slot.session.is_closed() {
-                release_relay(socket, slot);
+                release_relay(io, slot);
                 slot.publish_stats(now);
                 false
             } else {
@@ -625,12 +714,22 @@ impl EndpointTask {
     }
 }
 
+/// The peer's candidates as this socket can use them: IPv4-mapped ones as IPv4, and IPv6 ones only when
+/// the socket is IPv6 (dual-stack); an IPv4-only socket cannot send to them.
+fn usable_candidates(local: SocketAddr, candidates: &[SocketAddr]) -> Vec<SocketAddr> {
+    candidates
+        .iter()
+        .map(|&c| crate::udp_socket::canonical(c))
+        .filter(|c| local.is_ipv6() || c.is_ipv4())
+        .collect()
+}
+
 /// Tells the relay the session ended so it frees the session (and its user's place) at once instead
 /// of after its idle timeout. Twice, as a lost datagram only delays that; best effort, no answer.
-fn release_relay(socket: &UdpSocket, slot: &SessionSlot) {
+fn release_relay(io: &UdpIo, slot: &SessionSlot) {
     let release = slot.spec.relay_bind().encode_release();
     for _ in 0..2 {
-        let _ = socket.try_send_to(&release, slot.spec.relay);
+        let _ = io.try_send_to(&release, slot.spec.relay);
     }
 }
 

@@ -14,8 +14,10 @@ pub mod control_channel;
 pub mod device_trust;
 mod endpoint;
 mod error;
+mod extra_ports;
 /// Public for the redaction test (`tests/redaction.rs`), which checks a grant's `Debug` output.
 pub mod grant;
+mod mapping_probe;
 mod net_util;
 mod portmap;
 pub mod selftest;
@@ -32,7 +34,8 @@ pub use p2p_link::udp_socket;
 pub use error::{Error, ErrorKind, Result};
 pub use selftest::{SelfTestConfig, SelfTestReport};
 pub use status::{
-    end_reason, LastError, PathKind, TargetState, TargetStatus, TunnelState, TunnelStatus,
+    end_reason, LastError, PathFamily, PathKind, TargetState, TargetStatus, TunnelState,
+    TunnelStatus,
 };
 pub use target::Target;
 pub use tunnel::Tunnel;

@@ -79,6 +79,51 @@ pub async fn bind_udp(server_addr: SocketAddr) -> Result<UdpSocket> {
     })
 }
 
+/// Binds the session socket: dual-stack (`[::]`, IPv4 and IPv6 at once) where the host has IPv6, so that
+/// a peer's global IPv6 address can be probed from the same socket that talks to the server over IPv4;
+/// else one of `server_addr`'s family ([`bind_udp`]).
+pub async fn bind_session_udp(server_addr: SocketAddr) -> Result<UdpSocket> {
+    match crate::udp_socket::bind_dual_stack(0) {
+        Ok(socket) => Ok(socket),
+        Err(e) => {
+            log::debug!("no dual-stack UDP socket ({e}): binding the server's family alone");
+            bind_udp(server_addr).await
+        }
+    }
+}
+
+/// At most this many global IPv6 addresses become candidates (a host with privacy addresses has a
+/// few per prefix; the peer probes each one).
+const MAX_IPV6_CANDIDATES: usize = 3;
+
+/// Which IPv6 addresses become candidates. Not unique-local ones: a peer at the same site reaches us at
+/// our IPv4 LAN address anyway, and a remote peer could hit another site's identical private prefix.
+pub use crate::udp_socket::is_global_ipv6;
+
+/// Our global IPv6 addresses on the session socket's `port`, from the OS's interface list (first in its
+/// order, at most [`MAX_IPV6_CANDIDATES`]). Empty without IPv6 or when listing the interfaces fails.
+pub fn global_ipv6_candidates(port: u16) -> Vec<SocketAddr> {
+    let interfaces = match if_addrs::get_if_addrs() {
+        Ok(list) => list,
+        Err(e) => {
+            log::debug!("cannot list the network interfaces: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ip in interfaces
+        .iter()
+        .map(|i| i.ip())
+        .filter(|ip| is_global_ipv6(*ip))
+    {
+        let c = SocketAddr::new(ip, port);
+        if !out.contains(&c) && out.len() < MAX_IPV6_CANDIDATES {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The address of our interface that routes to `server_addr`, learnt by "connecting" a UDP socket
 /// (which sends nothing: the OS only picks the route and the source address).
 pub fn route_source(server_addr: SocketAddr) -> Option<IpAddr> {
@@ -162,6 +207,44 @@ mod tests {
         // IPv6 may be disabled on a build machine: only check the family when it binds.
         if let Ok(s6) = bind_udp("[::1]:9".parse().unwrap()).await {
             assert!(s6.local_addr().unwrap().is_ipv6());
+        }
+    }
+
+    #[test]
+    fn only_global_unicast_ipv6_addresses_are_candidates() {
+        let global = |s: &str| is_global_ipv6(s.parse().unwrap());
+        for yes in ["2001:db8:5::2", "2a01:4f8::1", "3fff::1"] {
+            assert!(global(yes), "{yes}");
+        }
+        for no in [
+            "fe80::1",
+            "fd12:3456::1",
+            "::1",
+            "::",
+            "::ffff:198.18.10.1",
+            "ff02::1",
+            "198.18.10.1",
+        ] {
+            assert!(!global(no), "{no}");
+        }
+        for c in global_ipv6_candidates(4321) {
+            assert!(is_global_ipv6(c.ip()) && c.port() == 4321, "{c}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_session_socket_is_dual_stack_where_ipv6_exists() {
+        let s = bind_session_udp("127.0.0.1:9".parse().unwrap())
+            .await
+            .unwrap();
+        let a = s.local_addr().unwrap();
+        assert!(a.ip().is_unspecified() && a.port() != 0, "{a}");
+        if a.is_ipv6() {
+            let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = crate::udp_socket::to_socket_family(a, v4.local_addr().unwrap());
+            s.send_to(b"x", to).await.unwrap();
+            let mut buf = [0u8; 4];
+            assert_eq!(v4.recv(&mut buf).unwrap(), 1);
         }
     }
 

@@ -51,7 +51,7 @@ pub(crate) fn server_and_key(
 pub(crate) async fn start_endpoint(
     server_addr: SocketAddr,
 ) -> Result<(Endpoint, Option<PortMapper>)> {
-    let socket = net_util::bind_udp(server_addr).await?;
+    let socket = net_util::bind_session_udp(server_addr).await?;
     let (endpoint, _join) = Endpoint::spawn(socket).map_err(|e| {
         Error::new(
             ErrorKind::UdpBind,
@@ -62,15 +62,24 @@ pub(crate) async fn start_endpoint(
     Ok((endpoint, port_mapper))
 }
 
-/// Our candidate addresses for the endpoint on `port`: the host candidates, plus the router's mapping
-/// of the port when it answers within `wait`.
+/// Our candidate addresses for the endpoint bound on `local`: the host candidates, our global IPv6
+/// addresses when the socket can use them (dual-stack or IPv6), plus the router's mapping of the port
+/// when it answers within `wait`.
 pub(crate) async fn local_candidates(
     server_addr: SocketAddr,
-    port: u16,
+    local: SocketAddr,
     port_mapper: Option<&mut PortMapper>,
     wait: Duration,
 ) -> Vec<SocketAddr> {
+    let port = local.port();
     let mut candidates = net_util::host_candidates(server_addr, port);
+    if local.is_ipv6() {
+        for c in net_util::global_ipv6_candidates(port) {
+            if !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
+    }
     if let Some(pm) = port_mapper {
         if let Some(mapped) = pm.first_mapping(wait).await {
             if !candidates.contains(&mapped) {

@@ -62,6 +62,24 @@ pub enum PathKind {
     PortMapped,
 }
 
+/// The IP version a direct path runs over (`Get-P2PConnection`'s `PathFamily`, `path=direct family=IPv6`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathFamily {
+    IPv4,
+    IPv6,
+}
+
+impl PathFamily {
+    /// The family of a peer's address as the session sees it (an IPv4-mapped one is IPv4).
+    pub fn of(addr: std::net::SocketAddr) -> PathFamily {
+        if addr.ip().to_canonical().is_ipv4() {
+            PathFamily::IPv4
+        } else {
+            PathFamily::IPv6
+        }
+    }
+}
+
 /// The names of the ends that are not errors (`LastError::kind`).
 pub mod end_reason {
     /// The configured lifetime (`lifetime` minutes) ended.
@@ -97,6 +115,9 @@ pub struct TunnelStatus {
     /// `address:port` the user points ssh or a browser at.
     pub local_endpoint: String,
     pub path: Option<PathKind>,
+    /// Which IP version the direct (or port-mapped) path uses; `None` while relayed or not connected.
+    #[serde(default)]
+    pub path_family: Option<PathFamily>,
     /// The encryption mode's name (mode 3 is "ChaCha20Poly1305" whichever AEAD it negotiates).
     pub encryption: String,
     /// Mode 3: the AEAD negotiated with the device ("AES-256-GCM" or "ChaCha20-Poly1305"), once a

@@ -307,7 +307,7 @@ impl Daemon {
         // the first answer (NAT-PMP answers in milliseconds, no router in ~2 s).
         let local_candidates = session_setup::local_candidates(
             server_addr,
-            endpoint.local_addr().port(),
+            endpoint.local_addr(),
             self.port_mapper.as_mut(),
             crate::portmap::TARGET_WAIT,
         )

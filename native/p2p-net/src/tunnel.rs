@@ -23,7 +23,9 @@ use crate::grant::ParsedGrant;
 use crate::portmap::PortMapper;
 use crate::server_list::{on_first_reachable, ServerList};
 use crate::session_setup::{self, lock, SharedStats, BACKOFF_MAX, BACKOFF_START, CONTROL_TIMEOUT};
-use crate::status::{end_reason, LastError, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER};
+use crate::status::{
+    end_reason, LastError, PathFamily, PathKind, TunnelState, TunnelStatus, DEGRADED_AFTER,
+};
 use crate::{clock, net_util, Result};
 
 /// How long a TCP connection accepted while no session is up may wait for one before it is closed.
@@ -104,6 +106,7 @@ impl Tunnel {
             state: TunnelState::Connecting,
             local_endpoint: local_addr.to_string(),
             path: None,
+            path_family: None,
             encryption: cfg.encryption.name().to_string(),
             aead: None,
             peer_fingerprint: None,
@@ -358,6 +361,7 @@ impl TunnelDriver {
         self.set(|s| {
             s.state = state;
             s.path = None;
+            s.path_family = None;
             s.peer_silent_ms = None;
             s.streams_open = 0;
             if error.is_some() {
@@ -379,6 +383,7 @@ impl TunnelDriver {
             self.set(|s| {
                 s.state = TunnelState::Reconnecting;
                 s.path = None;
+                s.path_family = None;
                 s.peer_silent_ms = None;
                 s.reconnect_attempts += 1;
             });
@@ -416,7 +421,7 @@ impl TunnelDriver {
         let local_udp = endpoint.local_addr().port();
         let local_candidates = session_setup::local_candidates(
             server_addr,
-            local_udp,
+            endpoint.local_addr(),
             port_mapper.as_mut(),
             crate::portmap::INITIATOR_WAIT.saturating_sub(mapping_started.elapsed()),
         )
@@ -564,8 +569,10 @@ impl TunnelDriver {
                 };
                 progress.relayed = kind == PathKind::Relayed;
                 log::info!("path is now {kind:?} ({peer})");
+                let family = (kind != PathKind::Relayed).then(|| PathFamily::of(peer));
                 self.set(|s| {
                     s.path = Some(kind);
+                    s.path_family = family;
                     s.peer_endpoint = Some(peer.to_string());
                 });
             }
@@ -610,6 +617,7 @@ impl TunnelDriver {
             s.peer_fingerprint = peer_key.map(|k| k.fingerprint().to_string());
             s.peer_silent_ms = Some(0);
             s.path = Some(PathKind::Relayed);
+            s.path_family = None;
             s.peer_endpoint = Some(session.relay.to_string());
             s.connected_at = Some(clock::now_rfc3339());
             s.last_error = None;

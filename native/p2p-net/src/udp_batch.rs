@@ -31,6 +31,8 @@ pub const BATCHING_ENV: &str = "P2P_UDP_BATCHING";
 /// A UDP socket with the OS's batching state, or without it.
 pub struct UdpIo {
     socket: UdpSocket,
+    /// Where the socket is bound: an IPv6 one is dual-stack and needs IPv4 destinations mapped.
+    local: SocketAddr,
     /// `None`: one datagram per system call.
     state: Option<UdpSocketState>,
 }
@@ -59,7 +61,12 @@ impl UdpIo {
                 }
             }
         };
-        Ok(UdpIo { socket, state })
+        let local = socket.local_addr()?;
+        Ok(UdpIo {
+            socket,
+            local,
+            state,
+        })
     }
 
     /// Whether sends and receives go through the OS's batching.
@@ -68,8 +75,19 @@ impl UdpIo {
         self.state.is_some()
     }
 
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     pub fn socket(&self) -> &UdpSocket {
         &self.socket
+    }
+
+    /// Sends one datagram at once, or not at all when the socket's buffer is full (for packets that are
+    /// repeated anyway, like relay binds).
+    pub fn try_send_to(&self, datagram: &[u8], dest: SocketAddr) -> io::Result<usize> {
+        let dest = p2p_link::udp_socket::to_socket_family(self.local, dest);
+        self.socket.try_send_to(datagram, dest)
     }
 
     /// Waits for datagrams and reads as many as one call gives into `batch`.
@@ -127,6 +145,7 @@ impl UdpIo {
         let Some(destination) = batch.destination else {
             return;
         };
+        let destination = p2p_link::udp_socket::to_socket_family(self.local, destination);
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -211,7 +230,9 @@ impl RecvBatch {
             .zip(&self.bufs)
             .flat_map(|(meta, buf)| {
                 let stride = meta.stride.max(1);
-                buf[..meta.len].chunks(stride).map(move |d| (meta.addr, d))
+                // A dual-stack socket shows IPv4 senders as IPv4-mapped: compare them as IPv4.
+                let from = p2p_link::udp_socket::canonical(meta.addr);
+                buf[..meta.len].chunks(stride).map(move |d| (from, d))
             })
     }
 }
@@ -254,6 +275,11 @@ impl SendBatch {
     /// Where the next datagram is written: appended to this buffer, after the batched ones.
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.bytes
+    }
+
+    /// The datagram written onto [`buffer`](Self::buffer) and not taken in yet.
+    pub fn written(&self) -> &[u8] {
+        &self.bytes[self.committed..]
     }
 
     /// Drops the datagram written onto [`buffer`](Self::buffer) and not taken in.
@@ -399,6 +425,7 @@ mod tests {
 
     fn plain(socket: UdpSocket) -> UdpIo {
         UdpIo {
+            local: socket.local_addr().unwrap(),
             socket,
             state: None,
         }

@@ -20,6 +20,7 @@ pub const TYPE_PATH_RESPONSE: u8 = 0x07;
 pub const TYPE_CLOSE: u8 = 0x08;
 pub const TYPE_STOP_SENDING: u8 = 0x09;
 pub const TYPE_PATH_OPENED: u8 = 0x0a;
+pub const TYPE_PATH_NAT: u8 = 0x0b;
 
 /// Flag bit of a STREAM frame: the frame's last byte is the last byte of the stream.
 const STREAM_FLAG_FIN: u8 = 0x01;
@@ -150,6 +151,14 @@ pub enum Frame<'a> {
     PathOpened {
         count: u64,
     },
+    /// How the sender's NAT maps: `dependent` when its public port changes with the destination
+    /// (a "symmetric" NAT), and how many extra mappings it holds open toward our public address for
+    /// us to find by probing random ports (`ports`, 0 when none). Sent alone in its packet, through
+    /// the relay, repeated instead of acknowledged (as PATH_OPENED).
+    PathNat {
+        dependent: bool,
+        ports: u64,
+    },
 }
 
 impl<'a> Frame<'a> {
@@ -158,7 +167,11 @@ impl<'a> Frame<'a> {
         // PATH_OPENED is repeated every probe round while it matters, instead of acknowledged.
         !matches!(
             self,
-            Frame::Padding | Frame::Ack(_) | Frame::Close { .. } | Frame::PathOpened { .. }
+            Frame::Padding
+                | Frame::Ack(_)
+                | Frame::Close { .. }
+                | Frame::PathOpened { .. }
+                | Frame::PathNat { .. }
         )
     }
 
@@ -210,6 +223,11 @@ impl<'a> Frame<'a> {
             Frame::PathOpened { count } => {
                 out.push(TYPE_PATH_OPENED);
                 put_varint(out, *count);
+            }
+            Frame::PathNat { dependent, ports } => {
+                out.push(TYPE_PATH_NAT);
+                put_varint(out, u64::from(*dependent));
+                put_varint(out, *ports);
             }
         }
     }
@@ -263,6 +281,14 @@ impl<'a> Frame<'a> {
                 reason: r.varint()?,
             },
             TYPE_PATH_OPENED => Frame::PathOpened { count: r.varint()? },
+            TYPE_PATH_NAT => Frame::PathNat {
+                dependent: match r.varint()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(FrameError::Invalid),
+                },
+                ports: r.varint()?,
+            },
             other => return Err(FrameError::UnknownType(other)),
         })
     }
@@ -512,6 +538,15 @@ mod tests {
             code: 4,
             text: "bye ✓",
         });
+        round_trip(Frame::PathOpened { count: 3 });
+        round_trip(Frame::PathNat {
+            dependent: true,
+            ports: 256,
+        });
+        round_trip(Frame::PathNat {
+            dependent: false,
+            ports: 0,
+        });
     }
 
     #[test]
@@ -561,7 +596,9 @@ mod tests {
             ], // offset overflow
             &[0x06, 1, 2, 3],             // short challenge
             &[0x08, 0, 2, 0xff, 0xfe],    // invalid UTF-8
-            &[0x0a],                      // unknown type
+            &[0x0a],                      // PATH_OPENED without its count
+            &[0x0b, 2, 0],                // PATH_NAT's mapping neither 0 nor 1
+            &[0x0c],                      // unknown type
         ];
         for b in bad {
             assert!(parse(b).any(|f| f.is_err()), "accepted {b:02x?}");

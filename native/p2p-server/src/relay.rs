@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use p2p_link::udp_socket::is_global_ipv6;
 use p2p_proto::control::ServerMsg;
 use p2p_proto::wire::{self, Kind, RelayBind, Role};
 use p2p_proto::Uid;
@@ -32,6 +33,8 @@ pub type ControlTx = mpsc::Sender<ServerMsg>;
 
 /// How many finished sessions the statistics keep.
 const CLOSED_KEPT: usize = 64;
+/// Global IPv6 host candidates per peer in a `Punch` at most (a host's address and a few privacy ones).
+pub const MAX_GLOBAL_IPV6_CANDIDATES: usize = 3;
 /// Host candidates per peer beyond which the rest are ignored (a peer has a handful of interfaces).
 pub const MAX_HOST_CANDIDATES: usize = 16;
 
@@ -575,6 +578,14 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Both in one /64 (one IPv6 subnet: a host's privacy addresses share it).
+fn same_ipv6_subnet(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
+        _ => false,
+    }
+}
+
 fn is_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
@@ -583,8 +594,10 @@ fn is_link_local(ip: IpAddr) -> bool {
 }
 
 /// Whether a peer whose datagrams reach the relay from `reflexive` can legitimately have `candidate`:
-/// its reflexive address itself, another port of the same IP (a peer without NAT), or a private address
-/// of the same family (its LAN behind a NAT). Never a loopback address unless the peer itself came from
+/// its reflexive address itself, another port of the same IP (a peer without NAT), a private address
+/// of the same family (its LAN behind a NAT), or a global IPv6 address: in the reflexive address's /64
+/// when the peer reached us over IPv6, any when it came over IPv4 (the server cannot see a dual-stack
+/// peer's IPv6 address then; [`legitimate_candidates`] takes at most [`MAX_GLOBAL_IPV6_CANDIDATES`]). Never a loopback address unless the peer itself came from
 /// loopback (it runs on the server's machine: tests do), never broadcast, multicast, link-local,
 /// unspecified or port 0, and never one of the server's own addresses (`server`) unless that is the
 /// peer's own IP too. Anything else (a public address of someone else) would let a peer choose where
@@ -604,7 +617,7 @@ pub fn candidate_allowed(
         || ip.is_multicast()
         || ip == IpAddr::from([255, 255, 255, 255])
         || is_link_local(ip)
-        || ip.is_ipv4() != r.ip().is_ipv4()
+        || (ip.is_ipv4() != r.ip().is_ipv4() && !is_global_ipv6(ip))
         || server.iter().any(|s| canonical(*s) == c)
     {
         return false;
@@ -618,6 +631,9 @@ pub fn candidate_allowed(
     if server.iter().any(|s| s.ip().to_canonical() == ip) {
         return false;
     }
+    if is_global_ipv6(ip) {
+        return r.ip().is_ipv4() || same_ipv6_subnet(ip, r.ip());
+    }
     is_private(ip)
 }
 
@@ -630,10 +646,19 @@ pub fn legitimate_candidates(
     server: &[SocketAddr],
 ) -> Vec<SocketAddr> {
     let mut out = vec![reflexive];
+    let mut global_v6 = 0;
     for c in host {
-        if !out.contains(c) && candidate_allowed(*c, reflexive, server) {
-            out.push(*c);
+        if out.contains(c) || !candidate_allowed(*c, reflexive, server) {
+            continue;
         }
+        // A peer could name anyone's IPv6 address: the other peer's probes toward such candidates stay few.
+        if is_global_ipv6(c.ip()) && c.ip() != reflexive.ip() {
+            if global_v6 == MAX_GLOBAL_IPV6_CANDIDATES {
+                continue;
+            }
+            global_v6 += 1;
+        }
+        out.push(*c);
     }
     out
 }
@@ -1130,6 +1155,27 @@ mod tests {
             remote,
             &server
         ));
+        // A dual-stack peer seen over IPv4: its global IPv6 addresses (no NAT66: the address peers
+        // reach), at most MAX_GLOBAL_IPV6_CANDIDATES of them; never link-local, unique-local or the
+        // server's own.
+        let globals: Vec<SocketAddr> = (1..=5)
+            .map(|i| a(&format!("[2001:db8:5::{i}]:4000")))
+            .collect();
+        let mut host = vec![a("[fe80::1]:4000"), a("[2001:db8::1]:5959")];
+        host.extend(&globals);
+        let server_v6 = [a("198.18.0.1:5959"), a("[2001:db8::1]:5959")];
+        let mut want = vec![remote];
+        want.extend(&globals[..MAX_GLOBAL_IPV6_CANDIDATES]);
+        assert_eq!(legitimate_candidates(remote, &host, &server_v6), want);
+        // Seen over IPv6: global candidates from its own /64 only.
+        assert_eq!(
+            legitimate_candidates(
+                v6,
+                &[a("[2001:db8::8]:40000"), a("[2001:db8:9::8]:40000")],
+                &server
+            ),
+            vec![v6, a("[2001:db8::8]:40000")]
+        );
         assert!(candidate_allowed(
             a("[::ffff:10.0.0.1]:22"),
             remote,

@@ -82,7 +82,7 @@ async fn exchange(client: &mut NatpmpAsync<UdpSocket>, req: Request) -> Result<R
             }
         };
         sent.map_err(|e| format!("cannot send to {gw}: {e:?}"))?;
-        match tokio::time::timeout(wait, client.read_response_or_retry()).await {
+        match tokio::time::timeout(wait, read_answer(client, req)).await {
             Err(_) => continue,
             Ok(Ok(r)) => return Ok(r),
             // An ICMP port unreachable shows up as a receive error: nothing listens there.
@@ -93,6 +93,28 @@ async fn exchange(client: &mut NatpmpAsync<UdpSocket>, req: Request) -> Result<R
         }
     }
     Err(format!("no NAT-PMP answer from {gw}"))
+}
+
+/// The router's answer to `req`. A retransmitted request can be answered twice, and the second answer
+/// may arrive while the next request waits: an answer of another kind is such a late one, not ours.
+async fn read_answer(
+    client: &mut NatpmpAsync<UdpSocket>,
+    req: Request,
+) -> Result<Response, natpmp::Error> {
+    loop {
+        let r = client.read_response_or_retry().await?;
+        if answers(req, &r) {
+            return Ok(r);
+        }
+        log::debug!("NAT-PMP: a late answer to an earlier request ({r:?}), ignored");
+    }
+}
+
+fn answers(req: Request, r: &Response) -> bool {
+    matches!(
+        (req, r),
+        (Request::PublicAddress, Response::Gateway(_)) | (Request::Map(..), Response::UDP(_))
+    )
 }
 
 fn describe(e: natpmp::Error) -> &'static str {

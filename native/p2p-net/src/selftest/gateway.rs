@@ -236,3 +236,25 @@ pub fn parse_ssdp_response(text: &str) -> Option<(Option<String>, Option<String>
     }
     Some((location, server))
 }
+
+/// A second NAT beyond the router: its NAT-PMP external address is carrier-grade NAT space
+/// (100.64.0.0/10, RFC 6598) or private, and the server saw another public address. Port mappings the
+/// router grants then stop at the next NAT, and peers reach this host only through both.
+pub fn double_nat_note(router_external: Option<&str>, public_ip: Option<&str>) -> Option<String> {
+    let external: Ipv4Addr = router_external?.parse().ok()?;
+    let [a, b, ..] = external.octets();
+    let carrier = a == 100 && (64..128).contains(&b);
+    if !(carrier || external.is_private()) || public_ip == Some(router_external?) {
+        return None;
+    }
+    let what = if carrier {
+        "carrier-grade NAT space (100.64.0.0/10): the carrier's NAT"
+    } else {
+        "a private range: another NAT"
+    };
+    Some(format!(
+        "double NAT: the router's own external address {external} (NAT-PMP) is in {what} sits \
+         between it and the Internet{}; the router's port mappings do not reach the Internet",
+        public_ip.map_or_else(String::new, |p| format!(" (public address {p})"))
+    ))
+}

@@ -9,6 +9,7 @@
 //! - [`render`]: the text layout connectd prints.
 
 pub mod gateway;
+pub mod ipv6;
 pub mod probe;
 mod render;
 pub mod server_ports;
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::net_util;
 
+pub use ipv6::Ipv6Check;
 pub use probe::{FilteringBehavior, MappingBehavior, ProbeResult};
 pub use server_ports::ControlCheck;
 
@@ -128,6 +130,8 @@ pub struct SelfTestReport {
     pub nat_pmp: NatPmpCheck,
     pub upnp: UpnpCheck,
     pub nat: NatClassification,
+    #[serde(default)]
+    pub ipv6: Ipv6Check,
     /// "Little" or "Big".
     pub endian: String,
     pub crypto: Vec<CryptoCheck>,
@@ -243,7 +247,11 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
         }
     };
     let (findings, (nat_pmp, upnp)) = tokio::join!(probe::check_udp(cfg), gateways);
-    let nat = probe::classify(&findings.check, findings.hairpin, &findings.filtering);
+    let mut nat = probe::classify(&findings.check, findings.hairpin, &findings.filtering);
+    nat.notes.extend(gateway::double_nat_note(
+        nat_pmp.public_ip.as_deref(),
+        nat.public_ip.as_deref(),
+    ));
     let udp = findings.check;
     let crypto: Vec<CryptoCheck> = p2p_proto::crypto::self_test()
         .into_iter()
@@ -271,7 +279,11 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
     for c in crypto.iter().filter(|c| !c.passed) {
         problems.push(format!("{} self-test failed", c.name));
     }
-    let verdict = probe::verdict(&dns, &tcp, &udp, &nat);
+    let ipv6 = Ipv6Check::gather();
+    let mut verdict = probe::verdict(&dns, &tcp, &udp, &nat);
+    if let Some(more) = ipv6.verdict_addition() {
+        verdict = format!("{verdict} {more}");
+    }
     SelfTestReport {
         server: cfg.server.clone(),
         dns,
@@ -281,6 +293,7 @@ pub async fn run(cfg: &SelfTestConfig) -> SelfTestReport {
         nat_pmp,
         upnp,
         nat,
+        ipv6,
         endian: if cfg!(target_endian = "little") {
             "Little"
         } else {

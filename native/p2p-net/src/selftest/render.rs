@@ -150,6 +150,7 @@ pub(super) fn text(r: &SelfTestReport) -> String {
     for n in &r.nat.notes {
         line(format!("Note: {n}"));
     }
+    line(r.ipv6.line());
     line(format!("Endian : {}", r.endian));
     for c in &r.crypto {
         line(format!("{} test:", c.name));

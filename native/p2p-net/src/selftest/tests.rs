@@ -602,3 +602,23 @@ fn the_env_override_of_the_third_address_beats_the_server() {
     });
     assert!(!c.learn_second_ip);
 }
+
+#[test]
+fn a_router_whose_external_address_is_carrier_or_private_space_is_a_double_nat() {
+    use super::gateway::double_nat_note;
+    let cgnat = double_nat_note(Some("100.64.3.13"), Some("198.18.10.3")).unwrap();
+    assert!(cgnat.contains("carrier-grade NAT"), "{cgnat}");
+    assert!(cgnat.contains("198.18.10.3"), "{cgnat}");
+    let private = double_nat_note(Some("192.168.0.20"), Some("198.18.10.3")).unwrap();
+    assert!(private.contains("private"), "{private}");
+    // A router with a public external address, or one the server sees as is: one NAT.
+    assert_eq!(
+        double_nat_note(Some("198.18.10.3"), Some("198.18.10.3")),
+        None
+    );
+    assert_eq!(
+        double_nat_note(Some("100.128.0.1"), Some("198.18.10.3")),
+        None
+    );
+    assert_eq!(double_nat_note(None, Some("198.18.10.3")), None);
+}

@@ -11,6 +11,9 @@
 pub mod ack_ranges;
 #[cfg(test)]
 mod bottleneck_tests;
+mod hard_nat;
+#[cfg(test)]
+mod hard_nat_sim;
 mod opening;
 mod paths;
 mod peer_auth;
@@ -30,6 +33,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ack_ranges::RangeSet;
+use hard_nat::HardNat;
+pub use hard_nat::{Mapping as NatMapping, PortOpening};
 use paths::Paths;
 pub use paths::{PathKind, OPENING_TTL};
 use peer_auth::PeerAuth;
@@ -49,8 +54,8 @@ use crate::EncryptionMode;
 
 pub type StreamId = u64;
 
-/// Random bytes [`Session::new`] takes: the legacy handshake's 48, 8 for path challenge tokens, 8
-/// spare, then the end-to-end handshake's 32.
+/// Random bytes [`Session::new`] takes: the legacy handshake's 48, 8 for path challenge tokens, 8 for
+/// the hard-NAT spray, then the end-to-end handshake's 32.
 pub const SESSION_RANDOM_LEN: usize = 96;
 /// Where the end-to-end handshake's random bytes start.
 const PEER_RANDOM_AT: usize = SESSION_RANDOM_LEN - PEER_HANDSHAKE_RANDOM_LEN;
@@ -238,6 +243,8 @@ pub struct Session {
     openings: VecDeque<(SocketAddr, [u8; 8])>,
     close_pending: Option<(u64, String)>,
     paths: Paths,
+    /// Hard-NAT traversal: PATH_NAT, the hard side's extra ports, the easy side's spray.
+    hard_nat: HardNat,
     last_received: Instant,
 
     events: VecDeque<Event>,
@@ -263,6 +270,7 @@ impl Session {
             &peer_random,
         );
         let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
+        let spray_seed = u64::from_be_bytes(random[56..64].try_into().unwrap_or([9; 8]));
         // Until the handshake completes only its own timers run.
         let mut timers = TimerTable::default();
         timers.set(Timer::Handshake, now + cfg.handshake_timeout);
@@ -291,6 +299,7 @@ impl Session {
             openings: VecDeque::new(),
             close_pending: None,
             paths: Paths::new(cfg.relay, token_seed, now),
+            hard_nat: HardNat::new(spray_seed, now),
             last_received: now,
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -451,6 +460,10 @@ impl Session {
 
     /// The server's Punch: the peer's candidate addresses. Probing starts at once.
     pub fn add_candidates(&mut self, now: Instant, candidates: &[SocketAddr]) {
+        // The server names the peer's public (reflexive) address first.
+        if let Some(&public) = candidates.first() {
+            self.hard_nat.set_peer_public(now, public);
+        }
         self.paths.add_candidates(now, candidates);
         self.update_path_timer();
         if self.state == State::Handshaking && self.cfg.role == Role::Initiator {
@@ -639,13 +652,22 @@ impl Session {
                     .push_back((from, PathFrame::Response(token)));
             }
             Frame::PathResponse(token) => {
-                if let Some(p) = self.paths.on_response(now, from, token) {
+                let changed = if self.hard_nat.is_spray_response(token) {
+                    self.paths.on_validated(now, from)
+                } else {
+                    self.paths.on_response(now, from, token)
+                };
+                if let Some(p) = changed {
                     self.events.push_back(Event::PathChanged(p));
                 }
                 self.update_path_timer();
             }
             Frame::PathOpened { .. } => {
                 self.paths.on_peer_opened(now);
+                self.update_path_timer();
+            }
+            Frame::PathNat { dependent, ports } => {
+                self.hard_nat.on_peer_nat(now, dependent, ports);
                 self.update_path_timer();
             }
             Frame::Close { code, text } => {
@@ -788,6 +810,7 @@ impl Session {
                 }
                 Timer::Keepalive => self.ping_pending = true,
                 Timer::Path => {
+                    self.hard_nat.on_timer(now);
                     if let Some(p) = self.paths.on_timer(now) {
                         self.events.push_back(Event::PathChanged(p));
                     }
@@ -804,8 +827,11 @@ impl Session {
     /// The path logic's deadline, once established (before that, paths only collect candidates).
     fn update_path_timer(&mut self) {
         if self.state == State::Established {
-            self.timers
-                .set_or_stop(Timer::Path, self.paths.next_deadline());
+            let deadline = match (self.paths.next_deadline(), self.hard_nat.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.timers.set_or_stop(Timer::Path, deadline);
         }
     }
 

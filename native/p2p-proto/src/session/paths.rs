@@ -14,6 +14,12 @@
 //! and sends full probes only once the peer's NAT is open toward us as well: the peer said so, or one
 //! of its packets reached us directly, or [`OPEN_WAIT`] passed without a word (an older peer, which
 //! probes at full TTL at once and never says PATH_OPENED).
+//!
+//! IPv6 is preferred: a global IPv6 path has no NAT mapping that can expire or move, only the home
+//! router's stateful firewall, which the same two-step punch opens. When an IPv4 candidate answers first,
+//! the path goes direct over IPv4 at once, and the burst goes on probing the IPv6 candidates alone; one
+//! that answers takes over. On an IPv6 path, packets from the peer's IPv4 address do not move it back
+//! (the peer follows once our IPv6 packets reach it).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -169,17 +175,22 @@ impl Paths {
         self.next_probe = now + PROBE_INTERVAL;
         let opened_at = *self.opened_at.get_or_insert(now);
         let opening = !self.peer_open && now < opened_at + OPEN_WAIT;
-        if opening {
-            self.announce = Some(self.candidates.len() as u64);
-        }
-        self.candidates
+        // Already direct (over IPv4): only an IPv6 candidate can still improve the path.
+        let only_ipv6 = self.direct.is_some();
+        let probes: Vec<Probe> = self
+            .candidates
             .iter()
+            .filter(|(addr, _)| !only_ipv6 || addr.is_ipv6())
             .map(|&(addr, token)| Probe {
                 addr,
                 token,
                 opening,
             })
-            .collect()
+            .collect();
+        if opening && !probes.is_empty() {
+            self.announce = Some(probes.len() as u64);
+        }
+        probes
     }
 
     /// The PATH_OPENED due after this round's opening probes (the count of candidates opened).
@@ -223,9 +234,32 @@ impl Paths {
         if Some(from) == self.relay || !self.candidates.iter().any(|&(_, t)| t == token) {
             return None;
         }
+        if self.on_ipv6() && from.is_ipv4() {
+            return None;
+        }
+        // An IPv4 answer while IPv6 candidates exist: the burst goes on for them (see the module's comment).
+        let ipv6_may_follow = from.is_ipv4() && self.candidates.iter().any(|(a, _)| a.is_ipv6());
+        if !ipv6_may_follow {
+            self.probe_until = None;
+        }
+        self.next_retry = None;
+        self.set_direct(now, from)
+    }
+
+    /// A PATH_RESPONSE from `from` answered a probe that went to no candidate (the hard-NAT spray,
+    /// which guesses the peer's port): that address is the direct path now.
+    pub fn on_validated(&mut self, now: Instant, from: SocketAddr) -> Option<PathKind> {
+        if Some(from) == self.relay {
+            return None;
+        }
         self.probe_until = None;
         self.next_retry = None;
         self.set_direct(now, from)
+    }
+
+    /// The direct path runs over IPv6 (the preferred family).
+    fn on_ipv6(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.addr.is_ipv6())
     }
 
     fn set_direct(&mut self, now: Instant, addr: SocketAddr) -> Option<PathKind> {
@@ -252,6 +286,8 @@ impl Paths {
                 d.last_received = now;
                 None
             }
+            // The peer still sends over IPv4 while we are on IPv6: it follows once our packets reach it.
+            Some(d) if d.addr.is_ipv6() && from.is_ipv4() => None,
             // The peer's packets now come from a new address: it roamed (or its NAT remapped).
             Some(_) => self.set_direct(now, from),
             None => {
@@ -377,6 +413,77 @@ mod tests {
         p.on_authenticated(t1, addr(3));
         let probed: Vec<_> = p.due_probes(t1).into_iter().map(|pr| pr.addr).collect();
         assert_eq!(probed, vec![addr(2), addr(3)]);
+    }
+
+    fn v6(p: u16) -> SocketAddr {
+        SocketAddr::from(([0x2001, 0xdb8, 5, 0, 0, 0, 0, 2], p))
+    }
+
+    fn answer(p: &mut Paths, now: Instant, probes: &[Probe], to: SocketAddr) -> Option<PathKind> {
+        let probe = probes.iter().find(|pr| pr.addr == to).expect("probed");
+        p.on_response(now, to, probe.token)
+    }
+
+    #[test]
+    fn an_ipv4_answer_goes_direct_and_the_ipv6_candidates_are_still_probed_and_preferred() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 23, t0);
+        p.add_candidates(t0, &[addr(2), v6(2)]);
+        p.on_peer_opened(t0);
+        let probes = p.due_probes(t0);
+        assert_eq!(probes.len(), 2);
+        assert_eq!(
+            answer(&mut p, t0, &probes, addr(2)),
+            Some(PathKind::Direct(addr(2)))
+        );
+        // Direct over IPv4 now; the next rounds probe the IPv6 candidate alone.
+        let t1 = t0 + PROBE_INTERVAL;
+        let later: Vec<_> = p.due_probes(t1).into_iter().map(|pr| pr.addr).collect();
+        assert_eq!(later, vec![v6(2)]);
+        assert_eq!(
+            answer(&mut p, t1, &probes, v6(2)),
+            Some(PathKind::Direct(v6(2)))
+        );
+        // IPv6 answered: the burst is over, and a late IPv4 answer does not take the path back.
+        assert!(p.due_probes(t1 + PROBE_INTERVAL).is_empty());
+        assert_eq!(answer(&mut p, t1, &probes, addr(2)), None);
+        assert_eq!(p.active(), Some(v6(2)));
+    }
+
+    #[test]
+    fn on_ipv6_the_peers_ipv4_packets_do_not_move_the_path_but_a_new_ipv6_address_does() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 25, t0);
+        p.add_candidates(t0, &[addr(2), v6(2)]);
+        let probes = p.due_probes(t0);
+        answer(&mut p, t0, &probes, v6(2));
+        assert_eq!(p.on_authenticated(t0, addr(2)), None);
+        assert_eq!(p.active(), Some(v6(2)));
+        assert_eq!(
+            p.on_authenticated(t0, v6(3)),
+            Some(PathKind::Direct(v6(3))),
+            "roaming within IPv6"
+        );
+        // From IPv4 the peer moves us to IPv6 as any roaming does.
+        let mut q = Paths::new(Some(addr(1)), 27, t0);
+        q.add_candidates(t0, &[addr(2)]);
+        let probes = q.due_probes(t0);
+        answer(&mut q, t0, &probes, addr(2));
+        assert_eq!(q.on_authenticated(t0, v6(2)), Some(PathKind::Direct(v6(2))));
+    }
+
+    #[test]
+    fn with_both_ipv4_nats_symmetric_the_ipv6_candidate_alone_answers_and_ends_the_burst() {
+        let t0 = Instant::now();
+        let mut p = Paths::new(Some(addr(1)), 29, t0);
+        // The peer's reflexive IPv4 address (useless behind a symmetric NAT) and its global IPv6 one.
+        p.add_candidates(t0, &[addr(40000), v6(41000)]);
+        let probes = p.due_probes(t0);
+        assert_eq!(
+            answer(&mut p, t0, &probes, v6(41000)),
+            Some(PathKind::Direct(v6(41000)))
+        );
+        assert!(p.due_probes(t0 + PROBE_INTERVAL).is_empty());
     }
 
     fn openings(probes: &[Probe]) -> Vec<bool> {

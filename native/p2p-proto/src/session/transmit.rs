@@ -17,6 +17,7 @@ pub(super) enum PathFrame {
     Challenge([u8; 8]),
     Response([u8; 8]),
     Opened(u64),
+    Nat { dependent: bool, ports: u64 },
 }
 
 impl Session {
@@ -52,6 +53,9 @@ impl Session {
                 PathFrame::Challenge(t) => Frame::PathChallenge(t).encode(buf),
                 PathFrame::Response(t) => Frame::PathResponse(t).encode(buf),
                 PathFrame::Opened(count) => Frame::PathOpened { count }.encode(buf),
+                PathFrame::Nat { dependent, ports } => {
+                    Frame::PathNat { dependent, ports }.encode(buf)
+                }
             }
             self.finish_packet(buf, start);
             return Some(dest);
