@@ -33,8 +33,8 @@ mod tests;
 pub use handshake::Handshake;
 pub use negotiation::{Aead, AeadOffer};
 pub use peer_handshake::{
-    ExpectedPeer, PeerHandshake, PeerHandshakeError, PeerHandshakeParams, PeerSession, PeerStep,
-    PEER_HANDSHAKE_RANDOM_LEN,
+    session_context, ExpectedPeer, PeerHandshake, PeerHandshakeError, PeerHandshakeParams,
+    PeerSession, PeerStep, PEER_HANDSHAKE_RANDOM_LEN,
 };
 pub use protection::Protection;
 pub use replay::{ReplayWindow, WINDOW_BITS};

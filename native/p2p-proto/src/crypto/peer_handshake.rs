@@ -106,6 +106,15 @@ pub enum ExpectedPeer {
     OneOf(Vec<Fingerprint>),
 }
 
+/// The session context the driver binds the handshake to: the session id and the mode. Public so
+/// that anyone holding a grant (the hostile-server tests) speaks the same handshake.
+pub fn session_context(session_id: u64, mode: EncryptionMode) -> [u8; 9] {
+    let mut context = [0u8; 9];
+    context[..8].copy_from_slice(&session_id.to_be_bytes());
+    context[8] = mode as u8;
+    context
+}
+
 /// Everything one side brings to the handshake.
 pub struct PeerHandshakeParams<'a> {
     pub role: Role,

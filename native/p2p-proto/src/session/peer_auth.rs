@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use super::timers::Timer;
 use super::{CloseReason, Session, State};
 use crate::crypto::{
-    AeadOffer, ExpectedPeer, PeerHandshake, PeerHandshakeParams, PeerStep, PublicStaticKey,
-    StaticKey, PEER_HANDSHAKE_RANDOM_LEN,
+    session_context, AeadOffer, ExpectedPeer, PeerHandshake, PeerHandshakeParams, PeerStep,
+    PublicStaticKey, StaticKey, PEER_HANDSHAKE_RANDOM_LEN,
 };
 use crate::wire::Role;
 use crate::EncryptionMode;
@@ -43,14 +43,6 @@ pub(super) struct PeerAuth {
     /// Initiator: an authentic packet from the target came, so it has msg3.
     confirmed: bool,
     pub(super) peer_key: Option<PublicStaticKey>,
-}
-
-/// The bytes that bind the handshake to this session: its id and mode.
-fn session_context(session_id: u64, mode: EncryptionMode) -> [u8; 9] {
-    let mut context = [0u8; 9];
-    context[..8].copy_from_slice(&session_id.to_be_bytes());
-    context[8] = mode as u8;
-    context
 }
 
 impl PeerAuth {
