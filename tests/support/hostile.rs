@@ -318,7 +318,7 @@ async fn front_loop(shared: Arc<Shared>) {
                 continue;
             }
             // The refused initiator releases the session: kept open for the target's half.
-            (Attack::SwapKeys, Some(Kind::RelayRelease)) => continue,
+            (Attack::SwapKeys, Some(Kind::RelayRelease | Kind::RelayReleaseAuth)) => continue,
             (Attack::Inject, Some(Kind::Data(Role::Initiator))) => {
                 let _ = upstream.send_to(&data, shared.real_relay).await;
                 inject(&shared, from, &upstream, &data).await;

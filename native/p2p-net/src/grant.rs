@@ -23,6 +23,8 @@ pub struct ParsedGrant {
     pub user: String,
     /// The other peer's static public key as the server introduced it (none: it has no key).
     pub peer_key: Option<PublicStaticKey>,
+    /// The relay takes authenticated binds and releases.
+    pub relay_auth: bool,
 }
 
 impl fmt::Debug for ParsedGrant {
@@ -72,6 +74,7 @@ impl ParsedGrant {
             relay,
             user: grant.user.clone(),
             peer_key,
+            relay_auth: grant.relay_auth,
         })
     }
 }
@@ -109,6 +112,7 @@ mod tests {
             relay_addr: "0.0.0.0:5959".parse().unwrap(),
             user: "bob".into(),
             peer_key: None,
+            relay_auth: false,
         }
     }
 

@@ -117,6 +117,7 @@ pub(crate) fn add_session(
         session_secret: grant.session_secret,
         relay: grant.relay,
         relay_token: grant.relay_token,
+        relay_auth: grant.relay_auth,
         max_outstanding,
         forward_to,
         peer_keys,

@@ -156,6 +156,7 @@ async fn serve(
                 relay_addr: relay,
                 user,
                 peer_key: initiator_key,
+                relay_auth: false,
             };
             let (accepted_tx, accepted) = oneshot::channel();
             let (target, target_candidates) = {
@@ -171,6 +172,7 @@ async fn serve(
             let device_key = shared.lock().unwrap().device_key.clone();
             let grant = SessionGrant {
                 peer_key: device_key,
+                relay_auth: false,
                 ..grant
             };
             conn.send(&ServerMsg::Session(grant)).await.unwrap();

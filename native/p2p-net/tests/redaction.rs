@@ -20,6 +20,7 @@ fn grant(secret: &str, token: &str) -> SessionGrant {
         relay_addr: "0.0.0.0:5959".parse().unwrap(),
         user: "bob".into(),
         peer_key: None,
+        relay_auth: false,
     }
 }
 

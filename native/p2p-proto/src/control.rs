@@ -232,6 +232,10 @@ pub struct SessionGrant {
     /// each side checks the key the peer proves against what it trusts (docs/E2E-TRUST.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_key: Option<String>,
+    /// The relay takes authenticated binds and releases (`RelayBindAuth`, `RelayReleaseAuth`), so the
+    /// peer never sends its token on UDP. False (absent) from an older server: the clear form.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay_auth: bool,
 }
 
 impl std::fmt::Debug for SessionGrant {

@@ -72,6 +72,7 @@ fn grant() -> impl Strategy<Value = SessionGrant> {
                 relay_addr,
                 user,
                 peer_key: None,
+                relay_auth: false,
             },
         )
 }

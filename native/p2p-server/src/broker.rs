@@ -201,6 +201,7 @@ impl Broker {
             relay_addr: req.relay_addr,
             user: req.user.clone(),
             peer_key: peer_key.map(|k| k.to_base64()),
+            relay_auth: true,
         };
         let result = self
             .offer(

@@ -7,6 +7,7 @@
 //! - [`Aead`], [`AeadOffer`]: mode 3's AEAD (AES-256-GCM or ChaCha20-Poly1305) and its negotiation.
 //! - [`PeerHandshake`], [`StaticKey`]: the end-to-end handshake between the peers' long-term keys
 //!   (Noise XX; the session runs it in mode 3 when both sides have keys), and key fingerprints.
+//! - [`relay_mac`]: the MAC of the authenticated relay messages.
 //! - [`xxtea`]: the Corrected Block TEA cipher of mode 2.
 //! - [`self_test`]: known-answer tests for `connectd -n`.
 
@@ -18,6 +19,7 @@ mod negotiation;
 mod peer_handshake;
 mod protection;
 mod rc4;
+mod relay_mac;
 mod replay;
 mod selftest;
 mod static_keys;
@@ -37,6 +39,7 @@ pub use peer_handshake::{
     PeerSession, PeerStep, PEER_HANDSHAKE_RANDOM_LEN,
 };
 pub use protection::Protection;
+pub use relay_mac::{relay_mac, relay_mac_matches, RELAY_MAC_LEN};
 pub use replay::{ReplayWindow, WINDOW_BITS};
 pub use selftest::self_test;
 pub use static_keys::{BadFingerprint, Fingerprint, PublicStaticKey, StaticKey, STATIC_KEY_LEN};
