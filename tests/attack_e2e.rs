@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use p2p_system_tests::data::contains;
 use p2p_system_tests::hostile::{Attack, HostileServer};
+use p2p_system_tests::initiator::Initiator;
 use p2p_system_tests::services::HttpServer;
 use p2p_system_tests::Lab;
 
@@ -52,6 +53,21 @@ fn assert_never_seen(hostile: &HostileServer, marker: &str) {
     );
 }
 
+/// The initiator answered by the hostile server exits 23 naming the device's fingerprint and the
+/// server's, and nothing of the tunnel reached the server.
+fn assert_refused_by_the_pin(refused: &mut Initiator, device_fp: &str, hostile: &HostileServer) {
+    let (code, line) = refused.wait_exit_line(Duration::from_secs(20));
+    assert_eq!(code, 23, "{line}");
+    let presented = hostile.fingerprint().to_string();
+    assert!(
+        line.contains(device_fp) && line.contains(&presented),
+        "{line}"
+    );
+    let report = hostile.report();
+    assert!(report.answered_initiators > 0, "{report:?}");
+    assert_never_seen(hostile, MARKER);
+}
+
 #[test]
 fn injected_datagrams_are_dropped_and_a_tofu_pin_refuses_swapped_keys_later() {
     let (lab, hostile) = hostile_lab("attack_e2e_inject_then_swap", Attack::Inject);
@@ -82,24 +98,12 @@ fn injected_datagrams_are_dropped_and_a_tofu_pin_refuses_swapped_keys_later() {
     // Next connection: the server passes its own key off as the device's and answers the handshake.
     hostile.set_attack(Attack::SwapKeys);
     let mut refused = lab.start_initiator(&spec, &[]);
-    let (code, line) = refused.wait_exit_line(Duration::from_secs(20));
-    assert_eq!(code, 23, "{line}");
-    let presented = hostile.fingerprint().to_string();
-    assert!(
-        line.contains(&device_fp) && line.contains(&presented),
-        "{line}"
-    );
-    assert!(
-        hostile.report().answered_initiators > 0,
-        "{:?}",
-        hostile.report()
-    );
+    assert_refused_by_the_pin(&mut refused, &device_fp, &hostile);
     assert_eq!(
         http.requests(),
         2,
         "a refused connection reached the service"
     );
-    assert_never_seen(&hostile, MARKER);
 }
 
 #[test]
@@ -115,29 +119,17 @@ fn a_device_key_in_the_initiator_file_refuses_swapped_keys_on_the_first_connecti
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(&format!("device_key {device_fp}\n"));
     std::fs::write(&file, text).unwrap();
-    let mut refused = p2p_system_tests::initiator::Initiator::new(lab.connectd(
+    let mut refused = Initiator::new(lab.connectd(
         "initiator-seeded",
         &["-s".into(), "-f".into(), file.display().to_string()],
         &[],
     ));
-    let (code, line) = refused.wait_exit_line(Duration::from_secs(20));
-    assert_eq!(code, 23, "{line}");
-    let presented = hostile.fingerprint().to_string();
-    assert!(
-        line.contains(&device_fp) && line.contains(&presented),
-        "{line}"
-    );
-    assert!(
-        hostile.report().answered_initiators > 0,
-        "{:?}",
-        hostile.report()
-    );
+    assert_refused_by_the_pin(&mut refused, &device_fp, &hostile);
     assert_eq!(
         http.requests(),
         0,
         "a refused connection reached the service"
     );
-    assert_never_seen(&hostile, MARKER);
     // The other half of the attack works, and is the limit SECURITY.md states: a target without a
     // list of authorized initiators completes a handshake with whatever key the server introduces.
     p2p_system_tests::poll::wait_until(
