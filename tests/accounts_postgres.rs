@@ -142,6 +142,7 @@ async fn login(lab: &Lab, user: &str, password: &str) -> Result<ServerMsg, Strin
     c.request(&ClientMsg::Login {
         user: user.into(),
         credential: Credential::Password(password.into()),
+        initiator_key: None,
     })
     .await
     .map_err(|e| e.to_string())

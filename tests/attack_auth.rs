@@ -61,6 +61,7 @@ fn password(user: &str, pw: &str) -> ClientMsg {
     ClientMsg::Login {
         user: user.into(),
         credential: Credential::Password(pw.into()),
+        initiator_key: None,
     }
 }
 
@@ -68,6 +69,7 @@ fn auth_hash(user: &str, hash: &str) -> ClientMsg {
     ClientMsg::Login {
         user: user.into(),
         credential: Credential::AuthHash(hash.into()),
+        initiator_key: None,
     }
 }
 
@@ -77,6 +79,7 @@ fn register(d: &Device, secret: &str) -> ClientMsg {
         secret: secret.into(),
         application_type: 28,
         local_candidates: Vec::new(),
+        device_key: None,
     }
 }
 

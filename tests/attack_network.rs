@@ -9,7 +9,10 @@
 //! - a symlink planted at the stats or ready file's temporary does not make the server write through it;
 //! - the candidates a peer reports reach the other peer only if the peer can legitimately have them (no
 //!   public address of someone else, broadcast, multicast or link-local, no server socket; loopback only
-//!   when the peer itself came from loopback), while a loopback tunnel still goes direct.
+//!   when the peer itself came from loopback), while a loopback tunnel still goes direct;
+//! - an on-path attacker who records a relayed session finds no relay token in it (binds carry a MAC
+//!   and a counter), and replaying its binds from elsewhere, or turning one into a release, neither
+//!   moves nor ends the session.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
@@ -24,7 +27,8 @@ use p2p_proto::{EncryptionMode, Uid};
 use p2p_system_tests::control::{runtime, server_key};
 use p2p_system_tests::lab::{env, serial, TRANSFER_TIMEOUT};
 use p2p_system_tests::poll::wait_until;
-use p2p_system_tests::services::{Kind, Transfer, TransferService};
+use p2p_system_tests::services::{HttpServer, Kind, Transfer, TransferService};
+use p2p_system_tests::udp_relay::{Impairment, UdpRelay};
 use p2p_system_tests::{Account, Device, Lab};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -68,6 +72,7 @@ async fn raw_session(
             secret: device.secret.clone(),
             application_type: 1,
             local_candidates: Vec::new(),
+            device_key: None,
         })
         .await
         .expect("register");
@@ -96,6 +101,7 @@ async fn raw_session(
         .request(&ClientMsg::Login {
             user: account.user.clone(),
             credential: Credential::Password(account.password.clone()),
+            initiator_key: None,
         })
         .await
         .expect("login");
@@ -586,4 +592,54 @@ fn a_peer_cannot_make_the_other_probe_addresses_it_cannot_have() {
         lab.server.proc().try_status().is_none(),
         "the server exited"
     );
+}
+
+/// The attacker is on the path between the peers and the relay (the test's own recording relay on
+/// loopback) and keeps every datagram. Before the relay messages were authenticated, a bind carried
+/// the token in clear: replaying it from the attacker's address moved the session there, and the same
+/// bytes as a `RelayRelease` ended it.
+#[test]
+fn an_on_path_attacker_can_neither_rebind_nor_release_a_relayed_session() {
+    let mut lab = Lab::new("attack_relay_auth");
+    let http = HttpServer::with_marker_body("RELAY-AUTH", 16 * 1024);
+    let path = UdpRelay::start(lab.server.relay(), Impairment::none(), true);
+    let relay = path.addr().to_string();
+    let knobs = env(&[("P2P_RELAY_OVERRIDE", &relay), ("P2P_DISABLE_DIRECT", "1")]);
+    let t = lab.tunnel(http.port(), 3, &knobs);
+    lab.curl_expect(t.port, &http.body);
+
+    let binds = path.captured_of_kind(wire::Kind::RelayBindAuth);
+    assert!(binds.len() >= 2, "both peers bound through the attacker");
+    for clear in [wire::Kind::RelayBind, wire::Kind::RelayRelease] {
+        assert!(
+            path.captured_of_kind(clear).is_empty(),
+            "a {clear:?} with the token in clear crossed the network"
+        );
+    }
+
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for bind in &binds {
+        // The bind as recorded, from the attacker's address: a replay.
+        attacker.send_to(bind, lab.server.relay()).unwrap();
+        // The same as a release with a counter far ahead: the MAC no longer matches.
+        let mut release = bind.clone();
+        release[1] = wire::Kind::RelayReleaseAuth.to_byte();
+        release[11..19].copy_from_slice(&u64::MAX.to_be_bytes());
+        attacker.send_to(&release, lab.server.relay()).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    assert!(
+        attacker.recv(&mut buf).is_err(),
+        "the relay acknowledged a bind from the attacker"
+    );
+
+    // The session carries on from the peers' own addresses, unmoved and unreleased.
+    lab.curl_expect(t.port, &http.body);
+    assert_eq!(http.requests(), 2);
+    let log = lab.server.proc().output();
+    assert!(!log.contains("moved from"), "{log}");
+    assert!(!log.contains("released by"), "{log}");
 }

@@ -36,6 +36,7 @@ async fn one_request(
         c.send(&ClientMsg::Login {
             user,
             credential: Credential::Password(password),
+            initiator_key: None,
         })
         .await
         .map_err(|e| format!("send login: {e}"))?;

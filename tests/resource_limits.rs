@@ -68,6 +68,7 @@ async fn login(server: &str, key: &[u8; 32], a: &Account) -> Result<ControlClien
     c.request(&ClientMsg::Login {
         user: a.user.clone(),
         credential: Credential::Password(a.password.clone()),
+        initiator_key: None,
     })
     .await?;
     Ok(c)

@@ -150,6 +150,7 @@ fn a_thousand_targets_online_and_a_hundred_sessions_moving_data() {
         .block_on(pinger.request(&ClientMsg::Login {
             user: pinging_user.user.clone(),
             credential: Credential::Password(pinging_user.password.clone()),
+            initiator_key: None,
         }))
         .expect("the pinging client logs in");
     assert!(

@@ -152,6 +152,7 @@ namespace RemoteItP2P
                 case "P2PDeviceSecretRejected": return "The device's secret does not match the server's: re-provision the device.";
                 case "P2PServerUnreachable": return "Check -Server (host:port) and that TCP to it is allowed; Test-P2PNetwork diagnoses the network.";
                 case "P2PServerKeyMismatch": return "Check -ServerKey (or $env:P2P_SERVER_KEY) against the server_key that 'p2p-server init' printed.";
+                case "P2PDeviceKeyMismatch": return "The device proved another key than the pinned one: a re-installed device, or the server or network intercepting. Read its fingerprint on the device (connectd --fingerprint -f TARGET-FILE); if it matches the message's, run connectd --accept-key with it.";
                 case "P2PLimitReached": return "Stop connections you no longer need (Get-P2PConnection | Stop-P2PConnection), or ask the server's operator to raise the limit.";
                 case "P2PConnectionFailed": return "Retry; Test-P2PNetwork shows whether UDP to the server and a direct path are possible. -AutoReconnect re-establishes lost sessions.";
                 case Timeout: return "Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection; Test-P2PNetwork diagnoses the network.";
@@ -197,6 +198,7 @@ namespace RemoteItP2P
                 case "BadSecret": id = "P2PDeviceSecretRejected"; category = ErrorCategory.SecurityError; return;
                 case "ServerUnreachable": id = "P2PServerUnreachable"; category = ErrorCategory.ConnectionError; return;
                 case "ServerKeyMismatch": id = "P2PServerKeyMismatch"; category = ErrorCategory.SecurityError; return;
+                case "PeerKeyMismatch": id = "P2PDeviceKeyMismatch"; category = ErrorCategory.SecurityError; return;
                 case "LimitReached": id = "P2PLimitReached"; category = ErrorCategory.LimitsExceeded; return;
                 case "SessionFailed":
                 case "PeerTimeout":

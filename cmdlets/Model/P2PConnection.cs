@@ -98,6 +98,10 @@ namespace RemoteItP2P
         /// ends have AES instructions, else "ChaCha20-Poly1305"; null in the weak modes and before the first
         /// session.</summary>
         public string? Aead { get; set; }
+        /// <summary>Encryption ChaCha20Poly1305 with device keys on both ends: the fingerprint (SHA256:...) of
+        /// the key the device proved in the end-to-end handshake; null in a legacy session and before the
+        /// first session.</summary>
+        public string? PeerFingerprint { get; set; }
         public string? PeerEndpoint { get; set; }
         public string? SessionId { get; set; }
         public ulong BytesSent { get; set; }
@@ -182,6 +186,7 @@ namespace RemoteItP2P
                 State = ParseEnum(j.String("state"), P2PConnectionState.Failed),
                 Encryption = ParseNullableEnum<P2PEncryption>(j.String("encryption")),
                 Aead = j.String("aead"),
+                PeerFingerprint = j.String("peer_fingerprint"),
                 PeerEndpoint = j.String("peer_endpoint"),
                 SessionId = j.String("session_id"),
                 BytesSent = j.ULong("bytes_sent"),

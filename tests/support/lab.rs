@@ -298,6 +298,12 @@ impl Lab {
         e
     }
 
+    /// The `XDG_CONFIG_HOME` of this lab's connectd processes: their device keys
+    /// (`remoteitp2p/initiator.key`, `remoteitp2p/device-<UID>.key`) and pins (`known_devices`).
+    pub fn config_home(&self) -> PathBuf {
+        self.dir().join("config")
+    }
+
     /// A `connectd` command with the driver's environment cleared and `env` set.
     pub fn connectd_cmd(&self, args: &[String], env: &[(String, String)]) -> Command {
         self.connectd_cmd_of(Build::Native, args, env)
@@ -317,6 +323,8 @@ impl Lab {
         for k in DRIVER_ENV {
             cmd.env_remove(k);
         }
+        // Device keys and pins (known_devices) stay in this lab, not in the user's configuration.
+        cmd.env("XDG_CONFIG_HOME", self.config_home());
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir());

@@ -9,6 +9,7 @@
 pub mod bins;
 pub mod control;
 pub mod data;
+pub mod hostile;
 pub mod initiator;
 pub mod lab;
 pub mod nodes;

@@ -12,14 +12,27 @@ pub fn key_shaped(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         // '=' separates (`key=value`); base64 padding is lost with it, and the unpadded form is checked.
-        for token in line.split(|c: char| !is_token_char(c)) {
-            if looks_like_key(token) {
+        let mut at = 0;
+        while at < line.len() {
+            let start = line[at..]
+                .find(is_token_char)
+                .map_or(line.len(), |s| at + s);
+            let end = line[start..]
+                .find(|c: char| !is_token_char(c))
+                .map_or(line.len(), |e| start + e);
+            let token = &line[start..end];
+            // A key fingerprint (`SHA256:` + base64 of a hash of a public key) is printed by design.
+            let fingerprint = line[..start].ends_with(FINGERPRINT_PREFIX);
+            if looks_like_key(token) && !fingerprint {
                 out.push((n + 1, token.to_string()));
             }
+            at = end;
         }
     }
     out
 }
+
+const FINGERPRINT_PREFIX: &str = "SHA256:";
 
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '_' | '-')
@@ -90,6 +103,8 @@ mod tests {
             "{found:?}"
         );
         assert!(!found.iter().any(|t| t.contains("initiator")), "{found:?}");
+        let fingerprint = format!("peer key SHA256:{}", b64.trim_end_matches('='));
+        assert!(key_shaped(&fingerprint).is_empty(), "{fingerprint}");
     }
 
     #[test]

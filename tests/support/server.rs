@@ -29,6 +29,9 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// Extra `p2p-server run` options (limits), kept across restarts.
     run_args: Vec<String>,
+    /// What clients are given as the server's address instead of `addrs.control` (a hostile server in
+    /// front of this one: `hostile.rs`).
+    front: Option<SocketAddr>,
 }
 
 impl Server {
@@ -64,6 +67,7 @@ impl Server {
             proc: None,
             env: env.to_vec(),
             run_args,
+            front: None,
         };
         server.launch(None);
         server
@@ -71,7 +75,13 @@ impl Server {
 
     /// `host:port` of the control listener, as clients are given it.
     pub fn address(&self) -> String {
-        self.addrs.control.to_string()
+        self.front.unwrap_or(self.addrs.control).to_string()
+    }
+
+    /// From now on clients are given `addr` as this server's address: a server in front of it
+    /// (`hostile.rs`). Admin commands still work on the data directory.
+    pub fn put_in_front(&mut self, addr: SocketAddr) {
+        self.front = Some(addr);
     }
 
     /// The relay (udp[0]) address.
@@ -144,6 +154,7 @@ impl Server {
             proc: None,
             env: self.env.clone(),
             run_args: self.run_args.clone(),
+            front: None,
         };
         node.launch(None);
         node

@@ -154,28 +154,35 @@ impl UdpRelay {
         *self.shared.stats.lock().unwrap()
     }
 
-    /// True when any recorded datagram contains `needle`.
-    pub fn captured_contains(&self, needle: &[u8]) -> bool {
-        let cap = self
-            .shared
+    fn capture(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.shared
             .capture
             .as_ref()
-            .expect("relay started without capture");
-        cap.lock()
+            .expect("relay started without capture")
+            .lock()
             .unwrap()
+    }
+
+    /// True when any recorded datagram contains `needle`.
+    pub fn captured_contains(&self, needle: &[u8]) -> bool {
+        self.capture()
             .iter()
             .any(|d| crate::data::contains(d, needle))
     }
 
     /// Number and total size of recorded datagrams.
     pub fn captured_size(&self) -> (usize, usize) {
-        let cap = self
-            .shared
-            .capture
-            .as_ref()
-            .expect("relay started without capture");
-        let c = cap.lock().unwrap();
+        let c = self.capture();
         (c.len(), c.iter().map(Vec::len).sum())
+    }
+
+    /// The recorded datagrams (both ways) of the given kind, as an on-path attacker would keep them.
+    pub fn captured_of_kind(&self, kind: p2p_proto::wire::Kind) -> Vec<Vec<u8>> {
+        self.capture()
+            .iter()
+            .filter(|d| p2p_proto::wire::peek_kind(d) == Ok(kind))
+            .cloned()
+            .collect()
     }
 }
 

@@ -64,6 +64,7 @@ async fn issue(
     let login = ClientMsg::Login {
         user: user.to_string(),
         credential: Credential::Password(password.to_string()),
+        initiator_key: None,
     };
     match within(control.request(&login)).await? {
         ServerMsg::LoginOk { .. } => {}

@@ -20,6 +20,7 @@ pub fn for_error(kind: ErrorKind) -> ExitCode {
         PortInUse => ExitCode::ProxyPortBind,
         PeerTimeout => ExitCode::PeerClosed,
         P2pFailed => ExitCode::P2pFailed,
+        PeerKeyMismatch => ExitCode::PeerKeyMismatch,
     }
 }
 
@@ -64,5 +65,6 @@ mod tests {
         assert_eq!(for_error(ErrorKind::UnknownUid).code(), 15);
         assert_eq!(for_error(ErrorKind::PortInUse).code(), 17);
         assert_eq!(for_error(ErrorKind::LimitReached).code(), 13);
+        assert_eq!(for_error(ErrorKind::PeerKeyMismatch).code(), 23);
     }
 }

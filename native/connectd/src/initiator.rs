@@ -274,6 +274,7 @@ mod tests {
             path_family: Some(PathFamily::IPv4),
             encryption: "ChaCha20Poly1305".into(),
             aead: Some("AES-256-GCM".into()),
+            peer_fingerprint: None,
             peer_endpoint: Some("192.0.2.7:40000".into()),
             session_id: Some("0b173cebde7951e2".into()),
             local_udp_port: Some(50000),

@@ -24,8 +24,9 @@ mod target;
 
 use std::time::Duration;
 
-use p2p_config::cli_args::{Command, RunOptions, USAGE_EXIT_STATUS};
+use p2p_config::cli_args::{Command, KeyOwner, RunOptions, USAGE_EXIT_STATUS};
 use p2p_config::{parse_args, usage, ExitCode};
+use p2p_net::device_trust;
 
 use output::Output;
 
@@ -54,6 +55,7 @@ fn main() {
             }
             return;
         }
+        Command::Fingerprint { key } => std::process::exit(print_fingerprint(key)),
         Command::Initiator { options, .. }
         | Command::Target { options, .. }
         | Command::SelfTest { options, .. }
@@ -77,6 +79,26 @@ fn text_args() -> Result<Vec<String>, String> {
                 .map_err(|_| format!("argument #{} is not valid text (UTF-8)", i + 1))
         })
         .collect()
+}
+
+/// `--fingerprint`: the key's fingerprint on stdout (created on first use), or why not on stderr.
+fn print_fingerprint(owner: &KeyOwner) -> i32 {
+    let path = match owner {
+        KeyOwner::Initiator(file) => device_trust::initiator_key_path(file.as_deref()),
+        KeyOwner::Device(target) => {
+            device_trust::device_key_path(target.device_key_file.as_deref(), target.uid)
+        }
+    };
+    match path.and_then(|p| device_trust::load_key(&p)) {
+        Ok(key) => {
+            println!("{}", key.public().fingerprint());
+            0
+        }
+        Err(e) => {
+            eprintln!("connectd: {e}");
+            i32::from(ExitCode::Unknown.code())
+        }
+    }
 }
 
 fn usage_error(message: &str) -> ! {
@@ -121,7 +143,7 @@ fn run(command: Command, options: &RunOptions) -> i32 {
                 server,
                 ..
             } => auth_hash::run(&user, label, &server, &out).await,
-            Command::Help | Command::Version => 0,
+            Command::Help | Command::Version | Command::Fingerprint { .. } => 0,
         }
     });
     // Tasks still winding down (a stream being closed) must not keep the process alive.

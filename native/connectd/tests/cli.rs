@@ -19,9 +19,15 @@ const SEED_ARGS: [&str; 8] = [
     "12",
 ];
 
+/// Where these runs keep their device keys: never the user's configuration directory.
+fn config_home() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("connectd-cli-test-{}", std::process::id()))
+}
+
 fn connectd(args: &[&str]) -> Command {
     let mut c = Command::new(EXE);
     c.args(args)
+        .env("XDG_CONFIG_HOME", config_home())
         .env_remove("P2P_SERVER")
         .env_remove("P2P_SERVER_KEY")
         .env_remove("RUST_LOG")

@@ -165,6 +165,7 @@ impl Lab {
         std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let mut cmd = Command::new(&self.bins.connectd);
         cmd.arg("-s").arg("-f").arg(&conf);
+        self.keys_env(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut p = Proc::spawn("connectd (target)", cmd, None)?;
         p.wait_line("its registration", START_TIMEOUT, |l| {
@@ -191,6 +192,7 @@ impl Lab {
             .arg("127.0.0.1");
         cmd.arg(maxout.to_string());
         self.server_env(&mut cmd);
+        self.keys_env(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         Proc::spawn("connectd (initiator)", cmd, None)
     }
@@ -216,8 +218,19 @@ impl Lab {
         std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let mut cmd = Command::new(&self.bins.connectd);
         cmd.arg("-s").arg("-f").arg(&conf);
+        self.keys_env(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         Proc::spawn("connectd (initiator)", cmd, None)
+    }
+
+    /// The device keys and pins of the benchmark's processes live in its directory, not the user's.
+    fn keys_env(&self, cmd: &mut Command) {
+        cmd.env("XDG_CONFIG_HOME", self.config_dir());
+    }
+
+    /// Where the benchmark's device keys and pins live (the `XDG_CONFIG_HOME` of its processes).
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.join("config")
     }
 
     fn server_env(&self, cmd: &mut Command) {

@@ -467,6 +467,9 @@ async fn library_connect(lab: &Lab) -> Result<Duration, String> {
         restrict_ip: None,
         lifetime_min: 0,
         idle_limit_sec: 0,
+        key_file: Some(lab.config_dir().join("remoteitp2p").join("initiator.key")),
+        device_key: None,
+        accept_key: None,
     };
     let t0 = Instant::now();
     let tunnel = p2p_net::Tunnel::start(cfg).await.map_err(|e| e.message)?;

@@ -65,6 +65,7 @@ async fn login(lab: &Lab, credential: Credential) -> Result<ControlClient, Strin
         .request(&ClientMsg::Login {
             user: USER.into(),
             credential,
+            initiator_key: None,
         })
         .await
         .map_err(|e| e.to_string())?
@@ -131,6 +132,7 @@ async fn one_setup(
         .request(&ClientMsg::Login {
             user: USER.into(),
             credential,
+            initiator_key: None,
         })
         .await
         .map_err(|e| e.to_string())?;

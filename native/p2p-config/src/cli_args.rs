@@ -27,8 +27,8 @@ use crate::provisioning::{
     parse_provisioning_base64, parse_provisioning_file, Provisioning, ProvisioningKind, Warning,
 };
 use crate::values::{
-    check_server_address, check_server_key, decode_base64, parse_encryption, parse_ip, parse_limit,
-    parse_listen_port, parse_uid, parse_window, shown,
+    check_server_address, check_server_key, decode_base64, parse_device_key, parse_encryption,
+    parse_ip, parse_limit, parse_listen_port, parse_uid, parse_window, shown,
 };
 
 /// The process status for a command line that could not be parsed: EX_USAGE from sysexits.h, chosen
@@ -69,6 +69,18 @@ pub enum Command {
         server: ServerChoice,
         options: RunOptions,
     },
+    /// `--fingerprint [-f FILE]`: print the fingerprint of this installation's key (an initiator file's
+    /// `key_file`, else the default), or with a target file the device's key; creates it if needed.
+    Fingerprint { key: KeyOwner },
+}
+
+/// Whose static key `--fingerprint` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// This installation's initiator key; `None`: the default path.
+    Initiator(Option<PathBuf>),
+    /// A device's key, as its target configuration says.
+    Device(Box<TargetConfig>),
 }
 
 /// Options that apply to every mode that runs.
@@ -178,6 +190,8 @@ struct Parsed<'a> {
     json: bool,
     user: Option<&'a str>,
     label: Option<&'a str>,
+    fingerprint: bool,
+    accept_key: Option<String>,
 }
 
 /// Parses connectd's arguments, without the program name (`std::env::args().skip(1)`).
@@ -226,8 +240,9 @@ pub fn without_background(args: &[String]) -> Vec<String> {
 }
 
 /// The options that take the next argument as their value.
-const TAKES_VALUE: [&str; 7] = [
+const TAKES_VALUE: [&str; 8] = [
     "-f",
+    "--accept-key",
     "-e",
     "-y",
     "--server",
@@ -318,6 +333,16 @@ fn scan(args: &[String]) -> Result<Parsed<'_>, UsageError> {
                 p.user = Some(user);
             }
             "--label" => p.label = Some(value("TEXT")?),
+            "--fingerprint" => {
+                takes_no_value()?;
+                p.fingerprint = true;
+            }
+            "--accept-key" => {
+                let key = value("SHA256:FINGERPRINT")?;
+                let fingerprint =
+                    parse_device_key(key).map_err(|e| UsageError::new(format!("{name}: {e}")))?;
+                p.accept_key = Some(fingerprint);
+            }
             "-d" => {
                 if p.options.background.is_some() {
                     return Err(UsageError::new("-d is given twice"));
@@ -372,6 +397,9 @@ fn set_once(slot: &mut Option<String>, value: &str, what: &str) -> Result<(), Us
 }
 
 fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
+    if p.fingerprint {
+        return fingerprint_of(p);
+    }
     let Some(mode) = p.mode else {
         return Err(UsageError::new(
             "nothing to do: give -c, -p, -f FILE, -e BLOB, -n or --auth-hash (see connectd --help)",
@@ -397,50 +425,127 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
             "-d applies to a tunnel or a target, not to {flag}"
         )));
     }
+    if p.accept_key.is_some() && !runs_tunnel_or_target {
+        return Err(UsageError::new(format!(
+            "--accept-key applies to a tunnel, not to {flag}"
+        )));
+    }
     let options = p.options;
     let server = p.server;
-    match mode {
+    let accept_key = p.accept_key;
+    let command = match mode {
         Mode::Password(args) => {
             let config = with_server(password_line(args)?, &server);
-            Ok(Command::Initiator {
+            Command::Initiator {
                 config,
                 options,
                 warnings: Vec::new(),
-            })
+            }
         }
         Mode::AuthHashLine(args) => {
             let config = with_server(auth_hash_line(args)?, &server);
-            Ok(Command::Initiator {
+            Command::Initiator {
                 config,
                 options,
                 warnings: Vec::new(),
-            })
+            }
         }
         Mode::File(path) => {
             let provisioning =
                 parse_provisioning_file(path).map_err(|e| UsageError::new(e.to_string()))?;
-            Ok(from_provisioning(provisioning, options, &server))
+            from_provisioning(provisioning, options, &server)
         }
         Mode::Blob(blob) => {
             let provisioning =
                 parse_provisioning_base64(blob).map_err(|e| UsageError::new(e.to_string()))?;
-            Ok(from_provisioning(provisioning, options, &server))
+            from_provisioning(provisioning, options, &server)
         }
+        other => return other_command(other, p.json, p.user, p.label, options, server),
+    };
+    with_accept_key(command, accept_key)
+}
+
+/// `--accept-key` belongs to a tunnel (an initiator), never to a target.
+fn with_accept_key(command: Command, accept_key: Option<String>) -> Result<Command, UsageError> {
+    match (command, accept_key) {
+        (
+            Command::Initiator {
+                mut config,
+                options,
+                warnings,
+            },
+            accept,
+        ) => {
+            config.accept_key = accept;
+            Ok(Command::Initiator {
+                config,
+                options,
+                warnings,
+            })
+        }
+        (Command::Target { .. }, Some(_)) => Err(UsageError::new(
+            "--accept-key applies to a tunnel, not to a target file",
+        )),
+        (command, _) => Ok(command),
+    }
+}
+
+/// `--fingerprint`, alone or with an initiator or target file.
+fn fingerprint_of(p: Parsed<'_>) -> Result<Command, UsageError> {
+    let provisioning = match p.mode {
+        None => {
+            return Ok(Command::Fingerprint {
+                key: KeyOwner::Initiator(None),
+            })
+        }
+        Some(Mode::File(path)) => {
+            parse_provisioning_file(path).map_err(|e| UsageError::new(e.to_string()))?
+        }
+        Some(Mode::Blob(blob)) => {
+            parse_provisioning_base64(blob).map_err(|e| UsageError::new(e.to_string()))?
+        }
+        Some(other) => {
+            return Err(UsageError::new(format!(
+                "--fingerprint takes a provisioning file (-f or -e) or nothing, not {}",
+                other.flag()
+            )))
+        }
+    };
+    let key = match provisioning.kind {
+        ProvisioningKind::Initiator(config) => KeyOwner::Initiator(config.key_file),
+        ProvisioningKind::Target(config) => KeyOwner::Device(Box::new(config)),
+    };
+    Ok(Command::Fingerprint { key })
+}
+
+/// The commands that run neither a tunnel nor a target.
+fn other_command(
+    mode: Mode<'_>,
+    json: bool,
+    user: Option<&str>,
+    label: Option<&str>,
+    options: RunOptions,
+    server: ServerChoice,
+) -> Result<Command, UsageError> {
+    match mode {
         Mode::SelfTest => Ok(Command::SelfTest {
             server,
-            json: p.json,
+            json,
             options,
         }),
         Mode::IssueAuthHash => {
-            let user = p.user.ok_or_else(|| {
+            let user = user.ok_or_else(|| {
                 UsageError::new("--auth-hash needs the account: --auth-hash --user NAME")
             })?;
             Ok(Command::AuthHash {
                 user: user.to_string(),
-                label: p.label.map(str::to_string),
+                label: label.map(str::to_string),
                 server,
                 options,
             })
+        }
+        Mode::Password(_) | Mode::AuthHashLine(_) | Mode::File(_) | Mode::Blob(_) => {
+            unreachable!("tunnels and targets are built by the caller")
         }
     }
 }
@@ -553,6 +658,9 @@ fn common_fields(user: String, args: &[String]) -> Result<InitiatorConfig, Usage
         restrict_ip: None,
         lifetime_min: 0,
         idle_limit_sec: 0,
+        key_file: None,
+        device_key: None,
+        accept_key: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! connectd's command line, a provisioning file, the C ABI's JSON and the cmdlets' parameters.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use p2p_proto::control::Credential;
 use p2p_proto::{EncryptionMode, Uid};
@@ -76,6 +77,19 @@ pub struct InitiatorConfig {
     /// End the tunnel after this many seconds without traffic (0 = never).
     #[serde(default)]
     pub idle_limit_sec: u32,
+    /// This installation's static key for end-to-end sessions (created on first use, owner-only);
+    /// `None`: the default path in the user's configuration directory. The pins (`known_devices`)
+    /// live beside it.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The device's key as its owner read it on the device (`SHA256:...` fingerprint or the base64
+    /// key): pinned before the first connection, so even that one need not trust the server.
+    #[serde(default)]
+    pub device_key: Option<String>,
+    /// The fingerprint of a device's new key, after its owner checked it on the device: replaces the
+    /// pin once the device proves that key.
+    #[serde(default)]
+    pub accept_key: Option<String>,
 }
 
 /// The default bind address of an initiator and destination of a target.
@@ -101,6 +115,10 @@ pub struct TargetConfig {
     /// connectd's application type (ssh 28, web 7, https 33, vnc 4, rdp 5, tcp 1, smb 34).
     #[serde(default = "tcp_app")]
     pub application_type: u16,
+    /// The device's static key for end-to-end sessions (created on first use, owner-only); `None`:
+    /// the default path for this UID in the user's configuration directory.
+    #[serde(default)]
+    pub device_key_file: Option<PathBuf>,
 }
 
 /// connectd's application type when none is given: plain TCP.
@@ -141,6 +159,9 @@ impl std::fmt::Debug for InitiatorConfig {
             restrict_ip,
             lifetime_min,
             idle_limit_sec,
+            key_file,
+            device_key,
+            accept_key,
         } = self;
         f.debug_struct("InitiatorConfig")
             .field("name", name)
@@ -158,6 +179,9 @@ impl std::fmt::Debug for InitiatorConfig {
             .field("restrict_ip", restrict_ip)
             .field("lifetime_min", lifetime_min)
             .field("idle_limit_sec", idle_limit_sec)
+            .field("key_file", key_file)
+            .field("device_key", device_key)
+            .field("accept_key", accept_key)
             .finish()
     }
 }
@@ -172,6 +196,7 @@ impl std::fmt::Debug for TargetConfig {
             proxy_dest_ip,
             proxy_dest_port,
             application_type,
+            device_key_file,
         } = self;
         f.debug_struct("TargetConfig")
             .field("uid", uid)
@@ -181,6 +206,7 @@ impl std::fmt::Debug for TargetConfig {
             .field("proxy_dest_ip", proxy_dest_ip)
             .field("proxy_dest_port", proxy_dest_port)
             .field("application_type", application_type)
+            .field("device_key_file", device_key_file)
             .finish()
     }
 }

@@ -18,12 +18,14 @@ pub enum ExitCode {
     ProxyPortBind = 17,
     PeerClosed = 20,
     P2pFailed = 21,
+    /// Not one of connectd's: the device proved another key than the pinned one (end-to-end mode).
+    PeerKeyMismatch = 23,
     Unknown = 25,
     ConsoleExit = 30,
 }
 
 impl ExitCode {
-    pub const ALL: [ExitCode; 17] = [
+    pub const ALL: [ExitCode; 18] = [
         ExitCode::Ok,
         ExitCode::LifetimeEnded,
         ExitCode::ShutdownPacket,
@@ -39,6 +41,7 @@ impl ExitCode {
         ExitCode::ProxyPortBind,
         ExitCode::PeerClosed,
         ExitCode::P2pFailed,
+        ExitCode::PeerKeyMismatch,
         ExitCode::Unknown,
         ExitCode::ConsoleExit,
     ];
@@ -65,6 +68,7 @@ impl ExitCode {
             ExitCode::ProxyPortBind => "proxy port bind failed",
             ExitCode::PeerClosed => "peer closed or timed out",
             ExitCode::P2pFailed => "P2P failed",
+            ExitCode::PeerKeyMismatch => "the device's key is not the pinned one",
             ExitCode::Unknown => "unknown error",
             ExitCode::ConsoleExit => "console exit",
         }

@@ -757,6 +757,7 @@ mod tests {
         let big = ClientMsg::Login {
             user: "u".repeat(MAX_MESSAGE),
             credential: Credential::Password("p".into()),
+            initiator_key: None,
         };
         let e = c.send(&big).await.unwrap_err();
         assert!(matches!(e, LinkError::TooLarge { .. }), "{e}");

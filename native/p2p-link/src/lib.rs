@@ -1,5 +1,6 @@
 //! What both ends of RemoteItP2P share: the control channel (framing, the Noise `NK` handshake, the
-//! connection and its read and write halves), the server key helpers, UDP socket set-up and the clock.
+//! connection and its read and write halves), the server key helpers, key files with owner-only
+//! permissions (`key_file`), UDP socket set-up and the clock.
 //!
 //! The client's driver (`p2p-net`) and the server (`p2p-server`) each build on this crate and map its
 //! [`LinkError`] into their own errors, so the server links none of the client's machinery (port mapping,
@@ -12,6 +13,7 @@
 pub mod clock;
 pub mod control_channel;
 mod error;
+pub mod key_file;
 #[allow(unsafe_code)]
 pub mod udp_socket;
 

@@ -78,6 +78,7 @@ mod tests {
         let big = ClientMsg::Login {
             user: "u".repeat(MAX_MESSAGE),
             credential: Credential::Password("p".into()),
+            initiator_key: None,
         };
         assert_eq!(
             c.send(&big).await.unwrap_err().kind,

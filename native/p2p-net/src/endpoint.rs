@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use p2p_proto::session::{
-    CloseReason, Event, PathKind as ProtoPath, ReadResult, Session, SessionConfig, SessionStats,
-    StreamId, OPENING_TTL,
+    CloseReason, Event, PathKind as ProtoPath, PeerKeys, ReadResult, Session, SessionConfig,
+    SessionStats, StreamId, OPENING_TTL,
 };
-use p2p_proto::wire::{self, Kind, RelayBind, Role};
+use p2p_proto::wire::{self, Kind, RelayAuth, RelayBind, Role};
 use p2p_proto::EncryptionMode;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
@@ -40,22 +40,15 @@ pub struct SessionSpec {
     pub session_secret: [u8; 32],
     pub relay: SocketAddr,
     pub relay_token: [u8; 16],
+    /// The relay takes authenticated binds and releases (the grant said so).
+    pub relay_auth: bool,
     pub max_outstanding: Option<u32>,
     /// Target side: where each stream the initiator opens is forwarded.
     pub forward_to: Option<SocketAddr>,
+    /// The end-to-end handshake's keys (mode 3 with device keys).
+    pub peer_keys: Option<PeerKeys>,
     pub notices: mpsc::UnboundedSender<Notice>,
     pub stats: Arc<Mutex<Option<SessionStats>>>,
-}
-
-impl SessionSpec {
-    /// This peer's relay binding: sent as `RelayBind` (bind, keepalive) and `RelayRelease` (ended).
-    fn relay_bind(&self) -> RelayBind {
-        RelayBind {
-            session_id: self.session_id,
-            role: self.role,
-            token: self.relay_token,
-        }
-    }
 }
 
 /// What an endpoint tells the owner of a session.
@@ -212,9 +205,38 @@ struct SessionSlot {
     next_stats: Instant,
     /// Hard side of hard-NAT traversal: the sockets that opened extra mappings toward the peer.
     extra: ExtraPorts,
+    /// The counter of the last authenticated relay message sent.
+    relay_counter: u64,
 }
 
 impl SessionSlot {
+    /// This peer's next message to the relay: a bind (also the keepalive) or, with `release`, the
+    /// session's end. With a MAC and the next counter when the grant says the relay takes that form
+    /// (the token then never crosses the network); with the token in clear for an older server.
+    fn relay_message(&mut self, release: bool) -> Vec<u8> {
+        let spec = &self.spec;
+        if spec.relay_auth {
+            self.relay_counter += 1;
+            return RelayAuth {
+                session_id: spec.session_id,
+                role: spec.role,
+                counter: self.relay_counter,
+                release,
+            }
+            .encode(&spec.relay_token);
+        }
+        let bind = RelayBind {
+            session_id: spec.session_id,
+            role: spec.role,
+            token: spec.relay_token,
+        };
+        if release {
+            bind.encode_release()
+        } else {
+            bind.encode()
+        }
+    }
+
     /// Hands the session's figures at `now` to its owner.
     fn publish_stats(&self, now: Instant) {
         *self.spec.stats.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -320,7 +342,7 @@ impl EndpointTask {
             }
             if slot.next_bind <= now {
                 // A lost bind is repeated on the next tick: no need to wait for the socket.
-                let _ = io.try_send_to(&slot.spec.relay_bind().encode(), slot.spec.relay);
+                let _ = io.try_send_to(&slot.relay_message(false), slot.spec.relay);
                 slot.next_bind = now
                     + if slot.bind_acked {
                         BIND_REFRESH
@@ -423,7 +445,7 @@ impl EndpointTask {
             return;
         };
         match kind {
-            Kind::Data(_) | Kind::Handshake(_) => {
+            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_) => {
                 let Some(id) = wire::peek_session_id(data) else {
                     return;
                 };
@@ -552,7 +574,8 @@ impl EndpointTask {
         let relay = self.relay_override.unwrap_or(spec.relay);
         cfg.relay = Some(relay);
         cfg.max_outstanding = spec.max_outstanding;
-        let mut random = [0u8; 64];
+        cfg.peer_keys = spec.peer_keys.clone();
+        let mut random = [0u8; p2p_proto::session::SESSION_RANDOM_LEN];
         if getrandom::getrandom(&mut random).is_err() {
             log::error!("no operating-system randomness: session refused");
             let _ = spec
@@ -578,6 +601,7 @@ impl EndpointTask {
                 next_bind: now,
                 next_stats: now,
                 extra: ExtraPorts::default(),
+                relay_counter: 0,
             },
         );
     }
@@ -723,8 +747,8 @@ fn usable_candidates(local: SocketAddr, candidates: &[SocketAddr]) -> Vec<Socket
 
 /// Tells the relay the session ended so it frees the session (and its user's place) at once instead
 /// of after its idle timeout. Twice, as a lost datagram only delays that; best effort, no answer.
-fn release_relay(io: &UdpIo, slot: &SessionSlot) {
-    let release = slot.spec.relay_bind().encode_release();
+fn release_relay(io: &UdpIo, slot: &mut SessionSlot) {
+    let release = slot.relay_message(true);
     for _ in 0..2 {
         let _ = io.try_send_to(&release, slot.spec.relay);
     }

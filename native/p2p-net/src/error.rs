@@ -41,6 +41,7 @@ error_kinds! {
     PortInUse => "PortInUse",
     PeerTimeout => "PeerTimeout",
     P2pFailed => "P2PFailed",
+    PeerKeyMismatch => "PeerKeyMismatch",
     LimitReached => "LimitReached",
     Internal => "Internal",
 }

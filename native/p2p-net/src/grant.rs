@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use p2p_proto::control::SessionGrant;
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::{EncryptionMode, Uid};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +21,10 @@ pub struct ParsedGrant {
     pub relay: SocketAddr,
     /// The initiator's user name.
     pub user: String,
+    /// The other peer's static public key as the server introduced it (none: it has no key).
+    pub peer_key: Option<PublicStaticKey>,
+    /// The relay takes authenticated binds and releases.
+    pub relay_auth: bool,
 }
 
 impl fmt::Debug for ParsedGrant {
@@ -31,6 +36,7 @@ impl fmt::Debug for ParsedGrant {
             .field("mode", &self.mode)
             .field("relay", &self.relay)
             .field("user", &self.user)
+            .field("peer_key", &self.peer_key.map(|k| k.fingerprint()))
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +57,14 @@ impl ParsedGrant {
         } else {
             grant.relay_addr
         };
+        let peer_key = grant
+            .peer_key
+            .as_deref()
+            .map(|k| {
+                PublicStaticKey::from_base64(k)
+                    .ok_or_else(|| malformed("the peer key is not base64 of 32 bytes"))
+            })
+            .transpose()?;
         Ok(ParsedGrant {
             session_id: grant.session_id,
             uid: grant.uid,
@@ -59,6 +73,8 @@ impl ParsedGrant {
             relay_token,
             relay,
             user: grant.user.clone(),
+            peer_key,
+            relay_auth: grant.relay_auth,
         })
     }
 }
@@ -95,6 +111,8 @@ mod tests {
             relay_token: "22".repeat(16),
             relay_addr: "0.0.0.0:5959".parse().unwrap(),
             user: "bob".into(),
+            peer_key: None,
+            relay_auth: false,
         }
     }
 
@@ -137,6 +155,10 @@ mod tests {
                 "relay token has 0 bytes, expected 16",
             ),
             (|g| g.relay_addr = "0.0.0.0:0".parse().unwrap(), "port 0"),
+            (
+                |g| g.peer_key = Some("not a key".into()),
+                "peer key is not base64",
+            ),
         ];
         for (mutate, expected) in cases {
             let mut g = grant();

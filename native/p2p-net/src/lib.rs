@@ -11,6 +11,7 @@
 
 pub use p2p_link::clock;
 pub mod control_channel;
+pub mod device_trust;
 mod endpoint;
 mod error;
 mod extra_ports;

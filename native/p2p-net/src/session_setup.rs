@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use p2p_proto::session::SessionStats;
+use p2p_proto::session::{PeerKeys, SessionStats};
 use p2p_proto::wire::Role;
 use tokio::sync::mpsc;
 
@@ -106,6 +106,7 @@ pub(crate) fn add_session(
     grant: &ParsedGrant,
     max_outstanding: Option<u32>,
     forward_to: Option<SocketAddr>,
+    peer_keys: Option<PeerKeys>,
 ) -> AddedSession {
     let (notices_tx, notices) = mpsc::unbounded_channel();
     let stats = SharedStats::default();
@@ -116,8 +117,10 @@ pub(crate) fn add_session(
         session_secret: grant.session_secret,
         relay: grant.relay,
         relay_token: grant.relay_token,
+        relay_auth: grant.relay_auth,
         max_outstanding,
         forward_to,
+        peer_keys,
         notices: notices_tx,
         stats: stats.clone(),
     })));

@@ -124,6 +124,10 @@ pub struct TunnelStatus {
     /// session is up; `None` in modes 0-2 and before the first session.
     #[serde(default)]
     pub aead: Option<String>,
+    /// Mode 3 end to end: the fingerprint of the key the device proved (`SHA256:...`), once a
+    /// session is up; `None` in a legacy session (the device has no key) and before the first one.
+    #[serde(default)]
+    pub peer_fingerprint: Option<String>,
     pub peer_endpoint: Option<String>,
     pub session_id: Option<String>,
     /// Port of our UDP session socket (what a firewall rule or a capture needs).

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use p2p_config::TargetConfig;
 use p2p_proto::control::{ClientMsg, ServerMsg, SessionGrant};
+use p2p_proto::crypto::StaticKey;
 use p2p_proto::wire::Role;
 use tokio::sync::{mpsc, watch};
 
 use crate::control_channel::{ControlClient, ControlReadHalf, ControlWriteHalf, KEEPALIVE_EVERY};
+use crate::device_trust;
 use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grant::ParsedGrant;
@@ -54,6 +56,14 @@ impl Target {
             ));
         }
         let service = SocketAddr::new(cfg.proxy_dest_ip, cfg.proxy_dest_port);
+        let key_path = device_trust::device_key_path(cfg.device_key_file.as_deref(), cfg.uid)?;
+        let device_key = device_trust::load_key(&key_path)?;
+        log::info!(
+            "device {} key: {} ({})",
+            cfg.uid,
+            device_key.public().fingerprint(),
+            key_path.display()
+        );
         let status = TargetStatus {
             uid: cfg.uid.to_string(),
             state: TargetState::Connecting,
@@ -71,6 +81,7 @@ impl Target {
         let (stop_tx, stop_rx) = watch::channel(false);
         let daemon = Daemon {
             cfg,
+            device_key,
             servers: server,
             server_key,
             service,
@@ -164,6 +175,8 @@ enum Served {
 
 struct Daemon {
     cfg: TargetConfig,
+    /// The device's static key: the end-to-end handshake proves it to initiators.
+    device_key: StaticKey,
     servers: Arc<ServerList>,
     server_key: [u8; 32],
     service: SocketAddr,
@@ -305,6 +318,7 @@ impl Daemon {
                 secret: self.cfg.secret.clone(),
                 application_type: self.cfg.application_type,
                 local_candidates,
+                device_key: Some(self.device_key.public().to_base64()),
             })
             .await?;
         // Not `ControlClient::request`: a refusal is worded here with the UID, and only a refusal
@@ -475,8 +489,15 @@ impl Daemon {
         if !fresh {
             return ClientMsg::Accept { session_id };
         }
-        let added =
-            session_setup::add_session(&endpoint, Role::Target, &parsed, None, Some(self.service));
+        let peer_keys = device_trust::target_peer_keys(&self.device_key, parsed.peer_key);
+        let added = session_setup::add_session(
+            &endpoint,
+            Role::Target,
+            &parsed,
+            None,
+            Some(self.service),
+            Some(peer_keys),
+        );
         if !added.accepted {
             lock(&self.sessions).remove(&session_id);
             return reject("the device's UDP endpoint has ended".into());
@@ -546,6 +567,10 @@ mod tests {
             proxy_dest_ip: "127.0.0.1".parse().unwrap(),
             proxy_dest_port: 22,
             application_type: 28,
+            device_key_file: Some(
+                std::env::temp_dir()
+                    .join(format!("p2p-net-target-test-{}.key", std::process::id())),
+            ),
         }
     }
 

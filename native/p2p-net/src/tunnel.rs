@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use p2p_config::{AutoConnect, InitiatorConfig};
 use p2p_proto::control::{ClientMsg, ServerMsg};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::session::{CloseReason, PathKind as ProtoPath, SessionStats};
 use p2p_proto::wire::Role;
+use p2p_proto::{EncryptionMode, Uid};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::control_channel::ControlClient;
+use crate::device_trust::{self, Expectation, InitiatorTrust};
 use crate::endpoint::{Command, Endpoint, Notice};
 use crate::error::{Error, ErrorKind};
 use crate::grant::ParsedGrant;
@@ -106,6 +109,7 @@ impl Tunnel {
             path_family: None,
             encryption: cfg.encryption.name().to_string(),
             aead: None,
+            peer_fingerprint: None,
             peer_endpoint: None,
             session_id: None,
             local_udp_port: None,
@@ -120,6 +124,12 @@ impl Tunnel {
             reconnect_attempts: 0,
             last_error: None,
         };
+        let trust = InitiatorTrust::load(
+            cfg.key_file.as_deref(),
+            cfg.device_key.as_deref(),
+            cfg.accept_key.as_deref(),
+        )?;
+        log::info!("this installation's key: {}", trust.public().fingerprint());
         let (status_tx, status_rx) = watch::channel(status);
         let (stop_tx, stop_rx) = watch::channel(false);
         let counters = Arc::new(Mutex::new(Counters::default()));
@@ -127,6 +137,7 @@ impl Tunnel {
             cfg,
             servers: server,
             server_key,
+            trust,
             status: status_tx,
             counters: counters.clone(),
         };
@@ -195,6 +206,8 @@ struct ActiveSession {
     /// The router's mapping of this session's UDP port (a candidate the peer may reach us on), deleted
     /// when the session ends.
     port_mapper: Option<PortMapper>,
+    /// End to end: what the device must prove, and the pin to write once it did.
+    expectation: Option<Expectation>,
 }
 
 impl ActiveSession {
@@ -239,6 +252,8 @@ struct TunnelDriver {
     cfg: InitiatorConfig,
     servers: Arc<ServerList>,
     server_key: [u8; 32],
+    /// This installation's key and its pins of device keys.
+    trust: InitiatorTrust,
     status: watch::Sender<TunnelStatus>,
     counters: Arc<Mutex<Counters>>,
 }
@@ -414,12 +429,14 @@ impl TunnelDriver {
         let grant = self
             .ask_for_session(&mut control, server_addr, local_candidates)
             .await?;
+        let expectation = self.expectation(&grant)?;
         let added = session_setup::add_session(
             &endpoint,
             Role::Initiator,
             &grant,
             self.cfg.max_outstanding,
             None,
+            expectation.as_ref().map(|e| self.trust.peer_keys(e)),
         );
         lock(&self.counters).live = Some(added.stats.clone());
         self.set(|s| {
@@ -434,7 +451,25 @@ impl TunnelDriver {
             control: crate::control_channel::spawn_reader(control),
             stats: added.stats,
             port_mapper,
+            expectation,
         })
+    }
+
+    /// Whether the session runs end to end, and which device key it expects (docs/E2E-TRUST.md):
+    /// mode 3 with a pin or a key the server introduced. A pinned device the server introduces
+    /// without a key is refused here, before any packet.
+    fn expectation(&self, grant: &ParsedGrant) -> Result<Option<Expectation>> {
+        if grant.mode != EncryptionMode::ChaCha20Poly1305 {
+            return Ok(None);
+        }
+        let expectation = self.trust.expectation(grant.uid, grant.peer_key)?;
+        if expectation.is_none() {
+            log::warn!(
+                "device {} has no key: this session uses the legacy handshake, which the server could read",
+                grant.uid
+            );
+        }
+        Ok(expectation)
     }
 
     /// Opens the control connection and logs in.
@@ -447,6 +482,7 @@ impl TunnelDriver {
         let login = ClientMsg::Login {
             user: self.cfg.user.clone(),
             credential,
+            initiator_key: Some(self.trust.public().to_base64()),
         };
         match control.request(&login).await? {
             ServerMsg::LoginOk { .. } => {}
@@ -542,7 +578,11 @@ impl TunnelDriver {
             }
             Some(Notice::Closed(reason)) => {
                 let relay_lost = progress.relayed && progress.server_gone;
-                return Some(Outcome::Lost(close_error(&reason, relay_lost)));
+                return Some(Outcome::Lost(close_error(
+                    &reason,
+                    relay_lost,
+                    self.cfg.device_id,
+                )));
             }
             Some(_) => {}
             None => {
@@ -567,10 +607,14 @@ impl TunnelDriver {
         let reconnect = run.connected_once;
         run.connected_once = true;
         // The endpoint published the figures before telling us.
-        let aead = lock(&session.stats).as_ref().and_then(|st| st.aead);
+        let (aead, peer_key) = lock(&session.stats)
+            .as_ref()
+            .map_or((None, None), |st| (st.aead, st.peer_key));
+        self.note_peer_key(session, peer_key);
         self.set(|s| {
             s.state = TunnelState::Connected;
             s.aead = aead.map(|a| a.name().to_string());
+            s.peer_fingerprint = peer_key.map(|k| k.fingerprint().to_string());
             s.peer_silent_ms = Some(0);
             s.path = Some(PathKind::Relayed);
             s.path_family = None;
@@ -590,6 +634,22 @@ impl TunnelDriver {
         // Oldest first.
         for (tcp, _) in run.local.waiting.drain(..) {
             session.open_stream(tcp);
+        }
+    }
+
+    /// End to end: logs the key the device proved and pins it on first use (or after an accepted
+    /// rotation).
+    fn note_peer_key(&self, session: &ActiveSession, proved: Option<PublicStaticKey>) {
+        let (Some(expectation), Some(proved)) = (&session.expectation, proved) else {
+            return;
+        };
+        let uid = self.cfg.device_id;
+        match expectation.pin_after {
+            Some((key, how)) if key == proved => match self.trust.pin(uid, key, how) {
+                Ok(()) => log::info!("peer key {} (new pin, {how})", key.fingerprint()),
+                Err(e) => log::warn!("peer key {}: {e}", key.fingerprint()),
+            },
+            _ => log::info!("peer key {} (pinned)", proved.fingerprint()),
         }
     }
 
@@ -789,7 +849,7 @@ fn is_transient(kind: ErrorKind) -> bool {
 
 /// What ended a session, in the user's words. `relay_lost`: the session was relayed and the server's
 /// control connection had closed, so the relay (not the device) most likely went away.
-fn close_error(reason: &CloseReason, relay_lost: bool) -> Error {
+fn close_error(reason: &CloseReason, relay_lost: bool, uid: Uid) -> Error {
     match reason {
         CloseReason::IdleTimeout if relay_lost => Error::new(
             ErrorKind::PeerTimeout,
@@ -809,6 +869,7 @@ fn close_error(reason: &CloseReason, relay_lost: bool) -> Error {
             format!("the device closed the session: {text}"),
         ),
         CloseReason::Local => Error::new(ErrorKind::PeerTimeout, "the session was closed"),
+        CloseReason::PeerRefused(refused) => device_trust::refused_error(uid, refused),
     }
 }
 

@@ -25,6 +25,8 @@ const UID: &str = "80:00:00:00:01:00:0A:C2";
 #[derive(Default)]
 struct Shared {
     target: Option<(mpsc::UnboundedSender<ServerMsg>, Vec<SocketAddr>)>,
+    /// The key the target registered with: introduced to the initiator, as the real server does.
+    device_key: Option<String>,
     accepts: HashMap<u64, oneshot::Sender<()>>,
 }
 
@@ -73,7 +75,7 @@ async fn run_relay(socket: UdpSocket) {
                         .await;
                 }
             }
-            Ok(Kind::Data(role)) | Ok(Kind::Handshake(role)) => {
+            Ok(Kind::Data(role)) | Ok(Kind::Handshake(role)) | Ok(Kind::PeerHandshake(role)) => {
                 if let Some(id) = wire::peek_session_id(d) {
                     if let Some(dst) = bound.get(&(id, role.peer())) {
                         let _ = socket.send_to(d, *dst).await;
@@ -95,8 +97,10 @@ async fn serve(
         Ok(ClientMsg::Register {
             uid,
             local_candidates,
+            device_key,
             ..
         }) => {
+            shared.lock().unwrap().device_key = device_key;
             // Known before `Registered` is sent: the test connects as soon as the target says it
             // is registered, and a Connect arriving first found no target.
             let (tx, mut rx) = mpsc::unbounded_channel();
@@ -124,7 +128,11 @@ async fn serve(
                 }
             }
         }
-        Ok(ClientMsg::Login { user, .. }) => {
+        Ok(ClientMsg::Login {
+            user,
+            initiator_key,
+            ..
+        }) => {
             conn.send(&ServerMsg::LoginOk { user: user.clone() })
                 .await
                 .unwrap();
@@ -147,6 +155,8 @@ async fn serve(
                 relay_token: "a5".repeat(16),
                 relay_addr: relay,
                 user,
+                peer_key: initiator_key,
+                relay_auth: false,
             };
             let (accepted_tx, accepted) = oneshot::channel();
             let (target, target_candidates) = {
@@ -159,6 +169,12 @@ async fn serve(
                 .await
                 .unwrap()
                 .unwrap();
+            let device_key = shared.lock().unwrap().device_key.clone();
+            let grant = SessionGrant {
+                peer_key: device_key,
+                relay_auth: false,
+                ..grant
+            };
             conn.send(&ServerMsg::Session(grant)).await.unwrap();
             let (to_initiator, to_target) = if punch {
                 (target_candidates, local_candidates)
@@ -201,7 +217,9 @@ async fn echo_service() -> SocketAddr {
     addr
 }
 
-async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel) {
+/// A target and a tunnel, with their device keys in `keys`.
+async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
     let server = fake_server(punch).await;
     let service = echo_service().await;
     let uid: Uid = UID.parse().unwrap();
@@ -213,6 +231,7 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel) {
         proxy_dest_ip: service.ip(),
         proxy_dest_port: service.port(),
         application_type: 1,
+        device_key_file: Some(keys.path().join("device.key")),
     })
     .await
     .unwrap();
@@ -229,6 +248,7 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel) {
         "server_key": server.key_b64,
         "local_port": 0,
         "encryption": mode,
+        "key_file": keys.path().join("initiator.key"),
     }))
     .unwrap();
     let tunnel = Tunnel::start(cfg).await.unwrap();
@@ -242,7 +262,7 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel) {
     .unwrap()
     .clone();
     assert_eq!(s.state, TunnelState::Connected, "{s:?}");
-    (target, tunnel)
+    (target, tunnel, keys)
 }
 
 /// Sends `len` pseudo-random bytes through the tunnel, half-closes, and checks the echo.
@@ -269,7 +289,7 @@ async fn echo_through(local: SocketAddr, len: usize, seed: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_flow_through_a_direct_session_with_half_close() {
-    let (target, tunnel) = start_pair(true, EncryptionMode::ChaCha20Poly1305).await;
+    let (target, tunnel, _keys) = start_pair(true, EncryptionMode::ChaCha20Poly1305).await;
     echo_through(tunnel.local_addr(), 1 << 20, 1).await;
     // Punching on loopback succeeds at once: the session moves to the direct path (goal: within 3 s).
     let mut w = tunnel.watch();
@@ -293,6 +313,12 @@ async fn bytes_flow_through_a_direct_session_with_half_close() {
         st.session_id.is_some() && st.local_udp_port.is_some(),
         "{st:?}"
     );
+    // Mode 3 with keys on both sides ran end to end: the tunnel saw the device's own key.
+    let device_key = p2p_net::device_trust::load_key(&_keys.path().join("device.key")).unwrap();
+    assert_eq!(
+        st.peer_fingerprint,
+        Some(device_key.public().fingerprint().to_string())
+    );
     assert_eq!(target.status().sessions_total, 1);
     tunnel.stop().await;
     assert_eq!(tunnel.status().state, TunnelState::Stopped);
@@ -315,7 +341,7 @@ async fn without_candidates_the_session_runs_through_the_relay() {
         EncryptionMode::Rc4,
         EncryptionMode::Xxtea,
     ] {
-        let (target, tunnel) = start_pair(false, mode).await;
+        let (target, tunnel, _keys) = start_pair(false, mode).await;
         echo_through(tunnel.local_addr(), 200 * 1024, 7).await;
         let st = tunnel.status();
         assert_eq!(st.path, Some(PathKind::Relayed), "{st:?}");
@@ -332,7 +358,7 @@ async fn without_candidates_the_session_runs_through_the_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_counters_are_fresh_while_running_and_exact_after_stop() {
     const MIB: usize = 1 << 20;
-    let (target, tunnel) = start_pair(true, EncryptionMode::ChaCha20Poly1305).await;
+    let (target, tunnel, _keys) = start_pair(true, EncryptionMode::ChaCha20Poly1305).await;
     echo_through(tunnel.local_addr(), 8 * MIB, 3).await;
     // The echo is back, so every byte was counted both ways: one refresh later the status shows it.
     tokio::time::sleep(p2p_net::status::COUNTER_REFRESH * 2).await;

@@ -19,6 +19,8 @@ fn grant(secret: &str, token: &str) -> SessionGrant {
         relay_token: token.into(),
         relay_addr: "0.0.0.0:5959".parse().unwrap(),
         user: "bob".into(),
+        peer_key: None,
+        relay_auth: false,
     }
 }
 

@@ -43,6 +43,10 @@ pub enum ClientMsg {
     Login {
         user: String,
         credential: Credential,
+        /// This installation's static public key (base64), for the end-to-end handshake: the server
+        /// hands it to the targets this login connects to. Absent from clients without keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        initiator_key: Option<String>,
     },
     /// Initiator (after `Login`): issue a revocable auth hash for this user on this server.
     CreateAuthHash {
@@ -62,6 +66,10 @@ pub enum ClientMsg {
         application_type: u16,
         /// Host candidates of the target's UDP socket.
         local_candidates: Vec<SocketAddr>,
+        /// The device's static public key (base64), for the end-to-end handshake: the server hands
+        /// it to initiators connecting to this device. Absent from targets without keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_key: Option<String>,
     },
     /// Target: answer to `Incoming`.
     Accept {
@@ -116,10 +124,15 @@ pub enum ServerMsg {
 impl std::fmt::Debug for ClientMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientMsg::Login { user, credential } => f
+            ClientMsg::Login {
+                user,
+                credential,
+                initiator_key,
+            } => f
                 .debug_struct("Login")
                 .field("user", user)
                 .field("credential", credential)
+                .field("initiator_key", initiator_key)
                 .finish(),
             ClientMsg::CreateAuthHash { label } => f
                 .debug_struct("CreateAuthHash")
@@ -140,12 +153,14 @@ impl std::fmt::Debug for ClientMsg {
                 secret: _,
                 application_type,
                 local_candidates,
+                device_key,
             } => f
                 .debug_struct("Register")
                 .field("uid", uid)
                 .field("secret", &"<redacted>")
                 .field("application_type", application_type)
                 .field("local_candidates", local_candidates)
+                .field("device_key", device_key)
                 .finish(),
             ClientMsg::Accept { session_id } => f
                 .debug_struct("Accept")
@@ -212,6 +227,15 @@ pub struct SessionGrant {
     pub relay_addr: SocketAddr,
     /// Initiator's user name (for the target's log).
     pub user: String,
+    /// The other peer's static public key (base64) as the server knows it: in `Session` the device's,
+    /// in `Incoming` the initiator's. Absent when that peer has no key (an older client). A hint:
+    /// each side checks the key the peer proves against what it trusts (docs/E2E-TRUST.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_key: Option<String>,
+    /// The relay takes authenticated binds and releases (`RelayBindAuth`, `RelayReleaseAuth`), so the
+    /// peer never sends its token on UDP. False (absent) from an older server: the clear form.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay_auth: bool,
 }
 
 impl std::fmt::Debug for SessionGrant {
@@ -222,6 +246,7 @@ impl std::fmt::Debug for SessionGrant {
             .field("mode", &self.mode)
             .field("relay_addr", &self.relay_addr)
             .field("user", &self.user)
+            .field("peer_key", &self.peer_key)
             .finish_non_exhaustive()
     }
 }
@@ -264,6 +289,7 @@ mod tests {
         let m = ClientMsg::Login {
             user: "u".into(),
             credential: c,
+            initiator_key: None,
         };
         assert!(!format!("{m:?}").contains("sup3r"));
         let r = ClientMsg::Register {
@@ -271,6 +297,7 @@ mod tests {
             secret: "devsekret".into(),
             application_type: 28,
             local_candidates: vec![],
+            device_key: None,
         };
         assert!(!format!("{r:?}").contains("devsekret"));
         let h = ServerMsg::AuthHash {

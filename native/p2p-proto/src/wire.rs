@@ -57,12 +57,19 @@ pub enum Kind {
     Data(Role),
     /// Peer handshake (0x12 from the initiator, 0x13 from the target).
     Handshake(Role),
+    /// End-to-end peer handshake between the peers' static keys (0x14 from the initiator: its first
+    /// and third messages; 0x15 from the target), `crypto::PeerHandshake`.
+    PeerHandshake(Role),
     /// Peer to server: bind this socket's address to a session on the relay (0x20).
     RelayBind,
     /// Server to peer: the bind was accepted (0x21).
     RelayBindAck,
     /// Peer to server: the session ended, forget it now (0x22; same layout as `RelayBind`).
     RelayRelease,
+    /// `RelayBind` proving the token by a MAC with a counter instead of carrying it (0x23, [`RelayAuth`]).
+    RelayBindAuth,
+    /// `RelayRelease` in the same form (0x24).
+    RelayReleaseAuth,
     /// Peer to server: what address do you see me as? (0x30)
     ProbeRequest,
     /// Server to peer: the answer (0x31).
@@ -74,9 +81,12 @@ impl Kind {
         match self {
             Kind::Data(r) => 0x10 | r.bit(),
             Kind::Handshake(r) => 0x12 | r.bit(),
+            Kind::PeerHandshake(r) => 0x14 | r.bit(),
             Kind::RelayBind => 0x20,
             Kind::RelayBindAck => 0x21,
             Kind::RelayRelease => 0x22,
+            Kind::RelayBindAuth => 0x23,
+            Kind::RelayReleaseAuth => 0x24,
             Kind::ProbeRequest => 0x30,
             Kind::ProbeResponse => 0x31,
         }
@@ -85,16 +95,22 @@ impl Kind {
         Some(match b {
             0x10 | 0x11 => Kind::Data(Role::from_bit(b)),
             0x12 | 0x13 => Kind::Handshake(Role::from_bit(b)),
+            0x14 | 0x15 => Kind::PeerHandshake(Role::from_bit(b)),
             0x20 => Kind::RelayBind,
             0x21 => Kind::RelayBindAck,
             0x22 => Kind::RelayRelease,
+            0x23 => Kind::RelayBindAuth,
+            0x24 => Kind::RelayReleaseAuth,
             0x30 => Kind::ProbeRequest,
             0x31 => Kind::ProbeResponse,
             _ => return None,
         })
     }
     pub fn is_session(self) -> bool {
-        matches!(self, Kind::Data(_) | Kind::Handshake(_))
+        matches!(
+            self,
+            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_)
+        )
     }
 }
 
@@ -212,6 +228,70 @@ impl RelayBind {
             role: Role::from_bit(d[10]),
             token: d[11..27].try_into().unwrap(),
         })
+    }
+}
+
+/// `RelayBindAuth` / `RelayReleaseAuth`: version, kind, session id (8), role (1), counter (8), MAC (16)
+/// over the first 19 bytes under the role's relay token (`crypto::relay_mac`). The token itself never
+/// travels; the counter starts at 1 and grows by one per message of the session, so the relay can refuse
+/// a replay (it accepts only a counter greater than the last it accepted for that session and role).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayAuth {
+    pub session_id: u64,
+    pub role: Role,
+    pub counter: u64,
+    /// `RelayReleaseAuth` rather than `RelayBindAuth`.
+    pub release: bool,
+}
+
+impl RelayAuth {
+    pub const LEN: usize = Self::SIGNED_LEN + crate::crypto::RELAY_MAC_LEN;
+    const SIGNED_LEN: usize = 2 + 8 + 1 + 8;
+
+    pub fn encode(&self, token: &[u8; 16]) -> Vec<u8> {
+        let kind = if self.release {
+            Kind::RelayReleaseAuth
+        } else {
+            Kind::RelayBindAuth
+        };
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(VERSION);
+        out.push(kind.to_byte());
+        out.extend_from_slice(&self.session_id.to_be_bytes());
+        out.push(self.role.bit());
+        out.extend_from_slice(&self.counter.to_be_bytes());
+        let mac = crate::crypto::relay_mac(token, &out);
+        out.extend_from_slice(&mac);
+        out
+    }
+
+    /// The fields, not yet authenticated: the relay looks up the token by session and role, then
+    /// checks with [`RelayAuth::is_signed_by`].
+    pub fn decode(d: &[u8]) -> Result<Self, WireError> {
+        let release = match peek_kind(d)? {
+            Kind::RelayBindAuth => false,
+            Kind::RelayReleaseAuth => true,
+            _ => return Err(WireError::Malformed),
+        };
+        if d.len() != Self::LEN || d[10] > 1 {
+            return Err(WireError::Malformed);
+        }
+        Ok(RelayAuth {
+            session_id: u64::from_be_bytes(d[2..10].try_into().unwrap()),
+            role: Role::from_bit(d[10]),
+            counter: u64::from_be_bytes(d[11..19].try_into().unwrap()),
+            release,
+        })
+    }
+
+    /// Whether the datagram `d` (decoded by [`RelayAuth::decode`]) carries a valid MAC under `token`.
+    pub fn is_signed_by(d: &[u8], token: &[u8; 16]) -> bool {
+        d.len() == Self::LEN
+            && crate::crypto::relay_mac_matches(
+                token,
+                &d[..Self::SIGNED_LEN],
+                &d[Self::SIGNED_LEN..],
+            )
     }
 }
 
@@ -390,6 +470,38 @@ pub fn decode_probe_response(d: &[u8]) -> Result<([u8; 12], SocketAddr), WireErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authenticated_relay_message_carries_no_token_and_its_mac_covers_every_field() {
+        let token = [0xA5u8; 16];
+        let msg = RelayAuth {
+            session_id: 0x0102_0304_0506_0708,
+            role: Role::Target,
+            counter: 9,
+            release: false,
+        };
+        let d = msg.encode(&token);
+        assert_eq!(d.len(), RelayAuth::LEN);
+        assert_eq!(peek_kind(&d), Ok(Kind::RelayBindAuth));
+        assert!(!d.windows(token.len()).any(|w| w == token));
+        assert_eq!(RelayAuth::decode(&d), Ok(msg));
+        assert!(RelayAuth::is_signed_by(&d, &token));
+        assert!(!RelayAuth::is_signed_by(&d, &[0xA4u8; 16]));
+        for i in 2..d.len() {
+            let mut changed = d.clone();
+            changed[i] ^= 0x80;
+            assert!(!RelayAuth::is_signed_by(&changed, &token), "byte {i}");
+        }
+        let release = RelayAuth {
+            release: true,
+            ..msg
+        };
+        assert_eq!(
+            peek_kind(&release.encode(&token)),
+            Ok(Kind::RelayReleaseAuth)
+        );
+        assert_eq!(RelayAuth::decode(&d[..34]), Err(WireError::Malformed));
+    }
 
     #[test]
     fn session_header_round_trips() {

@@ -71,6 +71,8 @@ fn grant() -> impl Strategy<Value = SessionGrant> {
                 relay_token,
                 relay_addr,
                 user,
+                peer_key: None,
+                relay_auth: false,
             },
         )
 }
@@ -84,7 +86,14 @@ fn client_msg() -> impl Strategy<Value = (ClientMsg, Vec<String>)> {
             } else {
                 Credential::Password(s.clone())
             };
-            (ClientMsg::Login { user, credential }, vec![s])
+            (
+                ClientMsg::Login {
+                    user,
+                    credential,
+                    initiator_key: None,
+                },
+                vec![s],
+            )
         }),
         text().prop_map(|label| (ClientMsg::CreateAuthHash { label }, vec![])),
         (uid(), mode(), addrs()).prop_map(|(uid, mode, local_candidates)| {
@@ -105,6 +114,7 @@ fn client_msg() -> impl Strategy<Value = (ClientMsg, Vec<String>)> {
                         secret: secret.clone(),
                         application_type,
                         local_candidates,
+                        device_key: None,
                     },
                     vec![secret],
                 )

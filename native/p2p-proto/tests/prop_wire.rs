@@ -50,7 +50,8 @@ fn valid_datagram() -> impl Strategy<Value = Vec<u8>> {
         (
             prop_oneof![
                 role().prop_map(Kind::Data),
-                role().prop_map(Kind::Handshake)
+                role().prop_map(Kind::Handshake),
+                role().prop_map(Kind::PeerHandshake)
             ],
             any::<u64>(),
             prop_oneof![0..=MAX_PACKET_NUMBER, Just(MAX_PACKET_NUMBER)],

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use p2p_proto::control::{ErrorCode, ServerMsg, SessionGrant};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::{EncryptionMode, Uid};
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,6 +47,8 @@ struct OnlineTarget {
     candidates: Vec<SocketAddr>,
     /// The relay address to put in its grants (as it reached this server: its address family).
     relay_addr: SocketAddr,
+    /// The static public key the target registered with (none from targets without keys).
+    device_key: Option<PublicStaticKey>,
 }
 
 struct Pending {
@@ -67,6 +70,8 @@ pub struct ConnectRequest {
     /// The user's database id: what the per-user session limit counts.
     pub user_id: i64,
     pub candidates: Vec<SocketAddr>,
+    /// The initiator's static public key from its login.
+    pub initiator_key: Option<PublicStaticKey>,
     pub initiator_tx: ControlTx,
     /// The relay address to put in the grant (as the client reached this server).
     pub relay_addr: SocketAddr,
@@ -124,11 +129,12 @@ impl Broker {
         tx: ControlTx,
         candidates: Vec<SocketAddr>,
         relay_addr: SocketAddr,
+        device_key: Option<PublicStaticKey>,
     ) -> bool {
         let mut candidates = candidates;
         candidates.truncate(relay::MAX_HOST_CANDIDATES);
         if let Some(cluster) = &self.cluster {
-            cluster.set_online(uid, conn_id, &candidates);
+            cluster.set_online(uid, conn_id, &candidates, device_key);
         }
         let old = self.inner().targets.insert(
             uid,
@@ -137,6 +143,7 @@ impl Broker {
                 tx,
                 candidates,
                 relay_addr,
+                device_key,
             },
         );
         old.is_some_and(|o| o.conn_id != conn_id)
@@ -207,8 +214,15 @@ impl Broker {
         };
         let elsewhere = self.sessions_elsewhere(req.user_id).await?;
         let session_id = self.open_on_relay(setup, &req.user, elsewhere)?;
-        // Each peer is told the relay in its own address family: the relay bridges the two.
-        let grant = |token: &[u8; 16], relay_addr: SocketAddr| SessionGrant {
+        // Each peer is told the relay in its own address family (the relay bridges the two), and is
+        // introduced with the other's key, which each checks in the handshake.
+        let device_key = match &route {
+            Route::Here(t) => t.device_key,
+            Route::Node(_, at) => at.device_key,
+        };
+        let grant = |token: &[u8; 16],
+                     relay_addr: SocketAddr,
+                     peer_key: Option<PublicStaticKey>| SessionGrant {
             session_id,
             uid,
             mode: req.mode,
@@ -216,6 +230,8 @@ impl Broker {
             relay_token: hex::encode(token),
             relay_addr,
             user: req.user.clone(),
+            peer_key: peer_key.map(|k| k.to_base64()),
+            relay_auth: true,
         };
         let result = match route {
             Route::Here(target) => {
@@ -231,7 +247,7 @@ impl Broker {
                     session_id,
                     uid,
                     &target.tx,
-                    grant(&tokens[1], target.relay_addr),
+                    grant(&tokens[1], target.relay_addr, req.initiator_key),
                     answer_rx,
                 )
                 .await
@@ -246,7 +262,7 @@ impl Broker {
                     // node's relay in the initiator's family.
                     .forward(
                         &at.node,
-                        grant(&tokens[1], req.relay_addr),
+                        grant(&tokens[1], req.relay_addr, req.initiator_key),
                         self.limits.accept_timeout,
                     )
                     .await
@@ -259,7 +275,7 @@ impl Broker {
                     req.user,
                     req.mode
                 );
-                Ok(grant(&tokens[0], req.relay_addr))
+                Ok(grant(&tokens[0], req.relay_addr, device_key))
             }
             Err(refusal) => {
                 self.inner().pending.remove(&session_id);
@@ -530,6 +546,10 @@ mod tests {
         "80:00:00:00:01:00:0A:C2".parse().unwrap()
     }
 
+    fn key(byte: u8) -> PublicStaticKey {
+        PublicStaticKey([byte; 32])
+    }
+
     fn broker(timeout_ms: u64) -> Arc<Broker> {
         broker_with(timeout_ms, RelayLimits::default())
     }
@@ -556,6 +576,7 @@ mod tests {
             user: user.into(),
             user_id,
             candidates: vec![],
+            initiator_key: None,
             initiator_tx: tx,
             relay_addr: "127.0.0.1:5959".parse().unwrap(),
         }
@@ -579,6 +600,7 @@ mod tests {
             ttx,
             vec!["10.0.0.2:4000".parse().unwrap()],
             "127.0.0.1:5959".parse().unwrap(),
+            Some(key(0xD0)),
         );
         let b2 = b.clone();
         let target = tokio::spawn(async move {
@@ -593,8 +615,17 @@ mod tests {
             g
         });
         let (itx, _irx) = mpsc::channel(4);
-        let ig = b.connect(request(itx)).await.unwrap();
+        let ig = b
+            .connect(ConnectRequest {
+                initiator_key: Some(key(0x1A)),
+                ..request(itx)
+            })
+            .await
+            .unwrap();
         let tg = target.await.unwrap();
+        // Each peer is introduced with the other's public key.
+        assert_eq!(ig.peer_key, Some(key(0xD0).to_base64()));
+        assert_eq!(tg.peer_key, Some(key(0x1A).to_base64()));
         assert_eq!(ig.session_id, tg.session_id);
         assert_eq!(ig.session_secret, tg.session_secret);
         assert_eq!(ig.session_secret.len(), 64);
@@ -607,7 +638,14 @@ mod tests {
     async fn silent_or_refusing_target_fails_and_frees_the_session() {
         let b = broker(100);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
+        b.register(
+            uid(),
+            7,
+            ttx,
+            vec![],
+            "127.0.0.1:5959".parse().unwrap(),
+            None,
+        );
         let (itx, _irx) = mpsc::channel(4);
         let e = b.connect(request(itx.clone())).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::SessionFailed);
@@ -633,7 +671,14 @@ mod tests {
     /// Registers `uid()` on connection 7 with a target that accepts every session.
     fn accepting_target(b: &Arc<Broker>) {
         let (ttx, mut trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
+        b.register(
+            uid(),
+            7,
+            ttx,
+            vec![],
+            "127.0.0.1:5959".parse().unwrap(),
+            None,
+        );
         let b2 = b.clone();
         tokio::spawn(async move {
             while let Some(msg) = trx.recv().await {
@@ -680,7 +725,14 @@ mod tests {
         let b = broker(3000);
         // A target that never answers: every session stays pending until the accept timeout.
         let (ttx, _trx) = mpsc::channel(64);
-        b.register(uid(), 7, ttx, vec![], "127.0.0.1:5959".parse().unwrap());
+        b.register(
+            uid(),
+            7,
+            ttx,
+            vec![],
+            "127.0.0.1:5959".parse().unwrap(),
+            None,
+        );
         let (itx, _irx) = mpsc::channel(64);
         let waiting: Vec<_> = (0..4)
             .map(|_| {

@@ -15,6 +15,7 @@ use p2p_link::control_channel::{ControlReadHalf, ControlServerConn, ControlWrite
 use p2p_link::udp_socket::canonical;
 use p2p_link::LinkError;
 use p2p_proto::control::{ClientMsg, Credential, ErrorCode, ServerMsg};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::Uid;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -207,6 +208,8 @@ struct Conn {
     local: Option<SocketAddr>,
     standing: Standing,
     tx: ControlTx,
+    /// The initiator's static public key from its login: handed to the targets it connects to.
+    initiator_key: Option<PublicStaticKey>,
 }
 
 enum Flow {
@@ -235,6 +238,7 @@ pub async fn serve(stream: TcpStream, ctx: Arc<ControlContext>, mut fresh: Unaut
         local,
         standing: Standing::Fresh,
         tx,
+        initiator_key: None,
     };
     log::debug!("control connection {} from {peer}", conn.id);
     read_loop(&ctx, &mut conn, &mut reader, &mut fresh, login_deadline).await;
@@ -458,7 +462,14 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
     match msg {
         ClientMsg::Ping => reply(conn, ServerMsg::Pong).await,
         ClientMsg::ProbeAddresses => probe_addresses(ctx, conn).await,
-        ClientMsg::Login { user, credential } => login(ctx, conn, &user, credential).await,
+        ClientMsg::Login {
+            user,
+            credential,
+            initiator_key,
+        } => match parse_static_key(initiator_key.as_deref()) {
+            Ok(key) => login(ctx, conn, &user, credential, key).await,
+            Err(message) => bad_request(conn, &message).await,
+        },
         ClientMsg::CreateAuthHash { label } => create_auth_hash(ctx, conn, label).await,
         ClientMsg::Connect {
             uid,
@@ -470,12 +481,26 @@ async fn handle(ctx: &ControlContext, conn: &mut Conn, msg: ClientMsg) -> Flow {
             secret,
             application_type: _,
             local_candidates,
-        } => register(ctx, conn, uid, secret, local_candidates).await,
+            device_key,
+        } => match parse_static_key(device_key.as_deref()) {
+            Ok(key) => register(ctx, conn, uid, secret, local_candidates, key).await,
+            Err(message) => bad_request(conn, &message).await,
+        },
         ClientMsg::Accept { session_id } => answer(ctx, conn, session_id, Answer::Accept).await,
         ClientMsg::Reject { session_id, reason } => {
             answer(ctx, conn, session_id, Answer::Reject(reason)).await
         }
     }
+}
+
+/// A client's static public key (base64 of 32 bytes), if it sent one. The server only ever sees
+/// public keys: it records them and introduces each peer with the other's.
+fn parse_static_key(text: Option<&str>) -> Result<Option<PublicStaticKey>, String> {
+    text.map(|t| {
+        PublicStaticKey::from_base64(t)
+            .ok_or_else(|| "the static key is not base64 of 32 bytes".to_string())
+    })
+    .transpose()
 }
 
 /// Public facts (the answers to UDP probes carry them too): no login needed, and asking does not count
@@ -485,24 +510,32 @@ async fn probe_addresses(ctx: &ControlContext, conn: &Conn) -> Flow {
     reply(conn, ServerMsg::ProbeAddresses { addrs }).await
 }
 
-async fn login(ctx: &ControlContext, conn: &mut Conn, user: &str, credential: Credential) -> Flow {
+async fn login(
+    ctx: &ControlContext,
+    conn: &mut Conn,
+    user: &str,
+    credential: Credential,
+    initiator_key: Option<PublicStaticKey>,
+) -> Flow {
     if !matches!(conn.standing, Standing::Fresh) {
         return bad_request(conn, "this connection is already logged in or registered").await;
     }
     match ctx.auth.login(user, credential, conn.peer.ip()).await {
         Ok(logged_in) => {
             log::info!(
-                "user '{}' logged in from {} ({})",
+                "user '{}' logged in from {} ({}{})",
                 logged_in.name,
                 conn.peer,
                 if logged_in.by_password {
                     "password"
                 } else {
                     "auth hash"
-                }
+                },
+                key_note(initiator_key.as_ref())
             );
             ctx.metrics.login(logged_in.by_password);
             let name = logged_in.name.clone();
+            conn.initiator_key = initiator_key;
             conn.standing = Standing::Initiator(logged_in);
             reply(conn, ServerMsg::LoginOk { user: name }).await
         }
@@ -578,6 +611,7 @@ async fn grant_session(
             user: user.to_string(),
             user_id,
             candidates: local_candidates,
+            initiator_key: conn.initiator_key,
             initiator_tx: conn.tx.clone(),
             relay_addr: ctx.relay_addr_for(conn.local),
         })
@@ -605,6 +639,7 @@ async fn register(
     uid: Uid,
     secret: String,
     candidates: Vec<SocketAddr>,
+    device_key: Option<PublicStaticKey>,
 ) -> Flow {
     let registered = match &conn.standing {
         Standing::Initiator(_) => {
@@ -630,10 +665,12 @@ async fn register(
         conn.tx.clone(),
         candidates,
         ctx.relay_addr_for(conn.local),
+        device_key,
     );
     log::info!(
-        "device {uid} registered from {}{}",
+        "device {uid} registered from {}{}{}",
         conn.peer,
+        key_note(device_key.as_ref()),
         if replaced {
             " (replacing an older registration)"
         } else {
@@ -649,6 +686,15 @@ async fn register(
         standing => *standing = Standing::Target(vec![uid]),
     }
     reply(conn, ServerMsg::Registered { uid }).await
+}
+
+/// How a log line names a client's key: its fingerprint, or that it has none (no end-to-end
+/// sessions with it).
+fn key_note(key: Option<&PublicStaticKey>) -> String {
+    match key {
+        Some(k) => format!(", key {}", k.fingerprint()),
+        None => ", no key".to_string(),
+    }
 }
 
 async fn answer(ctx: &ControlContext, conn: &Conn, session_id: u64, answer: Answer) -> Flow {

@@ -45,41 +45,8 @@ pub fn create(data_dir: &Path) -> Result<[u8; 32]> {
     Ok(public)
 }
 
-/// Creates a file only the owner can read (fails if it exists, so a race cannot clobber a key).
-#[cfg(unix)]
-pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-/// On other systems the file inherits the directory's ACL; keep the data directory private.
-#[cfg(not(unix))]
-pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-/// Creates a directory (and its parents) that only the owner can enter; an existing one is left as is.
-#[cfg(unix)]
-pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-}
-
-/// On other systems the directory inherits its parent's ACL.
-#[cfg(not(unix))]
-pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).create(path)
-}
+// Owner-only files and directories are made in one place for the whole product.
+pub use p2p_link::key_file::{create_private_dir, create_private_file};
 
 /// Loads the private key.
 pub fn load_private(data_dir: &Path) -> Result<Zeroizing<[u8; 32]>> {
@@ -117,22 +84,17 @@ pub fn load_public(data_dir: &Path) -> Result<[u8; 32]> {
     Ok(p2p_link::control_channel::public_key_of(&private)?)
 }
 
-#[cfg(unix)]
+/// The server only warns (a device or initiator key readable by others is refused): refusing now would
+/// stop servers that have run for years with a looser mode.
 fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!(
-                "{} is readable by other users: run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
+    if p2p_link::key_file::readable_by_others(path) {
+        log::warn!(
+            "{} is readable by other users: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
 
 #[cfg(test)]
 mod tests {

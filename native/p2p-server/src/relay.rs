@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use p2p_link::udp_socket::{canonical, is_global_ipv6};
 use p2p_proto::control::ServerMsg;
-use p2p_proto::wire::{self, Kind, RelayBind, Role};
+use p2p_proto::wire::{self, Kind, RelayAuth, RelayBind, Role};
 use p2p_proto::Uid;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -101,6 +101,9 @@ struct RelaySession {
     unreported_moves: u32,
     /// The bound addresses the last punch was sent with.
     punched: [Option<SocketAddr>; 2],
+    /// By role: the greatest counter of an authenticated bind or release accepted so far. Once a peer
+    /// used that form, its clear-token form is refused for the session (no downgrade on the path).
+    auth_counter: [Option<u64>; 2],
 }
 
 impl RelaySession {
@@ -108,6 +111,17 @@ impl RelaySession {
     fn token_matches(&self, bind: &RelayBind) -> bool {
         bool::from(bind.token.ct_eq(&self.setup.tokens[idx(bind.role)]))
     }
+}
+
+/// Why a bind or release was not taken as coming from a peer of its session.
+enum NotAuthentic {
+    Garbage,
+    UnknownSession,
+    BadToken,
+    /// An authenticated message whose counter is not above the last one accepted: a replay.
+    Replayed,
+    /// The clear-token form from a role that already sent the authenticated one.
+    Downgraded,
 }
 
 /// Garbage and traffic counters (cumulative since the start).
@@ -119,7 +133,12 @@ pub struct Counters {
     pub probes: u64,
     /// Unparseable datagrams, unknown kinds, wrong version, oversized.
     pub garbage: u64,
+    /// Binds and releases with a wrong token or MAC.
     pub bad_token: u64,
+    /// Authenticated binds and releases whose counter was not above the last accepted one.
+    pub replayed: u64,
+    /// Clear-token binds and releases from a role that already used the authenticated form.
+    pub downgrades: u64,
     pub unknown_session: u64,
     /// A session datagram from an address that is not bound for its (session, role).
     pub unbound_source: u64,
@@ -264,6 +283,7 @@ impl Relay {
                 last_move_report: None,
                 unreported_moves: 0,
                 punched: [None, None],
+                auth_counter: [None, None],
             },
         );
         *self.per_user.entry(user).or_default() += 1;
@@ -353,9 +373,9 @@ impl Relay {
                     Outcome::Drop
                 }
             },
-            Kind::RelayBind => self.on_bind(from, data, now),
-            Kind::RelayRelease => self.on_release(data, now),
-            Kind::Data(role) | Kind::Handshake(role) => {
+            Kind::RelayBind | Kind::RelayBindAuth => self.on_bind(from, data, now),
+            Kind::RelayRelease | Kind::RelayReleaseAuth => self.on_release(data, now),
+            Kind::Data(role) | Kind::Handshake(role) | Kind::PeerHandshake(role) => {
                 self.on_session_datagram(from, role, data, now)
             }
             Kind::RelayBindAck | Kind::ProbeResponse => {
@@ -365,29 +385,73 @@ impl Relay {
         }
     }
 
-    fn on_bind(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Outcome {
-        let Ok(bind) = RelayBind::decode(data) else {
-            self.counters.garbage += 1;
-            return Outcome::Drop;
-        };
-        let Some(s) = self.sessions.get_mut(&bind.session_id) else {
-            self.counters.unknown_session += 1;
-            return Outcome::Drop;
-        };
-        if !s.token_matches(&bind) {
-            self.counters.bad_token += 1;
-            return Outcome::Drop;
+    /// The session and role a bind or release (either form) comes from, if it is authentic: the
+    /// clear form carries the role's token, the authenticated form a MAC under it and a counter that
+    /// must be above the last accepted one (which it then becomes).
+    fn authenticate(&mut self, data: &[u8]) -> Result<(u64, Role), NotAuthentic> {
+        if let Ok(bind) = RelayBind::decode(data) {
+            let s = self
+                .sessions
+                .get(&bind.session_id)
+                .ok_or(NotAuthentic::UnknownSession)?;
+            if !s.token_matches(&bind) {
+                return Err(NotAuthentic::BadToken);
+            }
+            if s.auth_counter[idx(bind.role)].is_some() {
+                return Err(NotAuthentic::Downgraded);
+            }
+            return Ok((bind.session_id, bind.role));
         }
-        let r = idx(bind.role);
+        let msg = RelayAuth::decode(data).map_err(|_| NotAuthentic::Garbage)?;
+        let s = self
+            .sessions
+            .get_mut(&msg.session_id)
+            .ok_or(NotAuthentic::UnknownSession)?;
+        let r = idx(msg.role);
+        if !RelayAuth::is_signed_by(data, &s.setup.tokens[r]) {
+            return Err(NotAuthentic::BadToken);
+        }
+        if s.auth_counter[r].is_some_and(|last| msg.counter <= last) {
+            return Err(NotAuthentic::Replayed);
+        }
+        s.auth_counter[r] = Some(msg.counter);
+        Ok((msg.session_id, msg.role))
+    }
+
+    /// Counts a refused bind or release.
+    fn count_refusal(&mut self, why: NotAuthentic) {
+        let c = &mut self.counters;
+        match why {
+            NotAuthentic::Garbage => c.garbage += 1,
+            NotAuthentic::UnknownSession => c.unknown_session += 1,
+            NotAuthentic::BadToken => c.bad_token += 1,
+            NotAuthentic::Replayed => c.replayed += 1,
+            NotAuthentic::Downgraded => c.downgrades += 1,
+        }
+    }
+
+    fn on_bind(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> Outcome {
+        let (session_id, role) = match self.authenticate(data) {
+            Ok(sender) => sender,
+            Err(why) => {
+                self.count_refusal(why);
+                return Outcome::Drop;
+            }
+        };
+        let s = self
+            .sessions
+            .get_mut(&session_id)
+            .expect("authenticated for a session that exists");
+        let r = idx(role);
         self.counters.binds += 1;
         s.last_seen = now;
         let Some(old) = s.bound[r] else {
             // A first bind: once both are bound, both peers need the other's candidates.
             s.bound[r] = Some(from);
             if s.bound.iter().all(Option::is_some) {
-                send_punches(bind.session_id, s, &self.server_addrs, &mut self.counters);
+                send_punches(session_id, s, &self.server_addrs, &mut self.counters);
             }
-            return Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id));
+            return Outcome::Reply(wire::encode_relay_bind_ack(session_id));
         };
         if old != from {
             // A peer that roamed: the binding follows at once (relayed data keeps flowing), but the
@@ -401,39 +465,36 @@ impl Relay {
             if due {
                 log::info!(
                     "relay session={:016x} {:?} moved from {old} to {from}",
-                    bind.session_id,
-                    bind.role
+                    session_id,
+                    role
                 );
                 s.last_move_report = Some(now);
                 s.unreported_moves = 0;
                 if s.bound.iter().all(Option::is_some) {
-                    send_punches(bind.session_id, s, &self.server_addrs, &mut self.counters);
+                    send_punches(session_id, s, &self.server_addrs, &mut self.counters);
                 }
             } else {
                 s.unreported_moves = s.unreported_moves.saturating_add(1);
                 self.counters.rebinds_deferred += 1;
             }
         }
-        Outcome::Reply(wire::encode_relay_bind_ack(bind.session_id))
+        Outcome::Reply(wire::encode_relay_bind_ack(session_id))
     }
 
     /// A peer's session ended: forget it now rather than after the idle timeout, so its user's place
     /// (sessions per user) is free at once. The token is the session's, so only a peer can do this.
     fn on_release(&mut self, data: &[u8], now: Instant) -> Outcome {
-        let Ok(release) = RelayBind::decode(data) else {
-            self.counters.garbage += 1;
-            return Outcome::Drop;
-        };
-        let Some(s) = self.sessions.get(&release.session_id) else {
+        let (session_id, role) = match self.authenticate(data) {
+            Ok(sender) => sender,
             // Peers send a release twice (it may be lost): the second finds nothing.
-            return Outcome::Drop;
+            Err(NotAuthentic::UnknownSession) => return Outcome::Drop,
+            Err(why) => {
+                self.count_refusal(why);
+                return Outcome::Drop;
+            }
         };
-        if !s.token_matches(&release) {
-            self.counters.bad_token += 1;
-            return Outcome::Drop;
-        }
-        if let Some(r) = self.retire(release.session_id, now) {
-            r.log_end(&format!("released by the {:?}", release.role));
+        if let Some(r) = self.retire(session_id, now) {
+            r.log_end(&format!("released by the {role:?}"));
             self.counters.sessions_released += 1;
         }
         Outcome::Drop
@@ -798,9 +859,13 @@ mod tests {
     }
 
     fn data(id: u64, role: Role) -> Vec<u8> {
+        session_datagram(Kind::Data(role), id)
+    }
+
+    fn session_datagram(kind: Kind, id: u64) -> Vec<u8> {
         let mut d = Vec::new();
         wire::SessionHeader {
-            kind: Kind::Data(role),
+            kind,
             session_id: id,
             packet_number: 1,
         }
@@ -865,6 +930,15 @@ mod tests {
             relay.on_datagram(b, &data(id, Role::Target), now),
             Outcome::Forward(a)
         );
+        // Both handshakes' kinds go through like data.
+        for (from, to, role) in [(a, b, Role::Initiator), (b, a, Role::Target)] {
+            for kind in [Kind::Handshake(role), Kind::PeerHandshake(role)] {
+                assert_eq!(
+                    relay.on_datagram(from, &session_datagram(kind, id), now),
+                    Outcome::Forward(to)
+                );
+            }
+        }
         // A spoofer using the session id from another address gets nothing through.
         let evil: SocketAddr = "192.0.2.66:6666".parse().unwrap();
         assert_eq!(
@@ -884,7 +958,7 @@ mod tests {
             Outcome::Forward(a2)
         );
         let st = relay.stats(now);
-        assert_eq!(st.sessions[0].forwarded_packets, 3);
+        assert_eq!(st.sessions[0].forwarded_packets, 7);
         assert_eq!(st.counters.unbound_source, 1);
     }
 
@@ -1007,6 +1081,85 @@ mod tests {
             1,
             "its report is kept like an expired one"
         );
+    }
+
+    fn auth(role: Role, token: [u8; 16], counter: u64, release: bool) -> Vec<u8> {
+        RelayAuth {
+            session_id: 7,
+            role,
+            counter,
+            release,
+        }
+        .encode(&token)
+    }
+
+    #[test]
+    fn authenticated_binds_with_a_replayed_or_forged_mac_neither_rebind_nor_release() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        let (s, _rx) = setup();
+        assert!(relay.open(7, s, now).is_ok());
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let attacker: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        let ack = Outcome::Reply(wire::encode_relay_bind_ack(7));
+        let first = auth(Role::Initiator, [1; 16], 1, false);
+        assert_eq!(relay.on_datagram(peer, &first, now), ack);
+        // The same bind again (a capture replayed from elsewhere) does not move the binding.
+        assert_eq!(relay.on_datagram(attacker, &first, now), Outcome::Drop);
+        // A MAC under the other role's token, or a guess, is refused.
+        let forged = auth(Role::Initiator, [2; 16], 5, false);
+        assert_eq!(relay.on_datagram(attacker, &forged, now), Outcome::Drop);
+        // Neither does the clear form, even with the right token: the peer already proved it uses
+        // the authenticated one (a downgrade on the path).
+        assert_eq!(
+            relay.on_datagram(attacker, &bind(7, Role::Initiator, [1; 16]), now),
+            Outcome::Drop
+        );
+        // The peer's next keepalive (counter 2) is taken; the attacker's source never was.
+        let keepalive = auth(Role::Initiator, [1; 16], 2, false);
+        assert_eq!(relay.on_datagram(peer, &keepalive, now), ack);
+        assert_eq!(relay.on_datagram(attacker, &keepalive, now), Outcome::Drop);
+        let c = relay.counters();
+        assert_eq!(
+            (c.replayed, c.bad_token, c.downgrades, c.rebinds),
+            (2, 1, 1, 0)
+        );
+        // A replayed or forged release ends nothing; the peer's own, with its next counter, does.
+        relay.on_datagram(attacker, &auth(Role::Initiator, [1; 16], 2, true), now);
+        relay.on_datagram(attacker, &auth(Role::Target, [1; 16], 9, true), now);
+        assert!(relay.contains(7));
+        relay.on_datagram(peer, &auth(Role::Initiator, [1; 16], 3, true), now);
+        assert!(!relay.contains(7));
+    }
+
+    #[test]
+    fn each_role_keeps_its_own_counter_and_old_peers_keep_the_clear_form() {
+        let now = Instant::now();
+        let mut relay = Relay::new(RelayLimits::default());
+        let (s, _rx) = setup();
+        assert!(relay.open(7, s, now).is_ok());
+        let (i, t): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:4000".parse().unwrap(),
+            "127.0.0.1:5000".parse().unwrap(),
+        );
+        let ack = Outcome::Reply(wire::encode_relay_bind_ack(7));
+        assert_eq!(
+            relay.on_datagram(i, &auth(Role::Initiator, [1; 16], 4, false), now),
+            ack
+        );
+        // The target's counter is its own: 1 is fine after the initiator's 4.
+        assert_eq!(
+            relay.on_datagram(t, &auth(Role::Target, [2; 16], 1, false), now),
+            ack
+        );
+        // An old target in another session binds in the clear as before.
+        let (s, _rx2) = setup();
+        assert!(relay.open(8, s, now).is_ok());
+        assert_eq!(
+            relay.on_datagram(t, &bind(8, Role::Target, [2; 16]), now),
+            Outcome::Reply(wire::encode_relay_bind_ack(8))
+        );
+        assert_eq!(relay.counters().binds, 3);
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Fixture {
             .request(&ClientMsg::Login {
                 user: user.into(),
                 credential,
+                initiator_key: None,
             })
             .await;
         (c, r)
@@ -101,6 +102,7 @@ impl Fixture {
             secret: secret.into(),
             application_type: 7,
             local_candidates: candidates,
+            device_key: None,
         })
         .await
         .map(|r| {
@@ -541,6 +543,7 @@ async fn ping_and_malformed_or_out_of_order_messages() {
             secret: DEV_SECRET.into(),
             application_type: 1,
             local_candidates: vec![],
+            device_key: None,
         })
         .await
         .unwrap_err();

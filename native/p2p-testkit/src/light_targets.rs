@@ -36,6 +36,7 @@ pub async fn register(
                         secret,
                         application_type: 1,
                         local_candidates: vec![],
+                        device_key: None,
                     })
                     .await?;
                 if !matches!(reply, ServerMsg::Registered { .. }) {

@@ -15,6 +15,7 @@ USAGE
   connectd [OPTIONS] -e BLOB
   connectd [-y HOST:PORT] [--server-key KEY] -n [--json]
   connectd [-y HOST:PORT] [--server-key KEY] --auth-hash --user NAME [--label TEXT]
+  connectd --fingerprint [-f FILE]
 
 MODES (give exactly one; -c and -p take every argument after them, so they come last)
   -c ...        Open a P2P tunnel, logging in with a password.
@@ -44,6 +45,12 @@ MODES (give exactly one; -c and -p take every argument after them, so they come 
                 credential for 'auth_hash' in a provisioning file or -p, valid only on this server, that can
                 be revoked on its own and does not reveal the password.
                 e.g. connectd --auth-hash --user me@example.com --label laptop
+  --fingerprint Print the fingerprint of this installation's key (with -f: that file's key_file, or with
+                a target file the device's key), creating the key if needed. Mode 3 sessions are end to
+                end between these keys: the server cannot read them. A tunnel pins the device's key on
+                first use (known_devices beside the key); pre-seed it with 'device_key SHA256:...' in
+                the initiator file, read on the device with: connectd --fingerprint -f TARGET-FILE
+                e.g. connectd --fingerprint -f SSH-Pi-target.txt
 
 OPTIONS
   -s                 Print connectd's machine-readable status lines (!!status, !!connected, !!throughput, !!exit).
@@ -62,6 +69,10 @@ OPTIONS
   --user NAME        With --auth-hash: the account to log in as.
   --label TEXT       With --auth-hash: a note stored with the hash, to recognise it when revoking.
                        e.g. connectd --auth-hash --user me@example.com --label \"build server\"
+  --accept-key SHA256:...
+                     The device's key changed (exit 023) and its owner confirmed the new fingerprint on the
+                     device: accept it, replacing the pin once the device proves it.
+                       e.g. connectd --accept-key SHA256:q0ZlUm... -f SSH-Pi.txt
   -v                 Log more (info level) to stderr; RUST_LOG=debug etc. also works. Secrets are never logged.
   -h, --help         Show this text.
   --version          Show the version.
@@ -74,5 +85,6 @@ OUTPUT
     011 authentication error             012 autoconnect failed       013 session create failed
     014 service timeout (device offline) 015 no such UID              016 UDP bind failed
     017 local port bind failed           020 peer closed or timed out 021 P2P failed
+    023 the device's key is not the pinned one (both fingerprints are shown; see --accept-key)
     025 unknown error                    064 command line error (not a connectd code)
 ";

@@ -59,6 +59,9 @@ fn the_seeds_example_line() {
         restrict_ip: None,
         lifetime_min: 0,
         idle_limit_sec: 0,
+        key_file: None,
+        device_key: None,
+        accept_key: None,
     };
     assert_eq!(config, expected);
     assert_eq!(
@@ -440,4 +443,25 @@ fn t0_asks_for_any_free_port() {
         "-c eW91cm5hbWVAZXhhbXBsZS5jb20= c3VwM3JzZWtyZXQh 80:00:00:00:00:00:00:F1 T0 3 127.0.0.1 12",
     );
     assert_eq!(config.local_port, 0);
+}
+
+#[test]
+fn fingerprint_and_accept_key() {
+    let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+    assert_eq!(
+        parse_args(&args("--fingerprint")).unwrap(),
+        Command::Fingerprint {
+            key: KeyOwner::Initiator(None)
+        }
+    );
+    let line = format!("--accept-key {fp} {SEED_LINE}");
+    let (config, _) = initiator(&line);
+    assert_eq!(config.accept_key.as_deref(), Some(fp));
+    let bad = parse_args(&args(&format!("--accept-key SHA256:short {SEED_LINE}"))).unwrap_err();
+    assert!(bad.message().contains("--accept-key"), "{bad}");
+    let not_here = parse_args(&args(&format!("--accept-key {fp} -n"))).unwrap_err();
+    assert!(
+        not_here.message().contains("applies to a tunnel"),
+        "{not_here}"
+    );
 }

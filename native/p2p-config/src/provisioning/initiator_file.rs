@@ -6,7 +6,9 @@ use super::entries::{error_at, missing, not_for_this_kind, Entry, ServerEntries}
 use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, AutoConnect, InitiatorConfig};
-use crate::values::{parse_encryption, parse_ip, parse_listen_port, parse_uid, parse_window};
+use crate::values::{
+    parse_device_key, parse_encryption, parse_ip, parse_listen_port, parse_uid, parse_window,
+};
 
 pub(crate) fn build(
     entries: &[Entry<'_>],
@@ -24,6 +26,8 @@ pub(crate) fn build(
     let mut encryption = EncryptionMode::default();
     let mut shared = ServerEntries::default();
     let mut name = None;
+    let mut device_key = None;
+    let mut key_file = None;
 
     for entry in entries {
         if shared.take(file, entry)? {
@@ -47,6 +51,8 @@ pub(crate) fn build(
             Key::Autoconnect => autoconnect = parse_autoconnect(entry, warnings).map_err(bad)?,
             Key::Encryption => encryption = parse_encryption(value).map_err(bad)?,
             Key::Name => name = Some(value.to_string()),
+            Key::DeviceKey => device_key = Some(parse_device_key(value).map_err(bad)?),
+            Key::KeyFile => key_file = Some(value.into()),
             _ => warnings.push(not_for_this_kind(entry, FileKind::Initiator)),
         }
     }
@@ -93,6 +99,9 @@ pub(crate) fn build(
         restrict_ip: None,
         lifetime_min: 0,
         idle_limit_sec: 0,
+        key_file,
+        device_key,
+        accept_key: None,
     })
 }
 

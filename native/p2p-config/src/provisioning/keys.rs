@@ -1,5 +1,6 @@
 //! The keys a provisioning file may hold: connectd's own, plus ours for finding our server
-//! (`server`, `server_key`) and for what connectd fixes on its command line (`encryption`, `name`).
+//! (`server`, `server_key`), for what connectd fixes on its command line (`encryption`, `name`), and
+//! for the end-to-end keys (`device_key`, `key_file`, `device_key_file`).
 
 /// The two kinds of provisioning file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +30,13 @@ pub(crate) enum Key {
     ApplicationType,
     Server,
     ServerKey,
+    DeviceKey,
+    KeyFile,
+    DeviceKeyFile,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 17] = [
+    pub(crate) const ALL: [Key; 20] = [
         Key::Autoconnect,
         Key::UserId,
         Key::AuthPass,
@@ -50,6 +54,9 @@ impl Key {
         Key::ApplicationType,
         Key::Server,
         Key::ServerKey,
+        Key::DeviceKey,
+        Key::KeyFile,
+        Key::DeviceKeyFile,
     ];
 
     /// The spelling connectd uses (and the one errors show).
@@ -72,6 +79,9 @@ impl Key {
             Key::ApplicationType => "application_type",
             Key::Server => "server",
             Key::ServerKey => "server_key",
+            Key::DeviceKey => "device_key",
+            Key::KeyFile => "key_file",
+            Key::DeviceKeyFile => "device_key_file",
         }
     }
 
@@ -100,12 +110,15 @@ impl Key {
             | Key::RemoteAddress
             | Key::MaxDepth
             | Key::Encryption
-            | Key::Name => Some(FileKind::Initiator),
+            | Key::Name
+            | Key::DeviceKey
+            | Key::KeyFile => Some(FileKind::Initiator),
             Key::Uid
             | Key::Password
             | Key::ProxyDestIp
             | Key::ProxyDestPort
-            | Key::ApplicationType => Some(FileKind::Target),
+            | Key::ApplicationType
+            | Key::DeviceKeyFile => Some(FileKind::Target),
             Key::Server | Key::ServerKey => None,
         }
     }

@@ -16,6 +16,7 @@ pub(crate) fn build(
     let mut proxy_dest_ip = None;
     let mut proxy_dest_port = None;
     let mut application_type = None;
+    let mut device_key_file = None;
     let mut shared = ServerEntries::default();
 
     for entry in entries {
@@ -32,6 +33,7 @@ pub(crate) fn build(
             Key::ApplicationType => {
                 application_type = Some(parse_application_type(value).map_err(bad)?)
             }
+            Key::DeviceKeyFile => device_key_file = Some(value.into()),
             _ => warnings.push(not_for_this_kind(entry, FileKind::Target)),
         }
     }
@@ -50,5 +52,6 @@ pub(crate) fn build(
             )
         })?,
         application_type: application_type.unwrap_or(DEFAULT_APPLICATION_TYPE),
+        device_key_file,
     })
 }

@@ -82,6 +82,34 @@ pub(crate) fn derive(input: &KeyInput<'_>) -> SessionKeys {
     ];
     hk.expand_multi_info(&info, &mut okm[..])
         .expect("128 bytes is within HKDF-SHA256's 8160-byte limit");
+    split_okm(&okm)
+}
+
+/// HKDF info prefix of the end-to-end handshake's keys: never equal to [`LABEL`]'s inputs.
+const E2E_LABEL: &[u8] = b"remoteitp2p e2e v1";
+
+/// Session keys from a finished Noise handshake: `HKDF-SHA256(salt = handshake_hash, ikm = k_i2t ||
+/// k_t2i, info = E2E_LABEL || aead_label)`, 128 bytes split as in [`derive`]. The Noise split keys are
+/// secret only to the two peers; the handshake hash binds the keys to the whole transcript (both
+/// static keys, both offers, the prologue) and the AEAD label to the AEAD chosen.
+pub(crate) fn derive_from_noise(
+    noise_i2t: &[u8; KEY_LEN],
+    noise_t2i: &[u8; KEY_LEN],
+    handshake_hash: &[u8],
+    aead_label: &[u8],
+) -> SessionKeys {
+    let mut ikm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    ikm[..KEY_LEN].copy_from_slice(noise_i2t);
+    ikm[KEY_LEN..].copy_from_slice(noise_t2i);
+    let hk = Hkdf::<Sha256>::new(Some(handshake_hash), &ikm[..]);
+    let mut okm = Zeroizing::new([0u8; 4 * KEY_LEN]);
+    hk.expand_multi_info(&[E2E_LABEL, aead_label], &mut okm[..])
+        .expect("128 bytes is within HKDF-SHA256's 8160-byte limit");
+    split_okm(&okm)
+}
+
+/// `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)`.
+fn split_okm(okm: &[u8; 4 * KEY_LEN]) -> SessionKeys {
     let key = |i: usize| {
         let mut k = [0u8; KEY_LEN];
         k.copy_from_slice(&okm[i * KEY_LEN..(i + 1) * KEY_LEN]);

@@ -5,6 +5,9 @@
 //! - [`Handshake`]: each side's HS1/HS2 message and the key derivation; yields a [`Protection`].
 //! - [`Protection`]: seal/open for one session in one [`EncryptionMode`](crate::EncryptionMode), with the [`ReplayWindow`].
 //! - [`Aead`], [`AeadOffer`]: mode 3's AEAD (AES-256-GCM or ChaCha20-Poly1305) and its negotiation.
+//! - [`PeerHandshake`], [`StaticKey`]: the end-to-end handshake between the peers' long-term keys
+//!   (Noise XX; the session runs it in mode 3 when both sides have keys), and key fingerprints.
+//! - [`relay_mac`]: the MAC of the authenticated relay messages.
 //! - [`xxtea`]: the Corrected Block TEA cipher of mode 2.
 //! - [`self_test`]: known-answer tests for `connectd -n`.
 
@@ -13,22 +16,33 @@ mod handshake;
 mod keys;
 mod legacy;
 mod negotiation;
+mod peer_handshake;
 mod protection;
 mod rc4;
+mod relay_mac;
 mod replay;
 mod selftest;
+mod static_keys;
 pub mod xxtea;
 
 #[cfg(test)]
 mod negotiation_tests;
 #[cfg(test)]
+mod peer_handshake_tests;
+#[cfg(test)]
 mod tests;
 
 pub use handshake::Handshake;
 pub use negotiation::{Aead, AeadOffer};
+pub use peer_handshake::{
+    session_context, ExpectedPeer, PeerHandshake, PeerHandshakeError, PeerHandshakeParams,
+    PeerSession, PeerStep, PEER_HANDSHAKE_RANDOM_LEN,
+};
 pub use protection::Protection;
+pub use relay_mac::{relay_mac, relay_mac_matches, RELAY_MAC_LEN};
 pub use replay::{ReplayWindow, WINDOW_BITS};
 pub use selftest::self_test;
+pub use static_keys::{BadFingerprint, Fingerprint, PublicStaticKey, StaticKey, STATIC_KEY_LEN};
 
 /// Length of the per-session secret the server hands both peers.
 pub const SECRET_LEN: usize = 32;

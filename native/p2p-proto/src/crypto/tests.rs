@@ -38,7 +38,7 @@ pub(super) fn hs_header(from: Role) -> Vec<u8> {
 }
 
 /// Runs HS1 and HS2; returns (initiator's protection, target's protection).
-fn session(
+pub(super) fn session(
     mode: EncryptionMode,
     secret: &[u8; 32],
     ri: &[u8; 48],

@@ -16,6 +16,9 @@ mod hard_nat;
 mod hard_nat_sim;
 mod opening;
 mod paths;
+mod peer_auth;
+#[cfg(test)]
+mod peer_auth_tests;
 mod recovery;
 mod recv_buffer;
 pub mod send_buffer;
@@ -36,21 +39,28 @@ use hard_nat::HardNat;
 pub use hard_nat::{Mapping as NatMapping, PortOpening};
 use paths::Paths;
 pub use paths::{PathKind, OPENING_TTL};
+use peer_auth::PeerAuth;
+pub use peer_auth::PeerKeys;
 use recovery::{Recovery, SentFrame, Settled, MAX_ACK_DELAY};
 use stream::Stream;
 use timers::{Timer, TimerTable};
 use transmit::PathFrame;
 
-use crate::crypto::{self, Handshake, Protection, HANDSHAKE_RANDOM_LEN};
+use crate::crypto::{
+    self, Handshake, PeerHandshakeError, Protection, PublicStaticKey, HANDSHAKE_RANDOM_LEN,
+    PEER_HANDSHAKE_RANDOM_LEN,
+};
 use crate::frame::{self, Frame};
 use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
 use crate::EncryptionMode;
 
 pub type StreamId = u64;
 
-/// Random bytes [`Session::new`] takes: the handshake's, then 8 for path challenge tokens, 8 for the
-/// hard-NAT spray.
-pub const SESSION_RANDOM_LEN: usize = 64;
+/// Random bytes [`Session::new`] takes: the legacy handshake's 48, 8 for path challenge tokens, 8 for
+/// the hard-NAT spray, then the end-to-end handshake's 32.
+pub const SESSION_RANDOM_LEN: usize = 96;
+/// Where the end-to-end handshake's random bytes start.
+const PEER_RANDOM_AT: usize = SESSION_RANDOM_LEN - PEER_HANDSHAKE_RANDOM_LEN;
 
 /// How long the ACK-only ranges we remember may grow: older ranges are forgotten (the peer retransmits
 /// what it still misses under new numbers, so an old range lost from our ACKs costs at most a resend).
@@ -78,6 +88,10 @@ pub struct SessionConfig {
     pub keepalive: Duration,
     /// Streams open at once.
     pub max_streams: usize,
+    /// This side's device key and the key the peer must prove (docs/E2E-TRUST.md). In mode 3 an
+    /// initiator with keys runs the end-to-end handshake, and a target with keys answers it; without
+    /// keys, or in modes 0-2, the legacy handshake runs.
+    pub peer_keys: Option<PeerKeys>,
 }
 
 /// How long a session lives without hearing from its peer, unless configured otherwise.
@@ -101,6 +115,7 @@ impl SessionConfig {
             handshake_timeout: Duration::from_secs(12),
             keepalive: Duration::from_secs(2),
             max_streams: 4096,
+            peer_keys: None,
         }
     }
 }
@@ -115,6 +130,9 @@ pub enum CloseReason {
     Remote { code: u64, text: String },
     /// We closed it.
     Local,
+    /// The end-to-end handshake refused the peer's key (it is not the pinned or authorized one) or
+    /// found no AEAD in common.
+    PeerRefused(PeerHandshakeError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +201,8 @@ pub struct SessionStats {
     pub peer_silent: Duration,
     /// Mode 3's negotiated AEAD, once the handshake is done.
     pub aead: Option<crypto::Aead>,
+    /// The static key the peer proved in the end-to-end handshake; `None` in a legacy session.
+    pub peer_key: Option<PublicStaticKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +216,8 @@ pub struct Session {
     cfg: SessionConfig,
     state: State,
     handshake: Handshake,
+    /// The end-to-end handshake, when this session may run one (mode 3 with keys).
+    peer_auth: Option<PeerAuth>,
     protection: Option<Protection>,
     /// Initiator: the wait before HS1 is sent again after the next one (the timer
     /// `HandshakeResend` says when that is).
@@ -238,6 +260,17 @@ impl Session {
         let mut hs_random = [0u8; HANDSHAKE_RANDOM_LEN];
         hs_random.copy_from_slice(&random[..HANDSHAKE_RANDOM_LEN]);
         let handshake = Handshake::new(cfg.role, cfg.mode, &cfg.session_secret, &hs_random);
+        let peer_random = random[PEER_RANDOM_AT..]
+            .try_into()
+            .expect("the tail of the random bytes is the end-to-end handshake's");
+        let peer_auth = PeerAuth::new(
+            cfg.role,
+            cfg.session_id,
+            cfg.mode,
+            &cfg.session_secret,
+            cfg.peer_keys.as_ref(),
+            &peer_random,
+        );
         let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
         let spray_seed = u64::from_be_bytes(random[56..64].try_into().unwrap_or([9; 8]));
         // Until the handshake completes only its own timers run.
@@ -249,6 +282,7 @@ impl Session {
         Session {
             state: State::Handshaking,
             handshake,
+            peer_auth,
             protection: None,
             hs_backoff: Duration::from_millis(200),
             hs_replies: VecDeque::new(),
@@ -308,8 +342,15 @@ impl Session {
             streams_open: self.streams.len() as u32,
             path: Some(self.paths.kind()),
             aead: self.protection.as_ref().and_then(Protection::aead),
+            peer_key: self.peer_key(),
             ..self.stats.clone()
         }
+    }
+
+    /// The static key the peer proved in the end-to-end handshake; `None` before it completes and
+    /// in a legacy session.
+    pub fn peer_key(&self) -> Option<PublicStaticKey> {
+        self.peer_auth.as_ref().and_then(|a| a.peer_key)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -456,7 +497,7 @@ impl Session {
     // -----------------------------------------------------------------------------------------
     // Input
 
-    /// One datagram of this session (kind Data or Handshake) from `from`. Anything that does not
+    /// One datagram of this session (kind Data, Handshake or PeerHandshake) from `from`. Anything that does not
     /// authenticate is dropped and counted.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         if self.state == State::Closed {
@@ -474,6 +515,7 @@ impl Session {
         }
         match header.kind {
             Kind::Handshake(r) if r == peer => self.on_handshake(now, from, header_bytes, payload),
+            Kind::PeerHandshake(r) if r == peer => self.on_peer_handshake(now, from, payload),
             Kind::Data(r) if r == peer => {
                 self.on_data(now, from, header.packet_number, header_bytes, payload)
             }
@@ -483,6 +525,12 @@ impl Session {
     }
 
     fn on_handshake(&mut self, now: Instant, from: SocketAddr, header: &[u8], payload: &[u8]) {
+        // An end-to-end initiator never accepts the legacy answer (whoever holds the session secret
+        // could make one: that is the server), nor does a side whose keys came from the peer handshake.
+        if self.runs_peer_handshake() || self.peer_auth.as_ref().is_some_and(|a| a.established) {
+            self.stats.packets_dropped += 1;
+            return;
+        }
         let protection = match self.handshake.receive(header, payload) {
             Ok(p) => p,
             Err(_) => {
@@ -500,16 +548,24 @@ impl Session {
             }
         }
         if self.protection.is_none() {
-            self.protection = Some(protection);
-            self.state = State::Established;
-            self.timers.stop(Timer::Handshake);
             self.timers.stop(Timer::HandshakeResend);
-            // Nothing ack-eliciting was sent before: the keepalive counts from the session's start.
-            let keepalive = self.recovery.last_eliciting_sent() + self.cfg.keepalive;
-            self.timers.set(Timer::Keepalive, keepalive);
-            self.update_path_timer();
-            self.events.push_back(Event::Connected);
+            self.establish(protection);
         }
+    }
+
+    /// The handshake gave the session its keys: streams may flow.
+    fn establish(&mut self, protection: Protection) {
+        if self.protection.is_some() {
+            return;
+        }
+        self.protection = Some(protection);
+        self.state = State::Established;
+        self.timers.stop(Timer::Handshake);
+        // Nothing ack-eliciting was sent before: the keepalive counts from the session's start.
+        let keepalive = self.recovery.last_eliciting_sent() + self.cfg.keepalive;
+        self.timers.set(Timer::Keepalive, keepalive);
+        self.update_path_timer();
+        self.events.push_back(Event::Connected);
     }
 
     fn on_data(
@@ -534,6 +590,7 @@ impl Session {
         self.stats.datagrams_received += 1;
         self.last_received = now;
         self.timers.set(Timer::Idle, now + self.cfg.idle_timeout);
+        self.on_peer_confirmed();
         if let Some(p) = self.paths.on_authenticated(now, from) {
             self.events.push_back(Event::PathChanged(p));
         }

@@ -5,7 +5,7 @@ use super::stepped::Stepped;
 use super::*;
 use crate::wire::Role;
 
-const RELAY: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+pub(super) const RELAY: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::new(9, 9, 9, 9),
     9,
 ));
@@ -22,19 +22,19 @@ const T_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 const BATCHED_BEFORE: [u8; 37] = [0xa5; 37];
 
 #[derive(Clone, Copy, Default)]
-struct Link {
-    loss: f64,
-    duplicate: f64,
-    delay: Duration,
+pub(super) struct Link {
+    pub(super) loss: f64,
+    pub(super) duplicate: f64,
+    pub(super) delay: Duration,
     /// Extra random delay up to this, which reorders packets.
-    jitter: Duration,
-    block_direct: bool,
+    pub(super) jitter: Duration,
+    pub(super) block_direct: bool,
     /// Drop everything (a dead network).
-    cut: bool,
+    pub(super) cut: bool,
     /// Both sides sit behind a NAT without a WAN firewall: a direct packet that reaches a side before
     /// that side sent anything toward the peer spoils that side for good (its NAT keeps the packet as
     /// an unreplied entry and maps the side's own packets to another port, which the other NAT drops).
-    spoiling_nats: bool,
+    pub(super) spoiling_nats: bool,
 }
 
 /// What the simulated NATs know, per side (initiator, target).
@@ -54,24 +54,26 @@ struct Datagram {
     data: Vec<u8>,
 }
 
-struct Sim {
-    now: Instant,
-    i: Session,
-    t: Session,
+pub(super) struct Sim {
+    pub(super) now: Instant,
+    pub(super) i: Session,
+    pub(super) t: Session,
     link: Link,
     queue: Vec<Datagram>,
     rng: u64,
-    i_events: Vec<Event>,
-    t_events: Vec<Event>,
+    pub(super) i_events: Vec<Event>,
+    pub(super) t_events: Vec<Event>,
     /// Datagrams that went through the relay / directly.
     relayed: u64,
     direct: u64,
     /// Every datagram put on the wire, for tamper and replay tests.
-    wire_log: Vec<(bool, SocketAddr, Vec<u8>)>,
+    pub(super) wire_log: Vec<(bool, SocketAddr, Vec<u8>)>,
     nats: Nats,
+    /// Datagrams lost on purpose: (kind byte, n) loses the n-th (from 0) datagram of that kind.
+    pub(super) lose: Vec<(u8, usize)>,
 }
 
-fn config(role: Role, mode: EncryptionMode) -> SessionConfig {
+pub(super) fn config(role: Role, mode: EncryptionMode) -> SessionConfig {
     let mut c = SessionConfig::new(role, 0xfeed_beef, mode, [7; 32]);
     c.relay = Some(RELAY);
     c
@@ -86,7 +88,7 @@ impl Sim {
         )
     }
 
-    fn with(ci: SessionConfig, ct: SessionConfig, link: Link) -> Sim {
+    pub(super) fn with(ci: SessionConfig, ct: SessionConfig, link: Link) -> Sim {
         let now = Instant::now();
         let mut ri = [0u8; SESSION_RANDOM_LEN];
         let mut rt = [0u8; SESSION_RANDOM_LEN];
@@ -109,6 +111,7 @@ impl Sim {
             direct: 0,
             wire_log: Vec::new(),
             nats: Nats::default(),
+            lose: Vec::new(),
         }
     }
 
@@ -167,7 +170,11 @@ impl Sim {
                     (false, I_ADDR) => (false, T_ADDR, false),
                     _ => continue,
                 };
+                let nth_of_kind = self.wire_log.iter().filter(|d| d.2[1] == buf[1]).count();
                 self.wire_log.push((to_target, from, buf.clone()));
+                if self.lose.contains(&(buf[1], nth_of_kind)) {
+                    continue;
+                }
                 if self.link.cut || (!via_relay && self.link.block_direct) {
                     continue;
                 }
@@ -214,7 +221,7 @@ impl Sim {
         }
     }
 
-    fn connect(&mut self) {
+    pub(super) fn connect(&mut self) {
         assert!(
             self.run_until(Duration::from_secs(10), |s| s.i.is_connected()
                 && s.t.is_connected())
@@ -308,7 +315,7 @@ fn upload(sim: &mut Sim, id: StreamId, data: &[u8], limit: Duration) -> bool {
 }
 
 /// One stream each way: `len` bytes up, then the target echoes them back reversed-seeded; checks both.
-fn exchange(sim: &mut Sim, len: usize, limit: Duration) {
+pub(super) fn exchange(sim: &mut Sim, len: usize, limit: Duration) {
     sim.connect();
     let id = sim.i.open_stream().unwrap();
     let up = pattern(len, 1);

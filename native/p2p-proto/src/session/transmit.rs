@@ -64,35 +64,49 @@ impl Session {
         self.transmit_normal(now, buf).then_some(dest)
     }
 
-    /// Initiator: HS1 on its schedule; target: HS2 to whoever sent a valid HS1.
+    /// Initiator: HS1 (or the end-to-end msg1, then msg3) on its schedule; target: HS2 (or msg2)
+    /// to whoever sent a valid HS1 (or msg1).
     fn transmit_handshake(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if self.cfg.role == Role::Initiator {
+            if self.state == State::Closed
+                || !self.initiator_handshake_pending()
+                || !self.timers.is_expired(Timer::HandshakeResend, now)
+            {
+                return None;
+            }
+            self.timers
+                .set(Timer::HandshakeResend, now + self.hs_backoff);
+            self.hs_backoff = (self.hs_backoff * 2).min(Duration::from_secs(1));
+        }
+        if let Some((dest, message)) = self.next_peer_message() {
+            self.handshake_header(Kind::PeerHandshake(self.cfg.role), buf);
+            buf.extend_from_slice(&message);
+            return Some(dest);
+        }
         let dest = match self.cfg.role {
             Role::Target => self.hs_replies.pop_front()?,
-            Role::Initiator => {
-                if self.state != State::Handshaking
-                    || !self.timers.is_expired(Timer::HandshakeResend, now)
-                {
-                    return None;
-                }
-                self.timers
-                    .set(Timer::HandshakeResend, now + self.hs_backoff);
-                self.hs_backoff = (self.hs_backoff * 2).min(Duration::from_secs(1));
-                self.paths.relay()?
-            }
+            Role::Initiator => self.paths.relay()?,
         };
-        let start = buf.len();
-        SessionHeader {
-            kind: Kind::Handshake(self.cfg.role),
-            session_id: self.cfg.session_id,
-            packet_number: 0,
-        }
-        .encode(buf);
+        let start = self.handshake_header(Kind::Handshake(self.cfg.role), buf);
         let message = self
             .handshake
             .message(&buf[start..start + SESSION_HEADER_LEN]);
         buf.extend_from_slice(&message);
-        self.stats.datagrams_sent += 1;
         Some(dest)
+    }
+
+    /// Appends the clear header of a handshake datagram (packet number 0), counted as sent;
+    /// returns where the datagram starts.
+    fn handshake_header(&mut self, kind: Kind, buf: &mut Vec<u8>) -> usize {
+        let start = buf.len();
+        SessionHeader {
+            kind,
+            session_id: self.cfg.session_id,
+            packet_number: 0,
+        }
+        .encode(buf);
+        self.stats.datagrams_sent += 1;
+        start
     }
 
     /// Appends the header of the next data packet to `buf` and returns where the packet starts;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use p2p_proto::control::{ErrorCode, ServerMsg, SessionGrant};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::Uid;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -39,6 +40,8 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(15);
 pub struct Located {
     pub node: String,
     pub candidates: Vec<SocketAddr>,
+    /// The key the device registered with, which the initiator is introduced with.
+    pub device_key: Option<PublicStaticKey>,
 }
 
 /// The target's node's answer to a forwarded session: `None` for accepted, else the refusal.
@@ -51,6 +54,7 @@ enum Presence {
         uid: Uid,
         conn_id: u64,
         candidates: Vec<SocketAddr>,
+        device_key: Option<PublicStaticKey>,
     },
     Offline {
         uid: Uid,
@@ -163,11 +167,18 @@ impl Cluster {
     }
 
     /// `uid` is now online here on control connection `conn_id` (the last registration wins, on any node).
-    pub fn set_online(&self, uid: Uid, conn_id: u64, candidates: &[SocketAddr]) {
+    pub fn set_online(
+        &self,
+        uid: Uid,
+        conn_id: u64,
+        candidates: &[SocketAddr],
+        device_key: Option<PublicStaticKey>,
+    ) {
         let _ = self.presence.send(Presence::Online {
             uid,
             conn_id,
             candidates: candidates.to_vec(),
+            device_key,
         });
     }
 
@@ -183,21 +194,25 @@ impl Cluster {
                     uid,
                     conn_id,
                     candidates,
+                    device_key,
                 } => {
                     let candidates: Vec<String> = candidates.iter().map(|c| c.to_string()).collect();
+                    let device_key = device_key.as_ref().map(|k| k.to_base64()).unwrap_or_default();
                     self.client
                         .execute(
                             &format!(
-                                "INSERT INTO device_presence (uid, node_id, conn_id, candidates, registered_at)
-                                 VALUES ($1, $2, $3, $4, {DB_NOW})
+                                "INSERT INTO device_presence
+                                     (uid, node_id, conn_id, candidates, device_key, registered_at)
+                                 VALUES ($1, $2, $3, $4, $5, {DB_NOW})
                                  ON CONFLICT (uid) DO UPDATE SET node_id = $2, conn_id = $3,
-                                     candidates = $4, registered_at = {DB_NOW}"
+                                     candidates = $4, device_key = $5, registered_at = {DB_NOW}"
                             ),
                             &[
                                 &uid.to_string(),
                                 &self.node_id,
                                 &(*conn_id as i64),
                                 &candidates.join(","),
+                                &device_key,
                             ],
                         )
                         .await
@@ -267,7 +282,7 @@ impl Cluster {
             .client
             .query_opt(
                 &format!(
-                    "SELECT p.node_id, p.candidates FROM device_presence p JOIN nodes n ON n.id = p.node_id
+                    "SELECT p.node_id, p.candidates, p.device_key FROM device_presence p JOIN nodes n ON n.id = p.node_id
                      WHERE p.uid = $1 AND p.node_id <> $2 AND n.heartbeat_at > {DB_NOW} - $3"
                 ),
                 &[&uid.to_string(), &self.node_id, &(DEAD_AFTER.as_secs() as i64)],
@@ -275,12 +290,15 @@ impl Cluster {
             .await?;
         Ok(row.map(|r| {
             let candidates: String = r.get(1);
+            let device_key: String = r.get(2);
             Located {
                 node: r.get(0),
                 candidates: candidates
                     .split(',')
                     .filter_map(|c| c.parse().ok())
                     .collect(),
+                // Written by a node from a key it had validated; an empty one is no key.
+                device_key: PublicStaticKey::from_base64(&device_key),
             }
         }))
     }

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS device_presence (
     node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
     conn_id BIGINT NOT NULL,
     candidates TEXT NOT NULL DEFAULT '',
+    -- The device's static public key as it registered (base64; empty for a device without one).
+    device_key TEXT NOT NULL DEFAULT '',
     registered_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS device_presence_node ON device_presence(node_id);

@@ -1,0 +1,338 @@
+//! Device keys for end-to-end sessions (docs/E2E-TRUST.md): the initiator installation's and each
+//! device's static key, the initiator's pins (`known_devices`, one per UID, trust on first use), and
+//! which key a session's peer must prove.
+//!
+//! The server introduces the peers with each other's public key (the grant's `peer_key`); that is a
+//! hint. What the initiator trusts is its pin: a seeded `device_key`, else `known_devices`, else the
+//! server's word on first use (then pinned).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use p2p_link::key_file::{create_private_file, load_or_create_static_key};
+use p2p_proto::crypto::{
+    ExpectedPeer, Fingerprint, PeerHandshakeError, PublicStaticKey, StaticKey,
+};
+use p2p_proto::session::PeerKeys;
+use p2p_proto::Uid;
+
+use crate::error::{Error, ErrorKind, Result};
+
+const APP_DIR: &str = "remoteitp2p";
+const INITIATOR_KEY: &str = "initiator.key";
+const KNOWN_DEVICES: &str = "known_devices";
+
+/// The user's configuration directory: `%APPDATA%` on Windows, `~/Library/Application Support` on
+/// macOS, `$XDG_CONFIG_HOME` or `~/.config` elsewhere.
+fn config_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if cfg!(windows) {
+        return var("APPDATA");
+    }
+    if cfg!(target_os = "macos") {
+        return var("HOME").map(|h| h.join("Library").join("Application Support"));
+    }
+    var("XDG_CONFIG_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|h| h.join(".config")))
+}
+
+fn default_path(file: &str) -> Result<PathBuf> {
+    config_dir()
+        .map(|d| d.join(APP_DIR).join(file))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "no configuration directory for the device keys (HOME is not set): give key_file",
+            )
+        })
+}
+
+/// The initiator installation's key file: `key_file`, else the default.
+pub fn initiator_key_path(key_file: Option<&Path>) -> Result<PathBuf> {
+    key_file.map_or_else(|| default_path(INITIATOR_KEY), |p| Ok(p.to_path_buf()))
+}
+
+/// A device's key file: `device_key_file`, else the default for its UID.
+pub fn device_key_path(key_file: Option<&Path>, uid: Uid) -> Result<PathBuf> {
+    let name = format!("device-{}.key", uid.to_string().replace(':', "-"));
+    key_file.map_or_else(|| default_path(&name), |p| Ok(p.to_path_buf()))
+}
+
+/// Loads the key in `path`, creating it on first use.
+pub fn load_key(path: &Path) -> Result<StaticKey> {
+    load_or_create_static_key(path).map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))
+}
+
+/// The target's side of a session: its key, and the initiator key the server introduced (any key
+/// when the initiator has none: it then runs the legacy handshake anyway).
+pub fn target_peer_keys(local: &StaticKey, initiator_key: Option<PublicStaticKey>) -> PeerKeys {
+    let expected_peer =
+        initiator_key.map_or(ExpectedPeer::Any, |k| ExpectedPeer::Key(k.fingerprint()));
+    PeerKeys {
+        local: local.clone(),
+        expected_peer,
+    }
+}
+
+/// How the initiator decided to trust a device's key for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub expected: Fingerprint,
+    /// Once the device proved the key: pin it (first use, or an accepted rotation) with this note.
+    pub pin_after: Option<(PublicStaticKey, &'static str)>,
+}
+
+/// The initiator's key and pins.
+pub struct InitiatorTrust {
+    key: StaticKey,
+    known_devices: PathBuf,
+    /// `device_key` from the configuration: pinned whatever `known_devices` says.
+    seeded: Option<Fingerprint>,
+    /// `--accept-key`: the new key the owner confirmed.
+    accept: Option<Fingerprint>,
+}
+
+impl InitiatorTrust {
+    pub fn load(
+        key_file: Option<&Path>,
+        seeded: Option<&str>,
+        accept: Option<&str>,
+    ) -> Result<InitiatorTrust> {
+        let key_path = initiator_key_path(key_file)?;
+        let fingerprint = |what: &str, text: &str| -> Result<Fingerprint> {
+            text.parse().map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("{what} is not a key fingerprint (SHA256:...): {text}"),
+                )
+            })
+        };
+        Ok(InitiatorTrust {
+            key: load_key(&key_path)?,
+            known_devices: key_path.with_file_name(KNOWN_DEVICES),
+            seeded: seeded.map(|s| fingerprint("device_key", s)).transpose()?,
+            accept: accept.map(|s| fingerprint("accept_key", s)).transpose()?,
+        })
+    }
+
+    pub fn public(&self) -> PublicStaticKey {
+        self.key.public()
+    }
+
+    /// What the session must expect of device `uid`, given the key the server introduced it with.
+    /// `None`: the legacy handshake (no pin and the server knows no key for the device). A pinned
+    /// device the server reports without a key is refused: the server may be stripping it.
+    pub fn expectation(
+        &self,
+        uid: Uid,
+        introduced: Option<PublicStaticKey>,
+    ) -> Result<Option<Expectation>> {
+        let pin = self
+            .seeded
+            .or_else(|| self.pinned(uid).map(|k| k.fingerprint()));
+        let accepted = self
+            .accept
+            .zip(introduced)
+            .filter(|(accept, key)| accept.matches(key));
+        if let Some((accept, key)) = accepted {
+            return Ok(Some(Expectation {
+                expected: accept,
+                pin_after: Some((key, "accepted")),
+            }));
+        }
+        match (pin, introduced) {
+            (Some(pin), Some(_)) => Ok(Some(Expectation {
+                expected: pin,
+                pin_after: None,
+            })),
+            (Some(pin), None) => Err(mismatch_error(
+                uid,
+                &pin,
+                "no key (the server reports none: an old target, or the server stripping it)",
+            )),
+            (None, Some(key)) => Ok(Some(Expectation {
+                expected: key.fingerprint(),
+                pin_after: Some((key, "tofu")),
+            })),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The session's keys for an expectation.
+    pub fn peer_keys(&self, expectation: &Expectation) -> PeerKeys {
+        PeerKeys {
+            local: self.key.clone(),
+            expected_peer: ExpectedPeer::Key(expectation.expected),
+        }
+    }
+
+    /// The pinned key of `uid`, if any.
+    pub fn pinned(&self, uid: Uid) -> Option<PublicStaticKey> {
+        let text = fs::read_to_string(&self.known_devices).ok()?;
+        let pinned = pins(&text).find(|(u, _)| *u == uid).map(|(_, key)| key);
+        pinned
+    }
+
+    /// Pins `key` for `uid`, replacing an older pin: the file is rewritten through a temporary.
+    pub fn pin(&self, uid: Uid, key: PublicStaticKey, how: &str) -> Result<()> {
+        let old = fs::read_to_string(&self.known_devices).unwrap_or_default();
+        let mut text = String::from("# UID  public key (base64)  pinned at (Unix seconds)  how\n");
+        for line in old
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            if line
+                .split_whitespace()
+                .next()
+                .and_then(|u| u.parse::<Uid>().ok())
+                != Some(uid)
+            {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        text.push_str(&format!("{uid} {} {now} {how}\n", key.to_base64()));
+        let tmp = self
+            .known_devices
+            .with_file_name(format!("{KNOWN_DEVICES}.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let written = create_private_file(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+            .and_then(|()| fs::rename(&tmp, &self.known_devices));
+        written.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot write {}: {e}", self.known_devices.display()),
+            )
+        })
+    }
+}
+
+/// The (UID, key) lines of a `known_devices` file; malformed lines are skipped.
+fn pins(text: &str) -> impl Iterator<Item = (Uid, PublicStaticKey)> + '_ {
+    text.lines().filter_map(|line| {
+        let mut words = line.split_whitespace();
+        let uid = words.next()?.parse().ok()?;
+        let key = PublicStaticKey::from_base64(words.next()?)?;
+        Some((uid, key))
+    })
+}
+
+fn mismatch_error(uid: Uid, expected: &Fingerprint, presented: &str) -> Error {
+    Error::new(
+        ErrorKind::PeerKeyMismatch,
+        format!(
+            "the key of device {uid} changed: expected {expected}, the device presented {presented}. \
+             A re-installed device, or the server or network intercepting: check the fingerprint on the \
+             device (connectd --fingerprint -f TARGET-FILE) and, if it is the device's, run connectd \
+             --accept-key FINGERPRINT"
+        ),
+    )
+}
+
+/// The error for a session the end-to-end handshake refused.
+pub fn refused_error(uid: Uid, refused: &PeerHandshakeError) -> Error {
+    match refused {
+        PeerHandshakeError::KeyMismatch {
+            expected,
+            presented,
+        } => mismatch_error(uid, expected, &presented.to_string()),
+        other => Error::new(
+            ErrorKind::P2pFailed,
+            format!("the end-to-end handshake failed: {other}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "80:00:00:00:01:00:0A:C2";
+
+    fn key(byte: u8) -> PublicStaticKey {
+        StaticKey::from_secret_bytes([byte; 32]).public()
+    }
+
+    fn trust(dir: &Path, seeded: Option<&str>, accept: Option<&str>) -> InitiatorTrust {
+        InitiatorTrust::load(Some(&dir.join("initiator.key")), seeded, accept).unwrap()
+    }
+
+    #[test]
+    fn first_use_trusts_the_introduced_key_and_then_only_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = trust(dir.path(), None, None);
+        let uid: Uid = UID.parse().unwrap();
+        let first = t.expectation(uid, Some(key(1))).unwrap().unwrap();
+        assert_eq!(first.expected, key(1).fingerprint());
+        assert_eq!(first.pin_after, Some((key(1), "tofu")));
+        t.pin(uid, key(1), "tofu").unwrap();
+        assert_eq!(t.pinned(uid), Some(key(1)));
+        // The server now introduces another key: the session still expects the pin.
+        let later = t.expectation(uid, Some(key(2))).unwrap().unwrap();
+        assert_eq!(later.expected, key(1).fingerprint());
+        assert_eq!(later.pin_after, None);
+        // Without any key from the server, a pinned device is refused before any packet.
+        let e = t.expectation(uid, None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PeerKeyMismatch);
+        assert!(e.message.contains(&key(1).fingerprint().to_string()), "{e}");
+        // An unpinned device without a key: legacy.
+        let other: Uid = "80:00:00:00:01:00:0A:C3".parse().unwrap();
+        assert_eq!(t.expectation(other, None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_seeded_key_wins_and_an_accepted_one_replaces_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let uid: Uid = UID.parse().unwrap();
+        let seeded = key(3).fingerprint().to_string();
+        let t = trust(dir.path(), Some(&seeded), None);
+        t.pin(uid, key(1), "tofu").unwrap();
+        let e = t.expectation(uid, Some(key(1))).unwrap().unwrap();
+        assert_eq!(e.expected, key(3).fingerprint());
+        let accept = key(2).fingerprint().to_string();
+        let t = trust(dir.path(), None, Some(&accept));
+        let e = t.expectation(uid, Some(key(2))).unwrap().unwrap();
+        assert_eq!(e.expected, key(2).fingerprint());
+        assert_eq!(e.pin_after, Some((key(2), "accepted")));
+        // Accepting names one key: another introduced key still meets the old pin.
+        let e = t.expectation(uid, Some(key(4))).unwrap().unwrap();
+        assert_eq!(e.expected, key(1).fingerprint());
+    }
+
+    #[test]
+    fn pins_are_rewritten_one_line_per_uid_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = trust(dir.path(), None, None);
+        let a: Uid = UID.parse().unwrap();
+        let b: Uid = "80:00:00:00:01:00:0A:C3".parse().unwrap();
+        t.pin(a, key(1), "tofu").unwrap();
+        t.pin(b, key(2), "tofu").unwrap();
+        t.pin(a, key(5), "accepted").unwrap();
+        assert_eq!(t.pinned(a), Some(key(5)));
+        assert_eq!(t.pinned(b), Some(key(2)));
+        let text = fs::read_to_string(dir.path().join(KNOWN_DEVICES)).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2,
+            "{text}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = fs::metadata(dir.path().join(KNOWN_DEVICES)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+    }
+}

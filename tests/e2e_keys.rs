@@ -1,0 +1,106 @@
+//! End-to-end device keys with real processes (docs/E2E-TRUST.md): a mode 3 session between two
+//! connectd processes runs the peer handshake between their device keys (the server only introduces
+//! them), the initiator pins the device's key on first use, and a device that comes back with another
+//! key is refused with connectd's exit code 23 naming both fingerprints, until the user accepts the
+//! new fingerprint with --accept-key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use p2p_system_tests::services::HttpServer;
+use p2p_system_tests::Lab;
+
+/// `connectd --fingerprint [-f FILE]` as the lab's processes see their keys.
+fn fingerprint(lab: &Lab, file: Option<&Path>) -> String {
+    let mut args = vec!["--fingerprint".to_string()];
+    if let Some(f) = file {
+        args.push("-f".into());
+        args.push(f.display().to_string());
+    }
+    let out = lab
+        .connectd_cmd(&args, &[])
+        .output()
+        .expect("run connectd --fingerprint");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(text.starts_with("SHA256:") && text.len() == 50, "{text}");
+    text
+}
+
+fn known_devices(lab: &Lab) -> PathBuf {
+    lab.config_home().join("remoteitp2p").join("known_devices")
+}
+
+#[test]
+fn a_mode_3_session_runs_between_the_device_keys_and_pins_the_device() {
+    let mut lab = Lab::new("e2e_keys_session");
+    let http = HttpServer::with_marker_body("E2E-KEYS-BODY", 64 * 1024);
+    let mut t = lab.tunnel(http.port(), 3, &[]);
+    lab.curl_expect(t.port, &http.body);
+
+    let device = fingerprint(&lab, Some(&t.target.conf));
+    let installation = fingerprint(&lab, None);
+    assert_ne!(device, installation);
+    // The initiator checked the device's own key and pinned it; the server saw both public keys.
+    t.initiator.proc.wait_for_text(
+        &format!("peer key {device} (new pin, tofu)"),
+        Duration::from_secs(5),
+    );
+    let pins = std::fs::read_to_string(known_devices(&lab)).expect("known_devices written");
+    assert!(pins.contains(&t.device.uid), "{pins}");
+    let server_log = lab.server.proc().output();
+    assert!(
+        server_log.contains(&format!("key {device}")),
+        "{server_log}"
+    );
+    assert!(
+        server_log.contains(&format!("key {installation}")),
+        "{server_log}"
+    );
+}
+
+#[test]
+fn a_device_back_with_another_key_is_refused_until_its_new_fingerprint_is_accepted() {
+    let lab = Lab::new("e2e_keys_mismatch");
+    let http = HttpServer::with_marker_body("E2E-KEYS-BODY", 16 * 1024);
+    let (account, device) = lab.account_and_device();
+    let mut target = lab.target(&device, http.port(), &[]);
+    let spec = lab.spec(&account, &device, 3);
+    let mut first = lab.initiator(&spec, &[]);
+    lab.curl_expect(first.port(), &http.body);
+    let old = fingerprint(&lab, Some(&target.conf));
+    first.proc.interrupt();
+    first.proc.wait_exit(Duration::from_secs(10));
+
+    // The device is re-installed: same UID and secret, a new key.
+    target.proc.kill();
+    let key_file = lab
+        .config_home()
+        .join("remoteitp2p")
+        .join(format!("device-{}.key", device.uid.replace(':', "-")));
+    std::fs::remove_file(&key_file).expect("the device key was at its default path");
+    let target = lab.target(&device, http.port(), &[]);
+    let new = fingerprint(&lab, Some(&target.conf));
+    assert_ne!(old, new);
+
+    let mut refused = lab.start_initiator(&spec, &[]);
+    let (code, line) = refused.wait_exit_line(Duration::from_secs(30));
+    assert_eq!(code, 23, "{line}");
+    assert!(line.contains(&old) && line.contains(&new), "{line}");
+    assert!(line.contains("--accept-key"), "{line}");
+    assert_eq!(refused.proc.wait_exit_code(Duration::from_secs(10)), 23);
+    assert_eq!(http.requests(), 1, "nothing reached the service");
+
+    // The owner read the new fingerprint on the device and accepts it.
+    let mut args = vec!["--accept-key".to_string(), new.clone()];
+    args.extend(spec.args());
+    let mut accepted =
+        p2p_system_tests::initiator::Initiator::new(lab.connectd("initiator-accept", &args, &[]));
+    accepted.wait_up();
+    lab.curl_expect(accepted.port(), &http.body);
+    accepted.proc.wait_for_text(
+        &format!("peer key {new} (new pin, accepted)"),
+        Duration::from_secs(5),
+    );
+    target.proc.interrupt();
+}
