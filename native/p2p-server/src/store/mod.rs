@@ -4,6 +4,7 @@
 //! The methods are plain data access: no policy, no hashing. They are synchronous; the running server
 //! calls them on the blocking pool (`Auth::with_db`), the admin commands directly.
 
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 

@@ -77,7 +77,9 @@ impl PgStore {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (client, connection) = rt.block_on(tokio_postgres::connect(config, NoTls))?;
+        let (client, connection) = rt
+            .block_on(tokio_postgres::connect(config, NoTls))
+            .map_err(|e| connect_error(config, &e))?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 log::error!("PostgreSQL connection: {e}");
@@ -120,12 +122,28 @@ impl PgStore {
         }
     }
 
-    fn rows(
+    pub(super) fn rows(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         Ok(self.wait(self.client.query(sql, params))?)
+    }
+
+    /// Runs `f`'s statements as one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub(super) fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.wait(self.client.batch_execute("BEGIN"))?;
+        match f() {
+            Ok(value) => {
+                self.wait(self.client.batch_execute("COMMIT"))?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The connection may be gone; the server rolls back a dropped transaction anyway.
+                let _ = self.wait(self.client.batch_execute("ROLLBACK"));
+                Err(e)
+            }
+        }
     }
 
     fn row(
@@ -136,13 +154,51 @@ impl PgStore {
         Ok(self.wait(self.client.query_opt(sql, params))?)
     }
 
-    fn execute(
+    pub(super) fn execute(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64> {
         Ok(self.wait(self.client.execute(sql, params))?)
     }
+}
+
+/// Why the connection failed, naming where it went (host, port, database, user) but never the
+/// password, not even if a cause quoted the setting.
+fn connect_error(config: &str, e: &tokio_postgres::Error) -> Error {
+    let mut cause = crate::error::with_causes(e);
+    let Ok(parsed) = config.parse::<tokio_postgres::Config>() else {
+        return Error::new(format!(
+            "invalid --database setting (expected postgres://user@host/database or key=value pairs): {cause}"
+        ));
+    };
+    if let Some(password) = parsed.get_password().filter(|p| !p.is_empty()) {
+        cause = cause.replace(&*String::from_utf8_lossy(password), "<password>");
+    }
+    let hosts: Vec<String> = parsed
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(dir) => dir.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = parsed.get_ports().iter().map(u16::to_string).collect();
+    Error::new(format!(
+        "cannot connect to PostgreSQL (host {}, port {}, database {}, user {}): {cause}",
+        if hosts.is_empty() {
+            "default".into()
+        } else {
+            hosts.join(",")
+        },
+        if ports.is_empty() {
+            "5432".into()
+        } else {
+            ports.join(",")
+        },
+        parsed.get_dbname().unwrap_or("default"),
+        parsed.get_user().unwrap_or("default"),
+    ))
 }
 
 fn user_row(r: &Row) -> User {

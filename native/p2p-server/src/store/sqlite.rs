@@ -18,9 +18,8 @@ impl SqliteStore {
         SqliteStore { conn }
     }
 
-    /// The connection itself, for tests that inspect the file's settings.
-    #[cfg(test)]
-    pub fn connection(&self) -> &Connection {
+    /// The connection itself: for `migrate`, which reads tables whole, and tests that inspect the file.
+    pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
 }
