@@ -102,7 +102,10 @@ impl PgStore {
 
     fn migrate(&self) -> Result<()> {
         self.wait(self.client.batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_V1}
+            // Warnings only: "relation already exists, skipping" for every table at every start would
+            // otherwise land on the admin commands' stderr.
+            "BEGIN; SET LOCAL client_min_messages = warning;
+             SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_V1}
              INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION}
                  WHERE NOT EXISTS (SELECT 1 FROM schema_version);
              COMMIT;"
@@ -376,29 +379,34 @@ impl Store for PgStore {
         .collect()
     }
 
-    fn insert_auth_hash(&self, h: &NewAuthHash) -> Result<()> {
-        self.execute(
-            "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &h.id,
-                &h.user_id,
-                &h.secret_sha256.as_slice(),
-                &h.label,
-                &h.created_at,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn count_active_auth_hashes(&self, user_id: i64) -> Result<usize> {
-        let n: i64 = self
-            .row(
-                "SELECT count(*) FROM auth_hashes WHERE user_id = $1 AND revoked_at IS NULL",
-                &[&user_id],
-            )?
-            .map_or(0, |r| r.get(0));
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    fn insert_auth_hash_if_below(&self, h: &NewAuthHash, max: usize) -> Result<bool> {
+        self.in_transaction(|| {
+            // The user's row lock serializes creations for one user across nodes. The count runs in a
+            // statement of its own after the lock is held, so it sees the inserts committed meanwhile.
+            if self
+                .row(
+                    "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+                    &[&h.user_id],
+                )?
+                .is_none()
+            {
+                return Err(Error::new(format!("no user with id {}", h.user_id)));
+            }
+            let inserted = self.execute(
+                "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
+                 SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM auth_hashes
+                     WHERE user_id = $2 AND revoked_at IS NULL) < $6",
+                &[
+                    &h.id,
+                    &h.user_id,
+                    &h.secret_sha256.as_slice(),
+                    &h.label,
+                    &h.created_at,
+                    &super::cap(max),
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
     }
 
     fn auth_hash(&self, id: &str) -> Result<Option<StoredAuthHash>> {
