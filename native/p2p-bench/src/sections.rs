@@ -16,7 +16,7 @@ use crate::server_load;
 use crate::tcp_load::{self, first_echo, free_port, percentile_ms, Service};
 
 const MB: f64 = 1e6;
-const KIB: f64 = 1024.0;
+pub(crate) const KIB: f64 = 1024.0;
 
 /// How long and how many: the full run and `--quick`.
 pub struct Budget {
@@ -742,7 +742,7 @@ pub async fn server(ctx: &mut Ctx) {
 }
 
 /// `device add` for every UID, two at a time (each hashes the secret with Argon2: CPU bound).
-fn add_devices(lab: &Lab, uids: &[String]) -> Result<(), String> {
+pub(crate) fn add_devices(lab: &Lab, uids: &[String]) -> Result<(), String> {
     let half = uids.len().div_ceil(2);
     std::thread::scope(|s| {
         let jobs: Vec<_> = uids
