@@ -1,21 +1,24 @@
 //! Per-node figures for sizing a deployment (docs/SCALING.md): one node over SQLite, one over
 //! PostgreSQL, and two nodes on one PostgreSQL. Each node gets the same load as the `server` section:
 //! devices added with `p2p-server device add`, registered by in-process light targets (real control
-//! channel, 50 devices per connection), then set-ups from in-process clients (new control connection,
+//! channel, one connection per device like real targets), then set-ups from in-process clients (new control connection,
 //! auth-hash login, `Connect`, the target's `Accept`, the `Session` grant).
 //!
 //! Figures: set-ups per second, server CPU per set-up, server memory per online device (RSS growth
 //! while the devices register, divided by their number) and, over PostgreSQL, database transactions
-//! per set-up (`pg_stat_database`: each of the store's statements is its own transaction).
+//! per set-up (`pg_stat_database`: each of the store's statements is its own transaction). And the
+//! relay's cost: one tunnel forced through the main server's relay (`P2P_DISABLE_DIRECT=1` on both
+//! peers, mode 0 so the peers spend least), a bulk transfer, bytes per CPU second of the server.
 
 use std::time::Duration;
 
 use p2p_proto::control::Credential;
 use p2p_system_tests::postgres::Postgres;
 
-use crate::lab::{uid, Lab};
+use crate::lab::{uid, wait_connected, Lab};
 use crate::sections::{add_devices, blocking, Ctx, KIB};
 use crate::server_load;
+use crate::tcp_load::{self, free_port};
 
 const SECTION: &str = "scale";
 const CLIENTS: usize = 32;
@@ -31,7 +34,29 @@ struct NodeFigures {
     xacts_per_setup: f64,
 }
 
+/// The relayed tunnel's device (clear of the `server` section's and this section's devices).
+const RELAY_DEVICE: u32 = 900;
+
 pub async fn run(ctx: &mut Ctx) {
+    match relay_per_core(ctx).await {
+        Ok((rate, per_cpu_second)) => {
+            ctx.report.add(
+                SECTION,
+                "relay_MBps",
+                "relay: one relayed tunnel (mode 0) through the server",
+                rate / 1e6,
+                "MB/s",
+            );
+            ctx.report.add(
+                SECTION,
+                "relay_MB_per_cpu_s",
+                "  relayed per second of server CPU (per core)",
+                per_cpu_second / 1e6,
+                "MB",
+            );
+        }
+        Err(e) => ctx.report.error(SECTION, &format!("relay: {e}")),
+    }
     match one_node(ctx, "sqlite", None).await {
         Ok(f) => report(ctx, "sqlite", "one node, SQLite", &f),
         Err(e) => ctx.report.error(SECTION, &format!("SQLite node: {e}")),
@@ -79,6 +104,27 @@ pub async fn run(ctx: &mut Ctx) {
     }
 }
 
+/// (bytes per second through the relay, bytes per CPU second of the server).
+async fn relay_per_core(ctx: &Ctx) -> Result<(f64, f64), String> {
+    let env = [("P2P_DISABLE_DIRECT", "1".to_string())];
+    let device = uid(RELAY_DEVICE);
+    blocking(|| ctx.lab.add_device(&device))?;
+    let _target = blocking(|| ctx.lab.start_target(&device, ctx.service.addr, &env))?;
+    let port = free_port()?;
+    let mut initiator = ctx.lab.initiator_file(&device, port, 0, None, &env)?;
+    blocking(|| wait_connected(&mut initiator))?;
+    let cpu0 = ctx.lab.server.cpu_seconds();
+    let rate = tcp_load::bulk(&ctx.service, ([127, 0, 0, 1], port).into(), ctx.budget.bulk).await?;
+    let cpu1 = ctx.lab.server.cpu_seconds();
+    let bytes = rate * ctx.budget.bulk.as_secs_f64();
+    let cpu = cpu0
+        .zip(cpu1)
+        .map(|(a, b)| b - a)
+        .filter(|c| *c > 0.0)
+        .ok_or("no CPU time of the server")?;
+    Ok((rate, bytes / cpu))
+}
+
 fn server_args() -> [&'static str; 6] {
     // Relay sessions of finished set-ups linger until idle: allow plenty, forget them fast.
     [
@@ -106,7 +152,8 @@ async fn start_node(
     let lab = blocking(|| Lab::start_over(&ctx.bins, &dir, &server_args(), url))?;
     blocking(|| add_devices(&lab, uids))?;
     let before = lab.server.rss_bytes().unwrap_or(0) as f64;
-    server_load::register_targets(&lab, uids).await?;
+    // One control connection per device, as real targets hold: the memory figure includes it.
+    server_load::register_targets(&lab, uids, 1).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = lab.server.rss_bytes().unwrap_or(0) as f64;
     let per_device = (after - before) / KIB / uids.len() as f64;

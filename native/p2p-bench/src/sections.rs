@@ -14,6 +14,7 @@ use crate::procs::Proc;
 use crate::report::Report;
 use crate::server_load;
 use crate::tcp_load::{self, first_echo, free_port, percentile_ms, Service};
+use p2p_testkit::light_targets;
 
 const MB: f64 = 1e6;
 pub(crate) const KIB: f64 = 1024.0;
@@ -640,7 +641,9 @@ pub async fn server(ctx: &mut Ctx) {
         let t0 = Instant::now();
         blocking(|| add_devices(&lab, &uids))?;
         let add_ms = t0.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-        let reg_rate = server_load::register_targets(&lab, &uids).await?;
+        let reg_rate =
+            server_load::register_targets(&lab, &uids, light_targets::DEVICES_PER_CONNECTION)
+                .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = lab.server.rss_bytes().unwrap_or(0) as f64 / KIB / KIB;
         let hash = server_load::auth_hash(&lab).await?;
