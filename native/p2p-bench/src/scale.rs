@@ -125,18 +125,6 @@ async fn relay_per_core(ctx: &Ctx) -> Result<(f64, f64), String> {
     Ok((rate, bytes / cpu))
 }
 
-fn server_args() -> [&'static str; 6] {
-    // Relay sessions of finished set-ups linger until idle: allow plenty, forget them fast.
-    [
-        "--max-sessions",
-        "1000000",
-        "--max-sessions-per-user",
-        "1000000",
-        "--relay-idle-timeout",
-        "5",
-    ]
-}
-
 fn uids(n: u32) -> Vec<String> {
     (1000..1000 + n).map(uid).collect()
 }
@@ -149,7 +137,7 @@ async fn start_node(
 ) -> Result<(Lab, f64), String> {
     let dir = ctx.dir.join(format!("scale-{name}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lab = blocking(|| Lab::start_over(&ctx.bins, &dir, &server_args(), url))?;
+    let lab = blocking(|| Lab::start_over(&ctx.bins, &dir, &server_load::SERVER_ARGS, url))?;
     blocking(|| add_devices(&lab, uids))?;
     let before = lab.server.rss_bytes().unwrap_or(0) as f64;
     // One control connection per device, as real targets hold: the memory figure includes it.

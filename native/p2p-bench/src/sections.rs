@@ -622,21 +622,7 @@ pub async fn server(ctx: &mut Ctx) {
     let r = async {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        // Relay sessions of finished set-ups linger until idle: allow plenty, forget them fast.
-        let lab = blocking(|| {
-            Lab::start(
-                &ctx.bins,
-                &dir,
-                &[
-                    "--max-sessions",
-                    "1000000",
-                    "--max-sessions-per-user",
-                    "1000000",
-                    "--relay-idle-timeout",
-                    "5",
-                ],
-            )
-        })?;
+        let lab = blocking(|| Lab::start(&ctx.bins, &dir, &server_load::SERVER_ARGS))?;
         let uids: Vec<String> = (1000..1000 + n).map(uid).collect();
         let t0 = Instant::now();
         blocking(|| add_devices(&lab, &uids))?;

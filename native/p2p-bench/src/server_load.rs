@@ -15,6 +15,17 @@ use crate::lab::{Lab, PASSWORD, USER};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `p2p-server run` options of a server under set-up load: relay sessions of finished set-ups linger
+/// until idle, so allow plenty and forget them fast.
+pub const SERVER_ARGS: [&str; 6] = [
+    "--max-sessions",
+    "1000000",
+    "--max-sessions-per-user",
+    "1000000",
+    "--relay-idle-timeout",
+    "5",
+];
+
 fn key(lab: &Lab) -> Result<[u8; 32], String> {
     p2p_config::config::decode_server_key(&lab.key).map_err(|e| e.to_string())
 }
