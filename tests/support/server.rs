@@ -176,6 +176,18 @@ impl Server {
         self.launch(Some(&addrs));
     }
 
+    /// Starts it again on the same ports over the PostgreSQL database `url` (its admin commands too):
+    /// the node an operator runs after `p2p-server migrate`.
+    pub fn restart_over(&mut self, url: &str) {
+        match self.run_args.iter().position(|a| a == "--database") {
+            Some(i) => self.run_args[i + 1] = url.to_string(),
+            None => self
+                .run_args
+                .extend(["--database".to_string(), url.to_string()]),
+        }
+        self.restart();
+    }
+
     /// Runs an admin subcommand (`user add NAME` ...) on this server's data directory.
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> (i32, String) {
         let mut cmd = Command::new(crate::bins::server());

@@ -55,6 +55,39 @@ impl Bins {
     }
 }
 
+/// Starts `p2p-server run` on free loopback ports; returns it with its control and relay addresses.
+fn launch(
+    bins: &Bins,
+    data: &Path,
+    extra: &[String],
+    database: Option<&str>,
+) -> Result<(Proc, SocketAddr, SocketAddr), String> {
+    let mut run = Command::new(&bins.server);
+    run.arg("run").arg("--data-dir").arg(data);
+    run.args(["--control", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+    run.args(["--udp2", "127.0.0.1:0", "--udp3", "127.0.0.2:0"]);
+    run.args(extra);
+    if let Some(d) = database {
+        run.args(["--database", d]);
+    }
+    run.env("RUST_LOG", "warn");
+    let mut server = Proc::spawn("p2p-server", run, None)?;
+    let line = server.wait_line("its addresses", START_TIMEOUT, |l| {
+        l.starts_with("listening ")
+    })?;
+    let control = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("control="))
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("no control address in '{line}'"))?;
+    let relay = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("udp="))
+        .and_then(|a| a.split(',').next()?.parse().ok())
+        .ok_or_else(|| format!("no relay address in '{line}'"))?;
+    Ok((server, control, relay))
+}
+
 /// The UID of the `i`th benchmark device.
 pub fn uid(i: u32) -> String {
     let b = i.to_be_bytes();
@@ -69,14 +102,30 @@ pub struct Lab {
     pub relay: SocketAddr,
     pub key: String,
     pub server: Proc,
+    /// `--database` of the server and its admin commands (PostgreSQL); none: SQLite in the data dir.
+    pub database: Option<String>,
+    /// `run` options, for another node of the same service.
+    extra: Vec<String>,
 }
 
 impl Lab {
     /// `init`s a data directory under `dir`, adds the benchmark user and starts the server.
     pub fn start(bins: &Bins, dir: &Path, extra: &[&str]) -> Result<Lab, String> {
+        Lab::start_over(bins, dir, extra, None)
+    }
+
+    /// Like [`Lab::start`], with the accounts in the PostgreSQL database `database` when given.
+    pub fn start_over(
+        bins: &Bins,
+        dir: &Path,
+        extra: &[&str],
+        database: Option<&str>,
+    ) -> Result<Lab, String> {
         let data = dir.join("server");
+        let database_args: Vec<&str> = database.map(|d| vec!["--database", d]).unwrap_or_default();
         let mut init = Command::new(&bins.server);
         init.arg("init").arg("--data-dir").arg(&data);
+        init.args(&database_args);
         let out = run_ok("p2p-server init", init, None, ADMIN_TIMEOUT)?;
         let key = out
             .split_whitespace()
@@ -86,33 +135,16 @@ impl Lab {
             .to_string();
         let mut user = Command::new(&bins.server);
         user.args(["user", "add", USER, "--data-dir"]).arg(&data);
+        user.args(&database_args);
         run_ok(
             "p2p-server user add",
             user,
             Some(&format!("{PASSWORD}\n")),
             ADMIN_TIMEOUT,
         )?;
-
-        let mut run = Command::new(&bins.server);
-        run.arg("run").arg("--data-dir").arg(&data);
-        run.args(["--control", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
-        run.args(["--udp2", "127.0.0.1:0", "--udp3", "127.0.0.2:0"]);
-        run.args(extra);
-        run.env("RUST_LOG", "warn");
-        let mut server = Proc::spawn("p2p-server", run, None)?;
-        let line = server.wait_line("its addresses", START_TIMEOUT, |l| {
-            l.starts_with("listening ")
-        })?;
-        let control = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("control="))
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("no control address in '{line}'"))?;
-        let relay = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("udp="))
-            .and_then(|a| a.split(',').next()?.parse().ok())
-            .ok_or_else(|| format!("no relay address in '{line}'"))?;
+        let database = database.map(str::to_string);
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let (server, control, relay) = launch(bins, &data, &extra, database.as_deref())?;
         Ok(Lab {
             bins: bins.clone(),
             dir: dir.to_path_buf(),
@@ -120,7 +152,37 @@ impl Lab {
             relay,
             key,
             server,
+            database,
+            extra,
         })
+    }
+
+    /// Another node of the same service: the same data directory (server key) and database, its own
+    /// ports.
+    pub fn another_node(&self) -> Result<Lab, String> {
+        let (server, control, relay) = launch(
+            &self.bins,
+            &self.data_dir(),
+            &self.extra,
+            self.database.as_deref(),
+        )?;
+        Ok(Lab {
+            bins: self.bins.clone(),
+            dir: self.dir.clone(),
+            control,
+            relay,
+            key: self.key.clone(),
+            server,
+            database: self.database.clone(),
+            extra: self.extra.clone(),
+        })
+    }
+
+    fn database_args(&self) -> Vec<&str> {
+        self.database
+            .as_deref()
+            .map(|d| vec!["--database", d])
+            .unwrap_or_default()
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -131,7 +193,8 @@ impl Lab {
     pub fn add_device(&self, uid: &str) -> Result<(), String> {
         let mut cmd = Command::new(&self.bins.server);
         cmd.args(["device", "add", uid, "--owner", USER, "--data-dir"])
-            .arg(self.data_dir());
+            .arg(self.data_dir())
+            .args(self.database_args());
         run_ok(
             "p2p-server device add",
             cmd,

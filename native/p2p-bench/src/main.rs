@@ -20,6 +20,7 @@ mod impaired;
 mod lab;
 mod procs;
 mod report;
+mod scale;
 mod sections;
 mod server_load;
 mod soak;
@@ -34,8 +35,8 @@ use crate::lab::{Bins, Lab};
 use crate::report::Report;
 use crate::sections::{Budget, Ctx};
 
-const SECTIONS: [&str; 7] = [
-    "paths", "connect", "parallel", "memory", "impaired", "server", "aead",
+const SECTIONS: [&str; 8] = [
+    "paths", "connect", "parallel", "memory", "impaired", "server", "scale", "aead",
 ];
 
 /// Sections run only when named in `--only`.
@@ -45,7 +46,7 @@ const USAGE: &str = "usage: p2p-bench [--quick] [--json FILE] [--only SECTION,..
   --quick      shorter runs (about 1-2 minutes in all)
   --json FILE  also write the figures as JSON to FILE
   --only LIST  run only these sections: paths (throughput, latency, CPU), connect, parallel, memory,
-               impaired, server, aead (seal/open speed of mode 3's AEADs); or soak (one tunnel busy for a while, to attach a profiler), or
+               impaired, server, scale (one node on SQLite, on PostgreSQL, two nodes), aead (seal/open speed of mode 3's AEADs); or soak (one tunnel busy for a while, to attach a profiler), or
                endurance (mixed traffic, impairment, fallbacks and restarts; memory at start and end)
   --minutes N  the endurance section's length (default 60; tools/soak.sh runs it)
   --soak MODE,SECONDS  the soak section's encryption mode and duration (default 3,20)
@@ -200,6 +201,7 @@ async fn run(args: Args) -> Result<(), String> {
             "memory" => sections::memory(&mut ctx).await,
             "impaired" => impaired::impaired(&mut ctx).await,
             "server" => sections::server(&mut ctx).await,
+            "scale" => scale::run(&mut ctx).await,
             "aead" => aead_speed::run(&mut ctx.report, args.quick),
             "soak" => sections::soak(&mut ctx, args.soak.0, args.soak.1).await,
             "endurance" => soak::run(&mut ctx, args.minutes).await,

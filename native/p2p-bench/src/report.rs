@@ -55,6 +55,16 @@ impl Report {
         }
     }
 
+    /// A row whose value is words, not a figure ("not available: ..."); JSON gets null for `key`.
+    pub fn text(&mut self, section: &str, key: &str, label: &str, text: &str) {
+        self.add(section, key, label, f64::NAN, "");
+        if let Some((_, rows)) = self.sections.iter_mut().find(|(s, _)| s == section) {
+            if let Some(last) = rows.last_mut() {
+                last.value = text.to_string();
+            }
+        }
+    }
+
     fn row(&mut self, section: &str, label: &str, value: String) {
         let row = Row {
             label: label.to_string(),

@@ -14,9 +14,10 @@ use crate::procs::Proc;
 use crate::report::Report;
 use crate::server_load;
 use crate::tcp_load::{self, first_echo, free_port, percentile_ms, Service};
+use p2p_testkit::light_targets;
 
 const MB: f64 = 1e6;
-const KIB: f64 = 1024.0;
+pub(crate) const KIB: f64 = 1024.0;
 
 /// How long and how many: the full run and `--quick`.
 pub struct Budget {
@@ -624,26 +625,14 @@ pub async fn server(ctx: &mut Ctx) {
     let r = async {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        // Relay sessions of finished set-ups linger until idle: allow plenty, forget them fast.
-        let lab = blocking(|| {
-            Lab::start(
-                &ctx.bins,
-                &dir,
-                &[
-                    "--max-sessions",
-                    "1000000",
-                    "--max-sessions-per-user",
-                    "1000000",
-                    "--relay-idle-timeout",
-                    "5",
-                ],
-            )
-        })?;
+        let lab = blocking(|| Lab::start(&ctx.bins, &dir, &server_load::SERVER_ARGS))?;
         let uids: Vec<String> = (1000..1000 + n).map(uid).collect();
         let t0 = Instant::now();
         blocking(|| add_devices(&lab, &uids))?;
         let add_ms = t0.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-        let reg_rate = server_load::register_targets(&lab, &uids).await?;
+        let reg_rate =
+            server_load::register_targets(&lab, &uids, light_targets::DEVICES_PER_CONNECTION)
+                .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = lab.server.rss_bytes().unwrap_or(0) as f64 / KIB / KIB;
         let hash = server_load::auth_hash(&lab).await?;
@@ -745,7 +734,7 @@ pub async fn server(ctx: &mut Ctx) {
 }
 
 /// `device add` for every UID, two at a time (each hashes the secret with Argon2: CPU bound).
-fn add_devices(lab: &Lab, uids: &[String]) -> Result<(), String> {
+pub(crate) fn add_devices(lab: &Lab, uids: &[String]) -> Result<(), String> {
     let half = uids.len().div_ceil(2);
     std::thread::scope(|s| {
         let jobs: Vec<_> = uids

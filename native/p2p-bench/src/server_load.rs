@@ -15,6 +15,17 @@ use crate::lab::{Lab, PASSWORD, USER};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `p2p-server run` options of a server under set-up load: relay sessions of finished set-ups linger
+/// until idle, so allow plenty and forget them fast.
+pub const SERVER_ARGS: [&str; 6] = [
+    "--max-sessions",
+    "1000000",
+    "--max-sessions-per-user",
+    "1000000",
+    "--relay-idle-timeout",
+    "5",
+];
+
 fn key(lab: &Lab) -> Result<[u8; 32], String> {
     p2p_config::config::decode_server_key(&lab.key).map_err(|e| e.to_string())
 }
@@ -23,18 +34,29 @@ fn parse_uid(text: &str) -> Result<Uid, String> {
     text.parse().map_err(|e| format!("bad UID {text}: {e}"))
 }
 
-/// Registers `uids` with light targets (`p2p_testkit::light_targets`: 50 devices per control connection)
-/// that keep answering `Incoming` with `Accept` in the background. Returns registrations per second.
-pub async fn register_targets(lab: &Lab, uids: &[String]) -> Result<f64, String> {
+/// Registers `uids` with light targets (`p2p_testkit::light_targets`: `per_connection` devices per
+/// control connection) that keep answering `Incoming` with `Accept` in the background. Returns
+/// registrations per second.
+pub async fn register_targets(
+    lab: &Lab,
+    uids: &[String],
+    per_connection: usize,
+) -> Result<f64, String> {
     let secret = lab.device_secret().to_string();
     let devices: Vec<(Uid, String)> = uids
         .iter()
         .map(|u| Ok((parse_uid(u)?, secret.clone())))
         .collect::<Result<_, String>>()?;
     let start = Instant::now();
-    let clients = light_targets::register(&lab.control.to_string(), &key(lab)?, &devices, TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let clients = light_targets::register_in_groups(
+        &lab.control.to_string(),
+        &key(lab)?,
+        &devices,
+        per_connection,
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let rate = uids.len() as f64 / start.elapsed().as_secs_f64();
     for c in clients {
         tokio::spawn(light_targets::accept_all(c));

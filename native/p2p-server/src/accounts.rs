@@ -300,23 +300,37 @@ pub fn create_auth_hash(
     label: &str,
     server_key: &[u8; 32],
 ) -> Result<Zeroizing<String>> {
+    create_auth_hash_below(store, user_id, label, server_key, usize::MAX)?
+        .ok_or_else(|| Error::new("no more auth hashes can be issued to this user"))
+}
+
+/// Like [`create_auth_hash`], unless the user already has `max` active auth hashes (then `None`):
+/// checked and inserted as one step, so creations at once on several nodes cannot overshoot.
+pub fn create_auth_hash_below(
+    store: &dyn Store,
+    user_id: i64,
+    label: &str,
+    server_key: &[u8; 32],
+    max: usize,
+) -> Result<Option<Zeroizing<String>>> {
     check_label(label, "auth-hash label")?;
     let id = hex::encode(random_bytes::<8>()?);
     let secret = Zeroizing::new(random_bytes::<32>()?);
     let digest = auth_hash_digest(server_key, &id, &secret);
-    store.insert_auth_hash(&NewAuthHash {
+    let row = NewAuthHash {
         id: &id,
         user_id,
         secret_sha256: &digest,
         label,
         created_at: now_unix(),
-    })?;
-    Ok(Zeroizing::new(format!("{id}.{}", hex::encode(*secret))))
-}
-
-/// Auth hashes of `user_id` that are not revoked.
-pub fn count_active_auth_hashes(store: &dyn Store, user_id: i64) -> Result<usize> {
-    store.count_active_auth_hashes(user_id)
+    };
+    if !store.insert_auth_hash_if_below(&row, max)? {
+        return Ok(None);
+    }
+    Ok(Some(Zeroizing::new(format!(
+        "{id}.{}",
+        hex::encode(*secret)
+    ))))
 }
 
 /// Why an auth hash was not accepted (all are `AuthFailed` to the client; the server log tells them apart).

@@ -824,11 +824,7 @@ impl Auth {
         let max = self.limits.max_auth_hashes_per_user.max(1);
         let created = self
             .with_db("creating an auth hash", move |db, key| {
-                // Counted and inserted under the one database lock: parallel requests cannot overshoot.
-                if accounts::count_active_auth_hashes(db, user_id)? >= max {
-                    return Ok(None);
-                }
-                accounts::create_auth_hash(db, user_id, &label, key).map(Some)
+                accounts::create_auth_hash_below(db, user_id, &label, key, max)
             })
             .await?;
         created.ok_or_else(|| {

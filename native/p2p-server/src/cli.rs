@@ -67,6 +67,14 @@ pub enum Command {
     /// List and revoke auth hashes (issued to users by `connectd --auth-hash`).
     #[command(subcommand, name = "auth-hash", alias = "authhash")]
     AuthHash(AuthHashCommand),
+    /// Copy a data directory's SQLite database into the empty PostgreSQL database given by --database,
+    /// in one transaction, checked table by table (row counts and SHA-256 of the rows) before it commits.
+    Migrate {
+        /// The data directory whose `p2p.db` is copied (the server key stays there: copy `server.key`
+        /// to the nodes yourself, auth hashes are bound to it).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +313,10 @@ fn data_dir(cli: &Cli) -> Result<&Path> {
 }
 
 fn dispatch(cli: Cli) -> Result<String> {
+    // The only command without a data directory of its own: it names the one it reads.
+    if let Command::Migrate { from } = &cli.command {
+        return migrate(from, cli.database.as_deref());
+    }
     let dir = data_dir(&cli)?.to_path_buf();
     if cli.database.is_some() {
         return run_command(cli, &dir);
@@ -323,7 +335,15 @@ fn run_command(cli: Cli, dir: &Path) -> Result<String> {
         Command::Device(cmd) => device_command(open()?.as_ref(), cmd),
         Command::Share(cmd) => share_command(open()?.as_ref(), cmd),
         Command::AuthHash(cmd) => auth_hash_command(open()?.as_ref(), cmd),
+        Command::Migrate { from } => migrate(&from, database),
     }
+}
+
+fn migrate(from: &Path, database: Option<&str>) -> Result<String> {
+    let database = database.ok_or_else(|| {
+        Error::new("migrate needs --database postgres://... (the empty database to copy into)")
+    })?;
+    store::migrate::migrate(from, database).map(|copied| copied.to_string())
 }
 
 fn user_command(conn: &dyn Store, cmd: UserCommand) -> Result<String> {

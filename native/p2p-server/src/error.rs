@@ -33,8 +33,24 @@ impl From<rusqlite::Error> for Error {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        Error(format!("{DATABASE_ERROR}{e}"))
+        Error(format!("{DATABASE_ERROR}{}", with_causes(&e)))
     }
+}
+
+/// An error and its causes on one line: tokio-postgres' own text is only the kind ("db error",
+/// "error connecting to server"); the cause says what happened.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let shown = c.to_string();
+        if !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The control channel's failures (key handling, a connection) as the operator reads them.

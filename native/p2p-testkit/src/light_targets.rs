@@ -24,8 +24,20 @@ pub async fn register(
     devices: &[(Uid, String)],
     timeout: Duration,
 ) -> Result<Vec<ControlClient>> {
+    register_in_groups(server, server_key, devices, DEVICES_PER_CONNECTION, timeout).await
+}
+
+/// Like [`register`], `per_connection` devices per control connection (1: as real targets do, each
+/// with a connection of its own).
+pub async fn register_in_groups(
+    server: &str,
+    server_key: &[u8; 32],
+    devices: &[(Uid, String)],
+    per_connection: usize,
+    timeout: Duration,
+) -> Result<Vec<ControlClient>> {
     let mut tasks = Vec::new();
-    for group in devices.chunks(DEVICES_PER_CONNECTION) {
+    for group in devices.chunks(per_connection.max(1)) {
         let (server, key, group) = (server.to_string(), *server_key, group.to_vec());
         tasks.push(tokio::spawn(async move {
             let mut c = ControlClient::connect(&server, &key, timeout).await?;

@@ -4,6 +4,7 @@
 //! The methods are plain data access: no policy, no hashing. They are synchronous; the running server
 //! calls them on the blocking pool (`Auth::with_db`), the admin commands directly.
 
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 
@@ -72,8 +73,9 @@ pub trait Store: Send {
     fn list_shares(&self, uid: Option<Uid>) -> Result<Vec<Share>>;
 
     // Auth hashes
-    fn insert_auth_hash(&self, hash: &NewAuthHash) -> Result<()>;
-    fn count_active_auth_hashes(&self, user_id: i64) -> Result<usize>;
+    /// Inserts the auth hash if its user has fewer than `max` active ones, as one atomic step (several
+    /// processes may create at once); false when the user is at the cap.
+    fn insert_auth_hash_if_below(&self, hash: &NewAuthHash, max: usize) -> Result<bool>;
     fn auth_hash(&self, id: &str) -> Result<Option<StoredAuthHash>>;
     /// Auth hashes of one user (by name) or of all, in the order they were created.
     fn list_auth_hashes(&self, user: Option<&str>) -> Result<Vec<AuthHashInfo>>;
@@ -88,6 +90,11 @@ pub fn open(data_dir: &std::path::Path, database: Option<&str>) -> Result<Box<dy
         Some(config) => Box::new(PgStore::connect(config)?),
         None => Box::new(crate::db::open(data_dir)?),
     })
+}
+
+/// The cap as an SQL parameter (no cap: the largest count there is).
+fn cap(max: usize) -> i64 {
+    i64::try_from(max).unwrap_or(i64::MAX)
 }
 
 /// A UID as stored (canonical text) back to a `Uid`; a malformed one is a damaged database.

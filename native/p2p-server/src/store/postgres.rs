@@ -77,7 +77,9 @@ impl PgStore {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (client, connection) = rt.block_on(tokio_postgres::connect(config, NoTls))?;
+        let (client, connection) = rt
+            .block_on(tokio_postgres::connect(config, NoTls))
+            .map_err(|e| connect_error(config, &e))?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 log::error!("PostgreSQL connection: {e}");
@@ -100,7 +102,10 @@ impl PgStore {
 
     fn migrate(&self) -> Result<()> {
         self.wait(self.client.batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_V1}
+            // Warnings only: "relation already exists, skipping" for every table at every start would
+            // otherwise land on the admin commands' stderr.
+            "BEGIN; SET LOCAL client_min_messages = warning;
+             SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_V1}
              INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION}
                  WHERE NOT EXISTS (SELECT 1 FROM schema_version);
              COMMIT;"
@@ -120,12 +125,28 @@ impl PgStore {
         }
     }
 
-    fn rows(
+    pub(super) fn rows(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         Ok(self.wait(self.client.query(sql, params))?)
+    }
+
+    /// Runs `f`'s statements as one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub(super) fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.wait(self.client.batch_execute("BEGIN"))?;
+        match f() {
+            Ok(value) => {
+                self.wait(self.client.batch_execute("COMMIT"))?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The connection may be gone; the server rolls back a dropped transaction anyway.
+                let _ = self.wait(self.client.batch_execute("ROLLBACK"));
+                Err(e)
+            }
+        }
     }
 
     fn row(
@@ -136,13 +157,51 @@ impl PgStore {
         Ok(self.wait(self.client.query_opt(sql, params))?)
     }
 
-    fn execute(
+    pub(super) fn execute(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64> {
         Ok(self.wait(self.client.execute(sql, params))?)
     }
+}
+
+/// Why the connection failed, naming where it went (host, port, database, user) but never the
+/// password, not even if a cause quoted the setting.
+fn connect_error(config: &str, e: &tokio_postgres::Error) -> Error {
+    let mut cause = crate::error::with_causes(e);
+    let Ok(parsed) = config.parse::<tokio_postgres::Config>() else {
+        return Error::new(format!(
+            "invalid --database setting (expected postgres://user@host/database or key=value pairs): {cause}"
+        ));
+    };
+    if let Some(password) = parsed.get_password().filter(|p| !p.is_empty()) {
+        cause = cause.replace(&*String::from_utf8_lossy(password), "<password>");
+    }
+    let hosts: Vec<String> = parsed
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(dir) => dir.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = parsed.get_ports().iter().map(u16::to_string).collect();
+    Error::new(format!(
+        "cannot connect to PostgreSQL (host {}, port {}, database {}, user {}): {cause}",
+        if hosts.is_empty() {
+            "default".into()
+        } else {
+            hosts.join(",")
+        },
+        if ports.is_empty() {
+            "5432".into()
+        } else {
+            ports.join(",")
+        },
+        parsed.get_dbname().unwrap_or("default"),
+        parsed.get_user().unwrap_or("default"),
+    ))
 }
 
 fn user_row(r: &Row) -> User {
@@ -320,29 +379,34 @@ impl Store for PgStore {
         .collect()
     }
 
-    fn insert_auth_hash(&self, h: &NewAuthHash) -> Result<()> {
-        self.execute(
-            "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &h.id,
-                &h.user_id,
-                &h.secret_sha256.as_slice(),
-                &h.label,
-                &h.created_at,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn count_active_auth_hashes(&self, user_id: i64) -> Result<usize> {
-        let n: i64 = self
-            .row(
-                "SELECT count(*) FROM auth_hashes WHERE user_id = $1 AND revoked_at IS NULL",
-                &[&user_id],
-            )?
-            .map_or(0, |r| r.get(0));
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    fn insert_auth_hash_if_below(&self, h: &NewAuthHash, max: usize) -> Result<bool> {
+        self.in_transaction(|| {
+            // The user's row lock serializes creations for one user across nodes. The count runs in a
+            // statement of its own after the lock is held, so it sees the inserts committed meanwhile.
+            if self
+                .row(
+                    "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+                    &[&h.user_id],
+                )?
+                .is_none()
+            {
+                return Err(Error::new(format!("no user with id {}", h.user_id)));
+            }
+            let inserted = self.execute(
+                "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
+                 SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM auth_hashes
+                     WHERE user_id = $2 AND revoked_at IS NULL) < $6",
+                &[
+                    &h.id,
+                    &h.user_id,
+                    &h.secret_sha256.as_slice(),
+                    &h.label,
+                    &h.created_at,
+                    &super::cap(max),
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
     }
 
     fn auth_hash(&self, id: &str) -> Result<Option<StoredAuthHash>> {

@@ -18,9 +18,8 @@ impl SqliteStore {
         SqliteStore { conn }
     }
 
-    /// The connection itself, for tests that inspect the file's settings.
-    #[cfg(test)]
-    pub fn connection(&self) -> &Connection {
+    /// The connection itself: for `migrate`, which reads tables whole, and tests that inspect the file.
+    pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
 }
@@ -231,28 +230,28 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn insert_auth_hash(&self, h: &NewAuthHash) -> Result<()> {
-        self.conn.execute(
+    fn insert_auth_hash_if_below(&self, h: &NewAuthHash, max: usize) -> Result<bool> {
+        // IMMEDIATE takes the write lock before counting, so another process's insert cannot slip in
+        // between (a deferred transaction would count first and fail to upgrade its lock).
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let inserted = tx.execute(
             "INSERT INTO auth_hashes (id, user_id, secret_sha256, label, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT count(*) FROM auth_hashes
+                 WHERE user_id = ?2 AND revoked_at IS NULL) < ?6",
             params![
                 h.id,
                 h.user_id,
                 h.secret_sha256.to_vec(),
                 h.label,
-                h.created_at
+                h.created_at,
+                super::cap(max)
             ],
         )?;
-        Ok(())
-    }
-
-    fn count_active_auth_hashes(&self, user_id: i64) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM auth_hashes WHERE user_id = ?1 AND revoked_at IS NULL",
-            [user_id],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        tx.commit()?;
+        Ok(inserted == 1)
     }
 
     fn auth_hash(&self, id: &str) -> Result<Option<StoredAuthHash>> {
