@@ -241,3 +241,64 @@ Describe 'New-P2PConnection and Ctrl+C' {
         } finally { $silent.Stop() }
     }
 }
+
+Describe 'New-P2PConnection and device keys: P2PDeviceKeyMismatch, -AcceptDeviceKey, -DeviceKey' {
+    BeforeAll {
+        # A device of its own, its keys and the initiator's pins in the lab (not this user's configuration).
+        $script:KeyDevice = '80:00:00:00:01:00:0B:02'
+        $script:KeySecret = 'key-device-secret-0123'
+        Invoke-P2PLabAdmin $Lab @('device', 'add', $KeyDevice, '--owner', $Lab.User, '--name', 'keys', '--app-type', '7') $KeySecret | Out-Null
+        $script:KeyDir = Join-Path $Lab.Dir 'device-keys'
+        New-Item -ItemType Directory -Path $KeyDir | Out-Null
+        # An initiator file for the device whose key (and so known_devices) is in $Dir.
+        function script:New-KeyTunnelFile([string] $Dir) {
+            New-Item -ItemType Directory -Path $Dir | Out-Null
+            $path = New-TunnelFile (Join-Path $Dir 'tunnel.txt') $KeyDevice
+            Add-Content -LiteralPath $path -Value "key_file $(Join-Path $Dir 'initiator.key')" -Encoding ascii
+            $path
+        }
+    }
+    AfterEach { Get-P2PConnection | Stop-P2PConnection }
+
+    It 'a pinned device back with another key is P2PDeviceKeyMismatch with both fingerprints; -AcceptDeviceKey takes the new one' {
+        $script:OldKey = Start-P2PLabKeyTarget $Lab $KeyDevice $KeySecret (Join-Path $KeyDir 'old.key') 'key-target-old'
+        $file = New-KeyTunnelFile (Join-Path $KeyDir 'pinned')
+        $c = New-P2PConnection $file -TimeoutSec 20
+        $c.PeerFingerprint | Should -Be $OldKey.Fingerprint
+        $c | Stop-P2PConnection
+
+        # The device is re-installed with a new key; the server's administrator allows the rotation.
+        $OldKey.Process.Kill()
+        $OldKey.Process.WaitForExit(5000) | Out-Null
+        Invoke-P2PLabAdmin $Lab @('device', 'rotate-key', $KeyDevice) | Out-Null
+        $script:NewKey = Start-P2PLabKeyTarget $Lab $KeyDevice $KeySecret (Join-Path $KeyDir 'new.key') 'key-target-new'
+        $NewKey.Fingerprint | Should -Not -Be $OldKey.Fingerprint
+
+        New-P2PConnection $file -TimeoutSec 20 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be "P2PDeviceKeyMismatch,$NewId"
+        $e[0].CategoryInfo.Category | Should -Be 'SecurityError'
+        $e[0].TargetObject | Should -Be $KeyDevice
+        $e[0].Exception.ExpectedFingerprint | Should -Be $OldKey.Fingerprint
+        $e[0].Exception.PresentedFingerprint | Should -Be $NewKey.Fingerprint
+        $e[0].Exception.Message | Should -BeLike "*$($OldKey.Fingerprint)*$($NewKey.Fingerprint)*"
+        $e[0].ErrorDetails.RecommendedAction | Should -BeLike '*-AcceptDeviceKey*'
+        Get-P2PConnection | Should -BeNullOrEmpty
+
+        $c = New-P2PConnection $file -AcceptDeviceKey $NewKey.Fingerprint -TimeoutSec 20
+        $c.PeerFingerprint | Should -Be $NewKey.Fingerprint
+        $c | Stop-P2PConnection
+        # Pinned now: the next connection needs no switch.
+        (New-P2PConnection $file -TimeoutSec 20).PeerFingerprint | Should -Be $NewKey.Fingerprint
+    }
+
+    It '-DeviceKey pins the device before the first connection: another key is refused, the device''s connects' {
+        $file = New-KeyTunnelFile (Join-Path $KeyDir 'seeded')
+        New-P2PConnection $file -DeviceKey $OldKey.Fingerprint -TimeoutSec 20 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be "P2PDeviceKeyMismatch,$NewId"
+        $e[0].Exception.ExpectedFingerprint | Should -Be $OldKey.Fingerprint
+        $e[0].Exception.PresentedFingerprint | Should -Be $NewKey.Fingerprint
+        $c = New-P2PConnection -DeviceId $KeyDevice -Credential $Lab.Credential @Common -DeviceKey $NewKey.Fingerprint -TimeoutSec 20
+        $c.PeerFingerprint | Should -Be $NewKey.Fingerprint
+        (Get-P2PConnection -Id $c.Id).PeerFingerprint | Should -Be $NewKey.Fingerprint
+    }
+}

@@ -1,8 +1,9 @@
 //! End-to-end device keys with real processes (docs/E2E-TRUST.md): a mode 3 session between two
 //! connectd processes runs the peer handshake between their device keys (the server only introduces
 //! them), the initiator pins the device's key on first use, and a device that comes back with another
-//! key is refused with connectd's exit code 23 naming both fingerprints, until the user accepts the
-//! new fingerprint with --accept-key.
+//! key is refused with connectd's exit code 23 naming both fingerprints: by the server until its
+//! administrator runs `device rotate-key`, then by the initiator until the user accepts the new
+//! fingerprint with --accept-key. A service without HOME keeps its keys beside its files.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,9 +80,24 @@ fn a_device_back_with_another_key_is_refused_until_its_new_fingerprint_is_accept
         .join("remoteitp2p")
         .join(format!("device-{}.key", device.uid.replace(':', "-")));
     std::fs::remove_file(&key_file).expect("the device key was at its default path");
-    let target = lab.target(&device, http.port(), &[]);
-    let new = fingerprint(&lab, Some(&target.conf));
+    // The server recorded the old key: the device is refused (exit 23, both fingerprints) until the
+    // administrator allows the rotation.
+    let mut unrotated = lab.start_target(&device, http.port(), &[]);
+    assert_eq!(unrotated.proc.wait_exit_code(Duration::from_secs(30)), 23);
+    let new = fingerprint(&lab, Some(&unrotated.conf));
     assert_ne!(old, new);
+    let said = unrotated.proc.output();
+    assert!(
+        said.contains(&old) && said.contains(&new) && said.contains("rotate-key"),
+        "{said}"
+    );
+    let shown = lab.server.admin_ok(&["device", "show", &device.uid], None);
+    assert!(shown.contains(&format!("device_key {old}")), "{shown}");
+    lab.server
+        .admin_ok(&["device", "rotate-key", &device.uid], None);
+    let target = lab.target(&device, http.port(), &[]);
+    let shown = lab.server.admin_ok(&["device", "show", &device.uid], None);
+    assert!(shown.contains(&format!("device_key {new}")), "{shown}");
 
     let mut refused = lab.start_initiator(&spec, &[]);
     let (code, line) = refused.wait_exit_line(Duration::from_secs(30));
@@ -102,5 +118,61 @@ fn a_device_back_with_another_key_is_refused_until_its_new_fingerprint_is_accept
         &format!("peer key {new} (new pin, accepted)"),
         Duration::from_secs(5),
     );
+    target.proc.interrupt();
+}
+
+#[test]
+fn a_service_without_home_keeps_its_keys_beside_its_provisioning_files() {
+    let lab = Lab::new("e2e_keys_homeless");
+    let http = HttpServer::with_marker_body("E2E-KEYS-BODY", 16 * 1024);
+    let (account, device) = lab.account_and_device();
+    // As a systemd unit starts them: no HOME, no XDG_CONFIG_HOME.
+    let homeless = |args: &[String]| {
+        let mut cmd = lab.connectd_cmd(args, &[]);
+        cmd.env_remove("HOME").env_remove("XDG_CONFIG_HOME");
+        cmd
+    };
+    let service = lab.dir().join("service");
+    std::fs::create_dir(&service).unwrap();
+    let conf = service.join("target.conf");
+    std::fs::write(
+        &conf,
+        p2p_system_tests::target::target_conf(
+            &device.uid,
+            &device.secret,
+            http.port(),
+            &lab.server.address(),
+            &lab.server.key,
+        ),
+    )
+    .unwrap();
+    let mut target = p2p_system_tests::target::Target::start(
+        "target-homeless",
+        homeless(&["-f".into(), conf.display().to_string()]),
+        &conf,
+        &lab.logs,
+    );
+    target.wait_registered();
+    let device_key = service.join(format!("device-{}.key", device.uid.replace(':', "-")));
+    assert!(device_key.exists(), "no key beside the target file");
+    let warning = "neither HOME nor XDG_CONFIG_HOME is set";
+    target.proc.wait_for_text(warning, Duration::from_secs(5));
+
+    let port = p2p_system_tests::ports::free_tcp_port();
+    let file = lab.initiator_file(&account, &device, port, 1);
+    let mut initiator = p2p_system_tests::proc::Proc::spawn(
+        "initiator-homeless",
+        homeless(&["-s".into(), "-f".into(), file.display().to_string()]),
+        &lab.logs,
+        None,
+    );
+    initiator.wait_for_text("!!connected", Duration::from_secs(30));
+    lab.curl_expect(port, &http.body);
+    initiator.wait_for_text(warning, Duration::from_secs(5));
+    let beside = file.parent().unwrap();
+    assert!(beside.join("initiator.key").exists());
+    let pins = std::fs::read_to_string(beside.join("known_devices")).expect("pinned beside");
+    assert!(pins.contains(&device.uid), "{pins}");
+    initiator.interrupt();
     target.proc.interrupt();
 }

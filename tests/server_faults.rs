@@ -291,7 +291,7 @@ fn database_from_an_older_version_is_refused_clearly_and_left_intact() {
     assert!(!out.contains("listening "), "{out}");
 
     // Nothing was changed: with the version put back, every row is still there.
-    set_schema_version(&data_dir, 1);
+    set_schema_version(&data_dir, p2p_server::db::SCHEMA_VERSION);
     let list = lab.server.admin_ok(&["user", "list"], None);
     assert!(
         list.contains(&account.user),

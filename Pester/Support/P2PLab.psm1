@@ -169,6 +169,37 @@ function Start-P2PLab {
     }
 }
 
+function Start-P2PLabKeyTarget {
+    <# Starts a target for $DeviceId (already added to the server with $Secret) in front of the lab's web
+       page, its device key in $KeyFile (device_key_file); waits for its registration and returns its key's
+       fingerprint (connectd --fingerprint) and its process. The lab stops it. #>
+    param([Parameter(Mandatory)] $Lab, [string] $DeviceId, [string] $Secret, [string] $KeyFile, [string] $Name)
+    $connectd = Get-P2PBinary 'connectd'
+    $conf = Join-Path $Lab.Dir "$Name.conf"
+    @(
+        "UID $DeviceId"
+        "password $Secret"
+        'proxy_dest_ip 127.0.0.1'
+        "proxy_dest_port $($Lab.WebPort)"
+        'application_type 7'
+        "server $($Lab.Server)"
+        "server_key $($Lab.ServerKey)"
+        "device_key_file $KeyFile"
+    ) | Set-Content -LiteralPath $conf -Encoding ascii
+    $fingerprint = "$(& $connectd --fingerprint -f $conf)".Trim()
+    if ($LASTEXITCODE -ne 0) { throw "connectd --fingerprint -f $conf failed ($LASTEXITCODE)" }
+    $target = Start-LabProcess $connectd @('-f', $conf) $Lab.Dir $Name
+    $Lab.Processes.Add($target)
+    Wait-ForFile $target.Out { param($t) $t -match 'Registered' } -Process $target.Process -What "the $Name (connectd -f $Name.conf)" | Out-Null
+    [pscustomobject]@{ Fingerprint = $fingerprint; Process = $target.Process }
+}
+
+function Invoke-P2PLabAdmin {
+    <# A p2p-server admin command on the lab's data directory (p2p-server ARGS --data-dir ...). #>
+    param([Parameter(Mandatory)] $Lab, [string[]] $Arguments, [string] $Secret)
+    Invoke-Admin (Get-P2PBinary 'p2p-server') ($Arguments + @('--data-dir', (Join-Path $Lab.Dir 'server'))) $Secret
+}
+
 function New-P2PLabProvisioningFile {
     <# Writes an initiator provisioning file for the lab's device and returns its path. #>
     param([Parameter(Mandatory)] $Lab, [string] $Password = 'correct horse battery staple', [string] $Name = 'initiator.txt',
@@ -243,4 +274,4 @@ function Stop-P2PLab {
     Remove-Item -LiteralPath $Lab.Dir -Recurse -Force -ErrorAction SilentlyContinue
 }
 
-Export-ModuleMember -Function Get-PwshPath, Get-P2PTestHooksLibrary, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile, Invoke-EchoTransfer
+Export-ModuleMember -Function Get-PwshPath, Get-P2PTestHooksLibrary, Get-P2PBinary, Get-FreeTcpPort, Test-TcpPortOpen, Start-P2PLab, Stop-P2PLab, New-P2PLabProvisioningFile, Invoke-EchoTransfer, Start-P2PLabKeyTarget, Invoke-P2PLabAdmin

@@ -89,6 +89,19 @@ namespace RemoteItP2P.Commands
 
         private string? _name;
 
+        /// <summary>The device's key, pinned before the first connection so that not even that one takes the
+        /// server's word for it: its fingerprint (SHA256:..., as 'connectd --fingerprint -f TARGET-FILE'
+        /// prints it on the device) or its base64 public key. Wins over the pin in known_devices.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? DeviceKey { get; set; }
+
+        /// <summary>After a P2PDeviceKeyMismatch whose PresentedFingerprint the device's owner confirmed on the
+        /// device (a re-installation): that fingerprint, accepted and pinned once the device proves it.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? AcceptDeviceKey { get; set; }
+
         /// <summary>How long to wait for the tunnel to come up (seconds).</summary>
         [Parameter]
         [ValidateRange(1, 86400)]
@@ -335,6 +348,8 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(MaxOutstanding))) config["max_outstanding"] = MaxOutstanding;
             if (Bound(nameof(Server))) config["server"] = Server;
             if (Bound(nameof(ServerKey))) config["server_key"] = ServerKey;
+            if (DeviceKey != null) config["device_key"] = DeviceKey;
+            if (AcceptDeviceKey != null) config["accept_key"] = AcceptDeviceKey;
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) config["environment"] = environment;
             config["password"] = credential.GetNetworkCredential().Password;
@@ -366,6 +381,8 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(BindAddress))) overrides["bind_address"] = BindAddress;
             if (Bound(nameof(Server))) overrides["server"] = Server;
             if (Bound(nameof(ServerKey))) overrides["server_key"] = ServerKey;
+            if (DeviceKey != null) overrides["device_key"] = DeviceKey;
+            if (AcceptDeviceKey != null) overrides["accept_key"] = AcceptDeviceKey;
             // Used only where neither the file nor -Server/-ServerKey give a value.
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) overrides["environment"] = environment;

@@ -60,15 +60,32 @@ namespace RemoteItP2P
     /// <summary>A connection ended (or never came up) with an error reported in its status.</summary>
     public sealed class P2PConnectionException : Exception
     {
+        private static readonly Regex Fingerprints = new Regex(
+            @"expected (?<expected>SHA256:[A-Za-z0-9+/]{43}), the device presented (?<presented>SHA256:[A-Za-z0-9+/]{43})?",
+            RegexOptions.CultureInvariant);
+
         public P2PConnectionException(string kind, string message, P2PConnection? connection) : base(message)
         {
             Kind = kind;
             Connection = connection;
+            Match m = Fingerprints.Match(message);
+            if (kind == "PeerKeyMismatch" && m.Success)
+            {
+                ExpectedFingerprint = m.Groups["expected"].Value;
+                if (m.Groups["presented"].Success) PresentedFingerprint = m.Groups["presented"].Value;
+            }
         }
 
         public string Kind { get; }
         /// <summary>The connection's last status; null when it was gone before one was read.</summary>
         public P2PConnection? Connection { get; }
+
+        /// <summary>P2PDeviceKeyMismatch: the fingerprint pinned for the device (known_devices or -DeviceKey).</summary>
+        public string? ExpectedFingerprint { get; }
+
+        /// <summary>P2PDeviceKeyMismatch: the fingerprint of the key the device proved; null when the server
+        /// introduced the device without any key. Confirm it on the device, then -AcceptDeviceKey it.</summary>
+        public string? PresentedFingerprint { get; }
     }
 
     /// <summary>No connection has the Id or Name asked for (stopped, removed, or never made).</summary>
@@ -152,7 +169,7 @@ namespace RemoteItP2P
                 case "P2PDeviceSecretRejected": return "The device's secret does not match the server's: re-provision the device.";
                 case "P2PServerUnreachable": return "Check -Server (host:port) and that TCP to it is allowed; Test-P2PNetwork diagnoses the network.";
                 case "P2PServerKeyMismatch": return "Check -ServerKey (or $env:P2P_SERVER_KEY) against the server_key that 'p2p-server init' printed.";
-                case "P2PDeviceKeyMismatch": return "The device proved another key than the pinned one: a re-installed device, or the server or network intercepting. Read its fingerprint on the device (connectd --fingerprint -f TARGET-FILE); if it matches the message's, run connectd --accept-key with it.";
+                case "P2PDeviceKeyMismatch": return "The device proved another key than the pinned one: a re-installed device, or the server or network intercepting. Read its fingerprint on the device (connectd --fingerprint -f TARGET-FILE); if it is the exception's PresentedFingerprint, connect again with -AcceptDeviceKey and that fingerprint.";
                 case "P2PLimitReached": return "Stop connections you no longer need (Get-P2PConnection | Stop-P2PConnection), or ask the server's operator to raise the limit.";
                 case "P2PConnectionFailed": return "Retry; Test-P2PNetwork shows whether UDP to the server and a direct path are possible. -AutoReconnect re-establishes lost sessions.";
                 case Timeout: return "Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection; Test-P2PNetwork diagnoses the network.";

@@ -25,6 +25,8 @@
             Name             = 'A name for the connection: unique among the open connections (P2PNameInUse otherwise). Default: the device UID, or the file''s name, with #2, #3... appended when taken. Bound by property name from the pipeline, so a delay-bind script block works: Get-ChildItem *.txt | New-P2PConnection -Name { $_.BaseName }.'
             TimeoutSec       = 'How long to wait for the tunnel to come up, in seconds (default 30). On time-out the tunnel is closed and P2PConnectionTimeout is thrown.'
             NoWait           = 'Return at once, with State Connecting.'
+            DeviceKey        = 'The device''s key, pinned before the first connection so that not even that one takes the server''s word for it: its fingerprint (SHA256:..., as connectd --fingerprint -f TARGET-FILE prints it on the device) or its base64 public key. Wins over the pin kept in known_devices. Another key is refused with P2PDeviceKeyMismatch.'
+            AcceptDeviceKey  = 'After P2PDeviceKeyMismatch (a re-installed device): the new fingerprint, once its owner confirmed it on the device. It is the exception''s PresentedFingerprint; the device must prove that key, and it is then pinned.'
         }
         # Shown as "Default value" where the cmdlet's own default (read from the compiled cmdlet) needs words.
         Defaults    = @{ LocalPort = '0 (a free port)'; MaxOutstanding = 'None (adapts to the network)' }

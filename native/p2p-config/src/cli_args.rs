@@ -192,6 +192,8 @@ struct Parsed<'a> {
     label: Option<&'a str>,
     fingerprint: bool,
     accept_key: Option<String>,
+    /// `--device-key`: the device's fingerprint, pinned before the first connection.
+    device_key: Option<String>,
 }
 
 /// Parses connectd's arguments, without the program name (`std::env::args().skip(1)`).
@@ -240,9 +242,10 @@ pub fn without_background(args: &[String]) -> Vec<String> {
 }
 
 /// The options that take the next argument as their value.
-const TAKES_VALUE: [&str; 8] = [
+const TAKES_VALUE: [&str; 9] = [
     "-f",
     "--accept-key",
+    "--device-key",
     "-e",
     "-y",
     "--server",
@@ -343,6 +346,12 @@ fn scan(args: &[String]) -> Result<Parsed<'_>, UsageError> {
                     parse_device_key(key).map_err(|e| UsageError::new(format!("{name}: {e}")))?;
                 p.accept_key = Some(fingerprint);
             }
+            "--device-key" => {
+                let key = value("SHA256:FINGERPRINT")?;
+                let fingerprint =
+                    parse_device_key(key).map_err(|e| UsageError::new(format!("{name}: {e}")))?;
+                set_once(&mut p.device_key, &fingerprint, name)?;
+            }
             "-d" => {
                 if p.options.background.is_some() {
                     return Err(UsageError::new("-d is given twice"));
@@ -425,14 +434,22 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
             "-d applies to a tunnel or a target, not to {flag}"
         )));
     }
-    if p.accept_key.is_some() && !runs_tunnel_or_target {
-        return Err(UsageError::new(format!(
-            "--accept-key applies to a tunnel, not to {flag}"
-        )));
+    for (given, option) in [
+        (p.accept_key.is_some(), "--accept-key"),
+        (p.device_key.is_some(), "--device-key"),
+    ] {
+        if given && !runs_tunnel_or_target {
+            return Err(UsageError::new(format!(
+                "{option} applies to a tunnel, not to {flag}"
+            )));
+        }
     }
     let options = p.options;
     let server = p.server;
-    let accept_key = p.accept_key;
+    let keys = KeyOptions {
+        accept_key: p.accept_key,
+        device_key: p.device_key,
+    };
     let command = match mode {
         Mode::Password(args) => {
             let config = with_server(password_line(args)?, &server);
@@ -462,31 +479,46 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
         }
         other => return other_command(other, p.json, p.user, p.label, options, server),
     };
-    with_accept_key(command, accept_key)
+    with_key_options(command, keys)
 }
 
-/// `--accept-key` belongs to a tunnel (an initiator), never to a target.
-fn with_accept_key(command: Command, accept_key: Option<String>) -> Result<Command, UsageError> {
-    match (command, accept_key) {
-        (
-            Command::Initiator {
-                mut config,
-                options,
-                warnings,
-            },
-            accept,
-        ) => {
-            config.accept_key = accept;
+/// `--accept-key` and `--device-key`: the fingerprints the user gives for the device's key.
+struct KeyOptions {
+    accept_key: Option<String>,
+    device_key: Option<String>,
+}
+
+/// The key options belong to a tunnel (an initiator), never to a target. `--device-key` wins over a
+/// file's `device_key`: the command line is the nearer word.
+fn with_key_options(command: Command, keys: KeyOptions) -> Result<Command, UsageError> {
+    match command {
+        Command::Initiator {
+            mut config,
+            options,
+            warnings,
+        } => {
+            config.accept_key = keys.accept_key;
+            if keys.device_key.is_some() {
+                config.device_key = keys.device_key;
+            }
             Ok(Command::Initiator {
                 config,
                 options,
                 warnings,
             })
         }
-        (Command::Target { .. }, Some(_)) => Err(UsageError::new(
-            "--accept-key applies to a tunnel, not to a target file",
-        )),
-        (command, _) => Ok(command),
+        Command::Target { .. } => match (keys.accept_key, keys.device_key) {
+            (None, None) => Ok(command),
+            (accept, _) => Err(UsageError::new(format!(
+                "{} applies to a tunnel, not to a target file",
+                if accept.is_some() {
+                    "--accept-key"
+                } else {
+                    "--device-key"
+                }
+            ))),
+        },
+        command => Ok(command),
     }
 }
 

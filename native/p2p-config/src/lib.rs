@@ -6,6 +6,7 @@
 pub mod cli_args;
 pub mod config;
 pub mod exit_code;
+pub mod key_paths;
 pub mod provisioning;
 pub mod values;
 

@@ -71,7 +71,13 @@ pub fn parse_provisioning_file(path: impl AsRef<Path>) -> Result<Provisioning, P
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(cannot_read)?;
-    parse_provisioning(&bytes, &name)
+    let mut provisioning = parse_provisioning(&bytes, &name)?;
+    crate::key_paths::keys_beside_file_when_homeless(
+        &mut provisioning.kind,
+        path,
+        &mut provisioning.warnings,
+    );
+    Ok(provisioning)
 }
 
 /// Parses `connectd -e BLOB`: a whole provisioning file in standard base64 (padding optional, line

@@ -20,6 +20,10 @@ struct Overrides {
     bind_address: Option<IpAddr>,
     server: Option<String>,
     server_key: Option<String>,
+    /// The device's key pinned before the first connection (New-P2PConnection -DeviceKey).
+    device_key: Option<String>,
+    /// A changed device key the user accepts (New-P2PConnection -AcceptDeviceKey).
+    accept_key: Option<String>,
     /// The host's environment variables (`P2P_SERVER`, `P2P_SERVER_KEY`): used only where the file and
     /// the overrides give no value, as connectd uses its environment.
     #[serde(default)]
@@ -72,8 +76,16 @@ pub fn initiator_config(
         bind_address,
         server,
         server_key,
+        device_key,
+        accept_key,
         environment,
     } = overrides;
+    if device_key.is_some() {
+        cfg.device_key = device_key;
+    }
+    if accept_key.is_some() {
+        cfg.accept_key = accept_key;
+    }
     if name.is_some() {
         cfg.name = name;
     }

@@ -1,7 +1,7 @@
 //! Files only their owner may read, and the static keys kept in them (a device's key, an initiator
 //! installation's key). Every owner-only permission in the product is set here, so each OS has one
-//! place: Unix modes 0600/0700 now; on Windows the files inherit their directory's ACL until the
-//! protected-DACL step of docs/E2E-TRUST.md is done.
+//! place: Unix modes 0600/0700; on Windows a protected DACL granting the current user only
+//! (`windows_acl`).
 
 use std::fs;
 use std::io::{self, Write};
@@ -50,8 +50,37 @@ pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
         .open(path)
 }
 
-/// On other systems the file inherits the directory's ACL; keep the directory private.
-#[cfg(not(unix))]
+#[cfg(windows)]
+#[allow(unsafe_code)] // Win32 security calls; each says why it is sound
+mod windows_acl;
+#[cfg(windows)]
+pub use windows_acl::{allowed_entries, AllowedEntry};
+
+/// Access rights the Windows opens below ask for beside reading or writing: read and change the DACL.
+#[cfg(windows)]
+const READ_CONTROL_WRITE_DAC: u32 = 0x0002_0000 | 0x0004_0000;
+
+/// Creates a file only the owner can open (a protected DACL with one entry, the current user); fails
+/// if anything is there. The DACL is set through the new handle, before anything is written.
+#[cfg(windows)]
+pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const GENERIC_WRITE: u32 = 0x4000_0000;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .access_mode(GENERIC_WRITE | READ_CONTROL_WRITE_DAC)
+        .open(path)?;
+    if let Err(e) = windows_acl::restrict_to_owner(&file, false) {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// Elsewhere (neither Unix nor Windows) the file inherits its directory's permissions.
+#[cfg(not(any(unix, windows)))]
 pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
@@ -69,19 +98,37 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
-/// On other systems the directory inherits its parent's ACL.
-#[cfg(not(unix))]
+/// Creates a directory (and its parents); one this call creates gets a protected DACL for the current
+/// user only, inherited by what is made in it. An existing one is left as is.
+#[cfg(windows)]
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+    if path.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new().recursive(true).create(path)?;
+    let dir = fs::OpenOptions::new()
+        .access_mode(READ_CONTROL_WRITE_DAC)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(path)?;
+    windows_acl::restrict_to_owner(&dir, true)
+}
+
+#[cfg(not(any(unix, windows)))]
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).create(path)
 }
 
-/// Whether users other than the owner may read or write `path` (always `false` where not checked yet).
+/// Whether users other than the owner may read or write `path`.
 #[cfg(unix)]
 pub fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
 }
 
+/// Not checked on Windows yet (the files are created owner-only): wine, where the Windows build is
+/// tested, reports entries for other accounts in every DACL, so a check could not be tested here.
 #[cfg(not(unix))]
 pub fn readable_by_others(_path: &Path) -> bool {
     false
@@ -196,6 +243,22 @@ mod tests {
         let e = load_or_create_static_key(&path).unwrap_err();
         assert!(matches!(e, KeyFileError::ReadableByOthers { .. }), "{e}");
         assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    /// The key file's DACL, read back, has one entry, the current user's. Real Windows only: wine
+    /// reports entries for other accounts (`cargo test -p p2p-link -- --ignored` there).
+    #[cfg(windows)]
+    #[test]
+    #[ignore = "wine synthesizes DACL entries; run on Windows with --ignored"]
+    fn a_new_key_file_is_for_the_current_user_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("device.key");
+        load_or_create_static_key(&path).unwrap();
+        for p in [path.as_path(), path.parent().unwrap()] {
+            let entries = allowed_entries(p).expect("a DACL");
+            assert_eq!(entries.len(), 1, "{}: {entries:?}", p.display());
+            assert!(entries[0].current_user, "{}: {entries:?}", p.display());
+        }
     }
 
     #[test]

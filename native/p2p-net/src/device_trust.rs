@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use p2p_config::key_paths;
 use p2p_link::key_file::{create_private_file, load_or_create_static_key};
 use p2p_proto::crypto::{
     ExpectedPeer, Fingerprint, PeerHandshakeError, PublicStaticKey, StaticKey,
@@ -20,49 +21,26 @@ use p2p_proto::Uid;
 
 use crate::error::{Error, ErrorKind, Result};
 
-const APP_DIR: &str = "remoteitp2p";
-const INITIATOR_KEY: &str = "initiator.key";
 const KNOWN_DEVICES: &str = "known_devices";
 
-/// The user's configuration directory: `%APPDATA%` on Windows, `~/Library/Application Support` on
-/// macOS, `$XDG_CONFIG_HOME` or `~/.config` elsewhere.
-fn config_dir() -> Option<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if cfg!(windows) {
-        return var("APPDATA");
-    }
-    if cfg!(target_os = "macos") {
-        return var("HOME").map(|h| h.join("Library").join("Application Support"));
-    }
-    var("XDG_CONFIG_HOME")
-        .filter(|p| p.is_absolute())
-        .or_else(|| var("HOME").map(|h| h.join(".config")))
-}
-
-fn default_path(file: &str) -> Result<PathBuf> {
-    config_dir()
-        .map(|d| d.join(APP_DIR).join(file))
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                "no configuration directory for the device keys (HOME is not set): give key_file",
-            )
-        })
+fn default_path(file: &str, option: &str) -> Result<PathBuf> {
+    key_paths::default_key_path(file, option).map_err(|m| Error::new(ErrorKind::InvalidConfig, m))
 }
 
 /// The initiator installation's key file: `key_file`, else the default.
 pub fn initiator_key_path(key_file: Option<&Path>) -> Result<PathBuf> {
-    key_file.map_or_else(|| default_path(INITIATOR_KEY), |p| Ok(p.to_path_buf()))
+    key_file.map_or_else(
+        || default_path(key_paths::INITIATOR_KEY, "key_file"),
+        |p| Ok(p.to_path_buf()),
+    )
 }
 
 /// A device's key file: `device_key_file`, else the default for its UID.
 pub fn device_key_path(key_file: Option<&Path>, uid: Uid) -> Result<PathBuf> {
-    let name = format!("device-{}.key", uid.to_string().replace(':', "-"));
-    key_file.map_or_else(|| default_path(&name), |p| Ok(p.to_path_buf()))
+    key_file.map_or_else(
+        || default_path(&key_paths::device_key_name(uid), "device_key_file"),
+        |p| Ok(p.to_path_buf()),
+    )
 }
 
 /// Loads the key in `path`, creating it on first use.
@@ -106,13 +84,11 @@ impl InitiatorTrust {
         accept: Option<&str>,
     ) -> Result<InitiatorTrust> {
         let key_path = initiator_key_path(key_file)?;
+        // The fingerprint, or the base64 key (as the device's owner may have copied either).
         let fingerprint = |what: &str, text: &str| -> Result<Fingerprint> {
-            text.parse().map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("{what} is not a key fingerprint (SHA256:...): {text}"),
-                )
-            })
+            p2p_config::values::parse_device_key(text)
+                .and_then(|f| f.parse().map_err(|_| f))
+                .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("{what}: {e}")))
         };
         Ok(InitiatorTrust {
             key: load_key(&key_path)?,

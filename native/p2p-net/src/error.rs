@@ -65,6 +65,7 @@ impl From<ErrorCode> for ErrorKind {
             ErrorCode::BadSecret => ErrorKind::BadSecret,
             ErrorCode::SessionFailed => ErrorKind::SessionFailed,
             ErrorCode::LimitReached => ErrorKind::LimitReached,
+            ErrorCode::KeyChanged => ErrorKind::PeerKeyMismatch,
             ErrorCode::BadRequest | ErrorCode::Internal => ErrorKind::Internal,
         }
     }

@@ -157,6 +157,7 @@ fn is_fatal(kind: ErrorKind) -> bool {
     matches!(
         kind,
         ErrorKind::BadSecret
+            | ErrorKind::PeerKeyMismatch
             | ErrorKind::UnknownUid
             | ErrorKind::ServerKeyMismatch
             | ErrorKind::InvalidConfig
@@ -349,6 +350,9 @@ impl Daemon {
                 let what = match kind {
                     ErrorKind::BadSecret => format!("wrong device secret for UID {uid}"),
                     ErrorKind::UnknownUid => format!("the server does not know device UID {uid}"),
+                    ErrorKind::PeerKeyMismatch => {
+                        format!("the server holds another key for device UID {uid}")
+                    }
                     _ => format!("the server refused to register UID {uid}"),
                 };
                 Error::new(kind, format!("{what}: {message}"))

@@ -275,6 +275,9 @@ pub enum ErrorCode {
     BadRequest,
     /// A server limit was hit (sessions per user, pending handshakes...).
     LimitReached,
+    /// A target registered with another static key than the one recorded for its UID, and the
+    /// administrator did not allow a rotation (`p2p-server device rotate-key`).
+    KeyChanged,
     Internal,
 }
 

@@ -139,6 +139,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::SessionFailed,
         ErrorCode::BadRequest,
         ErrorCode::LimitReached,
+        ErrorCode::KeyChanged,
         ErrorCode::Internal,
     ])
 }

@@ -9,10 +9,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::Uid;
 
 use crate::error::{Error, Result};
-use crate::store::{NewAuthHash, NewDevice, Store, StoredAuthHash};
+use crate::store::{InitiatorKey, NewAuthHash, NewDevice, Store, StoredAuthHash, StoredDeviceKey};
 use p2p_link::clock::now_unix;
 
 /// Longest user name, device label or auth-hash label we store.
@@ -186,6 +187,20 @@ pub fn add_device(
     application_type: u16,
     secret: &str,
 ) -> Result<()> {
+    add_device_with_key(store, uid, owner, name, application_type, secret, None)
+}
+
+/// [`add_device`] with the device's static public key recorded at once (`device add --key`), so that
+/// not even its first registration is taken on trust.
+pub fn add_device_with_key(
+    store: &dyn Store,
+    uid: Uid,
+    owner: &str,
+    name: &str,
+    application_type: u16,
+    secret: &str,
+    public_key: Option<&PublicStaticKey>,
+) -> Result<()> {
     check_label(name, "device name")?;
     check_secret(secret, "device secret")?;
     let owner = require_user(store, owner)?;
@@ -200,7 +215,94 @@ pub fn add_device(
         application_type,
         secret_hash: &hash,
         created_at: now_unix(),
+        public_key: public_key.map(PublicStaticKey::to_base64).as_deref(),
     })
+}
+
+/// A device's static key as `device add --key` takes it: base64 of the 32-byte public key.
+pub fn parse_device_key(text: &str) -> Result<PublicStaticKey> {
+    PublicStaticKey::from_base64(text.trim()).ok_or_else(|| {
+        Error::new(format!(
+            "'{}' is not a device key: expected the device's public key in base64 (44 characters)",
+            shown(text)
+        ))
+    })
+}
+
+/// The device's recorded key, or an error naming the UID when there is no such device.
+pub fn device_key(store: &dyn Store, uid: Uid) -> Result<StoredDeviceKey> {
+    store
+        .device_key(uid)?
+        .ok_or_else(|| Error::new(format!("no device with UID {uid}")))
+}
+
+/// The recorded key as a key (a malformed one is a damaged database).
+pub fn recorded_key(stored: &StoredDeviceKey) -> Result<Option<PublicStaticKey>> {
+    stored
+        .public_key
+        .as_deref()
+        .map(|k| {
+            PublicStaticKey::from_base64(k)
+                .ok_or_else(|| Error::new("the database holds a malformed device key"))
+        })
+        .transpose()
+}
+
+/// `device rotate-key`: the next registration may replace the device's key.
+pub fn allow_key_rotation(store: &dyn Store, uid: Uid) -> Result<StoredDeviceKey> {
+    let stored = device_key(store, uid)?;
+    store.allow_key_rotation(uid)?;
+    Ok(stored)
+}
+
+/// What a registration's key did to the device's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisteredKey {
+    /// The target sent no key (an older connectd): nothing recorded, no end-to-end session with it.
+    None,
+    /// The recorded key, presented again.
+    Same,
+    /// The device's first key, now recorded.
+    Recorded,
+    /// An administrator allowed a rotation: the new key replaced this one.
+    Rotated { old: PublicStaticKey },
+    /// Another key than the recorded one, with no rotation allowed: the registration is refused.
+    Changed { recorded: PublicStaticKey },
+}
+
+/// Checks the key a target registers with against the device's record: records a first key or an
+/// allowed rotation, refuses (`Changed`) any other new key. This protects the device's identity
+/// against someone who holds its secret but not its key.
+pub fn register_device_key(
+    store: &dyn Store,
+    uid: Uid,
+    presented: Option<&PublicStaticKey>,
+) -> Result<RegisteredKey> {
+    let Some(presented) = presented else {
+        return Ok(RegisteredKey::None);
+    };
+    let stored = device_key(store, uid)?;
+    let outcome = match recorded_key(&stored)? {
+        Some(recorded) if recorded == *presented => return Ok(RegisteredKey::Same),
+        Some(recorded) if !stored.rotation_allowed => {
+            return Ok(RegisteredKey::Changed { recorded })
+        }
+        Some(old) => RegisteredKey::Rotated { old },
+        None => RegisteredKey::Recorded,
+    };
+    store.set_device_key(uid, &presented.to_base64())?;
+    Ok(outcome)
+}
+
+/// Records that `user_id` logged in with `key`.
+pub fn record_initiator_key(store: &dyn Store, user_id: i64, key: &PublicStaticKey) -> Result<()> {
+    store.record_initiator_key(user_id, &key.to_base64(), now_unix())
+}
+
+/// The keys a user (by name) logged in with.
+pub fn initiator_keys(store: &dyn Store, user: &str) -> Result<Vec<InitiatorKey>> {
+    let user = require_user(store, user)?;
+    store.list_initiator_keys(user.id)
 }
 
 pub fn remove_device(store: &dyn Store, uid: Uid) -> Result<()> {

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::Uid;
 use serde::Serialize;
 
@@ -129,8 +130,92 @@ pub fn device_add(
     application_type: u16,
     secret: &str,
 ) -> Result<String> {
-    accounts::add_device(conn, uid, owner, name, application_type, secret)?;
-    Ok(format!("added device {uid} owned by '{owner}'"))
+    device_add_with_key(conn, uid, owner, name, application_type, secret, None)
+}
+
+/// `device add --key`: [`device_add`] with the device's public key recorded.
+pub fn device_add_with_key(
+    conn: &dyn Store,
+    uid: Uid,
+    owner: &str,
+    name: &str,
+    application_type: u16,
+    secret: &str,
+    key: Option<&PublicStaticKey>,
+) -> Result<String> {
+    accounts::add_device_with_key(conn, uid, owner, name, application_type, secret, key)?;
+    let mut done = format!("added device {uid} owned by '{owner}'");
+    if let Some(key) = key {
+        done.push_str(&format!("\ndevice_key {}", key.fingerprint()));
+    }
+    Ok(done)
+}
+
+/// `device show UID`: the device's row and its recorded key.
+pub fn device_show(conn: &dyn Store, uid: Uid) -> Result<String> {
+    let stored = accounts::device_key(conn, uid)?;
+    let device = accounts::list_devices(conn)?
+        .into_iter()
+        .find(|d| d.uid == uid)
+        .ok_or_else(|| Error::new(format!("no device with UID {uid}")))?;
+    let key = match accounts::recorded_key(&stored)? {
+        Some(k) => k.fingerprint().to_string(),
+        None => "none (recorded at its first registration with a key)".to_string(),
+    };
+    let mut out = format!(
+        "uid {}\nowner {}\nname {}\napplication_type {}\ncreated {}\ndevice_key {key}",
+        device.uid,
+        device.owner,
+        device.name,
+        device.application_type,
+        format_utc(device.created_at)
+    );
+    if stored.rotation_allowed {
+        out.push_str("\nkey_rotation allowed (the next registration may bring a new key)");
+    }
+    Ok(out)
+}
+
+/// `device rotate-key UID`: the device's next registration may replace its recorded key.
+pub fn device_rotate_key(conn: &dyn Store, uid: Uid) -> Result<String> {
+    let stored = accounts::allow_key_rotation(conn, uid)?;
+    Ok(match accounts::recorded_key(&stored)? {
+        Some(old) => format!(
+            "device {uid}: the next registration may replace key {} (the server logs both fingerprints)",
+            old.fingerprint()
+        ),
+        None => format!("device {uid} has no key yet: its first registration with one records it"),
+    })
+}
+
+/// `user keys NAME`: the keys the user's initiators logged in with.
+pub fn user_keys(conn: &dyn Store, name: &str, format: Format) -> Result<String> {
+    #[derive(Serialize)]
+    struct KeyRow {
+        fingerprint: String,
+        public_key: String,
+        first_seen: String,
+        last_seen: String,
+    }
+    let rows: Vec<KeyRow> = accounts::initiator_keys(conn, name)?
+        .into_iter()
+        .map(|k| KeyRow {
+            fingerprint: PublicStaticKey::from_base64(&k.public_key)
+                .map_or_else(|| "malformed".to_string(), |p| p.fingerprint().to_string()),
+            public_key: k.public_key,
+            first_seen: format_utc(k.first_seen),
+            last_seen: format_utc(k.last_seen),
+        })
+        .collect();
+    match format {
+        Format::Json => json(&rows),
+        Format::Text => Ok(table(
+            &["FINGERPRINT", "FIRST SEEN", "LAST SEEN"],
+            rows.into_iter()
+                .map(|r| vec![r.fingerprint, r.first_seen, r.last_seen])
+                .collect(),
+        )),
+    }
 }
 
 pub fn device_remove(conn: &dyn Store, uid: Uid) -> Result<String> {

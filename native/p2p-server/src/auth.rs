@@ -23,11 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use p2p_proto::control::{Credential, ErrorCode};
+use p2p_proto::crypto::PublicStaticKey;
 use p2p_proto::Uid;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::accounts::{self, Access, AuthHashCheck, UserSecret};
+use crate::accounts::{self, Access, AuthHashCheck, RegisteredKey, UserSecret};
 use crate::cluster::Cluster;
 use crate::store::Store;
 use crate::throttle::{Admit, Limit, Recent, Throttle};
@@ -780,6 +781,62 @@ impl Auth {
             ErrorCode::BadSecret,
             registration_refused(uid),
         ))
+    }
+
+    /// Checks the key a target registers with against the one recorded for its UID: a first key (or
+    /// one after `device rotate-key`) is recorded, another new key refused with `KeyChanged`.
+    pub async fn check_device_key(
+        self: &Arc<Self>,
+        uid: Uid,
+        key: Option<PublicStaticKey>,
+    ) -> Result<(), Refusal> {
+        let outcome = self
+            .with_db("checking a device key", move |db, _| {
+                accounts::register_device_key(db, uid, key.as_ref())
+            })
+            .await?;
+        let new = key.map(|k| k.fingerprint().to_string()).unwrap_or_default();
+        match outcome {
+            RegisteredKey::None | RegisteredKey::Same => Ok(()),
+            RegisteredKey::Recorded => {
+                log::info!("device {uid}: key {new} recorded");
+                Ok(())
+            }
+            RegisteredKey::Rotated { old } => {
+                log::warn!(
+                    "device {uid}: key rotated from {} to {new} (allowed by device rotate-key)",
+                    old.fingerprint()
+                );
+                Ok(())
+            }
+            RegisteredKey::Changed { recorded } => {
+                log::warn!(
+                    "device {uid} refused: it presented key {new}, the recorded key is {}",
+                    recorded.fingerprint()
+                );
+                Err(Refusal::new(
+                    ErrorCode::KeyChanged,
+                    format!(
+                        "device {uid} presented key {new} but the server holds {}: if the device was \
+                         re-installed, the administrator runs `p2p-server device rotate-key {uid}`",
+                        recorded.fingerprint()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Records the key an initiator logged in with (`user keys NAME` lists them). A failure to
+    /// record is logged, not refused: the key is a hint to the peer, not a credential.
+    pub async fn record_initiator_key(self: &Arc<Self>, user_id: i64, key: PublicStaticKey) {
+        let recorded = self
+            .with_db("recording an initiator key", move |db, _| {
+                accounts::record_initiator_key(db, user_id, &key)
+            })
+            .await;
+        if let Err(r) = recorded {
+            log::warn!("{}", r.message);
+        }
     }
 
     /// Whether the user may reach the device; one refusal for an unknown UID and a device not shared

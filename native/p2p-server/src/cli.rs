@@ -208,6 +208,12 @@ pub enum UserCommand {
         name: String,
     },
     List(ListArgs),
+    /// The static keys the user's initiators logged in with (fingerprints, first and last seen).
+    Keys {
+        name: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,11 +233,24 @@ pub enum DeviceCommand {
         /// Generate a random secret and print it (`secret <hex>`) instead of reading one.
         #[arg(long)]
         generate_secret: bool,
+        /// The device's static public key (base64), recorded now instead of at its first
+        /// registration, so that not even the first registration is taken on trust.
+        #[arg(long, value_name = "BASE64")]
+        key: Option<String>,
     },
     Remove {
         uid: Uid,
     },
     List(ListArgs),
+    /// Show one device and the fingerprint of its recorded key.
+    Show {
+        uid: Uid,
+    },
+    /// Let the device's next registration replace its recorded key (a re-installed device); until
+    /// then a registration with another key is refused.
+    RotateKey {
+        uid: Uid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,6 +378,7 @@ fn user_command(conn: &dyn Store, cmd: UserCommand) -> Result<String> {
         }
         UserCommand::Remove { name } => admin::user_remove(conn, &name),
         UserCommand::List(l) => admin::user_list(conn, l.format()),
+        UserCommand::Keys { name, list } => admin::user_keys(conn, &name, list.format()),
     }
 }
 
@@ -370,18 +390,38 @@ fn device_command(conn: &dyn Store, cmd: DeviceCommand) -> Result<String> {
             name,
             app_type,
             generate_secret,
+            key,
         } => {
+            let key = key.as_deref().map(accounts::parse_device_key).transpose()?;
             if generate_secret {
                 let secret = accounts::generate_device_secret()?;
-                let done = admin::device_add(conn, uid, &owner, &name, app_type, &secret)?;
+                let done = admin::device_add_with_key(
+                    conn,
+                    uid,
+                    &owner,
+                    &name,
+                    app_type,
+                    &secret,
+                    key.as_ref(),
+                )?;
                 Ok(format!("secret {}\n{done}", secret.as_str()))
             } else {
                 let secret = read_secret(&format!("secret for device {uid}"), true)?;
-                admin::device_add(conn, uid, &owner, &name, app_type, &secret)
+                admin::device_add_with_key(
+                    conn,
+                    uid,
+                    &owner,
+                    &name,
+                    app_type,
+                    &secret,
+                    key.as_ref(),
+                )
             }
         }
         DeviceCommand::Remove { uid } => admin::device_remove(conn, uid),
         DeviceCommand::List(l) => admin::device_list(conn, l.format()),
+        DeviceCommand::Show { uid } => admin::device_show(conn, uid),
+        DeviceCommand::RotateKey { uid } => admin::device_rotate_key(conn, uid),
     }
 }
 

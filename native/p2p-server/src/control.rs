@@ -534,6 +534,9 @@ async fn login(
                 key_note(initiator_key.as_ref())
             );
             ctx.metrics.login(logged_in.by_password);
+            if let Some(key) = initiator_key {
+                ctx.auth.record_initiator_key(logged_in.user_id, key).await;
+            }
             let name = logged_in.name.clone();
             conn.initiator_key = initiator_key;
             conn.standing = Standing::Initiator(logged_in);
@@ -656,6 +659,9 @@ async fn register(
         return reply(conn, refused(ctx, Request::Register, r)).await;
     }
     if let Err(r) = ctx.auth.register(uid, secret, conn.peer.ip()).await {
+        return reply(conn, refused(ctx, Request::Register, r)).await;
+    }
+    if let Err(r) = ctx.auth.check_device_key(uid, device_key).await {
         return reply(conn, refused(ctx, Request::Register, r)).await;
     }
     ctx.metrics.registered();

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::store::SqliteStore;
 
 pub const DB_FILE: &str = "p2p.db";
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE users (
@@ -47,6 +47,22 @@ CREATE TABLE auth_hashes (
 );
 CREATE INDEX auth_hashes_user ON auth_hashes(user_id);
 CREATE TABLE schema_version (version INTEGER NOT NULL);
+";
+
+/// Version 2: the end-to-end keys. Public keys only: the server never holds a private one.
+const SCHEMA_V1_TO_V2: &str = "
+-- Base64 of the device's X25519 public key: NULL until it registers with one or `device add --key`.
+ALTER TABLE devices ADD COLUMN public_key TEXT;
+-- 1 after `device rotate-key`: the next registration may replace public_key.
+ALTER TABLE devices ADD COLUMN key_rotation INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE initiator_keys (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    public_key TEXT NOT NULL,        -- base64 X25519 public key an initiator logged in with
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (user_id, public_key)
+);
+UPDATE schema_version SET version = 2;
 ";
 
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -108,17 +124,20 @@ fn migrate(conn: &Connection) -> Result<()> {
     if !has_version {
         // IMMEDIATE: two processes creating the schema at once must not both run it.
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V1} INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION}); COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA_V1} INSERT INTO schema_version (version) VALUES (1); COMMIT;"
         ))
         .or_else(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             // Lost the race: the other process created it.
-            match conn.query_row("SELECT version FROM schema_version", [], |r| r.get::<_, i64>(0)) {
+            match conn.query_row("SELECT version FROM schema_version", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
                 Ok(_) => Ok(()),
                 Err(_) => Err(e),
             }
         })?;
     }
+    upgrade_v1(conn)?;
     let version: i64 =
         conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
     if version != SCHEMA_VERSION {
@@ -127,6 +146,27 @@ fn migrate(conn: &Connection) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Brings a version 1 database to version 2, in one transaction (IMMEDIATE: a second process
+/// upgrading at the same time waits, then finds version 2 and does nothing).
+fn upgrade_v1(conn: &Connection) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = conn
+        .query_row("SELECT max(version) FROM schema_version", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .and_then(|v| match v {
+            1 => conn.execute_batch(SCHEMA_V1_TO_V2),
+            _ => Ok(()),
+        });
+    match upgraded {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e.into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +196,40 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "{SCHEMA_V1} INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO users (name, password_hash, created_at) VALUES ('a', 'h', 1);
+                 INSERT INTO devices (uid, owner_id, secret_hash, created_at)
+                     VALUES ('80:00:00:00:01:00:0A:C2', 1, 'h', 1);"
+            ))
+            .unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        let uid = "80:00:00:00:01:00:0A:C2".parse().unwrap();
+        use crate::store::Store;
+        assert_eq!(
+            store.device_key(uid).unwrap(),
+            Some(crate::store::StoredDeviceKey {
+                public_key: None,
+                rotation_allowed: false
+            })
+        );
+        let v: i64 = store
+            .connection()
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        drop(store);
+        // Opening again leaves it as it is.
+        open(dir.path()).unwrap();
     }
 
     #[test]

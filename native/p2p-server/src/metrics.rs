@@ -50,6 +50,7 @@ fn reason(code: ErrorCode) -> &'static str {
         ErrorCode::SessionFailed => "session_failed",
         ErrorCode::BadRequest => "bad_request",
         ErrorCode::LimitReached => "limit_reached",
+        ErrorCode::KeyChanged => "key_changed",
         ErrorCode::Internal => "internal",
     }
 }

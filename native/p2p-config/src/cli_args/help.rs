@@ -73,6 +73,11 @@ OPTIONS
                      The device's key changed (exit 023) and its owner confirmed the new fingerprint on the
                      device: accept it, replacing the pin once the device proves it.
                        e.g. connectd --accept-key SHA256:q0ZlUm... -f SSH-Pi.txt
+  --device-key SHA256:...
+                     Pin the device's key before the first connection (its fingerprint as 'connectd
+                     --fingerprint -f TARGET-FILE' prints it on the device, or its base64 public key), so
+                     that not even the first connection trusts the server's word for it.
+                       e.g. connectd --device-key SHA256:q0ZlUm... -f SSH-Pi.txt
   -v                 Log more (info level) to stderr; RUST_LOG=debug etc. also works. Secrets are never logged.
   -h, --help         Show this text.
   --version          Show the version.

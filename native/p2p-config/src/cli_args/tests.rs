@@ -459,6 +459,19 @@ fn fingerprint_and_accept_key() {
     assert_eq!(config.accept_key.as_deref(), Some(fp));
     let bad = parse_args(&args(&format!("--accept-key SHA256:short {SEED_LINE}"))).unwrap_err();
     assert!(bad.message().contains("--accept-key"), "{bad}");
+    let (config, _) = initiator(&format!("--device-key {fp} {SEED_LINE}"));
+    assert_eq!(config.device_key.as_deref(), Some(fp));
+    let twice = parse_args(&args(&format!(
+        "--device-key {fp} --device-key {fp} {SEED_LINE}"
+    )));
+    assert!(twice.unwrap_err().message().contains("--device-key"));
+    let not_here = parse_args(&args(&format!("--device-key {fp} -n"))).unwrap_err();
+    assert!(
+        not_here
+            .message()
+            .contains("--device-key applies to a tunnel"),
+        "{not_here}"
+    );
     let not_here = parse_args(&args(&format!("--accept-key {fp} -n"))).unwrap_err();
     assert!(
         not_here.message().contains("applies to a tunnel"),

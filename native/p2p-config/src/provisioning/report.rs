@@ -53,6 +53,7 @@ impl std::error::Error for ProvisionError {}
 /// does not apply to this kind of file, a value accepted with a different meaning than connectd's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
+    /// 1-based; 0 for a warning about the whole file.
     pub line: usize,
     pub key: String,
     pub message: String,
@@ -66,15 +67,19 @@ impl Warning {
             message: escape_controls(message),
         }
     }
+
+    /// A warning about the file as a whole (shown without a line number).
+    pub(crate) fn whole_file(key: &str, message: &str) -> Self {
+        Warning::new(0, key, message)
+    }
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}: key '{}': {}",
-            self.line, self.key, self.message
-        )
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        write!(f, "key '{}': {}", self.key, self.message)
     }
 }
 

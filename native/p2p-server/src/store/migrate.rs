@@ -24,6 +24,8 @@ enum Kind {
     Text,
     /// `BYTEA` (SQLite `BLOB`)
     Bytes,
+    /// `BOOLEAN` (SQLite `INTEGER` 0 or 1)
+    Bool,
 }
 
 struct Table {
@@ -36,7 +38,7 @@ struct Table {
     identity: Option<&'static str>,
 }
 
-use Kind::{Bytes, Int4, Int8, Text};
+use Kind::{Bool, Bytes, Int4, Int8, Text};
 
 /// Parents before children, so foreign keys hold at every insert. `schema_version` is not copied: both
 /// stores have checked on opening that they are at the version this program expects.
@@ -61,6 +63,8 @@ const TABLES: &[Table] = &[
             ("application_type", Int4),
             ("secret_hash", Text),
             ("created_at", Int8),
+            ("public_key", Text),
+            ("key_rotation", Bool),
         ],
         key: &["uid"],
         identity: None,
@@ -82,6 +86,17 @@ const TABLES: &[Table] = &[
             ("revoked_at", Int8),
         ],
         key: &["id"],
+        identity: None,
+    },
+    Table {
+        name: "initiator_keys",
+        columns: &[
+            ("user_id", Int8),
+            ("public_key", Text),
+            ("first_seen", Int8),
+            ("last_seen", Int8),
+        ],
+        key: &["user_id", "public_key"],
         identity: None,
     },
 ];
@@ -189,7 +204,7 @@ fn read_sqlite(conn: &rusqlite::Connection, table: &Table) -> Result<Vec<Vec<Val
             use rusqlite::types::ValueRef;
             let value = match (row.get_ref(i)?, kind) {
                 (ValueRef::Null, _) => Value::Null,
-                (ValueRef::Integer(n), Int8 | Int4) => Value::Int(n),
+                (ValueRef::Integer(n), Int8 | Int4 | Bool) => Value::Int(n),
                 (ValueRef::Text(t), Text) => Value::Text(
                     String::from_utf8(t.to_vec())
                         .map_err(|_| mismatch(table, column, "text that is not UTF-8"))?,
@@ -233,6 +248,9 @@ fn read_postgres(pg: &PgStore, table: &Table) -> Result<Vec<Vec<Value>>> {
                             .map(|n| Value::Int(n.into())),
                         Text => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
                         Bytes => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
+                        Bool => row
+                            .try_get::<_, Option<bool>>(i)?
+                            .map(|b| Value::Int(b.into())),
                     }
                     .unwrap_or(Value::Null))
                 })
@@ -259,6 +277,8 @@ fn parameter(
         (Int4, Value::Null) => Box::new(None::<i32>),
         (Text, Value::Null) => Box::new(None::<String>),
         (Bytes, Value::Null) => Box::new(None::<Vec<u8>>),
+        (Bool, Value::Int(n @ (0 | 1))) => Box::new(*n == 1),
+        (Bool, Value::Null) => Box::new(None::<bool>),
         (_, other) => return Err(mismatch(table, column, &format!("{other:?}"))),
     })
 }

@@ -24,6 +24,25 @@ pub struct NewDevice<'a> {
     pub application_type: u16,
     pub secret_hash: &'a str,
     pub created_at: i64,
+    /// The device's static public key (base64), when `device add --key` gave it.
+    pub public_key: Option<&'a str>,
+}
+
+/// A device's recorded static key (schema version 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeviceKey {
+    /// Base64 of the 32-byte public key; `None` until the device registers with one or an admin adds it.
+    pub public_key: Option<String>,
+    /// `p2p-server device rotate-key` ran: the next registration may bring another key.
+    pub rotation_allowed: bool,
+}
+
+/// A key an initiator installation logged in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitiatorKey {
+    pub public_key: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
 }
 
 /// An auth hash row to insert (only the digest of its secret half).
@@ -63,6 +82,18 @@ pub trait Store: Send {
     fn list_devices(&self) -> Result<Vec<Device>>;
     fn device_secret_hash(&self, uid: Uid) -> Result<Option<String>>;
     fn device_owner(&self, uid: Uid) -> Result<Option<i64>>;
+    /// The device's recorded key; `None`: no such device.
+    fn device_key(&self, uid: Uid) -> Result<Option<StoredDeviceKey>>;
+    /// Records the device's key and ends an allowed rotation.
+    fn set_device_key(&self, uid: Uid, public_key: &str) -> Result<()>;
+    /// Lets the next registration replace the key. False when there was no such device.
+    fn allow_key_rotation(&self, uid: Uid) -> Result<bool>;
+
+    // Initiator keys
+    /// Records that the user logged in with `public_key` at `now` (first seen, or seen again).
+    fn record_initiator_key(&self, user_id: i64, public_key: &str, now: i64) -> Result<()>;
+    /// The keys the user logged in with, in the order first seen.
+    fn list_initiator_keys(&self, user_id: i64) -> Result<Vec<InitiatorKey>>;
 
     // Shares
     fn is_shared(&self, uid: Uid, user_id: i64) -> Result<bool>;

@@ -11,7 +11,9 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use p2p_proto::Uid;
 
-use super::{parse_stored_uid, NewAuthHash, NewDevice, Store, StoredAuthHash};
+use super::{
+    parse_stored_uid, InitiatorKey, NewAuthHash, NewDevice, Store, StoredAuthHash, StoredDeviceKey,
+};
 use crate::accounts::{AuthHashInfo, Device, Share, User, UserSecret};
 use crate::db::SCHEMA_VERSION;
 use crate::error::{Error, Result};
@@ -53,6 +55,25 @@ CREATE TABLE IF NOT EXISTS auth_hashes (
 );
 CREATE INDEX IF NOT EXISTS auth_hashes_user ON auth_hashes(user_id);
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+";
+
+/// Version 1 to 2 (as db.rs's): the end-to-end public keys. Runs in the same locked transaction as
+/// [`SCHEMA_V1`], and only on a version 1 database (another version is refused untouched).
+const SCHEMA_V1_TO_V2: &str = "
+DO $$ BEGIN
+IF (SELECT max(version) FROM schema_version) = 1 THEN
+    ALTER TABLE devices ADD COLUMN public_key TEXT;
+    ALTER TABLE devices ADD COLUMN key_rotation BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE TABLE initiator_keys (
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        public_key TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (user_id, public_key)
+    );
+    UPDATE schema_version SET version = 2;
+END IF;
+END $$;
 ";
 
 pub struct PgStore {
@@ -106,8 +127,9 @@ impl PgStore {
             // otherwise land on the admin commands' stderr.
             "BEGIN; SET LOCAL client_min_messages = warning;
              SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_V1}
-             INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION}
+             INSERT INTO schema_version (version) SELECT 1
                  WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+             {SCHEMA_V1_TO_V2}
              COMMIT;"
         )))?;
         let version: Option<i32> = self
@@ -277,8 +299,9 @@ impl Store for PgStore {
 
     fn insert_device(&self, d: &NewDevice) -> Result<()> {
         self.execute(
-            "INSERT INTO devices (uid, owner_id, name, application_type, secret_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO devices
+                 (uid, owner_id, name, application_type, secret_hash, created_at, public_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &d.uid.to_string(),
                 &d.owner_id,
@@ -286,6 +309,7 @@ impl Store for PgStore {
                 &i32::from(d.application_type),
                 &d.secret_hash,
                 &d.created_at,
+                &d.public_key,
             ],
         )?;
         Ok(())
@@ -336,6 +360,59 @@ impl Store for PgStore {
                 &[&uid.to_string()],
             )?
             .map(|r| r.get(0)))
+    }
+
+    fn device_key(&self, uid: Uid) -> Result<Option<StoredDeviceKey>> {
+        Ok(self
+            .row(
+                "SELECT public_key, key_rotation FROM devices WHERE uid = $1",
+                &[&uid.to_string()],
+            )?
+            .map(|r| StoredDeviceKey {
+                public_key: r.get(0),
+                rotation_allowed: r.get(1),
+            }))
+    }
+
+    fn set_device_key(&self, uid: Uid, public_key: &str) -> Result<()> {
+        self.execute(
+            "UPDATE devices SET public_key = $1, key_rotation = FALSE WHERE uid = $2",
+            &[&public_key, &uid.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn allow_key_rotation(&self, uid: Uid) -> Result<bool> {
+        Ok(self.execute(
+            "UPDATE devices SET key_rotation = TRUE WHERE uid = $1",
+            &[&uid.to_string()],
+        )? > 0)
+    }
+
+    fn record_initiator_key(&self, user_id: i64, public_key: &str, now: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO initiator_keys (user_id, public_key, first_seen, last_seen)
+             VALUES ($1, $2, $3, $3)
+             ON CONFLICT (user_id, public_key) DO UPDATE SET last_seen = EXCLUDED.last_seen",
+            &[&user_id, &public_key, &now],
+        )?;
+        Ok(())
+    }
+
+    fn list_initiator_keys(&self, user_id: i64) -> Result<Vec<InitiatorKey>> {
+        Ok(self
+            .rows(
+                "SELECT public_key, first_seen, last_seen FROM initiator_keys
+                 WHERE user_id = $1 ORDER BY first_seen, public_key COLLATE \"C\"",
+                &[&user_id],
+            )?
+            .iter()
+            .map(|r| InitiatorKey {
+                public_key: r.get(0),
+                first_seen: r.get(1),
+                last_seen: r.get(2),
+            })
+            .collect())
     }
 
     fn is_shared(&self, uid: Uid, user_id: i64) -> Result<bool> {

@@ -4,7 +4,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use p2p_proto::Uid;
 
-use super::{parse_stored_uid, NewAuthHash, NewDevice, Store, StoredAuthHash};
+use super::{
+    parse_stored_uid, InitiatorKey, NewAuthHash, NewDevice, Store, StoredAuthHash, StoredDeviceKey,
+};
 use crate::accounts::{AuthHashInfo, Device, Share, User, UserSecret};
 use crate::error::Result;
 
@@ -100,15 +102,17 @@ impl Store for SqliteStore {
 
     fn insert_device(&self, d: &NewDevice) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO devices (uid, owner_id, name, application_type, secret_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO devices
+                 (uid, owner_id, name, application_type, secret_hash, created_at, public_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 d.uid.to_string(),
                 d.owner_id,
                 d.name,
                 d.application_type,
                 d.secret_hash,
-                d.created_at
+                d.created_at,
+                d.public_key
             ],
         )?;
         Ok(())
@@ -181,6 +185,62 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn device_key(&self, uid: Uid) -> Result<Option<StoredDeviceKey>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT public_key, key_rotation FROM devices WHERE uid = ?1",
+                [uid.to_string()],
+                |r| {
+                    Ok(StoredDeviceKey {
+                        public_key: r.get(0)?,
+                        rotation_allowed: r.get::<_, i64>(1)? != 0,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn set_device_key(&self, uid: Uid, public_key: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE devices SET public_key = ?1, key_rotation = 0 WHERE uid = ?2",
+            params![public_key, uid.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn allow_key_rotation(&self, uid: Uid) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE devices SET key_rotation = 1 WHERE uid = ?1",
+            [uid.to_string()],
+        )? > 0)
+    }
+
+    fn record_initiator_key(&self, user_id: i64, public_key: &str, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO initiator_keys (user_id, public_key, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (user_id, public_key) DO UPDATE SET last_seen = excluded.last_seen",
+            params![user_id, public_key, now],
+        )?;
+        Ok(())
+    }
+
+    fn list_initiator_keys(&self, user_id: i64) -> Result<Vec<InitiatorKey>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT public_key, first_seen, last_seen FROM initiator_keys
+             WHERE user_id = ?1 ORDER BY first_seen, public_key",
+        )?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok(InitiatorKey {
+                public_key: r.get(0)?,
+                first_seen: r.get(1)?,
+                last_seen: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn is_shared(&self, uid: Uid, user_id: i64) -> Result<bool> {
