@@ -1,6 +1,7 @@
 //! Whole sessions running the end-to-end handshake (device keys on both sides) over the simulated
 //! network of `tests`: loss of each message, duplicates, a refused key, a peer without keys.
 
+use super::stepped::Stepped;
 use super::tests::{config, exchange, Link, Sim, RELAY};
 use super::*;
 use crate::crypto::{ExpectedPeer, StaticKey};
