@@ -56,6 +56,7 @@ async fn login(lab: &Lab, user: &str, credential: Credential) -> Result<ServerMs
     c.request(&ClientMsg::Login {
         user: user.into(),
         credential,
+        initiator_key: None,
     })
     .await
     .map_err(|e| e.to_string())

@@ -183,6 +183,7 @@ async fn accepting_target(node: &str, key: [u8; 32], d: &Device) {
             secret: d.secret.clone(),
             application_type: 28,
             local_candidates: vec![],
+            device_key: None,
         })
         .await
         .expect("register");
@@ -217,6 +218,7 @@ async fn login_and_connect(
     let login = ClientMsg::Login {
         user: a.user.clone(),
         credential: Credential::Password(password.into()),
+        initiator_key: None,
     };
     let mut answer = c.request(&login).await.map_err(|e| e.to_string())?;
     if let Some(d) = d {
