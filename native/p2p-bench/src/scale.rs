@@ -98,7 +98,7 @@ pub async fn run(ctx: &mut Ctx) {
             SECTION,
             "two_nodes_setups_per_s",
             "two nodes, PostgreSQL",
-            "not available: an initiator on node B cannot reach a device registered on node A (no forwarding between nodes yet)",
+            "not available: an initiator on node B could not reach a device registered on node A (forwarding between nodes failed)",
         ),
         Err(e) => ctx.report.error(SECTION, &format!("two nodes: {e}")),
     }
