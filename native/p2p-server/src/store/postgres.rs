@@ -205,6 +205,8 @@ fn connect_error(config: &str, e: &tokio_postgres::Error) -> Error {
         .iter()
         .map(|h| match h {
             tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            // A socket directory: tokio-postgres has this kind on Unix only.
+            #[cfg(unix)]
             tokio_postgres::config::Host::Unix(dir) => dir.display().to_string(),
         })
         .collect();
