@@ -393,30 +393,26 @@ fn device_command(conn: &dyn Store, cmd: DeviceCommand) -> Result<String> {
             key,
         } => {
             let key = key.as_deref().map(accounts::parse_device_key).transpose()?;
-            if generate_secret {
-                let secret = accounts::generate_device_secret()?;
-                let done = admin::device_add_with_key(
-                    conn,
-                    uid,
-                    &owner,
-                    &name,
-                    app_type,
-                    &secret,
-                    key.as_ref(),
-                )?;
-                Ok(format!("secret {}\n{done}", secret.as_str()))
+            let secret = if generate_secret {
+                accounts::generate_device_secret()?
             } else {
-                let secret = read_secret(&format!("secret for device {uid}"), true)?;
-                admin::device_add_with_key(
-                    conn,
-                    uid,
-                    &owner,
-                    &name,
-                    app_type,
-                    &secret,
-                    key.as_ref(),
-                )
-            }
+                read_secret(&format!("secret for device {uid}"), true)?
+            };
+            let done = admin::device_add_with_key(
+                conn,
+                uid,
+                &owner,
+                &name,
+                app_type,
+                &secret,
+                key.as_ref(),
+            )?;
+            // A generated secret is shown once, here: the server keeps only its hash.
+            Ok(if generate_secret {
+                format!("secret {}\n{done}", secret.as_str())
+            } else {
+                done
+            })
         }
         DeviceCommand::Remove { uid } => admin::device_remove(conn, uid),
         DeviceCommand::List(l) => admin::device_list(conn, l.format()),
