@@ -404,8 +404,10 @@ async fn answer_initiator(
         if let Ok(PeerStep::Send(msg2)) = middle.facing_initiator.receive(payload) {
             let answer = datagram(Kind::PeerHandshake(Role::Target), id, &msg2);
             shared.record(&answer);
-            let _ = shared.front.try_send_to(&answer, initiator);
+            // Counted before it is sent: the initiator refuses it and exits within milliseconds,
+            // and a test reading the report after that exit must find it counted.
             shared.report.lock().unwrap().answered_initiators += 1;
+            let _ = shared.front.try_send_to(&answer, initiator);
         }
         middle.msg1_to_target.take()
     };
