@@ -52,8 +52,18 @@ pub enum Format {
     Json,
 }
 
-fn json<T: Serialize>(rows: &T) -> Result<String> {
-    serde_json::to_string_pretty(rows).map_err(|e| Error::new(format!("encoding JSON: {e}")))
+/// A listing as JSON (every field of the rows) or as a table (the columns `cells` picks).
+fn listing<R: Serialize>(
+    rows: Vec<R>,
+    format: Format,
+    header: &[&str],
+    cells: impl Fn(R) -> Vec<String>,
+) -> Result<String> {
+    match format {
+        Format::Json => serde_json::to_string_pretty(&rows)
+            .map_err(|e| Error::new(format!("encoding JSON: {e}"))),
+        Format::Text => Ok(table(header, rows.into_iter().map(cells).collect())),
+    }
 }
 
 /// Left-aligned columns, two spaces apart, header first.
@@ -113,13 +123,9 @@ pub fn user_list(conn: &dyn Store, format: Format) -> Result<String> {
             created: format_utc(u.created_at),
         })
         .collect();
-    match format {
-        Format::Json => json(&rows),
-        Format::Text => Ok(table(
-            &["NAME", "CREATED"],
-            rows.into_iter().map(|r| vec![r.name, r.created]).collect(),
-        )),
-    }
+    listing(rows, format, &["NAME", "CREATED"], |r| {
+        vec![r.name, r.created]
+    })
 }
 
 pub fn device_add(
@@ -207,15 +213,12 @@ pub fn user_keys(conn: &dyn Store, name: &str, format: Format) -> Result<String>
             last_seen: format_utc(k.last_seen),
         })
         .collect();
-    match format {
-        Format::Json => json(&rows),
-        Format::Text => Ok(table(
-            &["FINGERPRINT", "FIRST SEEN", "LAST SEEN"],
-            rows.into_iter()
-                .map(|r| vec![r.fingerprint, r.first_seen, r.last_seen])
-                .collect(),
-        )),
-    }
+    listing(
+        rows,
+        format,
+        &["FINGERPRINT", "FIRST SEEN", "LAST SEEN"],
+        |r| vec![r.fingerprint, r.first_seen, r.last_seen],
+    )
 }
 
 pub fn device_remove(conn: &dyn Store, uid: Uid) -> Result<String> {
@@ -243,23 +246,20 @@ pub fn device_list(conn: &dyn Store, format: Format) -> Result<String> {
             created: format_utc(d.created_at),
         })
         .collect();
-    match format {
-        Format::Json => json(&rows),
-        Format::Text => Ok(table(
-            &["UID", "OWNER", "APP", "CREATED", "NAME"],
-            rows.into_iter()
-                .map(|r| {
-                    vec![
-                        r.uid.to_string(),
-                        r.owner,
-                        r.application_type.to_string(),
-                        r.created,
-                        r.name,
-                    ]
-                })
-                .collect(),
-        )),
-    }
+    listing(
+        rows,
+        format,
+        &["UID", "OWNER", "APP", "CREATED", "NAME"],
+        |r| {
+            vec![
+                r.uid.to_string(),
+                r.owner,
+                r.application_type.to_string(),
+                r.created,
+                r.name,
+            ]
+        },
+    )
 }
 
 pub fn share_add(conn: &dyn Store, uid: Uid, user: &str) -> Result<String> {
@@ -288,15 +288,9 @@ pub fn share_list(conn: &dyn Store, uid: Option<Uid>, format: Format) -> Result<
             created: format_utc(s.created_at),
         })
         .collect();
-    match format {
-        Format::Json => json(&rows),
-        Format::Text => Ok(table(
-            &["UID", "USER", "CREATED"],
-            rows.into_iter()
-                .map(|r| vec![r.uid.to_string(), r.user, r.created])
-                .collect(),
-        )),
-    }
+    listing(rows, format, &["UID", "USER", "CREATED"], |r| {
+        vec![r.uid.to_string(), r.user, r.created]
+    })
 }
 
 #[derive(Serialize)]
@@ -319,23 +313,20 @@ pub fn auth_hash_list(conn: &dyn Store, user: Option<&str>, format: Format) -> R
             revoked: a.revoked_at.map(format_utc),
         })
         .collect();
-    match format {
-        Format::Json => json(&rows),
-        Format::Text => Ok(table(
-            &["ID", "USER", "CREATED", "REVOKED", "LABEL"],
-            rows.into_iter()
-                .map(|r| {
-                    vec![
-                        r.id,
-                        r.user,
-                        r.created,
-                        r.revoked.unwrap_or_else(|| "-".into()),
-                        r.label,
-                    ]
-                })
-                .collect(),
-        )),
-    }
+    listing(
+        rows,
+        format,
+        &["ID", "USER", "CREATED", "REVOKED", "LABEL"],
+        |r| {
+            vec![
+                r.id,
+                r.user,
+                r.created,
+                r.revoked.unwrap_or_else(|| "-".into()),
+                r.label,
+            ]
+        },
+    )
 }
 
 pub fn auth_hash_revoke(conn: &dyn Store, id: &str) -> Result<String> {
