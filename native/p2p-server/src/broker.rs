@@ -638,14 +638,7 @@ mod tests {
     async fn silent_or_refusing_target_fails_and_frees_the_session() {
         let b = broker(100);
         let (ttx, mut trx) = mpsc::channel(4);
-        b.register(
-            uid(),
-            7,
-            ttx,
-            vec![],
-            "127.0.0.1:5959".parse().unwrap(),
-            None,
-        );
+        register_keyless_target(&b, ttx);
         let (itx, _irx) = mpsc::channel(4);
         let e = b.connect(request(itx.clone())).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::SessionFailed);
@@ -668,9 +661,8 @@ mod tests {
         assert!(!b.is_online(uid()));
     }
 
-    /// Registers `uid()` on connection 7 with a target that accepts every session.
-    fn accepting_target(b: &Arc<Broker>) {
-        let (ttx, mut trx) = mpsc::channel(64);
+    /// Registers `uid()` on connection 7: a target without candidates or key, whose messages go to `ttx`.
+    fn register_keyless_target(b: &Arc<Broker>, ttx: mpsc::Sender<ServerMsg>) {
         b.register(
             uid(),
             7,
@@ -679,6 +671,12 @@ mod tests {
             "127.0.0.1:5959".parse().unwrap(),
             None,
         );
+    }
+
+    /// Registers `uid()` on connection 7 with a target that accepts every session.
+    fn accepting_target(b: &Arc<Broker>) {
+        let (ttx, mut trx) = mpsc::channel(64);
+        register_keyless_target(&b, ttx);
         let b2 = b.clone();
         tokio::spawn(async move {
             while let Some(msg) = trx.recv().await {
@@ -725,14 +723,7 @@ mod tests {
         let b = broker(3000);
         // A target that never answers: every session stays pending until the accept timeout.
         let (ttx, _trx) = mpsc::channel(64);
-        b.register(
-            uid(),
-            7,
-            ttx,
-            vec![],
-            "127.0.0.1:5959".parse().unwrap(),
-            None,
-        );
+        register_keyless_target(&b, ttx);
         let (itx, _irx) = mpsc::channel(64);
         let waiting: Vec<_> = (0..4)
             .map(|_| {
