@@ -52,7 +52,7 @@ pub mod extend {
     pub use crate::error::FfiError;
     pub use crate::runtime::{block_on, runtime};
 }
-use crate::strings::{check_out, str_in, string_out, write_out};
+use crate::strings::{check_out, optional_str_in, str_in, string_out, write_out};
 
 /// The wait `p2p_session_stop` and `p2p_shutdown` use when given 0 ms.
 pub const P2P_DEFAULT_STOP_TIMEOUT_MS: u32 = 10_000;
@@ -164,12 +164,8 @@ pub unsafe extern "C" fn p2p_session_start_file(
         unsafe { write_out(out_handle, 0) };
         // SAFETY: NULL or NUL-terminated by contract.
         let path = unsafe { str_in(path, "path") }?;
-        let overrides = if overrides_json.is_null() {
-            None
-        } else {
-            // SAFETY: non-null and NUL-terminated by contract.
-            Some(unsafe { str_in(overrides_json, "overrides_json") }?)
-        };
+        // SAFETY: NULL or NUL-terminated by contract.
+        let overrides = unsafe { optional_str_in(overrides_json, "overrides_json") }?;
         let (cfg, env) = provisioning::initiator_config(path, overrides)?;
         let handle = session::start(cfg, &env)?;
         // SAFETY: as above.
@@ -265,14 +261,10 @@ pub unsafe extern "C" fn p2p_session_wait(
     unsafe { clear_out(out_json) };
     guard(|| {
         check_out(out_json, "out_json")?;
-        let since = if since_state.is_null() {
-            None
-        } else {
-            // SAFETY: non-null and NUL-terminated by contract.
-            Some(session::parse_state(unsafe {
-                str_in(since_state, "since_state")
-            }?)?)
-        };
+        // SAFETY: NULL or NUL-terminated by contract.
+        let since = unsafe { optional_str_in(since_state, "since_state") }?
+            .map(session::parse_state)
+            .transpose()?;
         let token = cancel::lookup(cancel)?;
         let wait = Duration::from_millis(u64::from(timeout_ms.min(MAX_WAIT_MS)));
         let text = session::wait(handle, since, wait, token.as_deref())?;
@@ -398,12 +390,8 @@ pub unsafe extern "C" fn p2p_network_test_cancellable(
     unsafe { clear_out(out_json) };
     guard(|| {
         check_out(out_json, "out_json")?;
-        let options = if options_json.is_null() {
-            None
-        } else {
-            // SAFETY: non-null and NUL-terminated by contract.
-            Some(unsafe { str_in(options_json, "options_json") }?)
-        };
+        // SAFETY: NULL or NUL-terminated by contract.
+        let options = unsafe { optional_str_in(options_json, "options_json") }?;
         let token = cancel::lookup(cancel)?;
         let text = selftest::run_json_cancellable(options, token.as_deref())?;
         // SAFETY: checked non-null above.

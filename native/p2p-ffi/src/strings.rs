@@ -37,6 +37,21 @@ pub unsafe fn str_in<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, FfiE
     })
 }
 
+/// [`str_in`] for a parameter that may be NULL (meaning "not given").
+///
+/// # Safety
+/// As [`str_in`].
+pub unsafe fn optional_str_in<'a>(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, FfiError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null; the rest is the caller's contract.
+    unsafe { str_in(ptr, what) }.map(Some)
+}
+
 /// Turns `s` into a string the caller owns and frees with `p2p_string_free`. An interior NUL (which JSON
 /// never contains, but a message might) is written as `\0` so the text is never cut short.
 pub fn string_out(s: impl Into<String>) -> *mut c_char {

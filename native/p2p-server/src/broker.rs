@@ -676,7 +676,7 @@ mod tests {
     /// Registers `uid()` on connection 7 with a target that accepts every session.
     fn accepting_target(b: &Arc<Broker>) {
         let (ttx, mut trx) = mpsc::channel(64);
-        register_keyless_target(&b, ttx);
+        register_keyless_target(b, ttx);
         let b2 = b.clone();
         tokio::spawn(async move {
             while let Some(msg) = trx.recv().await {
