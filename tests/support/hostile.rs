@@ -13,6 +13,8 @@
 //!   answers the initiator's handshake itself while running a handshake of its own with the target
 //!   (a man in the middle who knows the session secret, the handshake's psk). The refused
 //!   initiator's `RelayRelease` is withheld so the session stays open for the target's half.
+//! - [`Attack::Impersonate`]: the same handshakes, with each peer introduced by its true key, as
+//!   against a peer that would check the server's introduction rather than the handshake.
 //!
 //! It lives in the test harness rather than in the server (a cargo feature or a run option) so that no
 //! build of the product can be switched into it: it uses only the public crates, and it is exactly
@@ -46,6 +48,16 @@ pub enum Attack {
     Inject,
     /// Introduce each peer with the server's own key and run the handshake with each side.
     SwapKeys,
+    /// Introduce each peer with its true key, and still run the handshake with each side under the
+    /// server's own key (what a peer that checks only the server's introduction would accept).
+    Impersonate,
+}
+
+impl Attack {
+    /// The server answers the initiator's handshake and runs one of its own with the target.
+    fn runs_both_handshakes(self) -> bool {
+        matches!(self, Attack::SwapKeys | Attack::Impersonate)
+    }
 }
 
 /// What the attack achieved, as the hostile server sees it.
@@ -313,12 +325,18 @@ async fn front_loop(shared: Arc<Shared>) {
         let upstream = upstream_of(&shared, from).await;
         let kind = wire::peek_kind(&data).ok();
         match (shared.attack(), kind) {
-            (Attack::SwapKeys, Some(Kind::PeerHandshake(Role::Initiator))) => {
+            (attack, Some(Kind::PeerHandshake(Role::Initiator)))
+                if attack.runs_both_handshakes() =>
+            {
                 answer_initiator(&shared, from, upstream, &data).await;
                 continue;
             }
             // The refused initiator releases the session: kept open for the target's half.
-            (Attack::SwapKeys, Some(Kind::RelayRelease | Kind::RelayReleaseAuth)) => continue,
+            (attack, Some(Kind::RelayRelease | Kind::RelayReleaseAuth))
+                if attack.runs_both_handshakes() =>
+            {
+                continue
+            }
             (Attack::Inject, Some(Kind::Data(Role::Initiator))) => {
                 let _ = upstream.send_to(&data, shared.real_relay).await;
                 inject(&shared, from, &upstream, &data).await;
@@ -357,7 +375,8 @@ async fn upstream_loop(shared: Arc<Shared>, client: SocketAddr, socket: Arc<UdpS
         let data = buf[..n].to_vec();
         shared.record(&data);
         let kind = wire::peek_kind(&data).ok();
-        if shared.attack() == Attack::SwapKeys && kind == Some(Kind::PeerHandshake(Role::Target)) {
+        if shared.attack().runs_both_handshakes() && kind == Some(Kind::PeerHandshake(Role::Target))
+        {
             // The target's msg2 answers the server's msg1: it never reaches the initiator.
             finish_with_target(&shared, &socket, &data).await;
             continue;

@@ -442,13 +442,32 @@ impl Lab {
         service_port: u16,
         extra: &[(String, String)],
     ) -> Target {
-        let conf = target_conf(
+        self.start_target_with_lines(build, d, service_port, "", extra)
+    }
+
+    /// Like [`Lab::target`], with `lines` added to the target's file (`key value` lines).
+    pub fn target_with_lines(&self, d: &Device, service_port: u16, lines: &str) -> Target {
+        let mut t = self.start_target_with_lines(Build::Native, d, service_port, lines, &[]);
+        t.wait_registered();
+        t
+    }
+
+    fn start_target_with_lines(
+        &self,
+        build: Build,
+        d: &Device,
+        service_port: u16,
+        lines: &str,
+        extra: &[(String, String)],
+    ) -> Target {
+        let mut conf = target_conf(
             &d.uid,
             &d.secret,
             service_port,
             &self.server.address(),
             &self.server.key,
         );
+        conf.push_str(lines);
         let path = self.dir().join(format!("target-{}.conf", self.next()));
         std::fs::write(&path, conf).expect("write target conf");
         let mut env = self.base.clone();

@@ -119,6 +119,11 @@ pub struct TargetConfig {
     /// the default path for this UID in the user's configuration directory.
     #[serde(default)]
     pub device_key_file: Option<PathBuf>,
+    /// A file listing the initiator keys this device accepts (one fingerprint or base64 key per
+    /// line, then an optional label; `#` comments), read again for every session. `None`: any
+    /// initiator the server introduces. When set, only end-to-end sessions from a listed key are taken.
+    #[serde(default)]
+    pub authorized_initiators: Option<PathBuf>,
 }
 
 /// connectd's application type when none is given: plain TCP.
@@ -197,6 +202,7 @@ impl std::fmt::Debug for TargetConfig {
             proxy_dest_port,
             application_type,
             device_key_file,
+            authorized_initiators,
         } = self;
         f.debug_struct("TargetConfig")
             .field("uid", uid)
@@ -207,6 +213,7 @@ impl std::fmt::Debug for TargetConfig {
             .field("proxy_dest_port", proxy_dest_port)
             .field("application_type", application_type)
             .field("device_key_file", device_key_file)
+            .field("authorized_initiators", authorized_initiators)
             .finish()
     }
 }

@@ -17,7 +17,7 @@ use p2p_proto::crypto::{
     ExpectedPeer, Fingerprint, PeerHandshakeError, PublicStaticKey, StaticKey,
 };
 use p2p_proto::session::PeerKeys;
-use p2p_proto::Uid;
+use p2p_proto::{EncryptionMode, Uid};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -48,15 +48,83 @@ pub fn load_key(path: &Path) -> Result<StaticKey> {
     load_or_create_static_key(path).map_err(|e| Error::new(ErrorKind::InvalidConfig, e.to_string()))
 }
 
-/// The target's side of a session: its key, and the initiator key the server introduced (any key
-/// when the initiator has none: it then runs the legacy handshake anyway).
-pub fn target_peer_keys(local: &StaticKey, initiator_key: Option<PublicStaticKey>) -> PeerKeys {
-    let expected_peer =
-        initiator_key.map_or(ExpectedPeer::Any, |k| ExpectedPeer::Key(k.fingerprint()));
-    PeerKeys {
+/// The target's side of a session: its key, and the initiator key the peer must prove.
+///
+/// Without `authorized_initiators` that is the key the server introduced (any key when the initiator
+/// has none: it then runs the legacy handshake anyway). With it, the server's word counts for
+/// nothing: the session must be mode 3 with a listed key introduced, and the handshake must prove
+/// one of the listed keys (the legacy handshake is then refused, see `PeerKeys`). `Err`: why the
+/// session is refused, for the log and the initiator.
+pub fn target_peer_keys(
+    local: &StaticKey,
+    mode: EncryptionMode,
+    initiator_key: Option<PublicStaticKey>,
+    authorized_initiators: Option<&Path>,
+) -> std::result::Result<PeerKeys, String> {
+    let expected_peer = match authorized_initiators {
+        None => initiator_key.map_or(ExpectedPeer::Any, |k| ExpectedPeer::Key(k.fingerprint())),
+        Some(path) => {
+            let listed = load_authorized_initiators(path).map_err(|e| e.message)?;
+            if mode.is_weak() {
+                return Err(format!(
+                    "this device takes end-to-end sessions only (authorized_initiators is set), not mode {} ({mode})",
+                    mode as u8
+                ));
+            }
+            let Some(key) = initiator_key else {
+                return Err(
+                    "the initiator has no key, and this device takes listed initiators only (authorized_initiators)"
+                        .into(),
+                );
+            };
+            let fingerprint = key.fingerprint();
+            if !listed.iter().any(|f| f.matches(&key)) {
+                return Err(format!(
+                    "initiator key {fingerprint} is not in this device's authorized_initiators"
+                ));
+            }
+            ExpectedPeer::OneOf(listed)
+        }
+    };
+    Ok(PeerKeys {
         local: local.clone(),
         expected_peer,
+    })
+}
+
+/// A target's `authorized_initiators` file: one key per line, as its fingerprint (`connectd
+/// --fingerprint` on the initiator) or its base64 public key, then an optional label; blank lines
+/// and `#` comments are skipped. An empty list refuses every session (as an empty authorized_keys).
+pub fn load_authorized_initiators(path: &Path) -> Result<Vec<Fingerprint>> {
+    let invalid = |m: String| Error::new(ErrorKind::InvalidConfig, m);
+    let text = fs::read_to_string(path).map_err(|e| {
+        invalid(format!(
+            "cannot read authorized_initiators {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut listed = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let Some(word) = line
+            .split_whitespace()
+            .next()
+            .filter(|w| !w.starts_with('#'))
+        else {
+            continue;
+        };
+        let fingerprint = PublicStaticKey::from_base64(word)
+            .map(|k| k.fingerprint())
+            .or_else(|| word.parse().ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{} line {}: expected an initiator's fingerprint (SHA256:..., as 'connectd --fingerprint' prints it) or its base64 public key, then an optional label",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+        listed.push(fingerprint);
     }
+    Ok(listed)
 }
 
 /// How the initiator decided to trust a device's key for one session.
@@ -310,5 +378,64 @@ mod tests {
             let meta = fs::metadata(dir.path().join(KNOWN_DEVICES)).unwrap();
             assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn an_authorized_initiators_file_lists_fingerprints_and_keys_and_names_a_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorized_initiators");
+        let text = format!(
+            "# laptop and build server\n\n{} alice's laptop\n  {}\n",
+            key(1).fingerprint(),
+            key(2).to_base64()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let listed = load_authorized_initiators(&path).unwrap();
+        assert_eq!(listed, vec![key(1).fingerprint(), key(2).fingerprint()]);
+
+        std::fs::write(&path, format!("{text}SHA256:short bob\n")).unwrap();
+        let e = load_authorized_initiators(&path).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
+        assert!(
+            e.message.contains(&format!("{} line 5:", path.display())),
+            "{e}"
+        );
+
+        let e = load_authorized_initiators(&dir.path().join("missing")).unwrap_err();
+        assert!(
+            e.message.starts_with("cannot read authorized_initiators"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_target_with_authorized_initiators_takes_listed_keys_in_mode_3_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorized_initiators");
+        std::fs::write(&path, format!("{}\n", key(1).to_base64())).unwrap();
+        let local = StaticKey::from_secret_bytes([9; 32]);
+        let modern = EncryptionMode::ChaCha20Poly1305;
+
+        let keys = target_peer_keys(&local, modern, Some(key(1)), Some(&path)).unwrap();
+        assert_eq!(
+            keys.expected_peer,
+            ExpectedPeer::OneOf(vec![key(1).fingerprint()])
+        );
+        assert!(!keys.allows_legacy_handshake());
+
+        let stranger = target_peer_keys(&local, modern, Some(key(2)), Some(&path)).unwrap_err();
+        assert!(
+            stranger.contains(&key(2).fingerprint().to_string()) && stranger.contains("is not in"),
+            "{stranger}"
+        );
+        let keyless = target_peer_keys(&local, modern, None, Some(&path)).unwrap_err();
+        assert!(keyless.contains("has no key"), "{keyless}");
+        let legacy =
+            target_peer_keys(&local, EncryptionMode::Xxtea, Some(key(1)), Some(&path)).unwrap_err();
+        assert!(legacy.contains("not mode 2"), "{legacy}");
+
+        // Without a list the server's introduction decides, as before.
+        let keys = target_peer_keys(&local, EncryptionMode::Xxtea, None, None).unwrap();
+        assert_eq!(keys.expected_peer, ExpectedPeer::Any);
     }
 }

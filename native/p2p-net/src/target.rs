@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use p2p_config::TargetConfig;
 use p2p_proto::control::{ClientMsg, ServerMsg, SessionGrant};
 use p2p_proto::crypto::StaticKey;
+use p2p_proto::session::CloseReason;
 use p2p_proto::wire::Role;
 use tokio::sync::{mpsc, watch};
 
@@ -58,6 +59,24 @@ impl Target {
         let service = SocketAddr::new(cfg.proxy_dest_ip, cfg.proxy_dest_port);
         let key_path = device_trust::device_key_path(cfg.device_key_file.as_deref(), cfg.uid)?;
         let device_key = device_trust::load_key(&key_path)?;
+        if let Some(path) = &cfg.authorized_initiators {
+            // Checked now so a typo fails the start; read again for every session, so edits apply.
+            let listed = device_trust::load_authorized_initiators(path)?;
+            if listed.is_empty() {
+                log::warn!(
+                    "{} lists no initiator key: device {} refuses every session",
+                    path.display(),
+                    cfg.uid
+                );
+            } else {
+                log::info!(
+                    "device {} takes end-to-end sessions from the {} initiator key(s) in {}",
+                    cfg.uid,
+                    listed.len(),
+                    path.display()
+                );
+            }
+        }
         log::info!(
             "device {} key: {} ({})",
             cfg.uid,
@@ -493,7 +512,18 @@ impl Daemon {
         if !fresh {
             return ClientMsg::Accept { session_id };
         }
-        let peer_keys = device_trust::target_peer_keys(&self.device_key, parsed.peer_key);
+        let peer_keys = match device_trust::target_peer_keys(
+            &self.device_key,
+            parsed.mode,
+            parsed.peer_key,
+            self.cfg.authorized_initiators.as_deref(),
+        ) {
+            Ok(keys) => keys,
+            Err(reason) => {
+                lock(&self.sessions).remove(&session_id);
+                return reject(reason);
+            }
+        };
         let added = session_setup::add_session(
             &endpoint,
             Role::Target,
@@ -540,6 +570,10 @@ async fn watch_session(
             Notice::PathChanged(p) => log::info!("session {session_id:016x}: path is now {p:?}"),
             Notice::StreamOpened(s) => log::debug!("session {session_id:016x}: stream {s} opened"),
             Notice::StreamClosed(s) => log::debug!("session {session_id:016x}: stream {s} closed"),
+            Notice::Closed(CloseReason::PeerRefused(refused)) => {
+                log::warn!("session {session_id:016x} refused: {refused}");
+                break;
+            }
             Notice::Closed(reason) => {
                 log::info!("session {session_id:016x} closed: {reason:?}");
                 break;
@@ -575,6 +609,7 @@ mod tests {
                 std::env::temp_dir()
                     .join(format!("p2p-net-target-test-{}.key", std::process::id())),
             ),
+            authorized_initiators: None,
         }
     }
 

@@ -232,6 +232,7 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel, tempf
         proxy_dest_port: service.port(),
         application_type: 1,
         device_key_file: Some(keys.path().join("device.key")),
+        authorized_initiators: None,
     })
     .await
     .unwrap();

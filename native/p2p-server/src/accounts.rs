@@ -80,12 +80,17 @@ pub fn check_label(label: &str, what: &str) -> Result<()> {
 
 /// A user-supplied value made safe to echo in one line of an error or a log.
 pub fn shown(text: &str) -> String {
+    shown_up_to(text, MAX_NAME_LEN)
+}
+
+/// [`shown`] for longer text (a device's reason for refusing a session), cut at `max` characters.
+pub fn shown_up_to(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
-        .take(MAX_NAME_LEN)
+        .take(max)
         .flat_map(char::escape_default)
         .collect();
-    if text.chars().count() > MAX_NAME_LEN {
+    if text.chars().count() > max {
         out.push_str("...");
     }
     out

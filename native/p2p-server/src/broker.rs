@@ -16,6 +16,10 @@ use crate::auth::Refusal;
 use crate::cluster::{Cluster, Located, NodeMsg};
 use crate::relay::{self, ControlTx, OpenError, Relay, SessionSetup};
 
+/// How much of a device's reason for refusing a session reaches the initiator: room for a key's
+/// fingerprint and what is wrong with it, not for a device to flood the initiator's log.
+const MAX_REFUSAL_LEN: usize = 160;
+
 #[derive(Clone, Copy, Debug)]
 pub struct BrokerLimits {
     /// How long the target has to answer `Incoming` (the initiator's client waits 10 s for the grant).
@@ -519,7 +523,7 @@ impl Broker {
                 ErrorCode::SessionFailed,
                 format!(
                     "device {uid} refused the session: {}",
-                    crate::accounts::shown(&reason)
+                    crate::accounts::shown_up_to(&reason, MAX_REFUSAL_LEN)
                 ),
             )),
             Ok(Err(_)) => Err(Refusal::new(

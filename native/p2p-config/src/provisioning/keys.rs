@@ -33,10 +33,11 @@ pub(crate) enum Key {
     DeviceKey,
     KeyFile,
     DeviceKeyFile,
+    AuthorizedInitiators,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 20] = [
+    pub(crate) const ALL: [Key; 21] = [
         Key::Autoconnect,
         Key::UserId,
         Key::AuthPass,
@@ -57,6 +58,7 @@ impl Key {
         Key::DeviceKey,
         Key::KeyFile,
         Key::DeviceKeyFile,
+        Key::AuthorizedInitiators,
     ];
 
     /// The spelling connectd uses (and the one errors show).
@@ -82,6 +84,7 @@ impl Key {
             Key::DeviceKey => "device_key",
             Key::KeyFile => "key_file",
             Key::DeviceKeyFile => "device_key_file",
+            Key::AuthorizedInitiators => "authorized_initiators",
         }
     }
 
@@ -118,7 +121,8 @@ impl Key {
             | Key::ProxyDestIp
             | Key::ProxyDestPort
             | Key::ApplicationType
-            | Key::DeviceKeyFile => Some(FileKind::Target),
+            | Key::DeviceKeyFile
+            | Key::AuthorizedInitiators => Some(FileKind::Target),
             Key::Server | Key::ServerKey => None,
         }
     }

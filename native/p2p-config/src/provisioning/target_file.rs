@@ -17,6 +17,7 @@ pub(crate) fn build(
     let mut proxy_dest_port = None;
     let mut application_type = None;
     let mut device_key_file = None;
+    let mut authorized_initiators = None;
     let mut shared = ServerEntries::default();
 
     for entry in entries {
@@ -34,6 +35,7 @@ pub(crate) fn build(
                 application_type = Some(parse_application_type(value).map_err(bad)?)
             }
             Key::DeviceKeyFile => device_key_file = Some(value.into()),
+            Key::AuthorizedInitiators => authorized_initiators = Some(value.into()),
             _ => warnings.push(not_for_this_kind(entry, FileKind::Target)),
         }
     }
@@ -53,5 +55,6 @@ pub(crate) fn build(
         })?,
         application_type: application_type.unwrap_or(DEFAULT_APPLICATION_TYPE),
         device_key_file,
+        authorized_initiators,
     })
 }

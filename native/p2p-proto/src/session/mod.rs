@@ -526,8 +526,17 @@ impl Session {
 
     fn on_handshake(&mut self, now: Instant, from: SocketAddr, header: &[u8], payload: &[u8]) {
         // An end-to-end initiator never accepts the legacy answer (whoever holds the session secret
-        // could make one: that is the server), nor does a side whose keys came from the peer handshake.
-        if self.runs_peer_handshake() || self.peer_auth.as_ref().is_some_and(|a| a.established) {
+        // could make one: that is the server), nor does a side whose keys came from the peer handshake
+        // or a target that lists its authorized initiators.
+        let legacy_refused = self
+            .cfg
+            .peer_keys
+            .as_ref()
+            .is_some_and(|k| !k.allows_legacy_handshake());
+        if legacy_refused
+            || self.runs_peer_handshake()
+            || self.peer_auth.as_ref().is_some_and(|a| a.established)
+        {
             self.stats.packets_dropped += 1;
             return;
         }

@@ -31,6 +31,14 @@ pub struct PeerKeys {
     pub expected_peer: ExpectedPeer,
 }
 
+impl PeerKeys {
+    /// A target with a list of authorized initiators takes the end-to-end handshake only: the legacy
+    /// one is keyed by the server's session secret alone, so the server could answer it itself.
+    pub fn allows_legacy_handshake(&self) -> bool {
+        !matches!(self.expected_peer, ExpectedPeer::OneOf(_))
+    }
+}
+
 /// The end-to-end handshake's state beside the legacy one.
 pub(super) struct PeerAuth {
     handshake: PeerHandshake,

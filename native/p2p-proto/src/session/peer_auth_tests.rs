@@ -238,3 +238,47 @@ fn keys_change_nothing_for_a_legacy_initiator_or_in_modes_0_to_2() {
         assert_eq!(sent_of_kind(&sim, MSG1_OR_3), 0, "{mode:?}");
     }
 }
+
+/// A target that lists its authorized initiators takes one of them, and drops a legacy HS1 (which
+/// whoever holds the session secret, the server, could send), in mode 3 and in modes 0-2 alike.
+#[test]
+fn a_target_with_authorized_initiators_takes_one_of_them_and_no_legacy_handshake() {
+    let other = StaticKey::from_secret_bytes([0x2B; 32]);
+    let authorized = |mode| {
+        let mut c = config(Role::Target, mode);
+        c.peer_keys = Some(PeerKeys {
+            local: device(),
+            expected_peer: ExpectedPeer::OneOf(vec![
+                other.public().fingerprint(),
+                laptop().public().fingerprint(),
+            ]),
+        });
+        c
+    };
+    let mut sim = Sim::with(
+        with_keys(Role::Initiator, MODE, laptop(), &device()),
+        authorized(MODE),
+        Link::default(),
+    );
+    exchange(&mut sim, 20_000, Duration::from_secs(30));
+    assert_eq!(sim.t.peer_key(), Some(laptop().public()));
+
+    for mode in [MODE, EncryptionMode::None, EncryptionMode::Xxtea] {
+        let mut sim = Sim::with(
+            config(Role::Initiator, mode),
+            authorized(mode),
+            Link::default(),
+        );
+        assert!(
+            sim.run_until(Duration::from_secs(20), |s| s.i.is_closed()),
+            "{mode:?}"
+        );
+        assert!(!sim.t.is_connected(), "{mode:?}");
+        assert!(sent_of_kind(&sim, HS1) > 0, "{mode:?}");
+        assert_eq!(
+            sent_of_kind(&sim, HS2),
+            0,
+            "{mode:?}: the target answered HS1"
+        );
+    }
+}
