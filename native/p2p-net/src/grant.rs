@@ -25,6 +25,8 @@ pub struct ParsedGrant {
     pub peer_key: Option<PublicStaticKey>,
     /// The relay takes authenticated binds and releases.
     pub relay_auth: bool,
+    /// The relay forwards data packets of key phase 1: mode 3 sessions may update their keys.
+    pub key_phases: bool,
 }
 
 impl fmt::Debug for ParsedGrant {
@@ -75,6 +77,7 @@ impl ParsedGrant {
             user: grant.user.clone(),
             peer_key,
             relay_auth: grant.relay_auth,
+            key_phases: grant.key_phases,
         })
     }
 }
@@ -113,6 +116,7 @@ mod tests {
             user: "bob".into(),
             peer_key: None,
             relay_auth: false,
+            key_phases: false,
         }
     }
 
