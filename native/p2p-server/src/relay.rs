@@ -963,7 +963,7 @@ mod tests {
             Outcome::Forward(a2)
         );
         let st = relay.stats(now);
-        assert_eq!(st.sessions[0].forwarded_packets, 7);
+        assert_eq!(st.sessions[0].forwarded_packets, 9);
         assert_eq!(st.counters.unbound_source, 1);
     }
 
