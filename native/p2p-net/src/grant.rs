@@ -180,4 +180,20 @@ mod tests {
         let d = format!("{g:?}");
         assert!(!d.contains("17, 17") && !d.contains("1111"), "{d}");
     }
+
+    /// An older server's relay drops data of key phase 1: its grants (without the field) must not
+    /// let the session update its keys.
+    #[test]
+    fn key_phases_come_only_from_a_server_that_announces_them() {
+        let old = serde_json::to_value(grant()).unwrap();
+        assert!(old.get("key_phases").is_none());
+        let old: SessionGrant = serde_json::from_value(old).unwrap();
+        assert!(!ParsedGrant::parse(&old, server()).unwrap().key_phases);
+        let new = SessionGrant {
+            key_phases: true,
+            ..grant()
+        };
+        let new: SessionGrant = serde_json::from_value(serde_json::to_value(new).unwrap()).unwrap();
+        assert!(ParsedGrant::parse(&new, server()).unwrap().key_phases);
+    }
 }
