@@ -116,6 +116,11 @@ namespace RemoteItP2P
         /// Degraded; refreshed every 250 ms); null while no session is up. A live device is heard about every
         /// second; from 5000 the state is Degraded.</summary>
         public long? PeerSilentMs { get; set; }
+        /// <summary>Mode 3: how often this side moved its direction of the current session to a new key
+        /// (every 2 minutes or gibibyte, when the device and the server support it); 0 otherwise.</summary>
+        public ulong KeyUpdatesSent { get; set; }
+        /// <summary>The same for the device's direction.</summary>
+        public ulong KeyUpdatesReceived { get; set; }
         /// <summary>How many times the session was lost and a new one attempted (AutoReconnect); attempts,
         /// whether or not they succeeded.</summary>
         public int ReconnectAttempts { get; set; }
@@ -197,6 +202,8 @@ namespace RemoteItP2P
                 StartedAt = j.Time("started_at"),
                 ConnectedAt = j.Time("connected_at"),
                 PeerSilentMs = j.NullableLong("peer_silent_ms"),
+                KeyUpdatesSent = j.ULong("key_updates_sent"),
+                KeyUpdatesReceived = j.ULong("key_updates_received"),
                 ReconnectAttempts = (int)j.Long("reconnect_attempts"),
             };
             string? path = j.String("path");

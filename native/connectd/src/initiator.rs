@@ -286,6 +286,8 @@ mod tests {
             started_at: String::new(),
             connected_at: None,
             peer_silent_ms: None,
+            key_updates_sent: 0,
+            key_updates_received: 0,
             reconnect_attempts: 0,
             last_error: None::<LastError>,
         }

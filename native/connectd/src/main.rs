@@ -50,7 +50,8 @@ fn main() {
             // Said only by test builds, so the test harness can tell that the knobs it sets are read.
             if p2p_net::TEST_HOOKS {
                 println!(
-                    "test hooks: P2P_DISABLE_DIRECT, P2P_DISABLE_DIRECT_FILE, P2P_RELAY_OVERRIDE"
+                    "test hooks: P2P_DISABLE_DIRECT, P2P_DISABLE_DIRECT_FILE, P2P_RELAY_OVERRIDE, \
+                     P2P_REKEY_BYTES, P2P_REKEY_SECONDS"
                 );
             }
             return;

@@ -189,6 +189,9 @@ pub unsafe extern "C" fn p2p_session_start_file(
 /// "reconnect"), successful or not.
 /// `aead`: in mode 3 the AEAD agreed with the device ("AES-256-GCM" when both ends have AES
 /// instructions, else "ChaCha20-Poly1305"), once a session is up; null in modes 0-2.
+/// `key_updates_sent` / `key_updates_received`: in mode 3, how often this side and the device moved
+/// their direction of the current session to a new key (every 2 minutes or gibibyte, when both ends
+/// and the server support it); 0 otherwise.
 /// A stopped session keeps answering until `p2p_session_forget`.
 ///
 /// Errors: `P2P_ERR_INVALID_HANDLE` (0, unknown or forgotten), `P2P_ERR_INVALID_ARGUMENT` (`out_json`

@@ -42,6 +42,9 @@ pub struct SessionSpec {
     pub relay_token: [u8; 16],
     /// The relay takes authenticated binds and releases (the grant said so).
     pub relay_auth: bool,
+    /// The relay forwards data packets of key phase 1 (the grant said so): mode 3 sessions announce
+    /// key updates and make them when the peer announced them too.
+    pub key_phases: bool,
     pub max_outstanding: Option<u32>,
     /// Target side: where each stream the initiator opens is forwarded.
     pub forward_to: Option<SocketAddr>,
@@ -445,7 +448,7 @@ impl EndpointTask {
             return;
         };
         match kind {
-            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_) => {
+            Kind::Data(_) | Kind::DataPhase1(_) | Kind::Handshake(_) | Kind::PeerHandshake(_) => {
                 let Some(id) = wire::peek_session_id(data) else {
                     return;
                 };
@@ -575,6 +578,7 @@ impl EndpointTask {
         cfg.relay = Some(relay);
         cfg.max_outstanding = spec.max_outstanding;
         cfg.peer_keys = spec.peer_keys.clone();
+        cfg.rekey = spec.key_phases.then(crate::test_hooks::rekey_limits);
         let mut random = [0u8; p2p_proto::session::SESSION_RANDOM_LEN];
         if getrandom::getrandom(&mut random).is_err() {
             log::error!("no operating-system randomness: session refused");
@@ -713,6 +717,15 @@ impl EndpointTask {
                         let _ = slot.spec.notices.send(Notice::StreamClosed(stream));
                     }
                     Event::Closed(reason) => {
+                        let st = slot.session.stats();
+                        if st.aead.is_some() {
+                            // What a long session's key updates did, for the log and the tests.
+                            log::info!(
+                                "session {id:016x}: {} key updates sent, {} received",
+                                st.key_updates_sent,
+                                st.key_updates_received
+                            );
+                        }
                         let _ = slot.spec.notices.send(Notice::Closed(reason));
                     }
                 }

@@ -25,6 +25,8 @@ pub struct ParsedGrant {
     pub peer_key: Option<PublicStaticKey>,
     /// The relay takes authenticated binds and releases.
     pub relay_auth: bool,
+    /// The relay forwards data packets of key phase 1: mode 3 sessions may update their keys.
+    pub key_phases: bool,
 }
 
 impl fmt::Debug for ParsedGrant {
@@ -75,6 +77,7 @@ impl ParsedGrant {
             user: grant.user.clone(),
             peer_key,
             relay_auth: grant.relay_auth,
+            key_phases: grant.key_phases,
         })
     }
 }
@@ -113,6 +116,7 @@ mod tests {
             user: "bob".into(),
             peer_key: None,
             relay_auth: false,
+            key_phases: false,
         }
     }
 
@@ -175,5 +179,21 @@ mod tests {
         let g = ParsedGrant::parse(&grant(), server()).unwrap();
         let d = format!("{g:?}");
         assert!(!d.contains("17, 17") && !d.contains("1111"), "{d}");
+    }
+
+    /// An older server's relay drops data of key phase 1: its grants (without the field) must not
+    /// let the session update its keys.
+    #[test]
+    fn key_phases_come_only_from_a_server_that_announces_them() {
+        let old = serde_json::to_value(grant()).unwrap();
+        assert!(old.get("key_phases").is_none());
+        let old: SessionGrant = serde_json::from_value(old).unwrap();
+        assert!(!ParsedGrant::parse(&old, server()).unwrap().key_phases);
+        let new = SessionGrant {
+            key_phases: true,
+            ..grant()
+        };
+        let new: SessionGrant = serde_json::from_value(serde_json::to_value(new).unwrap()).unwrap();
+        assert!(ParsedGrant::parse(&new, server()).unwrap().key_phases);
     }
 }

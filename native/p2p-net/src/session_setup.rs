@@ -118,6 +118,7 @@ pub(crate) fn add_session(
         relay: grant.relay,
         relay_token: grant.relay_token,
         relay_auth: grant.relay_auth,
+        key_phases: grant.key_phases,
         max_outstanding,
         forward_to,
         peer_keys,

@@ -145,6 +145,12 @@ pub struct TunnelStatus {
     /// Milliseconds since the last packet from the device, while the session is up (`Connected` or
     /// `Degraded`; refreshed every [`COUNTER_REFRESH`]); `None` while no session is up.
     pub peer_silent_ms: Option<u64>,
+    /// Mode 3: how often this side and the device moved their direction of the current session to a
+    /// new key (every 2 minutes or gibibyte, when both ends support it); 0 otherwise.
+    #[serde(default)]
+    pub key_updates_sent: u64,
+    #[serde(default)]
+    pub key_updates_received: u64,
     /// Times the tunnel lost its session (or failed to set one up) and started trying again
     /// (`autoconnect 2`): attempts, not successful reconnections.
     pub reconnect_attempts: u32,

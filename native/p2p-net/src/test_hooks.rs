@@ -7,6 +7,8 @@
 //!   Blocked means: datagrams to or from any address other than the relay are dropped, exactly as a
 //!   firewall between the sites would.
 //! - `P2P_RELAY_OVERRIDE=host:port` sends relay traffic there instead of the server's relay address.
+//! - `P2P_REKEY_BYTES=N` and `P2P_REKEY_SECONDS=N` make mode 3 sessions update their keys after N
+//!   bytes or seconds instead of every gibibyte or two minutes, so a short test sees many updates.
 //!
 //! The shipped connectd and library are built without the feature, so a user's environment cannot turn
 //! a tunnel away from its direct path. The tests and the benchmark get the feature by depending on
@@ -15,6 +17,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use p2p_proto::session::RekeyLimits;
 
 /// Whether this build reads the hooks (connectd's `--version` says so, and the test harness checks it).
 pub const ENABLED: bool = cfg!(feature = "test-hooks");
@@ -83,4 +87,28 @@ pub fn relay_override() -> Option<SocketAddr> {
 #[cfg(not(feature = "test-hooks"))]
 pub fn relay_override() -> Option<SocketAddr> {
     None
+}
+
+/// When mode 3 sessions update their keys: the protocol's default, or in a build with the hooks
+/// `P2P_REKEY_BYTES` / `P2P_REKEY_SECONDS` where set.
+#[cfg(feature = "test-hooks")]
+pub fn rekey_limits() -> RekeyLimits {
+    let number = |name: &str| {
+        let v = std::env::var(name).ok()?;
+        let n = v.parse::<u64>().ok().filter(|n| *n > 0);
+        if n.is_none() {
+            log::warn!("ignoring {name}='{v}': not a positive whole number");
+        }
+        n
+    };
+    let default = RekeyLimits::DEFAULT;
+    RekeyLimits {
+        bytes: number("P2P_REKEY_BYTES").unwrap_or(default.bytes),
+        interval: number("P2P_REKEY_SECONDS").map_or(default.interval, Duration::from_secs),
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub fn rekey_limits() -> RekeyLimits {
+    RekeyLimits::DEFAULT
 }

@@ -121,6 +121,8 @@ impl Tunnel {
             started_at: clock::now_rfc3339(),
             connected_at: None,
             peer_silent_ms: None,
+            key_updates_sent: 0,
+            key_updates_received: 0,
             reconnect_attempts: 0,
             last_error: None,
         };
@@ -791,6 +793,8 @@ impl TunnelDriver {
             s.rtt_ms = st.rtt.map(|r| r.as_secs_f64() * 1000.0);
             s.packets_lost = st.packets_lost;
             s.streams_open = st.streams_open;
+            s.key_updates_sent = st.key_updates_sent;
+            s.key_updates_received = st.key_updates_received;
             let Some(up_since) = up_since.filter(|_| s.state.is_up()) else {
                 return false;
             };

@@ -75,7 +75,10 @@ async fn run_relay(socket: UdpSocket) {
                         .await;
                 }
             }
-            Ok(Kind::Data(role)) | Ok(Kind::Handshake(role)) | Ok(Kind::PeerHandshake(role)) => {
+            Ok(Kind::Data(role))
+            | Ok(Kind::DataPhase1(role))
+            | Ok(Kind::Handshake(role))
+            | Ok(Kind::PeerHandshake(role)) => {
                 if let Some(id) = wire::peek_session_id(d) {
                     if let Some(dst) = bound.get(&(id, role.peer())) {
                         let _ = socket.send_to(d, *dst).await;
@@ -157,6 +160,7 @@ async fn serve(
                 user,
                 peer_key: initiator_key,
                 relay_auth: false,
+                key_phases: true,
             };
             let (accepted_tx, accepted) = oneshot::channel();
             let (target, target_candidates) = {
@@ -173,6 +177,7 @@ async fn serve(
             let grant = SessionGrant {
                 peer_key: device_key,
                 relay_auth: false,
+                key_phases: true,
                 ..grant
             };
             conn.send(&ServerMsg::Session(grant)).await.unwrap();

@@ -21,6 +21,7 @@ fn grant(secret: &str, token: &str) -> SessionGrant {
         user: "bob".into(),
         peer_key: None,
         relay_auth: false,
+        key_phases: false,
     }
 }
 

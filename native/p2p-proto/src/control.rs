@@ -236,6 +236,11 @@ pub struct SessionGrant {
     /// peer never sends its token on UDP. False (absent) from an older server: the clear form.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub relay_auth: bool,
+    /// The relay forwards data packets of key phase 1 (kinds 0x18/0x19), so mode 3 peers may update
+    /// their keys within the session. False (absent) from an older server, whose relay drops those
+    /// kinds: then the peers announce no key updates and never make one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_phases: bool,
 }
 
 impl std::fmt::Debug for SessionGrant {

@@ -53,8 +53,13 @@ impl Role {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Protected frames of an established session (0x10 from the initiator, 0x11 from the target).
+    /// Protected frames of an established session (0x10 from the initiator, 0x11 from the target),
+    /// sealed in key phase 0: under the first key of the sender's direction, or after an even number
+    /// of key updates.
     Data(Role),
+    /// The same in key phase 1 (0x18 from the initiator, 0x19 from the target): after an odd number
+    /// of key updates. Sent only in mode 3 sessions whose peers both announced key updates.
+    DataPhase1(Role),
     /// Peer handshake (0x12 from the initiator, 0x13 from the target).
     Handshake(Role),
     /// End-to-end peer handshake between the peers' static keys (0x14 from the initiator: its first
@@ -80,6 +85,7 @@ impl Kind {
     pub fn to_byte(self) -> u8 {
         match self {
             Kind::Data(r) => 0x10 | r.bit(),
+            Kind::DataPhase1(r) => 0x18 | r.bit(),
             Kind::Handshake(r) => 0x12 | r.bit(),
             Kind::PeerHandshake(r) => 0x14 | r.bit(),
             Kind::RelayBind => 0x20,
@@ -96,6 +102,7 @@ impl Kind {
             0x10 | 0x11 => Kind::Data(Role::from_bit(b)),
             0x12 | 0x13 => Kind::Handshake(Role::from_bit(b)),
             0x14 | 0x15 => Kind::PeerHandshake(Role::from_bit(b)),
+            0x18 | 0x19 => Kind::DataPhase1(Role::from_bit(b)),
             0x20 => Kind::RelayBind,
             0x21 => Kind::RelayBindAck,
             0x22 => Kind::RelayRelease,
@@ -107,10 +114,35 @@ impl Kind {
         })
     }
     pub fn is_session(self) -> bool {
-        matches!(
-            self,
-            Kind::Data(_) | Kind::Handshake(_) | Kind::PeerHandshake(_)
-        )
+        self.session_role().is_some()
+    }
+
+    /// Who sent a session datagram; `None` for the kinds that talk to the server.
+    pub fn session_role(self) -> Option<Role> {
+        match self {
+            Kind::Data(r) | Kind::DataPhase1(r) | Kind::Handshake(r) | Kind::PeerHandshake(r) => {
+                Some(r)
+            }
+            _ => None,
+        }
+    }
+
+    /// A data packet from `role` in key phase 1 (`phase1`) or 0.
+    pub fn data(role: Role, phase1: bool) -> Kind {
+        if phase1 {
+            Kind::DataPhase1(role)
+        } else {
+            Kind::Data(role)
+        }
+    }
+
+    /// The key phase of a data packet (true for phase 1); `None` for other kinds.
+    pub fn key_phase1(self) -> Option<bool> {
+        match self {
+            Kind::Data(_) => Some(false),
+            Kind::DataPhase1(_) => Some(true),
+            _ => None,
+        }
     }
 }
 

@@ -73,6 +73,7 @@ fn grant() -> impl Strategy<Value = SessionGrant> {
                 user,
                 peer_key: None,
                 relay_auth: false,
+                key_phases: false,
             },
         )
 }

@@ -50,6 +50,7 @@ fn valid_datagram() -> impl Strategy<Value = Vec<u8>> {
         (
             prop_oneof![
                 role().prop_map(Kind::Data),
+                role().prop_map(Kind::DataPhase1),
                 role().prop_map(Kind::Handshake),
                 role().prop_map(Kind::PeerHandshake)
             ],

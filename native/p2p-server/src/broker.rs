@@ -236,6 +236,7 @@ impl Broker {
             user: req.user.clone(),
             peer_key: peer_key.map(|k| k.to_base64()),
             relay_auth: true,
+            key_phases: true,
         };
         let result = match route {
             Route::Here(target) => {

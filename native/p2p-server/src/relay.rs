@@ -375,9 +375,10 @@ impl Relay {
             },
             Kind::RelayBind | Kind::RelayBindAuth => self.on_bind(from, data, now),
             Kind::RelayRelease | Kind::RelayReleaseAuth => self.on_release(data, now),
-            Kind::Data(role) | Kind::Handshake(role) | Kind::PeerHandshake(role) => {
-                self.on_session_datagram(from, role, data, now)
-            }
+            Kind::Data(role)
+            | Kind::DataPhase1(role)
+            | Kind::Handshake(role)
+            | Kind::PeerHandshake(role) => self.on_session_datagram(from, role, data, now),
             Kind::RelayBindAck | Kind::ProbeResponse => {
                 self.counters.garbage += 1;
                 Outcome::Drop
@@ -930,9 +931,13 @@ mod tests {
             relay.on_datagram(b, &data(id, Role::Target), now),
             Outcome::Forward(a)
         );
-        // Both handshakes' kinds go through like data.
+        // Both handshakes' kinds and data of key phase 1 go through like data.
         for (from, to, role) in [(a, b, Role::Initiator), (b, a, Role::Target)] {
-            for kind in [Kind::Handshake(role), Kind::PeerHandshake(role)] {
+            for kind in [
+                Kind::Handshake(role),
+                Kind::PeerHandshake(role),
+                Kind::DataPhase1(role),
+            ] {
                 assert_eq!(
                     relay.on_datagram(from, &session_datagram(kind, id), now),
                     Outcome::Forward(to)
@@ -958,7 +963,7 @@ mod tests {
             Outcome::Forward(a2)
         );
         let st = relay.stats(now);
-        assert_eq!(st.sessions[0].forwarded_packets, 7);
+        assert_eq!(st.sessions[0].forwarded_packets, 9);
         assert_eq!(st.counters.unbound_source, 1);
     }
 

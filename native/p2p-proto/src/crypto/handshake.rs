@@ -148,7 +148,7 @@ impl Handshake {
         peer_public.copy_from_slice(&body[1..33]);
         let mut peer_nonce = [0u8; 16];
         peer_nonce.copy_from_slice(&body[33..BODY_LEN]);
-        let aead = self.agree_aead(&peer_nonce)?;
+        let (aead, rekey) = self.agree_aead(&peer_nonce)?;
 
         let shared = match self.mode {
             EncryptionMode::ChaCha20Poly1305 => {
@@ -186,17 +186,18 @@ impl Handshake {
             aead_label: aead.kdf_label(),
         });
         let (seal, open) = keys.for_role(self.role);
-        Ok(Protection::new(self.mode, aead, seal, open))
+        Ok(Protection::new(self.mode, aead, seal, open, rekey))
     }
 
     /// The AEAD of this session from the peer's nonce (ChaCha20-Poly1305 outside mode 3, where it is
-    /// unused, and when we send no offer).
-    fn agree_aead(&self, peer_nonce: &[u8; 16]) -> Result<Aead, CryptoError> {
+    /// unused, and when we send no offer), and whether both sides announced key updates.
+    fn agree_aead(&self, peer_nonce: &[u8; 16]) -> Result<(Aead, bool), CryptoError> {
         let Some(ours) = self.offer else {
-            return Ok(Aead::ChaCha20Poly1305);
+            return Ok((Aead::ChaCha20Poly1305, false));
         };
         let theirs = AeadOffer::read_from(peer_nonce).ok_or(CryptoError::Malformed)?;
-        ours.agree(theirs).ok_or(CryptoError::NoCommonAead)
+        let aead = ours.agree(theirs).ok_or(CryptoError::NoCommonAead)?;
+        Ok((aead, ours.rekeys_with(theirs)))
     }
 
     /// The session secret also salts HKDF, whose extract step is HMAC-SHA256(secret, dh) with `dh`

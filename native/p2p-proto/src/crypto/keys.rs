@@ -21,11 +21,20 @@ pub(crate) struct DirectionKeys {
     pub(crate) enc: [u8; KEY_LEN],
     /// HMAC-SHA1 key of modes 1 and 2 (unused in mode 3, whose AEAD carries its own tag).
     pub(crate) mac: [u8; KEY_LEN],
+    /// Mode 3: the secret the direction's next key comes from ([`next_phase`]).
+    pub(crate) ratchet: [u8; KEY_LEN],
 }
 
 impl DirectionKeys {
     pub(crate) fn ct_eq(&self, other: &DirectionKeys) -> Choice {
-        self.enc.ct_eq(&other.enc) & self.mac.ct_eq(&other.mac)
+        self.enc.ct_eq(&other.enc) & self.mac.ct_eq(&other.mac) & self.ratchet.ct_eq(&other.ratchet)
+    }
+
+    /// Wipes the mode 3 key material once a key update replaced it (the AEAD key now lives in the
+    /// next phase's key, the ratchet secret was used up).
+    pub(crate) fn wipe(&mut self) {
+        self.enc.zeroize();
+        self.ratchet.zeroize();
     }
 }
 
@@ -33,7 +42,28 @@ impl Drop for DirectionKeys {
     fn drop(&mut self) {
         self.enc.zeroize();
         self.mac.zeroize();
+        self.ratchet.zeroize();
     }
+}
+
+/// HKDF-Expand info of a key update.
+const REKEY_LABEL: &[u8] = b"remoteitp2p rekey";
+
+/// A key update: `HKDF-Expand(prk = ratchet, info = "remoteitp2p rekey", 64)` split as the next AEAD
+/// key and the next ratchet secret. One-way, so whoever learns a later phase's secrets cannot go back
+/// to an earlier key.
+pub(crate) fn next_phase(
+    ratchet: &[u8; KEY_LEN],
+) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
+    let hk = Hkdf::<Sha256>::from_prk(ratchet).expect("a 32-byte ratchet secret is a valid PRK");
+    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    hk.expand(REKEY_LABEL, &mut okm[..])
+        .expect("64 bytes is within HKDF-SHA256's 8160-byte limit");
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    let mut next = Zeroizing::new([0u8; KEY_LEN]);
+    key.copy_from_slice(&okm[..KEY_LEN]);
+    next.copy_from_slice(&okm[KEY_LEN..]);
+    (key, next)
 }
 
 /// Both directions' keys, named by who sends with them.
@@ -67,10 +97,12 @@ pub(crate) struct KeyInput<'a> {
 }
 
 /// `HKDF-SHA256(salt = session_secret, ikm = dh, info = LABEL || mode || nonce_i || nonce_t || eph_i ||
-/// eph_t || aead_label)`, 128 bytes split as `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)`.
+/// eph_t || aead_label)`, 192 bytes split as `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)
+/// k_ratchet(i->t) k_ratchet(t->i)`. HKDF's output is a prefix-stable stream, so the first four are
+/// the ones a peer from before key updates derives from its 128 bytes.
 pub(crate) fn derive(input: &KeyInput<'_>) -> SessionKeys {
     let hk = Hkdf::<Sha256>::new(Some(input.session_secret), input.dh);
-    let mut okm = Zeroizing::new([0u8; 4 * KEY_LEN]);
+    let mut okm = Zeroizing::new([0u8; OKM_LEN]);
     let info: [&[u8]; 7] = [
         LABEL,
         &[input.mode],
@@ -81,7 +113,7 @@ pub(crate) fn derive(input: &KeyInput<'_>) -> SessionKeys {
         input.aead_label,
     ];
     hk.expand_multi_info(&info, &mut okm[..])
-        .expect("128 bytes is within HKDF-SHA256's 8160-byte limit");
+        .expect("192 bytes is within HKDF-SHA256's 8160-byte limit");
     split_okm(&okm)
 }
 
@@ -89,7 +121,7 @@ pub(crate) fn derive(input: &KeyInput<'_>) -> SessionKeys {
 const E2E_LABEL: &[u8] = b"remoteitp2p e2e v1";
 
 /// Session keys from a finished Noise handshake: `HKDF-SHA256(salt = handshake_hash, ikm = k_i2t ||
-/// k_t2i, info = E2E_LABEL || aead_label)`, 128 bytes split as in [`derive`]. The Noise split keys are
+/// k_t2i, info = E2E_LABEL || aead_label)`, 192 bytes split as in [`derive`]. The Noise split keys are
 /// secret only to the two peers; the handshake hash binds the keys to the whole transcript (both
 /// static keys, both offers, the prologue) and the AEAD label to the AEAD chosen.
 pub(crate) fn derive_from_noise(
@@ -102,14 +134,17 @@ pub(crate) fn derive_from_noise(
     ikm[..KEY_LEN].copy_from_slice(noise_i2t);
     ikm[KEY_LEN..].copy_from_slice(noise_t2i);
     let hk = Hkdf::<Sha256>::new(Some(handshake_hash), &ikm[..]);
-    let mut okm = Zeroizing::new([0u8; 4 * KEY_LEN]);
+    let mut okm = Zeroizing::new([0u8; OKM_LEN]);
     hk.expand_multi_info(&[E2E_LABEL, aead_label], &mut okm[..])
-        .expect("128 bytes is within HKDF-SHA256's 8160-byte limit");
+        .expect("192 bytes is within HKDF-SHA256's 8160-byte limit");
     split_okm(&okm)
 }
 
-/// `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i)`.
-fn split_okm(okm: &[u8; 4 * KEY_LEN]) -> SessionKeys {
+/// Six keys: encryption, MAC and ratchet secret per direction.
+const OKM_LEN: usize = 6 * KEY_LEN;
+
+/// `k_enc(i->t) k_enc(t->i) k_mac(i->t) k_mac(t->i) k_ratchet(i->t) k_ratchet(t->i)`.
+fn split_okm(okm: &[u8; OKM_LEN]) -> SessionKeys {
     let key = |i: usize| {
         let mut k = [0u8; KEY_LEN];
         k.copy_from_slice(&okm[i * KEY_LEN..(i + 1) * KEY_LEN]);
@@ -119,10 +154,12 @@ fn split_okm(okm: &[u8; 4 * KEY_LEN]) -> SessionKeys {
         initiator_to_target: DirectionKeys {
             enc: key(0),
             mac: key(2),
+            ratchet: key(4),
         },
         target_to_initiator: DirectionKeys {
             enc: key(1),
             mac: key(3),
+            ratchet: key(5),
         },
     }
 }
@@ -201,9 +238,11 @@ mod tests {
             k.target_to_initiator.enc,
             k.initiator_to_target.mac,
             k.target_to_initiator.mac,
+            k.initiator_to_target.ratchet,
+            k.target_to_initiator.ratchet,
         ];
-        for i in 0..4 {
-            for j in i + 1..4 {
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
                 assert_ne!(all[i], all[j]);
             }
         }

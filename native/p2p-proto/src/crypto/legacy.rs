@@ -178,6 +178,7 @@ mod tests {
         DirectionKeys {
             enc: [1; 32],
             mac: [2; 32],
+            ratchet: [0; 32],
         }
     }
 

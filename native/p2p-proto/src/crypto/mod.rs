@@ -13,6 +13,7 @@
 
 mod aead;
 mod handshake;
+mod key_phase;
 mod keys;
 mod legacy;
 mod negotiation;

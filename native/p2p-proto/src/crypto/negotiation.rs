@@ -84,12 +84,19 @@ fn has_aes_instructions() -> bool {
     }
 }
 
-/// What one side of a handshake accepts and prefers.
+/// Set in the accepted-AEADs byte by a side that can update its keys within a session (key phases,
+/// PROTOCOL.md "Key updates"). A peer from before key updates sends only its AEADs' bits there and
+/// ignores bits it does not know, so it neither announces nor sees the announcement.
+const REKEY_FLAG: u8 = 0x80;
+
+/// What one side of a handshake accepts and prefers, and whether it can update its keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AeadOffer {
     /// Bits of [`Aead::bit`]; never empty.
     accepted: u8,
     preferred: Aead,
+    /// This side understands key phases (a packet sealed under the next key).
+    rekey: bool,
 }
 
 impl AeadOffer {
@@ -101,6 +108,7 @@ impl AeadOffer {
         AeadOffer {
             accepted: Aead::ChaCha20Poly1305.bit() | Aead::Aes256Gcm.bit(),
             preferred,
+            rekey: false,
         }
     }
 
@@ -109,12 +117,24 @@ impl AeadOffer {
         AeadOffer {
             accepted: aead.bit(),
             preferred: aead,
+            rekey: false,
         }
     }
 
-    /// The default: both AEADs, preferring the one this CPU runs fastest.
+    /// The default: both AEADs, preferring the one this CPU runs fastest, and key updates.
     pub fn this_machine() -> AeadOffer {
-        AeadOffer::both(Aead::fastest_here())
+        AeadOffer::both(Aead::fastest_here()).with_rekey(true)
+    }
+
+    /// The same offer announcing (or not) that this side can update its keys within the session.
+    pub const fn with_rekey(self, rekey: bool) -> AeadOffer {
+        AeadOffer { rekey, ..self }
+    }
+
+    /// Whether the session may update its keys: only when both sides announced it, since a peer
+    /// that does not know key phases drops every packet of the next one.
+    pub fn rekeys_with(self, peer: AeadOffer) -> bool {
+        self.rekey && peer.rekey
     }
 
     fn accepts(self, aead: Aead) -> bool {
@@ -140,7 +160,7 @@ impl AeadOffer {
     /// Writes the offer over the start of a handshake nonce (whose other bytes stay random).
     pub(crate) fn write_into(self, nonce: &mut [u8; 16]) {
         nonce[..OFFER_MARKER.len()].copy_from_slice(&OFFER_MARKER);
-        nonce[OFFER_MARKER.len()] = self.accepted;
+        nonce[OFFER_MARKER.len()] = self.accepted | if self.rekey { REKEY_FLAG } else { 0 };
         nonce[OFFER_MARKER.len() + 1] = self.preferred.bit();
     }
 
@@ -153,12 +173,14 @@ impl AeadOffer {
         }
         let known = Aead::ALL.iter().fold(0, |bits, a| bits | a.bit());
         let accepted = nonce[OFFER_MARKER.len()] & known;
+        let rekey = nonce[OFFER_MARKER.len()] & REKEY_FLAG != 0;
         let preferred = Aead::ALL
             .into_iter()
             .find(|a| a.bit() == nonce[OFFER_MARKER.len() + 1])?;
         (accepted & preferred.bit() != 0).then_some(AeadOffer {
             accepted,
             preferred,
+            rekey,
         })
     }
 }
@@ -216,11 +238,24 @@ mod tests {
         prefers_unaccepted[8] = Aead::ChaCha20Poly1305.bit();
         assert_eq!(AeadOffer::read_from(&prefers_unaccepted), None);
         let mut future_extra = nonce;
-        future_extra[8] |= 0x80;
+        future_extra[8] |= 0x40;
         assert_eq!(
             AeadOffer::read_from(&future_extra),
             Some(AeadOffer::both(Aead::Aes256Gcm))
         );
+    }
+
+    #[test]
+    fn the_rekey_announcement_survives_the_nonce_and_needs_both_sides() {
+        let new = AeadOffer::both(Aead::Aes256Gcm).with_rekey(true);
+        let old = AeadOffer::both(Aead::Aes256Gcm);
+        let mut nonce = [0u8; 16];
+        new.write_into(&mut nonce);
+        assert_eq!(AeadOffer::read_from(&nonce), Some(new));
+        assert!(new.rekeys_with(new));
+        assert!(!new.rekeys_with(old) && !old.rekeys_with(new));
+        assert!(!new.rekeys_with(AeadOffer::LEGACY));
+        assert_eq!(new.agree(old), old.agree(new));
     }
 
     #[test]

@@ -264,12 +264,19 @@ fn the_same_key_under_the_other_aead_does_not_authenticate() {
     };
     let (seal_keys, _) = keys().for_role(Role::Initiator);
     let (_, open_keys) = keys().for_role(Role::Target);
-    let sealer = Protection::new(MODE, Aead::Aes256Gcm, seal_keys, keys().initiator_to_target);
+    let sealer = Protection::new(
+        MODE,
+        Aead::Aes256Gcm,
+        seal_keys,
+        keys().initiator_to_target,
+        false,
+    );
     let mut opener = Protection::new(
         MODE,
         Aead::ChaCha20Poly1305,
         keys().target_to_initiator,
         open_keys,
+        false,
     );
     let wire = seal(&sealer, Role::Initiator, 1, b"secret");
     assert_eq!(

@@ -352,7 +352,13 @@ impl PeerHandshake {
         );
         let (seal, open) = keys.for_role(self.role);
         Ok(Box::new(PeerSession {
-            protection: Protection::new(EncryptionMode::ChaCha20Poly1305, aead, seal, open),
+            protection: Protection::new(
+                EncryptionMode::ChaCha20Poly1305,
+                aead,
+                seal,
+                open,
+                self.offer.rekeys_with(peer_offer),
+            ),
             peer_key,
             aead,
         }))

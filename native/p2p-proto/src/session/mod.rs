@@ -14,6 +14,9 @@ mod bottleneck_tests;
 mod hard_nat;
 #[cfg(test)]
 mod hard_nat_sim;
+mod key_update;
+#[cfg(test)]
+mod key_update_tests;
 mod opening;
 mod paths;
 mod peer_auth;
@@ -37,6 +40,8 @@ use std::time::{Duration, Instant};
 use ack_ranges::RangeSet;
 use hard_nat::HardNat;
 pub use hard_nat::{Mapping as NatMapping, PortOpening};
+use key_update::KeyUpdates;
+pub use key_update::RekeyLimits;
 use paths::Paths;
 pub use paths::{PathKind, OPENING_TTL};
 use peer_auth::PeerAuth;
@@ -47,8 +52,8 @@ use timers::{Timer, TimerTable};
 use transmit::PathFrame;
 
 use crate::crypto::{
-    self, Handshake, PeerHandshakeError, Protection, PublicStaticKey, HANDSHAKE_RANDOM_LEN,
-    PEER_HANDSHAKE_RANDOM_LEN,
+    self, AeadOffer, Handshake, PeerHandshakeError, Protection, PublicStaticKey,
+    HANDSHAKE_RANDOM_LEN, PEER_HANDSHAKE_RANDOM_LEN,
 };
 use crate::frame::{self, Frame};
 use crate::wire::{Kind, Role, SessionHeader, MAX_DATAGRAM, SESSION_HEADER_LEN};
@@ -92,6 +97,10 @@ pub struct SessionConfig {
     /// initiator with keys runs the end-to-end handshake, and a target with keys answers it; without
     /// keys, or in modes 0-2, the legacy handshake runs.
     pub peer_keys: Option<PeerKeys>,
+    /// Mode 3: when our direction moves to its next key. `None` announces no key updates, so
+    /// neither side updates (as with a peer from before them, or a server whose relay would drop
+    /// the packets of key phase 1).
+    pub rekey: Option<RekeyLimits>,
 }
 
 /// How long a session lives without hearing from its peer, unless configured otherwise.
@@ -116,6 +125,7 @@ impl SessionConfig {
             keepalive: Duration::from_secs(2),
             max_streams: 4096,
             peer_keys: None,
+            rekey: Some(RekeyLimits::DEFAULT),
         }
     }
 }
@@ -203,6 +213,10 @@ pub struct SessionStats {
     pub aead: Option<crypto::Aead>,
     /// The static key the peer proved in the end-to-end handshake; `None` in a legacy session.
     pub peer_key: Option<PublicStaticKey>,
+    /// How often our direction moved to a new key (mode 3 with key updates announced by both).
+    pub key_updates_sent: u64,
+    /// How often the peer's direction did (counted when its first packet under the new key opened).
+    pub key_updates_received: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +261,8 @@ pub struct Session {
     paths: Paths,
     /// Hard-NAT traversal: PATH_NAT, the hard side's extra ports, the easy side's spray.
     hard_nat: HardNat,
+    /// When our direction's key moves on.
+    key_updates: KeyUpdates,
     last_received: Instant,
 
     events: VecDeque<Event>,
@@ -259,7 +275,14 @@ impl Session {
     pub fn new(cfg: SessionConfig, now: Instant, random: [u8; SESSION_RANDOM_LEN]) -> Session {
         let mut hs_random = [0u8; HANDSHAKE_RANDOM_LEN];
         hs_random.copy_from_slice(&random[..HANDSHAKE_RANDOM_LEN]);
-        let handshake = Handshake::new(cfg.role, cfg.mode, &cfg.session_secret, &hs_random);
+        let offer = AeadOffer::this_machine().with_rekey(cfg.rekey.is_some());
+        let handshake = Handshake::with_offer(
+            cfg.role,
+            cfg.mode,
+            &cfg.session_secret,
+            &hs_random,
+            Some(offer),
+        );
         let peer_random = random[PEER_RANDOM_AT..]
             .try_into()
             .expect("the tail of the random bytes is the end-to-end handshake's");
@@ -270,6 +293,7 @@ impl Session {
             &cfg.session_secret,
             cfg.peer_keys.as_ref(),
             &peer_random,
+            cfg.rekey.is_some(),
         );
         let token_seed = u64::from_be_bytes(random[48..56].try_into().unwrap_or([7; 8]));
         let spray_seed = u64::from_be_bytes(random[56..64].try_into().unwrap_or([9; 8]));
@@ -302,6 +326,7 @@ impl Session {
             close_pending: None,
             paths: Paths::new(cfg.relay, token_seed, now),
             hard_nat: HardNat::new(spray_seed, now),
+            key_updates: KeyUpdates::new(cfg.rekey, now),
             last_received: now,
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -343,6 +368,8 @@ impl Session {
             path: Some(self.paths.kind()),
             aead: self.protection.as_ref().and_then(Protection::aead),
             peer_key: self.peer_key(),
+            key_updates_sent: self.protection.as_ref().map_or(0, |p| p.key_updates().0),
+            key_updates_received: self.protection.as_ref().map_or(0, |p| p.key_updates().1),
             ..self.stats.clone()
         }
     }
@@ -516,7 +543,7 @@ impl Session {
         match header.kind {
             Kind::Handshake(r) if r == peer => self.on_handshake(now, from, header_bytes, payload),
             Kind::PeerHandshake(r) if r == peer => self.on_peer_handshake(now, from, payload),
-            Kind::Data(r) if r == peer => {
+            Kind::Data(r) | Kind::DataPhase1(r) if r == peer => {
                 self.on_data(now, from, header.packet_number, header_bytes, payload)
             }
             // Our own kind reflected back, or not a session kind.
@@ -591,10 +618,14 @@ impl Session {
             return;
         };
         let mut plain = std::mem::take(&mut self.plain);
+        let peer_updates = protection.key_updates().1;
         if protection.open(header, pn, protected, &mut plain).is_err() {
             self.plain = plain;
             self.stats.packets_dropped += 1;
             return;
+        }
+        if protection.key_updates().1 != peer_updates {
+            self.on_peer_key_update(now);
         }
         self.stats.datagrams_received += 1;
         self.last_received = now;
@@ -725,6 +756,9 @@ impl Session {
     }
 
     fn on_ack(&mut self, now: Instant, ack: &frame::AckFrame<'_>) {
+        if ack.largest < self.recovery.next_packet_number() {
+            self.key_updates.on_acked(ack.largest);
+        }
         let settled = self.recovery.on_ack(now, ack);
         self.apply_settled(settled);
     }
@@ -829,6 +863,7 @@ impl Session {
                 }
                 // poll_transmit arms it again if pacing still holds data back.
                 Timer::Pacing => self.timers.stop(Timer::Pacing),
+                Timer::KeyDiscard => self.discard_previous_peer_key(),
                 // Sent by poll_transmit, which checks these itself.
                 Timer::Ack | Timer::HandshakeResend => {}
             }

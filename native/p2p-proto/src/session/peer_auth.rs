@@ -63,6 +63,7 @@ impl PeerAuth {
         session_secret: &[u8; crate::crypto::SECRET_LEN],
         keys: Option<&PeerKeys>,
         random: &[u8; PEER_HANDSHAKE_RANDOM_LEN],
+        rekey: bool,
     ) -> Option<PeerAuth> {
         let keys = keys.filter(|_| mode == EncryptionMode::ChaCha20Poly1305)?;
         let context = session_context(session_id, mode);
@@ -72,7 +73,7 @@ impl PeerAuth {
             expected_peer: keys.expected_peer.clone(),
             session_secret,
             session_context: &context,
-            offer: AeadOffer::this_machine(),
+            offer: AeadOffer::this_machine().with_rekey(rekey),
             random,
         };
         let (handshake, repeat) = match role {

@@ -14,14 +14,14 @@ const HS1: u8 = 0x12;
 const HS2: u8 = 0x13;
 const DATA_FROM_INITIATOR: u8 = 0x10;
 
-fn device() -> StaticKey {
+pub(super) fn device() -> StaticKey {
     StaticKey::from_secret_bytes([0xD0; 32])
 }
-fn laptop() -> StaticKey {
+pub(super) fn laptop() -> StaticKey {
     StaticKey::from_secret_bytes([0x1A; 32])
 }
 
-fn with_keys(
+pub(super) fn with_keys(
     role: Role,
     mode: EncryptionMode,
     local: StaticKey,

@@ -80,7 +80,7 @@ pub(super) fn config(role: Role, mode: EncryptionMode) -> SessionConfig {
 }
 
 impl Sim {
-    fn new(mode: EncryptionMode, link: Link) -> Sim {
+    pub(super) fn new(mode: EncryptionMode, link: Link) -> Sim {
         Sim::with(
             config(Role::Initiator, mode),
             config(Role::Target, mode),
@@ -123,7 +123,7 @@ impl Sim {
     }
 
     /// Sends what both sessions want to send through the simulated network.
-    fn transmit(&mut self) {
+    pub(super) fn transmit(&mut self) {
         let mut buf = Vec::new();
         for from_initiator in [true, false] {
             let side = usize::from(!from_initiator);
@@ -270,14 +270,14 @@ impl Stepped for Sim {
     }
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(super) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|k| (k as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
         .collect()
 }
 
 /// Writes as much of `data[*sent..]` as the stream takes, finishing it at the end.
-fn push(s: &mut Session, id: StreamId, data: &[u8], sent: &mut usize) {
+pub(super) fn push(s: &mut Session, id: StreamId, data: &[u8], sent: &mut usize) {
     if *sent == usize::MAX {
         return;
     }
@@ -292,7 +292,7 @@ fn push(s: &mut Session, id: StreamId, data: &[u8], sent: &mut usize) {
 }
 
 /// Reads what is there; true once the FIN was read.
-fn pull(s: &mut Session, id: StreamId, out: &mut Vec<u8>) -> bool {
+pub(super) fn pull(s: &mut Session, id: StreamId, out: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 4096];
     loop {
         match s.read(id, &mut buf) {

@@ -25,10 +25,12 @@ pub enum Timer {
     Handshake,
     /// Initiator: HS1 is sent again.
     HandshakeResend,
+    /// The grace for packets reordered across the peer's key update is over: its previous key goes.
+    KeyDiscard,
 }
 
 impl Timer {
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
     /// Every timer, in the order a timeout handles them.
     pub const ALL: [Timer; Timer::COUNT] = [
         Timer::Idle,
@@ -39,6 +41,7 @@ impl Timer {
         Timer::Pacing,
         Timer::Handshake,
         Timer::HandshakeResend,
+        Timer::KeyDiscard,
     ];
 
     /// Timers that end in sending a packet: without a path to send on they would only spin the

@@ -46,6 +46,7 @@ impl Session {
         if self.state != State::Established {
             return None;
         }
+        self.update_keys_if_due(now);
         self.queue_probes(now);
         if let Some((dest, pf)) = self.path_sends.pop_front() {
             let start = self.begin_packet(buf);
@@ -115,8 +116,12 @@ impl Session {
     /// to its start leaves no gap.
     pub(super) fn begin_packet(&mut self, buf: &mut Vec<u8>) -> usize {
         let start = buf.len();
+        let role = self.cfg.role;
         SessionHeader {
-            kind: Kind::Data(self.cfg.role),
+            kind: self
+                .protection
+                .as_ref()
+                .map_or(Kind::Data(role), |p| p.data_kind(role)),
             session_id: self.cfg.session_id,
             packet_number: self.recovery.next_packet_number(),
         }
@@ -131,6 +136,7 @@ impl Session {
         if let Some(p) = &self.protection {
             p.seal_packet(buf, start, pn);
         }
+        self.key_updates.on_sealed(buf.len() - start);
         self.stats.datagrams_sent += 1;
         pn
     }
