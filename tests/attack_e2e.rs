@@ -125,8 +125,7 @@ fn stripped_keys_are_refused_on_first_contact_and_for_a_pinned_device() {
     let (account, device) = lab.account_and_device();
     let _target = lab.target(&device, http.port(), &[]);
     let seeded = lab.spec(&account, &device, 3);
-    let mut unseeded = seeded.clone();
-    unseeded.device_key = None;
+    let unseeded = seeded.without_device_key();
 
     // First contact, nothing known: no downgrade to the legacy handshake.
     let mut refused = lab.start_initiator(&unseeded, &[]);
@@ -163,8 +162,9 @@ fn trusting_the_server_on_first_use_lets_it_intercept_that_connection() {
     let (account, device) = lab.account_and_device();
     let target = lab.target(&device, http.port(), &[]);
     let device_fp = device_fingerprint(&lab, &target.conf);
-    let mut args = vec!["--trust-first-use".to_string()];
-    args.extend(lab.spec(&account, &device, 3).args());
+    let args = lab
+        .spec(&account, &device, 3)
+        .args_with(&["--trust-first-use"]);
     let mut fooled = Initiator::new(lab.connectd("initiator-tofu", &args, &[]));
     let presented = hostile.fingerprint().to_string();
     assert_ne!(presented, device_fp);
@@ -213,9 +213,7 @@ fn injected_datagrams_are_dropped_and_a_seeded_pin_refuses_swapped_keys_later() 
     // Next connection, without the key given (it is pinned): the server passes its own key off as
     // the device's and answers the handshake.
     hostile.set_attack(Attack::SwapKeys);
-    let mut unseeded = spec.clone();
-    unseeded.device_key = None;
-    let mut refused = lab.start_initiator(&unseeded, &[]);
+    let mut refused = lab.start_initiator(&spec.without_device_key(), &[]);
     assert_refused_by_the_pin(&mut refused, &device_fp, &hostile);
     assert_eq!(
         http.requests(),

@@ -56,8 +56,7 @@ fn a_mode_3_session_runs_between_the_device_keys_and_pins_the_device() {
         "{pins}"
     );
     // Seeding once is enough: the next connection, without --device-key, meets the pin.
-    let mut unseeded = lab.spec(&t.account, &t.device, 3);
-    unseeded.device_key = None;
+    let unseeded = lab.spec(&t.account, &t.device, 3).without_device_key();
     let mut again = lab.initiator(&unseeded, &[]);
     lab.curl_expect(again.port(), &http.body);
     again.proc.wait_for_text(
@@ -123,8 +122,7 @@ fn a_device_back_with_another_key_is_refused_until_its_new_fingerprint_is_accept
     assert_eq!(http.requests(), 1, "nothing reached the service");
 
     // The owner read the new fingerprint on the device and accepts it.
-    let mut args = vec!["--accept-key".to_string(), new.clone()];
-    args.extend(spec.args());
+    let args = spec.args_with(&["--accept-key", &new]);
     let mut accepted =
         p2p_system_tests::initiator::Initiator::new(lab.connectd("initiator-accept", &args, &[]));
     accepted.wait_up();
@@ -237,8 +235,7 @@ fn an_unknown_device_is_refused_unless_trusting_the_server_on_first_use_is_asked
     assert!(!known_devices(&lab).exists(), "nothing pinned");
 
     // The explicit opt-in: trusted on first use and pinned, as before.
-    let mut args = vec!["--trust-first-use".to_string()];
-    args.extend(spec.args());
+    let args = spec.args_with(&["--trust-first-use"]);
     let mut tofu =
         p2p_system_tests::initiator::Initiator::new(lab.connectd("initiator-tofu", &args, &[]));
     tofu.wait_up();

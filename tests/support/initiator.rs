@@ -51,6 +51,21 @@ impl InitiatorSpec {
         }
         a
     }
+
+    /// `options` (`--trust-first-use`, `--accept-key FP`, ...) before [`InitiatorSpec::args`].
+    pub fn args_with(&self, options: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        a.extend(self.args());
+        a
+    }
+
+    /// The same initiator without `--device-key`: it relies on its pin (or has none).
+    pub fn without_device_key(&self) -> InitiatorSpec {
+        InitiatorSpec {
+            device_key: None,
+            ..self.clone()
+        }
+    }
 }
 
 pub struct Initiator {
