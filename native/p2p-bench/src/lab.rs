@@ -274,7 +274,7 @@ impl Lab {
         Ok(printed)
     }
 
-    /// `connectd -s -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
+    /// `connectd -s --device-key FP -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
     /// which always sets max_outstanding (the window's floor, MAXOUT packets). Does not wait.
     pub fn initiator_cli(
         &self,
@@ -285,13 +285,16 @@ impl Lab {
         env: &[(&str, String)],
     ) -> Result<Proc, String> {
         let mut cmd = Command::new(&self.bins.connectd);
-        cmd.args(["-s", "-c"]);
+        // Options before -c: everything after it is -c's.
+        cmd.arg("-s")
+            .arg("--device-key")
+            .arg(self.device_fingerprint(uid)?)
+            .arg("-c");
         cmd.arg(B64.encode(USER)).arg(B64.encode(PASSWORD)).arg(uid);
         cmd.arg(format!("T{port}"))
             .arg(mode.to_string())
             .arg("127.0.0.1");
         cmd.arg(maxout.to_string());
-        cmd.arg("--device-key").arg(self.device_fingerprint(uid)?);
         self.server_env(&mut cmd);
         self.keys_env(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
