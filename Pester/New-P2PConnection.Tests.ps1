@@ -242,7 +242,7 @@ Describe 'New-P2PConnection and Ctrl+C' {
     }
 }
 
-Describe 'New-P2PConnection and device keys: P2PDeviceKeyMismatch, -AcceptDeviceKey, -DeviceKey' {
+Describe 'New-P2PConnection and device keys: P2PDeviceKeyMismatch, P2PDeviceKeyUnknown, -AcceptDeviceKey, -DeviceKey' {
     BeforeAll {
         # A device of its own, its keys and the initiator's pins in the lab (not this user's configuration).
         $script:KeyDevice = '80:00:00:00:01:00:0B:02'
@@ -263,7 +263,8 @@ Describe 'New-P2PConnection and device keys: P2PDeviceKeyMismatch, -AcceptDevice
     It 'a pinned device back with another key is P2PDeviceKeyMismatch with both fingerprints; -AcceptDeviceKey takes the new one' {
         $script:OldKey = Start-P2PLabKeyTarget $Lab $KeyDevice $KeySecret (Join-Path $KeyDir 'old.key') 'key-target-old'
         $file = New-KeyTunnelFile (Join-Path $KeyDir 'pinned')
-        $c = New-P2PConnection $file -TimeoutSec 20
+        # Its fingerprint read on the device, given once: pinned for the connections after this one.
+        $c = New-P2PConnection $file -DeviceKey $OldKey.Fingerprint -TimeoutSec 20
         $c.PeerFingerprint | Should -Be $OldKey.Fingerprint
         $c | Stop-P2PConnection
 
@@ -300,5 +301,43 @@ Describe 'New-P2PConnection and device keys: P2PDeviceKeyMismatch, -AcceptDevice
         $c = New-P2PConnection -DeviceId $KeyDevice -Credential $Lab.Credential @Common -DeviceKey $NewKey.Fingerprint -TimeoutSec 20
         $c.PeerFingerprint | Should -Be $NewKey.Fingerprint
         (Get-P2PConnection -Id $c.Id).PeerFingerprint | Should -Be $NewKey.Fingerprint
+    }
+
+    It 'a device neither given nor pinned is P2PDeviceKeyUnknown naming its fingerprint; -DeviceKey connects and pins it' {
+        $unknownId = '80:00:00:00:01:00:0B:03'
+        Invoke-P2PLabAdmin $Lab @('device', 'add', $unknownId, '--owner', $Lab.User, '--name', 'unknown', '--app-type', '7') $KeySecret | Out-Null
+        $device = Start-P2PLabKeyTarget $Lab $unknownId $KeySecret (Join-Path $KeyDir 'unknown.key') 'key-target-unknown'
+        # Pins of its own (key_file in a fresh folder): nothing is known of the device there.
+        $dir = Join-Path $KeyDir 'unknown'
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        $file = New-TunnelFile (Join-Path $dir 'tunnel.txt') $unknownId
+        Add-Content -LiteralPath $file -Value "key_file $(Join-Path $dir 'initiator.key')" -Encoding ascii
+
+        New-P2PConnection $file -TimeoutSec 20 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be "P2PDeviceKeyUnknown,$NewId"
+        $e[0].CategoryInfo.Category | Should -Be 'SecurityError'
+        $e[0].TargetObject | Should -Be $unknownId
+        $e[0].Exception.PresentedFingerprint | Should -Be $device.Fingerprint
+        $e[0].Exception.Message | Should -BeLike "*$unknownId*$($device.Fingerprint)*"
+        $e[0].ErrorDetails.RecommendedAction | Should -BeLike '*-DeviceKey*-TrustFirstUse*'
+        Get-P2PConnection | Should -BeNullOrEmpty
+        Test-Path (Join-Path $dir 'known_devices') | Should -BeFalse
+
+        $c = New-P2PConnection $file -DeviceKey $device.Fingerprint -TimeoutSec 20
+        $c.PeerFingerprint | Should -Be $device.Fingerprint
+        $c | Stop-P2PConnection
+        # Pinned by that connection: the next one needs no -DeviceKey.
+        (New-P2PConnection $file -TimeoutSec 20).PeerFingerprint | Should -Be $device.Fingerprint
+    }
+
+    It '-TrustFirstUse takes the server''s word for a device neither given nor pinned, and pins it' {
+        $dir = Join-Path $KeyDir 'tofu'
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        $file = New-TunnelFile (Join-Path $dir 'tunnel.txt') $KeyDevice
+        Add-Content -LiteralPath $file -Value "key_file $(Join-Path $dir 'initiator.key')" -Encoding ascii
+        $c = New-P2PConnection $file -TrustFirstUse -TimeoutSec 20
+        $c.PeerFingerprint | Should -Be $NewKey.Fingerprint
+        $c | Stop-P2PConnection
+        Get-Content -LiteralPath (Join-Path $dir 'known_devices') -Raw | Should -BeLike "*$KeyDevice* tofu*"
     }
 }

@@ -3,6 +3,7 @@
 #
 #   server.example.com:5980               -> the lab's server (host:port)
 #   '3q2+7w...='                          -> the lab's server key
+#   SHA256:q0ZlUm...                      -> the fingerprint of the lab's device (connectd --fingerprint -f)
 #   the device UIDs (80:00:00:00:01:00:0A:C2, 80:00:00:00:00:00:00:F1) -> the lab's device
 #   Get-Credential yourname@example.com   -> a Get-Credential function defined here that returns the lab's
 #                                            credential (the README's call itself is unchanged)
@@ -30,6 +31,7 @@ BeforeAll {
         foreach ($b in $blocks) {
             $b.Replace('server.example.com:5980', $Lab.Server).
                 Replace('3q2+7w...=', $Lab.ServerKey).
+                Replace('SHA256:q0ZlUm...', $Lab.DeviceFingerprint).
                 Replace('80:00:00:00:01:00:0A:C2', $Lab.DeviceId).
                 Replace('80:00:00:00:00:00:00:F1', $Lab.DeviceId).
                 Replace('C:\Packages', $PackageDir)

@@ -1,6 +1,8 @@
 //! End-to-end device keys with real processes (docs/E2E-TRUST.md): a mode 3 session between two
 //! connectd processes runs the peer handshake between their device keys (the server only introduces
-//! them), the initiator pins the device's key on first use, and a device that comes back with another
+//! them), the initiator pins the device key it was given (`--device-key`) so later connections need
+//! not repeat it, a device it does not know is refused (exit 24) unless it opts into trusting the
+//! server on first use, and a device that comes back with another
 //! key is refused with connectd's exit code 23 naming both fingerprints: by the server until its
 //! administrator runs `device rotate-key`, then by the initiator until the user accepts the new
 //! fingerprint with --accept-key. A service without HOME keeps its keys beside its files.
@@ -42,13 +44,25 @@ fn a_mode_3_session_runs_between_the_device_keys_and_pins_the_device() {
     let device = fingerprint(&lab, Some(&t.target.conf));
     let installation = fingerprint(&lab, None);
     assert_ne!(device, installation);
-    // The initiator checked the device's own key and pinned it; the server saw both public keys.
+    // The initiator checked the device's own key, given with --device-key, and pinned it; the server
+    // saw both public keys.
     t.initiator.proc.wait_for_text(
-        &format!("peer key {device} (new pin, tofu)"),
+        &format!("peer key {device} (new pin, seeded)"),
         Duration::from_secs(5),
     );
     let pins = std::fs::read_to_string(known_devices(&lab)).expect("known_devices written");
-    assert!(pins.contains(&t.device.uid), "{pins}");
+    assert!(
+        pins.contains(&t.device.uid) && pins.contains(" seeded"),
+        "{pins}"
+    );
+    // Seeding once is enough: the next connection, without --device-key, meets the pin.
+    let unseeded = lab.spec(&t.account, &t.device, 3).without_device_key();
+    let mut again = lab.initiator(&unseeded, &[]);
+    lab.curl_expect(again.port(), &http.body);
+    again.proc.wait_for_text(
+        &format!("peer key {device} (pinned)"),
+        Duration::from_secs(5),
+    );
     let server_log = lab.server.proc().output();
     assert!(
         server_log.contains(&format!("key {device}")),
@@ -108,8 +122,7 @@ fn a_device_back_with_another_key_is_refused_until_its_new_fingerprint_is_accept
     assert_eq!(http.requests(), 1, "nothing reached the service");
 
     // The owner read the new fingerprint on the device and accepts it.
-    let mut args = vec!["--accept-key".to_string(), new.clone()];
-    args.extend(spec.args());
+    let args = spec.args_with(&["--accept-key", &new]);
     let mut accepted =
         p2p_system_tests::initiator::Initiator::new(lab.connectd("initiator-accept", &args, &[]));
     accepted.wait_up();
@@ -158,8 +171,27 @@ fn a_service_without_home_keeps_its_keys_beside_its_provisioning_files() {
     let warning = "neither HOME nor XDG_CONFIG_HOME is set";
     target.proc.wait_for_text(warning, Duration::from_secs(5));
 
+    // Its owner reads its fingerprint as the service sees its key, and gives it to the initiator.
+    let device_fingerprint = {
+        let out = homeless(&[
+            "--fingerprint".into(),
+            "-f".into(),
+            conf.display().to_string(),
+        ])
+        .output()
+        .expect("run connectd --fingerprint");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert!(
+        device_fingerprint.starts_with("SHA256:"),
+        "{device_fingerprint}"
+    );
+    lab.without_seeded_device_keys();
     let port = p2p_system_tests::ports::free_tcp_port();
     let file = lab.initiator_file(&account, &device, port, 1);
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(&format!("device_key {device_fingerprint}\n"));
+    std::fs::write(&file, text).unwrap();
     let mut initiator = p2p_system_tests::proc::Proc::spawn(
         "initiator-homeless",
         homeless(&["-s".into(), "-f".into(), file.display().to_string()]),
@@ -175,4 +207,42 @@ fn a_service_without_home_keeps_its_keys_beside_its_provisioning_files() {
     assert!(pins.contains(&device.uid), "{pins}");
     initiator.interrupt();
     target.proc.interrupt();
+}
+
+#[test]
+fn an_unknown_device_is_refused_unless_trusting_the_server_on_first_use_is_asked_for() {
+    let lab = Lab::new("e2e_keys_unknown");
+    lab.without_seeded_device_keys();
+    let http = HttpServer::with_marker_body("E2E-KEYS-BODY", 16 * 1024);
+    let (account, device) = lab.account_and_device();
+    let target = lab.target(&device, http.port(), &[]);
+    let device_fp = fingerprint(&lab, Some(&target.conf));
+    let spec = lab.spec(&account, &device, 3);
+
+    // By default: refused before any packet, naming what the server introduced and the remedies.
+    let mut refused = lab.start_initiator(&spec, &[]);
+    let (code, line) = refused.wait_exit_line(Duration::from_secs(30));
+    assert_eq!(code, 24, "{line}");
+    assert!(
+        line.contains(&device.uid) && line.contains(&device_fp),
+        "{line}"
+    );
+    assert!(
+        line.contains("--device-key") && line.contains("--trust-first-use"),
+        "{line}"
+    );
+    assert_eq!(refused.proc.wait_exit_code(Duration::from_secs(10)), 24);
+    assert!(!known_devices(&lab).exists(), "nothing pinned");
+
+    // The explicit opt-in: trusted on first use and pinned, as before.
+    let args = spec.args_with(&["--trust-first-use"]);
+    let mut tofu =
+        p2p_system_tests::initiator::Initiator::new(lab.connectd("initiator-tofu", &args, &[]));
+    tofu.wait_up();
+    lab.curl_expect(tofu.port(), &http.body);
+    tofu.proc.wait_for_text(
+        &format!("peer key {device_fp} (new pin, tofu)"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(http.requests(), 1);
 }

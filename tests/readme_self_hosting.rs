@@ -8,6 +8,7 @@
 //! - `SECOND_IP` -> 127.0.0.2, a second loopback address;
 //! - `server.example.com` -> 127.0.0.1, `3q2+7w...=` -> the key that step 1's `init` printed;
 //! - `<the device secret printed above>` -> the secret that step 2's `device add` printed;
+//! - `SHA256:q0ZlUm...` -> the fingerprint that step 3's `connectd --fingerprint -f target.conf` printed;
 //! - `proxy_dest_port 22` -> the port of an HTTP service of this test, and `ssh -p PORT pi@127.0.0.1` goes
 //!   to a shell function that fetches that service's page through PORT (what the README's ssh proves).
 //!
@@ -201,6 +202,13 @@ fn self_hosting_steps_run_as_written() {
         );
     std::fs::write(dir.join("target.conf"), conf).expect("write target.conf");
     let mut target = Terminal::open("target", bash(&dir, &blocks[3].1), &dir);
+    let fingerprint_line =
+        target
+            .0
+            .wait_line("the device's fingerprint", Duration::from_secs(30), |l| {
+                l.starts_with("SHA256:")
+            });
+    let device_fingerprint = fingerprint_line.trim().to_string();
     target
         .0
         .wait_line("Registered", Duration::from_secs(30), |l| {
@@ -213,11 +221,9 @@ fn self_hosting_steps_run_as_written() {
         .1
         .lines()
         .partition(|l| !l.trim_start().starts_with("ssh "));
-    let mut initiator = Terminal::open(
-        "initiator",
-        bash(&dir, &with_key(&initiator_lines.join("\n"))),
-        &dir,
-    );
+    let initiator_script =
+        with_key(&initiator_lines.join("\n")).replace("SHA256:q0ZlUm...", &device_fingerprint);
+    let mut initiator = Terminal::open("initiator", bash(&dir, &initiator_script), &dir);
     for expected in [
         "Starting Proxy on port 33000 on index 1.",
         "Proxy started.",

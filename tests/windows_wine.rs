@@ -146,7 +146,22 @@ fn windows_target_serves_a_linux_initiator() {
     let (account, device) = lab.account_and_device();
     let mut target = lab.start_target_of(WIN, &device, svc.port(), &[]);
     target.wait_registered();
-    let i = lab.initiator(&lab.spec(&account, &device, 3), &[]);
+    // The Windows target keeps its key in wine's %APPDATA%: its fingerprint is read with connectd.exe,
+    // as its owner would on that machine, and given to the Linux initiator.
+    let args = [
+        "--fingerprint".to_string(),
+        "-f".into(),
+        WIN.path_arg(&target.conf),
+    ];
+    let out = lab
+        .connectd_cmd_of(WIN, &args, &[])
+        .output()
+        .expect("run connectd.exe --fingerprint");
+    let fingerprint = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(fingerprint.starts_with("SHA256:"), "{out:?}");
+    let mut spec = lab.spec(&account, &device, 3);
+    spec.device_key = Some(fingerprint);
+    let i = lab.initiator(&spec, &[]);
     both_ways(i.port(), "connectd.exe target");
     Transfer::run(i.port(), Kind::Echo, 1024 * 1024, TRANSFER_TIMEOUT)
         .unwrap_or_else(|e| panic!("echo through the Windows target: {e}"));

@@ -9,8 +9,8 @@ Write-Host '--- starting a server, a web page and a target (connectd -f target.c
 $lab = Start-P2PLab
 try {
     Write-Host "server $($lab.Server), device $($lab.DeviceId) forwarding to the page on 127.0.0.1:$($lab.WebPort)"
-    Write-Host '--- New-P2PConnection'
-    $c = New-P2PConnection -DeviceId $lab.DeviceId -Credential $lab.Credential -Server $lab.Server -ServerKey $lab.ServerKey -Name demo
+    Write-Host "--- New-P2PConnection, with the device's fingerprint read on it (connectd --fingerprint -f target.conf: $($lab.DeviceFingerprint))"
+    $c = New-P2PConnection -DeviceId $lab.DeviceId -Credential $lab.Credential -Server $lab.Server -ServerKey $lab.ServerKey -DeviceKey $lab.DeviceFingerprint -Name demo
     Write-Host "--- Invoke-WebRequest http://$($c.LocalEndpoint)/"
     $page = Invoke-WebRequest -Uri "http://$($c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 15
     Write-Host "HTTP $($page.StatusCode): $(([regex]::Match($page.Content, '<h1>(.*?)</h1>')).Groups[1].Value)"

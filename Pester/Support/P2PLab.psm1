@@ -114,6 +114,36 @@ function Start-LabService {
     $port
 }
 
+function Add-LabDevicePin {
+    <# Pins device $Uid's key for this user as a careful user does, once: its fingerprint read on the device
+       (connectd --fingerprint -f TARGET-FILE) and given to one connection (connectd --device-key), which pins
+       it in known_devices once the device proved it. Later connections, the cmdlets' too (the same
+       known_devices), need no -DeviceKey: a mode 3 connection refuses a device whose key is neither given nor
+       pinned. Returns the fingerprint. #>
+    param($Lab, [string] $Connectd, [string] $Uid, [string] $TargetName)
+    $conf = Join-Path $Lab.Dir "$TargetName.conf"
+    $fingerprint = "$(& $Connectd --fingerprint -f $conf)".Trim()
+    if ($LASTEXITCODE -ne 0 -or $fingerprint -notlike 'SHA256:*') { throw "connectd --fingerprint -f $conf failed ($LASTEXITCODE): $fingerprint" }
+    $file = Join-Path $Lab.Dir "pin-$TargetName.txt"
+    @(
+        'autoconnect 1'
+        "user_id $($Lab.User)"
+        "auth_pass $($Lab.Password)"
+        "proxy_local_port $(Get-FreeTcpPort)"
+        "remote_address $Uid"
+        "server $($Lab.Server)"
+        "server_key $($Lab.ServerKey)"
+    ) | Set-Content -LiteralPath $file -Encoding ascii
+    $pin = Start-LabProcess $Connectd @('-s', '-v', '--device-key', $fingerprint, '-f', $file) $Lab.Dir "pin-$TargetName"
+    try {
+        Wait-ForFile $pin.Err { param($t) $t -match 'peer key \S+ \((new pin|pinned)' } -Process $pin.Process -What "the pinning connection to $Uid" | Out-Null
+    } finally {
+        try { $pin.Process.Kill() } catch { }
+        try { $pin.Process.WaitForExit(5000) | Out-Null } catch { }
+    }
+    $fingerprint
+}
+
 function Start-P2PLab {
     <#
     .SYNOPSIS
@@ -138,6 +168,7 @@ function Start-P2PLab {
         Dir = $dir; Server = $null; ServerKey = $null; DeviceId = $DeviceId; User = $User; Password = $Password
         Credential = [pscredential]::new($User, (ConvertTo-SecureString $Password -AsPlainText -Force))
         UdpAddresses = @(); WebPort = 0; EchoDeviceId = $null; EchoPort = 0; Processes = [System.Collections.Generic.List[object]]::new()
+        DeviceFingerprint = $null; EchoDeviceFingerprint = $null
     }
     try {
         Invoke-Admin $server @('init', '--data-dir', $data) | Out-Null
@@ -158,9 +189,11 @@ function Start-P2PLab {
         $lab.UdpAddresses = @($info.udp | ForEach-Object { "$_" })
 
         $lab.WebPort = Start-LabService $lab $connectd 'WebPage.ps1' 'web' 'target' $DeviceId $DeviceSecret 7
+        $lab.DeviceFingerprint = Add-LabDevicePin $lab $connectd $DeviceId 'target'
         if ($Echo) {
             $lab.EchoPort = Start-LabService $lab $connectd 'Echo.ps1' 'echo' 'echo-target' $EchoDeviceId $DeviceSecret 1
             $lab.EchoDeviceId = $EchoDeviceId
+            $lab.EchoDeviceFingerprint = Add-LabDevicePin $lab $connectd $EchoDeviceId 'echo-target'
         }
         $lab
     } catch {

@@ -102,6 +102,12 @@ namespace RemoteItP2P.Commands
         [ValidateNotNullOrEmpty]
         public string? AcceptDeviceKey { get; set; }
 
+        /// <summary>For a device that is neither pinned nor given with -DeviceKey: trust the key the server
+        /// introduces and pin it (ssh's accept-new), so this first connection trusts the server, which could
+        /// intercept it. Without it such a device fails with P2PDeviceKeyUnknown.</summary>
+        [Parameter]
+        public SwitchParameter TrustFirstUse { get; set; }
+
         /// <summary>How long to wait for the tunnel to come up (seconds).</summary>
         [Parameter]
         [ValidateRange(1, 86400)]
@@ -350,6 +356,7 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(ServerKey))) config["server_key"] = ServerKey;
             if (DeviceKey != null) config["device_key"] = DeviceKey;
             if (AcceptDeviceKey != null) config["accept_key"] = AcceptDeviceKey;
+            if (TrustFirstUse) config["trust_first_use"] = true;
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) config["environment"] = environment;
             config["password"] = credential.GetNetworkCredential().Password;
@@ -383,6 +390,7 @@ namespace RemoteItP2P.Commands
             if (Bound(nameof(ServerKey))) overrides["server_key"] = ServerKey;
             if (DeviceKey != null) overrides["device_key"] = DeviceKey;
             if (AcceptDeviceKey != null) overrides["accept_key"] = AcceptDeviceKey;
+            if (TrustFirstUse) overrides["trust_first_use"] = true;
             // Used only where neither the file nor -Server/-ServerKey give a value.
             Dictionary<string, object> environment = HostEnvironment();
             if (environment.Count > 0) overrides["environment"] = environment;

@@ -64,6 +64,10 @@ namespace RemoteItP2P
             @"expected (?<expected>SHA256:[A-Za-z0-9+/]{43}), the device presented (?<presented>SHA256:[A-Za-z0-9+/]{43})?",
             RegexOptions.CultureInvariant);
 
+        private static readonly Regex Introduced = new Regex(
+            @"the server introduced (?<presented>SHA256:[A-Za-z0-9+/]{43})",
+            RegexOptions.CultureInvariant);
+
         public P2PConnectionException(string kind, string message, P2PConnection? connection) : base(message)
         {
             Kind = kind;
@@ -73,6 +77,11 @@ namespace RemoteItP2P
             {
                 ExpectedFingerprint = m.Groups["expected"].Value;
                 if (m.Groups["presented"].Success) PresentedFingerprint = m.Groups["presented"].Value;
+            }
+            Match introduced = Introduced.Match(message);
+            if (kind == "PeerKeyUnknown" && introduced.Success)
+            {
+                PresentedFingerprint = introduced.Groups["presented"].Value;
             }
         }
 
@@ -84,7 +93,9 @@ namespace RemoteItP2P
         public string? ExpectedFingerprint { get; }
 
         /// <summary>P2PDeviceKeyMismatch: the fingerprint of the key the device proved; null when the server
-        /// introduced the device without any key. Confirm it on the device, then -AcceptDeviceKey it.</summary>
+        /// introduced the device without any key. Confirm it on the device, then -AcceptDeviceKey it.
+        /// P2PDeviceKeyUnknown: the fingerprint the server introduced the device with (its word only; null
+        /// when it gave none). Compare it with the device's own, then pass that with -DeviceKey.</summary>
         public string? PresentedFingerprint { get; }
     }
 
@@ -170,6 +181,7 @@ namespace RemoteItP2P
                 case "P2PServerUnreachable": return "Check -Server (host:port) and that TCP to it is allowed; Test-P2PNetwork diagnoses the network.";
                 case "P2PServerKeyMismatch": return "Check -ServerKey (or $env:P2P_SERVER_KEY) against the server_key that 'p2p-server init' printed.";
                 case "P2PDeviceKeyMismatch": return "The device proved another key than the pinned one: a re-installed device, or the server or network intercepting. Read its fingerprint on the device (connectd --fingerprint -f TARGET-FILE); if it is the exception's PresentedFingerprint, connect again with -AcceptDeviceKey and that fingerprint.";
+                case "P2PDeviceKeyUnknown": return "This device's key is neither pinned nor given, and the server's word for it is not trusted. Read its fingerprint on the device (connectd --fingerprint -f TARGET-FILE) and connect with -DeviceKey and that fingerprint (it is pinned for later connections); or, accepting that this first connection trusts the server, use -TrustFirstUse.";
                 case "P2PLimitReached": return "Stop connections you no longer need (Get-P2PConnection | Stop-P2PConnection), or ask the server's operator to raise the limit.";
                 case "P2PConnectionFailed": return "Retry; Test-P2PNetwork shows whether UDP to the server and a direct path are possible. -AutoReconnect re-establishes lost sessions.";
                 case Timeout: return "Raise -TimeoutSec, or use -NoWait and Wait-P2PConnection; Test-P2PNetwork diagnoses the network.";
@@ -216,6 +228,7 @@ namespace RemoteItP2P
                 case "ServerUnreachable": id = "P2PServerUnreachable"; category = ErrorCategory.ConnectionError; return;
                 case "ServerKeyMismatch": id = "P2PServerKeyMismatch"; category = ErrorCategory.SecurityError; return;
                 case "PeerKeyMismatch": id = "P2PDeviceKeyMismatch"; category = ErrorCategory.SecurityError; return;
+                case "PeerKeyUnknown": id = "P2PDeviceKeyUnknown"; category = ErrorCategory.SecurityError; return;
                 case "LimitReached": id = "P2PLimitReached"; category = ErrorCategory.LimitsExceeded; return;
                 case "SessionFailed":
                 case "PeerTimeout":

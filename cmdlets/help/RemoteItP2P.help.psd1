@@ -25,8 +25,9 @@
             Name             = 'A name for the connection: unique among the open connections (P2PNameInUse otherwise). Default: the device UID, or the file''s name, with #2, #3... appended when taken. Bound by property name from the pipeline, so a delay-bind script block works: Get-ChildItem *.txt | New-P2PConnection -Name { $_.BaseName }.'
             TimeoutSec       = 'How long to wait for the tunnel to come up, in seconds (default 30). On time-out the tunnel is closed and P2PConnectionTimeout is thrown.'
             NoWait           = 'Return at once, with State Connecting.'
-            DeviceKey        = 'The device''s key, pinned before the first connection so that not even that one takes the server''s word for it: its fingerprint (SHA256:..., as connectd --fingerprint -f TARGET-FILE prints it on the device) or its base64 public key. Wins over the pin kept in known_devices. Another key is refused with P2PDeviceKeyMismatch.'
+            DeviceKey        = 'The device''s key, pinned before the first connection so that not even that one takes the server''s word for it: its fingerprint (SHA256:..., as connectd --fingerprint -f TARGET-FILE prints it on the device) or its base64 public key. Wins over the pin kept in known_devices, and is pinned there once the device proved it, so later connections need not repeat it. Another key is refused with P2PDeviceKeyMismatch. Without it (or a pin), an Encryption ChaCha20Poly1305 connection refuses the device with P2PDeviceKeyUnknown.'
             AcceptDeviceKey  = 'After P2PDeviceKeyMismatch (a re-installed device): the new fingerprint, once its owner confirmed it on the device. It is the exception''s PresentedFingerprint; the device must prove that key, and it is then pinned.'
+            TrustFirstUse    = 'For a device that is neither pinned nor given with -DeviceKey: trust the key the server introduces, and pin it (ssh''s accept-new). That first connection then trusts the server, which could intercept it; a device without any key gets the legacy handshake, which the server can read. Without it such a device fails with P2PDeviceKeyUnknown (SecurityError, PresentedFingerprint = what the server introduced).'
         }
         # Shown as "Default value" where the cmdlet's own default (read from the compiled cmdlet) needs words.
         Defaults    = @{ LocalPort = '0 (a free port)'; MaxOutstanding = 'None (adapts to the network)' }
@@ -38,11 +39,12 @@
                 Code    = @'
 # Before: credentials Base64-encoded on connectd's command line (visible to every process), in the foreground:
 #   connectd.exe -c BASE_64_USER BASE_64_PASSWORD 80:00:00:00:01:00:0A:C2 T33000 3 127.0.0.1 12
+# On the device, once: connectd --fingerprint -f TARGET-FILE  ->  SHA256:... (the device's key)
 $cred = Get-Credential me@example.com
-$c = New-P2PConnection -DeviceId 80:00:00:00:01:00:0A:C2 -Credential $cred -LocalPort 33000 -BindAddress 127.0.0.1 -MaxOutstanding 12 -Server p2p.example.com:5980 -ServerKey $key
+$c = New-P2PConnection -DeviceId 80:00:00:00:01:00:0A:C2 -Credential $cred -LocalPort 33000 -BindAddress 127.0.0.1 -MaxOutstanding 12 -Server p2p.example.com:5980 -ServerKey $key -DeviceKey $deviceFingerprint
 Start-Process "http://$($c.LocalEndpoint)/"
 '@
-                Remarks = 'The same tunnel, with the password read without echo and never on a command line. ENCRYPTION_MODE 3 is the default (-Encryption ChaCha20Poly1305); MAXOUTSTANDING is -MaxOutstanding.'
+                Remarks = 'The same tunnel, with the password read without echo and never on a command line. ENCRYPTION_MODE 3 is the default (-Encryption ChaCha20Poly1305); MAXOUTSTANDING is -MaxOutstanding. -DeviceKey is needed once per device (then pinned): the session is end to end only with a key the server did not give.'
             }
             @{
                 Title   = 'Option 2 of the seed: p2p.ps1 (Start-Process, Start-Sleep 10, Stop-Process <pid>)'

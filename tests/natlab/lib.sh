@@ -25,7 +25,7 @@ pid_of() { grep -E -m1 -o '!!status - pid=[0-9]+' "$1" | cut -d= -f2; }
 
 # start_server TARGET...: accounts, one device per target, the server running on srv. Sets KEY, PASSWORD,
 # UID_OF and SECRET_OF.
-declare -A UID_OF SECRET_OF
+declare -A UID_OF SECRET_OF FP_OF
 start_server() {
     local sdata=$OUT/server n=0 t
     KEY=$("$BIN/p2p-server" init --data-dir "$sdata" | awk '/server_key/ { print $NF }')
@@ -57,6 +57,9 @@ application_type 1
 server $(server_for "h-$t")
 server_key $KEY
 EOT
+    # The device's fingerprint, read on the device as its owner would: initiators pass it (--device-key),
+    # as a mode 3 session refuses a device whose key is neither given nor pinned.
+    FP_OF[$t]=$(lab exec "h-$t" "$BIN/connectd" --fingerprint -f "$OUT/target-$t.conf")
     bg "h-$t" "$OUT/logs/target-$t.log" "$BIN/connectd" -s -f "$OUT/target-$t.conf"
 }
 
@@ -66,11 +69,12 @@ wait_registered() {
     return 1
 }
 
-# start_initiator NAME NODE TARGET PORT: connectd -c on NODE toward TARGET's device, local port PORT; the log
-# is $OUT/logs/init-NAME.log.
+# start_initiator NAME NODE TARGET PORT: connectd -c on NODE toward TARGET's device (its key given with
+# --device-key), local port PORT; the log is $OUT/logs/init-NAME.log.
 start_initiator() {
     local b64u b64p
     b64u=$(printf labuser | base64); b64p=$(printf %s "$PASSWORD" | base64)
-    P2P_SERVER=$(server_for "$2") P2P_SERVER_KEY=$KEY bg "$2" "$OUT/logs/init-$1.log" "$BIN/connectd" -s -c "$b64u" "$b64p" \
+    P2P_SERVER=$(server_for "$2") P2P_SERVER_KEY=$KEY bg "$2" "$OUT/logs/init-$1.log" "$BIN/connectd" -s \
+        --device-key "${FP_OF[$3]}" -c "$b64u" "$b64p" \
         "${UID_OF[$3]}" "T$4" 3 127.0.0.1 12
 }

@@ -15,6 +15,8 @@
 //!   initiator's `RelayRelease` is withheld so the session stays open for the target's half.
 //! - [`Attack::Impersonate`]: the same handshakes, with each peer introduced by its true key, as
 //!   against a peer that would check the server's introduction rather than the handshake.
+//! - [`Attack::StripKeys`]: forwards faithfully but introduces the peers without their keys, as an
+//!   old server would (a downgrade to the legacy handshake, which the server can read, if accepted).
 //!
 //! It lives in the test harness rather than in the server (a cargo feature or a run option) so that no
 //! build of the product can be switched into it: it uses only the public crates, and it is exactly
@@ -51,6 +53,8 @@ pub enum Attack {
     /// Introduce each peer with its true key, and still run the handshake with each side under the
     /// server's own key (what a peer that checks only the server's introduction would accept).
     Impersonate,
+    /// Introduce each peer without its key (grants without `peer_key`).
+    StripKeys,
 }
 
 impl Attack {
@@ -167,6 +171,11 @@ impl HostileServer {
         self.shared.key.public().fingerprint()
     }
 
+    /// The key the server passes off as the peers', in base64 (as `known_devices` holds keys).
+    pub fn public_key(&self) -> String {
+        self.shared.key.public().to_base64()
+    }
+
     pub fn report(&self) -> Report {
         self.shared.report.lock().unwrap().clone()
     }
@@ -203,7 +212,8 @@ impl Shared {
     }
 
     /// A server message on its way to a client: grants name this relay (and, under `SwapKeys`, this
-    /// server's key); punches are withheld so the session stays on this relay.
+    /// server's key; under `StripKeys`, no key); punches are withheld so the session stays on this
+    /// relay.
     fn rewrite(&self, msg: ServerMsg) -> Option<ServerMsg> {
         let rewrite_grant = |mut g: SessionGrant| {
             let secret = hex::decode(&g.session_secret)
@@ -218,8 +228,10 @@ impl Shared {
                 },
             );
             g.relay_addr = self.relay;
-            if self.attack() == Attack::SwapKeys {
-                g.peer_key = Some(self.key.public().to_base64());
+            match self.attack() {
+                Attack::SwapKeys => g.peer_key = Some(self.key.public().to_base64()),
+                Attack::StripKeys => g.peer_key = None,
+                Attack::Watch | Attack::Inject => {}
             }
             g
         };

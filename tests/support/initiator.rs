@@ -23,13 +23,19 @@ pub struct InitiatorSpec {
     pub max_outstanding: u32,
     /// Optional `LIFETIME_MIN IDLE_LIMIT`.
     pub limits: Option<(u32, u32)>,
+    /// `--device-key`: the device's fingerprint, as read on the device.
+    pub device_key: Option<String>,
 }
 
 impl InitiatorSpec {
-    /// `connectd -s -c B64USER B64PASS UID T<port> MODE BIND MAXOUT [LIFETIME IDLE]`.
+    /// `connectd -s [--device-key FP] -c B64USER B64PASS UID T<port> MODE BIND MAXOUT [LIFETIME IDLE]`.
     pub fn args(&self) -> Vec<String> {
-        let mut a = vec![
-            "-s".to_string(),
+        let mut a = vec!["-s".to_string()];
+        if let Some(fp) = &self.device_key {
+            a.push("--device-key".into());
+            a.push(fp.clone());
+        }
+        a.extend([
             "-c".to_string(),
             B64.encode(&self.user),
             B64.encode(&self.password),
@@ -38,12 +44,27 @@ impl InitiatorSpec {
             self.mode.to_string(),
             self.bind.clone(),
             self.max_outstanding.to_string(),
-        ];
+        ]);
         if let Some((life, idle)) = self.limits {
             a.push(life.to_string());
             a.push(idle.to_string());
         }
         a
+    }
+
+    /// `options` (`--trust-first-use`, `--accept-key FP`, ...) before [`InitiatorSpec::args`].
+    pub fn args_with(&self, options: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        a.extend(self.args());
+        a
+    }
+
+    /// The same initiator without `--device-key`: it relies on its pin (or has none).
+    pub fn without_device_key(&self) -> InitiatorSpec {
+        InitiatorSpec {
+            device_key: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -126,14 +147,19 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The configuration of an in-process tunnel (`p2p_net::Tunnel`; the C ABI's `p2p_session_start` takes the
-/// same JSON) for `a` reaching `d` through the lab's server, on a free local port.
+/// same JSON) for `a` reaching `d` through the lab's server, on a free local port, with the device's key
+/// (unless the lab's seeding is off).
 pub fn tunnel_config(lab: &crate::Lab, a: &crate::Account, d: &crate::Device) -> serde_json::Value {
-    serde_json::json!({
+    let mut config = serde_json::json!({
         "device_id": d.uid,
         "user": a.user,
         "password": a.password,
         "server": lab.server.address(),
         "server_key": lab.server.key,
         "local_port": 0,
-    })
+    });
+    if let Some(fp) = lab.seeded_device_key(d) {
+        config["device_key"] = fp.into();
+    }
+    config
 }

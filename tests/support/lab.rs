@@ -6,9 +6,10 @@
 //! not know to be public (see [`crate::secrets`]): session secrets and relay tokens exist only inside the
 //! processes, so that is how a leak of one would show.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -74,6 +75,11 @@ pub struct Lab {
     public: Mutex<Vec<String>>,
     /// The environment every process gets (the log level).
     base: Vec<(String, String)>,
+    /// Whether the initiators this lab writes get each device's key (`--device-key`, `device_key`), as
+    /// a careful user passes it: an end-to-end session refuses a device whose key is not known.
+    seed_device_keys: AtomicBool,
+    /// Each device's fingerprint once read (`connectd --fingerprint -f TARGET-FILE`).
+    fingerprints: Mutex<HashMap<String, String>>,
 }
 
 /// Tests that move a lot of data or measure timing take this lock, so that the test threads of one
@@ -141,6 +147,8 @@ impl Lab {
             secrets: Mutex::new(Vec::new()),
             public: Mutex::new(Vec::new()),
             base,
+            seed_device_keys: AtomicBool::new(true),
+            fingerprints: Mutex::new(HashMap::new()),
         };
         lab.remember_server_keys();
         // The temp dir's random suffix makes its name key-shaped now and then (`p2p-wine_target-z78OiP`
@@ -298,6 +306,62 @@ impl Lab {
         e
     }
 
+    /// From now on the initiators this lab writes ([`Lab::spec`], [`Lab::initiator_file`],
+    /// [`crate::initiator::tunnel_config`]) get no device key: for the tests of what an initiator does
+    /// with a device it does not know (refuses it, or trusts it on first use when told to).
+    pub fn without_seeded_device_keys(&self) {
+        self.seed_device_keys.store(false, Ordering::SeqCst);
+    }
+
+    /// The device key an initiator of this lab passes for `d`: its fingerprint unless seeding is off.
+    pub fn seeded_device_key(&self, d: &Device) -> Option<String> {
+        self.seed_device_keys
+            .load(Ordering::SeqCst)
+            .then(|| self.device_fingerprint(d))
+    }
+
+    /// The fingerprint of `d`'s key, read the way its owner would on the device: `connectd
+    /// --fingerprint -f TARGET-FILE` (creating the key if its target has not run yet). The lab's
+    /// targets keep their keys in [`Lab::config_home`], so any target file for `d` names the same key.
+    pub fn device_fingerprint(&self, d: &Device) -> String {
+        let mut known = self.fingerprints.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(fp) = known.get(&d.uid) {
+            return fp.clone();
+        }
+        let path = self
+            .dir()
+            .join(format!("fingerprint-{}.conf", d.uid.replace(':', "")));
+        // The key depends on the UID alone: the file needs no real secret (a ghost device has none).
+        let conf = target_conf(
+            &d.uid,
+            "unused-to-read-the-key",
+            1,
+            &self.server.address(),
+            &self.server.key,
+        );
+        std::fs::write(&path, conf).expect("write a target file to read the fingerprint");
+        let out = self
+            .connectd_cmd(
+                &[
+                    "--fingerprint".into(),
+                    "-f".into(),
+                    path.display().to_string(),
+                ],
+                &self.base,
+            )
+            .output()
+            .expect("run connectd --fingerprint");
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && printed.starts_with("SHA256:"),
+            "connectd --fingerprint -f {}: {printed} {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        known.insert(d.uid.clone(), printed.clone());
+        printed
+    }
+
     /// The `XDG_CONFIG_HOME` of this lab's connectd processes: their device keys
     /// (`remoteitp2p/initiator.key`, `remoteitp2p/device-<UID>.key`) and pins (`known_devices`).
     pub fn config_home(&self) -> PathBuf {
@@ -372,18 +436,19 @@ impl Lab {
         autoconnect: u8,
         servers: &str,
     ) -> PathBuf {
-        let text = crate::provisioning::with_values(
-            &crate::provisioning::seed_sample(),
-            &[
-                ("autoconnect", autoconnect.to_string()),
-                ("user_id", a.user.clone()),
-                ("auth_pass", a.password.clone()),
-                ("remote_address", d.uid.clone()),
-                ("proxy_local_port", port.to_string()),
-                ("server", servers.into()),
-                ("server_key", self.server.key.clone()),
-            ],
-        );
+        let mut values = vec![
+            ("autoconnect", autoconnect.to_string()),
+            ("user_id", a.user.clone()),
+            ("auth_pass", a.password.clone()),
+            ("remote_address", d.uid.clone()),
+            ("proxy_local_port", port.to_string()),
+            ("server", servers.into()),
+            ("server_key", self.server.key.clone()),
+        ];
+        if let Some(fp) = self.seeded_device_key(d) {
+            values.push(("device_key", fp));
+        }
+        let text = crate::provisioning::with_values(&crate::provisioning::seed_sample(), &values);
         let path = self.dir().join(format!("initiator-{}.txt", self.next()));
         std::fs::write(&path, text).expect("write initiator file");
         path
@@ -481,10 +546,12 @@ impl Lab {
         )
     }
 
-    /// connectd's `-c` arguments for `a` reaching `d`, on a free port with max outstanding 12. (connectd's
-    /// `T0` is refused by its command line, so the harness picks the port.)
+    /// connectd's `-c` arguments for `a` reaching `d`, on a free port with max outstanding 12, with
+    /// `--device-key` (unless [`Lab::without_seeded_device_keys`]). (connectd's `T0` is refused by its
+    /// command line, so the harness picks the port.)
     pub fn spec(&self, a: &Account, d: &Device, mode: u8) -> InitiatorSpec {
         InitiatorSpec {
+            device_key: self.seeded_device_key(d),
             user: a.user.clone(),
             password: a.password.clone(),
             uid: d.uid.clone(),

@@ -21,6 +21,7 @@ pub fn for_error(kind: ErrorKind) -> ExitCode {
         PeerTimeout => ExitCode::PeerClosed,
         P2pFailed => ExitCode::P2pFailed,
         PeerKeyMismatch => ExitCode::PeerKeyMismatch,
+        PeerKeyUnknown => ExitCode::PeerKeyUnknown,
     }
 }
 
@@ -66,5 +67,6 @@ mod tests {
         assert_eq!(for_error(ErrorKind::PortInUse).code(), 17);
         assert_eq!(for_error(ErrorKind::LimitReached).code(), 13);
         assert_eq!(for_error(ErrorKind::PeerKeyMismatch).code(), 23);
+        assert_eq!(for_error(ErrorKind::PeerKeyUnknown).code(), 24);
     }
 }

@@ -31,7 +31,7 @@ Import-Module $env:BENCH_MODULE
 $cred = [pscredential]::new($env:BENCH_USER, (ConvertTo-SecureString $env:BENCH_PASSWORD -AsPlainText -Force))
 $times = foreach ($i in 1..{runs}) {{
     $sw = [Diagnostics.Stopwatch]::StartNew()
-    $c = New-P2PConnection -DeviceId $env:BENCH_UID -Credential $cred -LocalPort 0 -Server $env:BENCH_SERVER -ServerKey $env:BENCH_SERVER_KEY
+    $c = New-P2PConnection -DeviceId $env:BENCH_UID -Credential $cred -LocalPort 0 -Server $env:BENCH_SERVER -ServerKey $env:BENCH_SERVER_KEY -DeviceKey $env:BENCH_DEVICE_KEY
     $tcp = [Net.Sockets.TcpClient]::new('127.0.0.1', $c.LocalPort)
     $tcp.NoDelay = $true
     $s = $tcp.GetStream()
@@ -53,6 +53,7 @@ $times = foreach ($i in 1..{runs}) {{
         .env("BENCH_USER", USER)
         .env("BENCH_PASSWORD", PASSWORD)
         .env("BENCH_UID", uid)
+        .env("BENCH_DEVICE_KEY", lab.device_fingerprint(uid)?)
         .env("BENCH_SERVER", lab.control.to_string())
         .env("BENCH_SERVER_KEY", &lab.key)
         .output()

@@ -1,9 +1,11 @@
 //! The real binaries on loopback: a `p2p-server` with its own data directory, users and devices added
 //! with its admin subcommands, `connectd -f target.conf` targets and `connectd` initiators.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -106,6 +108,8 @@ pub struct Lab {
     pub database: Option<String>,
     /// `run` options, for another node of the same service.
     extra: Vec<String>,
+    /// Each device's fingerprint, read once (outside the timed connections).
+    fingerprints: Mutex<HashMap<String, String>>,
 }
 
 impl Lab {
@@ -154,6 +158,7 @@ impl Lab {
             server,
             database,
             extra,
+            fingerprints: Mutex::default(),
         })
     }
 
@@ -175,6 +180,7 @@ impl Lab {
             server,
             database: self.database.clone(),
             extra: self.extra.clone(),
+            fingerprints: Mutex::default(),
         })
     }
 
@@ -215,9 +221,7 @@ impl Lab {
         dest: SocketAddr,
         env: &[(&str, String)],
     ) -> Result<Proc, String> {
-        let conf = self
-            .dir
-            .join(format!("target-{}.conf", uid.replace(':', "")));
+        let conf = self.target_conf(uid);
         let text = format!(
             "UID {uid}\npassword {DEVICE_SECRET}\nproxy_dest_ip {}\nproxy_dest_port {}\napplication_type 1\nserver {}\nserver_key {}\n",
             dest.ip(),
@@ -234,10 +238,43 @@ impl Lab {
         p.wait_line("its registration", START_TIMEOUT, |l| {
             l.starts_with("Registered ")
         })?;
+        self.device_fingerprint(uid)?;
         Ok(p)
     }
 
-    /// `connectd -s -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
+    fn target_conf(&self, uid: &str) -> PathBuf {
+        self.dir
+            .join(format!("target-{}.conf", uid.replace(':', "")))
+    }
+
+    /// The fingerprint of device `uid`'s key, read as its owner would on the device
+    /// (`connectd --fingerprint -f TARGET-FILE`) once its target started: the initiators pass it
+    /// (`--device-key`), as an end-to-end session refuses a device whose key is not known.
+    pub fn device_fingerprint(&self, uid: &str) -> Result<String, String> {
+        let mut known = self.fingerprints.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fp) = known.get(uid) {
+            return Ok(fp.clone());
+        }
+        let mut cmd = Command::new(&self.bins.connectd);
+        cmd.arg("--fingerprint")
+            .arg("-f")
+            .arg(self.target_conf(uid));
+        self.keys_env(&mut cmd);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run connectd --fingerprint: {e}"))?;
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !printed.starts_with("SHA256:") {
+            return Err(format!(
+                "connectd --fingerprint -f for {uid}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        known.insert(uid.to_string(), printed.clone());
+        Ok(printed)
+    }
+
+    /// `connectd -s --device-key FP -c B64USER B64PASS UID T<port> MODE 127.0.0.1 MAXOUT`: connectd's own command line,
     /// which always sets max_outstanding (the window's floor, MAXOUT packets). Does not wait.
     pub fn initiator_cli(
         &self,
@@ -248,7 +285,11 @@ impl Lab {
         env: &[(&str, String)],
     ) -> Result<Proc, String> {
         let mut cmd = Command::new(&self.bins.connectd);
-        cmd.args(["-s", "-c"]);
+        // Options before -c: everything after it is -c's.
+        cmd.arg("-s")
+            .arg("--device-key")
+            .arg(self.device_fingerprint(uid)?)
+            .arg("-c");
         cmd.arg(B64.encode(USER)).arg(B64.encode(PASSWORD)).arg(uid);
         cmd.arg(format!("T{port}"))
             .arg(mode.to_string())
@@ -278,6 +319,7 @@ impl Lab {
         if let Some(d) = max_depth {
             text.push_str(&format!("max_depth {d}\n"));
         }
+        text.push_str(&format!("device_key {}\n", self.device_fingerprint(uid)?));
         std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let mut cmd = Command::new(&self.bins.connectd);
         cmd.arg("-s").arg("-f").arg(&conf);

@@ -469,8 +469,9 @@ async fn library_connect(lab: &Lab) -> Result<Duration, String> {
         lifetime_min: 0,
         idle_limit_sec: 0,
         key_file: Some(lab.config_dir().join("remoteitp2p").join("initiator.key")),
-        device_key: None,
+        device_key: Some(lab.device_fingerprint(&main_uid())?),
         accept_key: None,
+        trust_first_use: false,
     };
     let t0 = Instant::now();
     let tunnel = p2p_net::Tunnel::start(cfg).await.map_err(|e| e.message)?;

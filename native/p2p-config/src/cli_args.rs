@@ -194,6 +194,8 @@ struct Parsed<'a> {
     accept_key: Option<String>,
     /// `--device-key`: the device's fingerprint, pinned before the first connection.
     device_key: Option<String>,
+    /// `--trust-first-use`: take the server's word for an unknown device's key.
+    trust_first_use: bool,
 }
 
 /// Parses connectd's arguments, without the program name (`std::env::args().skip(1)`).
@@ -340,6 +342,10 @@ fn scan(args: &[String]) -> Result<Parsed<'_>, UsageError> {
                 takes_no_value()?;
                 p.fingerprint = true;
             }
+            "--trust-first-use" => {
+                takes_no_value()?;
+                p.trust_first_use = true;
+            }
             "--accept-key" => {
                 let key = value("SHA256:FINGERPRINT")?;
                 let fingerprint =
@@ -437,6 +443,7 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
     for (given, option) in [
         (p.accept_key.is_some(), "--accept-key"),
         (p.device_key.is_some(), "--device-key"),
+        (p.trust_first_use, "--trust-first-use"),
     ] {
         if given && !runs_tunnel_or_target {
             return Err(UsageError::new(format!(
@@ -449,6 +456,7 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
     let keys = KeyOptions {
         accept_key: p.accept_key,
         device_key: p.device_key,
+        trust_first_use: p.trust_first_use,
     };
     let command = match mode {
         Mode::Password(args) => {
@@ -482,10 +490,12 @@ fn build(p: Parsed<'_>) -> Result<Command, UsageError> {
     with_key_options(command, keys)
 }
 
-/// `--accept-key` and `--device-key`: the fingerprints the user gives for the device's key.
+/// `--accept-key` and `--device-key`: the fingerprints the user gives for the device's key;
+/// `--trust-first-use`: or the server's word for it, when neither is given nor pinned.
 struct KeyOptions {
     accept_key: Option<String>,
     device_key: Option<String>,
+    trust_first_use: bool,
 }
 
 /// The key options belong to a tunnel (an initiator), never to a target. `--device-key` wins over a
@@ -501,23 +511,26 @@ fn with_key_options(command: Command, keys: KeyOptions) -> Result<Command, Usage
             if keys.device_key.is_some() {
                 config.device_key = keys.device_key;
             }
+            config.trust_first_use |= keys.trust_first_use;
             Ok(Command::Initiator {
                 config,
                 options,
                 warnings,
             })
         }
-        Command::Target { .. } => match (keys.accept_key, keys.device_key) {
-            (None, None) => Ok(command),
-            (accept, _) => Err(UsageError::new(format!(
-                "{} applies to a tunnel, not to a target file",
-                if accept.is_some() {
-                    "--accept-key"
-                } else {
-                    "--device-key"
-                }
-            ))),
-        },
+        Command::Target { .. } => {
+            let given = [
+                (keys.accept_key.is_some(), "--accept-key"),
+                (keys.device_key.is_some(), "--device-key"),
+                (keys.trust_first_use, "--trust-first-use"),
+            ];
+            match given.into_iter().find(|(given, _)| *given) {
+                None => Ok(command),
+                Some((_, option)) => Err(UsageError::new(format!(
+                    "{option} applies to a tunnel, not to a target file"
+                ))),
+            }
+        }
         command => Ok(command),
     }
 }
@@ -693,6 +706,7 @@ fn common_fields(user: String, args: &[String]) -> Result<InitiatorConfig, Usage
         key_file: None,
         device_key: None,
         accept_key: None,
+        trust_first_use: false,
     })
 }
 

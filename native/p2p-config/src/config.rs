@@ -90,6 +90,11 @@ pub struct InitiatorConfig {
     /// pin once the device proves that key.
     #[serde(default)]
     pub accept_key: Option<String>,
+    /// Trust the key the server introduces for a device with no pin and no seed (then pin it), and
+    /// run the legacy handshake when it introduces none: ssh's `accept-new`. Off: such a device is
+    /// refused before any packet, as the server's word is all there would be to trust.
+    #[serde(default)]
+    pub trust_first_use: bool,
 }
 
 /// The default bind address of an initiator and destination of a target.
@@ -167,6 +172,7 @@ impl std::fmt::Debug for InitiatorConfig {
             key_file,
             device_key,
             accept_key,
+            trust_first_use,
         } = self;
         f.debug_struct("InitiatorConfig")
             .field("name", name)
@@ -187,6 +193,7 @@ impl std::fmt::Debug for InitiatorConfig {
             .field("key_file", key_file)
             .field("device_key", device_key)
             .field("accept_key", accept_key)
+            .field("trust_first_use", trust_first_use)
             .finish()
     }
 }

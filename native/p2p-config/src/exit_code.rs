@@ -20,12 +20,15 @@ pub enum ExitCode {
     P2pFailed = 21,
     /// Not one of connectd's: the device proved another key than the pinned one (end-to-end mode).
     PeerKeyMismatch = 23,
+    /// Not one of connectd's: no key of the device is known here (neither given nor pinned), and an
+    /// end-to-end session does not take the server's word for it unless told to (`--trust-first-use`).
+    PeerKeyUnknown = 24,
     Unknown = 25,
     ConsoleExit = 30,
 }
 
 impl ExitCode {
-    pub const ALL: [ExitCode; 18] = [
+    pub const ALL: [ExitCode; 19] = [
         ExitCode::Ok,
         ExitCode::LifetimeEnded,
         ExitCode::ShutdownPacket,
@@ -42,6 +45,7 @@ impl ExitCode {
         ExitCode::PeerClosed,
         ExitCode::P2pFailed,
         ExitCode::PeerKeyMismatch,
+        ExitCode::PeerKeyUnknown,
         ExitCode::Unknown,
         ExitCode::ConsoleExit,
     ];
@@ -69,6 +73,7 @@ impl ExitCode {
             ExitCode::PeerClosed => "peer closed or timed out",
             ExitCode::P2pFailed => "P2P failed",
             ExitCode::PeerKeyMismatch => "the device's key is not the pinned one",
+            ExitCode::PeerKeyUnknown => "the device's key is not known here",
             ExitCode::Unknown => "unknown error",
             ExitCode::ConsoleExit => "console exit",
         }

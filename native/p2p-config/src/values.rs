@@ -102,6 +102,15 @@ pub fn parse_encryption(text: &str) -> Result<EncryptionMode, String> {
         .map_err(|e| escape_controls(&e.to_string()))
 }
 
+/// A switch written as connectd writes its flags: `1` on, `0` off.
+pub fn parse_flag(text: &str) -> Result<bool, String> {
+    match text {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        other => Err(format!("'{}' is not 0 or 1", shown(other))),
+    }
+}
+
 /// A fixed per-stream window (see [`WINDOW_RANGE`]).
 pub fn parse_window(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {

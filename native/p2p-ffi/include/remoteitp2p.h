@@ -67,8 +67,10 @@ const char *p2p_version(void);
 // (instead of `password`), `bind_address`, `encryption` ("None", "RC4", "XXTEA", "ChaCha20Poly1305"),
 // `max_outstanding`, `autoconnect` ("once" or "reconnect"), `restrict_ip`, `lifetime_min`,
 // `idle_limit_sec`, `key_file`, `device_key` (the device's fingerprint or base64 key, pinned before the
-// first connection), `accept_key` (a changed device key's fingerprint, accepted), `environment`.
-// Unknown fields are refused.
+// first connection; read on the device with `connectd --fingerprint -f TARGET-FILE`), `accept_key` (a
+// changed device key's fingerprint, accepted), `trust_first_use` (true: take the server's word for a
+// device with no pin and no `device_key`; otherwise such a device fails in mode 3 with the status'
+// last error kind "PeerKeyUnknown"), `environment`. Unknown fields are refused.
 //
 // `server` and `server_key` default to the variables `P2P_SERVER` and `P2P_SERVER_KEY`, looked up in
 // `environment` (an object of strings: `{"P2P_SERVER":"host:port","P2P_SERVER_KEY":"..."}`) and then in
@@ -91,7 +93,8 @@ int32_t p2p_session_start(const char *config_json,
 
 // Starts a session from a connectd provisioning file (an initiator file: the one with
 // `remote_address`). `overrides_json` may be NULL, or an object with any of `name`, `local_port`,
-// `bind_address`, `server`, `server_key`, `device_key`, `accept_key`, which replace the file's values, and `environment` (as for
+// `bind_address`, `server`, `server_key`, `device_key`, `accept_key`, which replace the file's values,
+// `trust_first_use` (true turns it on), and `environment` (as for
 // `p2p_session_start`: consulted only when neither the file nor the overrides give a server or key).
 //
 // Errors: as `p2p_session_start`, plus `P2P_ERR_PROVISIONING` when the file cannot be read or parsed

@@ -24,6 +24,10 @@ struct Overrides {
     device_key: Option<String>,
     /// A changed device key the user accepts (New-P2PConnection -AcceptDeviceKey).
     accept_key: Option<String>,
+    /// Trust the server's word for an unknown device's key (New-P2PConnection -TrustFirstUse); only
+    /// turns it on, as a file's `trust_first_use 1` is the file owner's choice.
+    #[serde(default)]
+    trust_first_use: bool,
     /// The host's environment variables (`P2P_SERVER`, `P2P_SERVER_KEY`): used only where the file and
     /// the overrides give no value, as connectd uses its environment.
     #[serde(default)]
@@ -78,8 +82,10 @@ pub fn initiator_config(
         server_key,
         device_key,
         accept_key,
+        trust_first_use,
         environment,
     } = overrides;
+    cfg.trust_first_use |= trust_first_use;
     if device_key.is_some() {
         cfg.device_key = device_key;
     }

@@ -348,7 +348,7 @@ fn a_session_starts_from_a_provisioning_file_with_overrides() {
     )
     .unwrap();
     let path = c(file.to_str().unwrap());
-    let overrides = c(r#"{"name":"from-file","local_port":0}"#);
+    let overrides = c(r#"{"name":"from-file","local_port":0,"trust_first_use":true}"#);
     let mut handle = 0;
     assert_eq!(
         unsafe { p2p_session_start_file(path.as_ptr(), overrides.as_ptr(), &mut handle) },

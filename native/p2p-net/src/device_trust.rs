@@ -1,10 +1,11 @@
 //! Device keys for end-to-end sessions (docs/E2E-TRUST.md): the initiator installation's and each
-//! device's static key, the initiator's pins (`known_devices`, one per UID, trust on first use), and
-//! which key a session's peer must prove.
+//! device's static key, the initiator's pins (`known_devices`, one per UID), and which key a
+//! session's peer must prove.
 //!
 //! The server introduces the peers with each other's public key (the grant's `peer_key`); that is a
-//! hint. What the initiator trusts is its pin: a seeded `device_key`, else `known_devices`, else the
-//! server's word on first use (then pinned).
+//! hint. What the initiator trusts is its pin: a seeded `device_key`, else `known_devices`. A device
+//! with neither is refused (ssh's `StrictHostKeyChecking yes`), unless the user opted into trusting
+//! the server's word on first use (`trust_first_use`, ssh's `accept-new`).
 
 use std::fs;
 use std::io::Write;
@@ -131,8 +132,9 @@ pub fn load_authorized_initiators(path: &Path) -> Result<Vec<Fingerprint>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectation {
     pub expected: Fingerprint,
-    /// Once the device proved the key: pin it (first use, or an accepted rotation) with this note.
-    pub pin_after: Option<(PublicStaticKey, &'static str)>,
+    /// Once the device proved the expected key: pin it with this note (`seeded`, `tofu` or
+    /// `accepted`), because `known_devices` does not hold it yet.
+    pub pin_after: Option<&'static str>,
 }
 
 /// The initiator's key and pins.
@@ -143,6 +145,8 @@ pub struct InitiatorTrust {
     seeded: Option<Fingerprint>,
     /// `--accept-key`: the new key the owner confirmed.
     accept: Option<Fingerprint>,
+    /// `trust_first_use`: an unknown device's key is taken from the server (then pinned).
+    trust_first_use: bool,
 }
 
 impl InitiatorTrust {
@@ -150,6 +154,7 @@ impl InitiatorTrust {
         key_file: Option<&Path>,
         seeded: Option<&str>,
         accept: Option<&str>,
+        trust_first_use: bool,
     ) -> Result<InitiatorTrust> {
         let key_path = initiator_key_path(key_file)?;
         // The fingerprint, or the base64 key (as the device's owner may have copied either).
@@ -163,6 +168,7 @@ impl InitiatorTrust {
             known_devices: key_path.with_file_name(KNOWN_DEVICES),
             seeded: seeded.map(|s| fingerprint("device_key", s)).transpose()?,
             accept: accept.map(|s| fingerprint("accept_key", s)).transpose()?,
+            trust_first_use,
         })
     }
 
@@ -171,41 +177,49 @@ impl InitiatorTrust {
     }
 
     /// What the session must expect of device `uid`, given the key the server introduced it with.
-    /// `None`: the legacy handshake (no pin and the server knows no key for the device). A pinned
-    /// device the server reports without a key is refused: the server may be stripping it.
+    /// Decided before any packet: a device the server reports without a key while one is pinned is
+    /// refused (the server may be stripping it), and so is a device with neither a pin nor a seed,
+    /// unless trusting the server on first use was asked for. `None`: the legacy handshake (only then,
+    /// for a device without any key).
     pub fn expectation(
         &self,
         uid: Uid,
         introduced: Option<PublicStaticKey>,
     ) -> Result<Option<Expectation>> {
-        let pin = self
-            .seeded
-            .or_else(|| self.pinned(uid).map(|k| k.fingerprint()));
+        let pinned = self.pinned(uid).map(|k| k.fingerprint());
         let accepted = self
             .accept
             .zip(introduced)
             .filter(|(accept, key)| accept.matches(key));
-        if let Some((accept, key)) = accepted {
+        if let Some((accept, _)) = accepted {
             return Ok(Some(Expectation {
                 expected: accept,
-                pin_after: Some((key, "accepted")),
+                pin_after: Some("accepted"),
             }));
         }
-        match (pin, introduced) {
+        if let Some(seed) = self.seeded {
+            // Seeding once is enough: the proved key is pinned for the connections without the seed.
+            let pin_after = (pinned != Some(seed)).then_some("seeded");
+            return match introduced {
+                Some(_) => Ok(Some(Expectation {
+                    expected: seed,
+                    pin_after,
+                })),
+                None => Err(mismatch_error(uid, &seed, NO_KEY)),
+            };
+        }
+        match (pinned, introduced) {
             (Some(pin), Some(_)) => Ok(Some(Expectation {
                 expected: pin,
                 pin_after: None,
             })),
-            (Some(pin), None) => Err(mismatch_error(
-                uid,
-                &pin,
-                "no key (the server reports none: an old target, or the server stripping it)",
-            )),
-            (None, Some(key)) => Ok(Some(Expectation {
+            (Some(pin), None) => Err(mismatch_error(uid, &pin, NO_KEY)),
+            (None, Some(key)) if self.trust_first_use => Ok(Some(Expectation {
                 expected: key.fingerprint(),
-                pin_after: Some((key, "tofu")),
+                pin_after: Some("tofu"),
             })),
-            (None, None) => Ok(None),
+            (None, None) if self.trust_first_use => Ok(None),
+            (None, introduced) => Err(unknown_error(uid, introduced)),
         }
     }
 
@@ -273,6 +287,27 @@ fn pins(text: &str) -> impl Iterator<Item = (Uid, PublicStaticKey)> + '_ {
     })
 }
 
+/// What a device the server introduced without a key presented.
+const NO_KEY: &str = "no key (the server reports none: an old target, or the server stripping it)";
+
+/// A device with neither a pin nor a seed: the server's word is all there is, so nothing is sent.
+fn unknown_error(uid: Uid, introduced: Option<PublicStaticKey>) -> Error {
+    let said = match introduced {
+        Some(key) => format!("the server introduced {}", key.fingerprint()),
+        None => {
+            "the server reports no key for it (an old target, or the server stripping it)".into()
+        }
+    };
+    Error::new(
+        ErrorKind::PeerKeyUnknown,
+        format!(
+            "the key of device {uid} is not known here: {said}. Check the device's fingerprint on the \
+             device (connectd --fingerprint -f TARGET-FILE) and pass it with --device-key (cmdlets: \
+             -DeviceKey), or trust the server's word once with --trust-first-use (cmdlets: -TrustFirstUse)"
+        ),
+    )
+}
+
 fn mismatch_error(uid: Uid, expected: &Fingerprint, presented: &str) -> Error {
     Error::new(
         ErrorKind::PeerKeyMismatch,
@@ -310,17 +345,38 @@ mod tests {
     }
 
     fn trust(dir: &Path, seeded: Option<&str>, accept: Option<&str>) -> InitiatorTrust {
-        InitiatorTrust::load(Some(&dir.join("initiator.key")), seeded, accept).unwrap()
+        InitiatorTrust::load(Some(&dir.join("initiator.key")), seeded, accept, false).unwrap()
+    }
+
+    fn trusting_first_use(dir: &Path) -> InitiatorTrust {
+        InitiatorTrust::load(Some(&dir.join("initiator.key")), None, None, true).unwrap()
     }
 
     #[test]
-    fn first_use_trusts_the_introduced_key_and_then_only_the_pin() {
+    fn an_unknown_device_is_refused_naming_what_the_server_said() {
         let dir = tempfile::tempdir().unwrap();
         let t = trust(dir.path(), None, None);
         let uid: Uid = UID.parse().unwrap();
+        let e = t.expectation(uid, Some(key(1))).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PeerKeyUnknown);
+        assert!(e.message.contains(&key(1).fingerprint().to_string()), "{e}");
+        assert!(e.message.contains("--device-key"), "{e}");
+        assert!(e.message.contains("--trust-first-use"), "{e}");
+        // Without a key from the server: refused too, not the legacy handshake.
+        let e = t.expectation(uid, None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PeerKeyUnknown);
+        assert!(e.message.contains("reports no key"), "{e}");
+        assert_eq!(t.pinned(uid), None);
+    }
+
+    #[test]
+    fn first_use_trusts_the_introduced_key_when_asked_and_then_only_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = trusting_first_use(dir.path());
+        let uid: Uid = UID.parse().unwrap();
         let first = t.expectation(uid, Some(key(1))).unwrap().unwrap();
         assert_eq!(first.expected, key(1).fingerprint());
-        assert_eq!(first.pin_after, Some((key(1), "tofu")));
+        assert_eq!(first.pin_after, Some("tofu"));
         t.pin(uid, key(1), "tofu").unwrap();
         assert_eq!(t.pinned(uid), Some(key(1)));
         // The server now introduces another key: the session still expects the pin.
@@ -331,13 +387,13 @@ mod tests {
         let e = t.expectation(uid, None).unwrap_err();
         assert_eq!(e.kind, ErrorKind::PeerKeyMismatch);
         assert!(e.message.contains(&key(1).fingerprint().to_string()), "{e}");
-        // An unpinned device without a key: legacy.
+        // An unpinned device without a key: legacy, as asked.
         let other: Uid = "80:00:00:00:01:00:0A:C3".parse().unwrap();
         assert_eq!(t.expectation(other, None).unwrap(), None);
     }
 
     #[test]
-    fn a_seeded_key_wins_and_an_accepted_one_replaces_the_pin() {
+    fn a_seeded_key_wins_is_pinned_once_and_an_accepted_one_replaces_the_pin() {
         let dir = tempfile::tempdir().unwrap();
         let uid: Uid = UID.parse().unwrap();
         let seeded = key(3).fingerprint().to_string();
@@ -345,14 +401,27 @@ mod tests {
         t.pin(uid, key(1), "tofu").unwrap();
         let e = t.expectation(uid, Some(key(1))).unwrap().unwrap();
         assert_eq!(e.expected, key(3).fingerprint());
+        assert_eq!(e.pin_after, Some("seeded"));
+        // Once pinned, the seed adds nothing and a connection without it expects the same key.
+        t.pin(uid, key(3), "seeded").unwrap();
+        assert_eq!(
+            t.expectation(uid, Some(key(3))).unwrap().unwrap().pin_after,
+            None
+        );
+        let unseeded = trust(dir.path(), None, None);
+        let e = unseeded.expectation(uid, Some(key(4))).unwrap().unwrap();
+        assert_eq!(e.expected, key(3).fingerprint());
+        // A seeded device the server reports without a key: refused, as a pinned one.
+        let e = t.expectation(uid, None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PeerKeyMismatch);
         let accept = key(2).fingerprint().to_string();
         let t = trust(dir.path(), None, Some(&accept));
         let e = t.expectation(uid, Some(key(2))).unwrap().unwrap();
         assert_eq!(e.expected, key(2).fingerprint());
-        assert_eq!(e.pin_after, Some((key(2), "accepted")));
+        assert_eq!(e.pin_after, Some("accepted"));
         // Accepting names one key: another introduced key still meets the old pin.
         let e = t.expectation(uid, Some(key(4))).unwrap().unwrap();
-        assert_eq!(e.expected, key(1).fingerprint());
+        assert_eq!(e.expected, key(3).fingerprint());
     }
 
     #[test]

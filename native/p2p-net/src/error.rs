@@ -42,6 +42,7 @@ error_kinds! {
     PeerTimeout => "PeerTimeout",
     P2pFailed => "P2PFailed",
     PeerKeyMismatch => "PeerKeyMismatch",
+    PeerKeyUnknown => "PeerKeyUnknown",
     LimitReached => "LimitReached",
     Internal => "Internal",
 }

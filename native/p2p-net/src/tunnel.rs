@@ -130,6 +130,7 @@ impl Tunnel {
             cfg.key_file.as_deref(),
             cfg.device_key.as_deref(),
             cfg.accept_key.as_deref(),
+            cfg.trust_first_use,
         )?;
         log::info!("this installation's key: {}", trust.public().fingerprint());
         let (status_tx, status_rx) = watch::channel(status);
@@ -458,8 +459,9 @@ impl TunnelDriver {
     }
 
     /// Whether the session runs end to end, and which device key it expects (docs/E2E-TRUST.md):
-    /// mode 3 with a pin or a key the server introduced. A pinned device the server introduces
-    /// without a key is refused here, before any packet.
+    /// mode 3 with a pin or a seed (or, when trusting the server on first use was asked for, the key
+    /// it introduced). An unknown device, or a pinned one the server introduces without a key, is
+    /// refused here, before any packet.
     fn expectation(&self, grant: &ParsedGrant) -> Result<Option<Expectation>> {
         if grant.mode != EncryptionMode::ChaCha20Poly1305 {
             return Ok(None);
@@ -467,7 +469,7 @@ impl TunnelDriver {
         let expectation = self.trust.expectation(grant.uid, grant.peer_key)?;
         if expectation.is_none() {
             log::warn!(
-                "device {} has no key: this session uses the legacy handshake, which the server could read",
+                "device {} has no key (trusting the server on first use): this session uses the legacy handshake, which the server could read",
                 grant.uid
             );
         }
@@ -639,18 +641,21 @@ impl TunnelDriver {
         }
     }
 
-    /// End to end: logs the key the device proved and pins it on first use (or after an accepted
-    /// rotation).
+    /// End to end: logs the key the device proved and pins it when `known_devices` does not hold it
+    /// yet (a seed, first use, or an accepted rotation). The session proved the expected key, so the
+    /// proved key is the one to pin.
     fn note_peer_key(&self, session: &ActiveSession, proved: Option<PublicStaticKey>) {
         let (Some(expectation), Some(proved)) = (&session.expectation, proved) else {
             return;
         };
         let uid = self.cfg.device_id;
         match expectation.pin_after {
-            Some((key, how)) if key == proved => match self.trust.pin(uid, key, how) {
-                Ok(()) => log::info!("peer key {} (new pin, {how})", key.fingerprint()),
-                Err(e) => log::warn!("peer key {}: {e}", key.fingerprint()),
-            },
+            Some(how) if expectation.expected.matches(&proved) => {
+                match self.trust.pin(uid, proved, how) {
+                    Ok(()) => log::info!("peer key {} (new pin, {how})", proved.fingerprint()),
+                    Err(e) => log::warn!("peer key {}: {e}", proved.fingerprint()),
+                }
+            }
             _ => log::info!("peer key {} (pinned)", proved.fingerprint()),
         }
     }

@@ -246,6 +246,13 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel, tempf
         .unwrap()
         .unwrap();
     assert_eq!(target.status().state, TargetState::Registered);
+    // The device's fingerprint, read on the device (as `connectd --fingerprint -f` prints it): an
+    // end-to-end session does not take the server's word for an unknown device.
+    let device_fingerprint = p2p_net::device_trust::load_key(&keys.path().join("device.key"))
+        .unwrap()
+        .public()
+        .fingerprint()
+        .to_string();
     let cfg: InitiatorConfig = serde_json::from_value(serde_json::json!({
         "device_id": UID,
         "user": "bob",
@@ -255,6 +262,7 @@ async fn start_pair(punch: bool, mode: EncryptionMode) -> (Target, Tunnel, tempf
         "local_port": 0,
         "encryption": mode,
         "key_file": keys.path().join("initiator.key"),
+        "device_key": device_fingerprint,
     }))
     .unwrap();
     let tunnel = Tunnel::start(cfg).await.unwrap();

@@ -78,6 +78,13 @@ OPTIONS
                      --fingerprint -f TARGET-FILE' prints it on the device, or its base64 public key), so
                      that not even the first connection trusts the server's word for it.
                        e.g. connectd --device-key SHA256:q0ZlUm... -f SSH-Pi.txt
+                     Pinned once the device proves it: later connections need not repeat it. Without
+                     it (or a pin), an end-to-end (mode 3) connection refuses the device (exit 024).
+  --trust-first-use  Trust the key the server introduces for a device that is neither pinned nor given
+                     with --device-key, and pin it (ssh's accept-new): the first connection then trusts
+                     the server, which could intercept it. A device without any key gets the legacy
+                     handshake, which the server can read. Also 'trust_first_use 1' in the file.
+                       e.g. connectd --trust-first-use -f SSH-Pi.txt
   -v                 Log more (info level) to stderr; RUST_LOG=debug etc. also works. Secrets are never logged.
   -h, --help         Show this text.
   --version          Show the version.
@@ -91,5 +98,6 @@ OUTPUT
     014 service timeout (device offline) 015 no such UID              016 UDP bind failed
     017 local port bind failed           020 peer closed or timed out 021 P2P failed
     023 the device's key is not the pinned one (both fingerprints are shown; see --accept-key)
+    024 the device's key is not known here (see --device-key, --trust-first-use)
     025 unknown error                    064 command line error (not a connectd code)
 ";

@@ -62,6 +62,7 @@ fn the_seeds_example_line() {
         key_file: None,
         device_key: None,
         accept_key: None,
+        trust_first_use: false,
     };
     assert_eq!(config, expected);
     assert_eq!(
@@ -475,6 +476,21 @@ fn fingerprint_and_accept_key() {
     let not_here = parse_args(&args(&format!("--accept-key {fp} -n"))).unwrap_err();
     assert!(
         not_here.message().contains("applies to a tunnel"),
+        "{not_here}"
+    );
+}
+
+#[test]
+fn trust_first_use_is_an_explicit_opt_in_of_a_tunnel() {
+    let (config, _) = initiator(SEED_LINE);
+    assert!(!config.trust_first_use);
+    let (config, _) = initiator(&format!("--trust-first-use {SEED_LINE}"));
+    assert!(config.trust_first_use);
+    let not_here = parse_args(&args("--trust-first-use -n")).unwrap_err();
+    assert!(
+        not_here
+            .message()
+            .contains("--trust-first-use applies to a tunnel"),
         "{not_here}"
     );
 }

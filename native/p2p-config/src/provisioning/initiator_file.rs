@@ -7,7 +7,8 @@ use super::keys::{FileKind, Key};
 use super::report::{ProvisionError, Warning};
 use crate::config::{loopback, AutoConnect, InitiatorConfig};
 use crate::values::{
-    parse_device_key, parse_encryption, parse_ip, parse_listen_port, parse_uid, parse_window,
+    parse_device_key, parse_encryption, parse_flag, parse_ip, parse_listen_port, parse_uid,
+    parse_window,
 };
 
 pub(crate) fn build(
@@ -27,6 +28,7 @@ pub(crate) fn build(
     let mut shared = ServerEntries::default();
     let mut name = None;
     let mut device_key = None;
+    let mut trust_first_use = false;
     let mut key_file = None;
 
     for entry in entries {
@@ -52,6 +54,7 @@ pub(crate) fn build(
             Key::Encryption => encryption = parse_encryption(value).map_err(bad)?,
             Key::Name => name = Some(value.to_string()),
             Key::DeviceKey => device_key = Some(parse_device_key(value).map_err(bad)?),
+            Key::TrustFirstUse => trust_first_use = parse_flag(value).map_err(bad)?,
             Key::KeyFile => key_file = Some(value.into()),
             _ => warnings.push(not_for_this_kind(entry, FileKind::Initiator)),
         }
@@ -102,6 +105,7 @@ pub(crate) fn build(
         key_file,
         device_key,
         accept_key: None,
+        trust_first_use,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The keys a provisioning file may hold: connectd's own, plus ours for finding our server
 //! (`server`, `server_key`), for what connectd fixes on its command line (`encryption`, `name`), and
-//! for the end-to-end keys (`device_key`, `key_file`, `device_key_file`).
+//! for the end-to-end keys (`device_key`, `trust_first_use`, `key_file`, `device_key_file`).
 
 /// The two kinds of provisioning file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,7 @@ pub(crate) enum Key {
     Server,
     ServerKey,
     DeviceKey,
+    TrustFirstUse,
     KeyFile,
     DeviceKeyFile,
     AuthorizedInitiators,
@@ -56,6 +57,7 @@ impl Key {
         Key::Server,
         Key::ServerKey,
         Key::DeviceKey,
+        Key::TrustFirstUse,
         Key::KeyFile,
         Key::DeviceKeyFile,
         Key::AuthorizedInitiators,
@@ -82,6 +84,7 @@ impl Key {
             Key::Server => "server",
             Key::ServerKey => "server_key",
             Key::DeviceKey => "device_key",
+            Key::TrustFirstUse => "trust_first_use",
             Key::KeyFile => "key_file",
             Key::DeviceKeyFile => "device_key_file",
             Key::AuthorizedInitiators => "authorized_initiators",
@@ -115,6 +118,7 @@ impl Key {
             | Key::Encryption
             | Key::Name
             | Key::DeviceKey
+            | Key::TrustFirstUse
             | Key::KeyFile => Some(FileKind::Initiator),
             Key::Uid
             | Key::Password

@@ -98,6 +98,18 @@ fn crlf_and_our_extra_keys() {
         config.max_outstanding, None,
         "no max_depth: the adaptive window"
     );
+    assert!(!config.trust_first_use, "strict unless the file opts in");
+}
+
+#[test]
+fn trust_first_use_is_0_or_1() {
+    let (config, warnings) = initiator(&format!("{MINIMAL}trust_first_use 1\n"));
+    assert!(warnings.is_empty());
+    assert!(config.trust_first_use);
+    assert_eq!(
+        error(&format!("{MINIMAL}trust_first_use yes\n")),
+        "f.txt:5: key 'trust_first_use': 'yes' is not 0 or 1"
+    );
 }
 
 #[test]
