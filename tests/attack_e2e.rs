@@ -25,14 +25,7 @@ const MARKER: &str = "E2E-HOSTILE-MARKER";
 
 /// `connectd --fingerprint -f FILE`: the key the device holds.
 fn device_fingerprint(lab: &Lab, conf: &Path) -> String {
-    let args = [
-        "--fingerprint".to_string(),
-        "-f".into(),
-        conf.display().to_string(),
-    ];
-    let out = lab.connectd_cmd(&args, &[]).output().expect("run connectd");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    lab.fingerprint(&["-f".into(), conf.display().to_string()])
 }
 
 /// The lab with the hostile server in front of its server.

@@ -14,16 +14,6 @@ use p2p_system_tests::{Account, Device, Lab};
 
 const MARKER: &str = "AUTHORIZED-INITIATORS-MARKER";
 
-/// `connectd --fingerprint [ARGS]`: this lab's initiator installation's key, or with `-f FILE`
-/// the key of that file's device (or of the initiator file's `key_file`).
-fn fingerprint(lab: &Lab, args: &[String]) -> String {
-    let mut all = vec!["--fingerprint".to_string()];
-    all.extend_from_slice(args);
-    let out = lab.connectd_cmd(&all, &[]).output().expect("run connectd");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// The fingerprint of an initiator installation whose key is `key_file` (created on first use).
 fn installation_fingerprint(lab: &Lab, d: &Device, key_file: &Path) -> String {
     let file = lab.dir().join("other-installation.txt");
@@ -33,7 +23,7 @@ fn installation_fingerprint(lab: &Lab, d: &Device, key_file: &Path) -> String {
         key_file.display()
     );
     std::fs::write(&file, text).unwrap();
-    fingerprint(lab, &["-f".into(), file.display().to_string()])
+    lab.fingerprint(&["-f".into(), file.display().to_string()])
 }
 
 /// The device's `authorized_initiators` file listing `fingerprint`, and the target file line naming it.
@@ -45,20 +35,19 @@ fn authorized_list(lab: &Lab, fingerprint: &str) -> (PathBuf, String) {
     (path, line)
 }
 
-/// `connectd -s -f FILE` for `a` reaching `d` in `mode` with the device's key seeded, as another
-/// installation of the same user when `key_file` is given.
+/// `connectd -s -f FILE` for `a` reaching `d` in `mode` (the lab seeds the device's key), as
+/// another installation of the same user when `key_file` is given.
 fn initiator_with_file(
     lab: &Lab,
     a: &Account,
     d: &Device,
-    device_fp: &str,
     mode: u8,
     key_file: Option<&Path>,
 ) -> Initiator {
     let port = p2p_system_tests::ports::free_tcp_port();
     let file = lab.initiator_file(a, d, port, 1);
     let mut text = std::fs::read_to_string(&file).unwrap();
-    text.push_str(&format!("device_key {device_fp}\nencryption {mode}\n"));
+    text.push_str(&format!("encryption {mode}\n"));
     if let Some(k) = key_file {
         text.push_str(&format!("key_file {}\n", k.display()));
     }
@@ -75,17 +64,16 @@ fn a_device_takes_only_the_initiators_on_its_list() {
     let lab = Lab::new("authorized_initiators");
     let http = HttpServer::with_marker_body(MARKER, 16 * 1024);
     let (account, device) = lab.account_and_device();
-    let laptop = fingerprint(&lab, &[]);
+    let laptop = lab.fingerprint(&[]);
     let (_list, line) = authorized_list(&lab, &laptop);
     let mut target = lab.target_with_lines(&device, http.port(), &line);
     target.proc.wait_for_text(
         "end-to-end sessions from the 1 initiator key(s)",
         Duration::from_secs(5),
     );
-    let device_fp = fingerprint(&lab, &["-f".into(), target.conf.display().to_string()]);
 
     // The listed installation reaches the service.
-    let mut listed = initiator_with_file(&lab, &account, &device, &device_fp, 3, None);
+    let mut listed = initiator_with_file(&lab, &account, &device, 3, None);
     listed.wait_ready();
     lab.curl_expect(listed.port(), &http.body);
     listed.proc.interrupt();
@@ -95,7 +83,7 @@ fn a_device_takes_only_the_initiators_on_its_list() {
     let other_key = lab.dir().join("other-installation.key");
     let other_fp = installation_fingerprint(&lab, &device, &other_key);
     assert_ne!(other_fp, laptop);
-    let mut other = initiator_with_file(&lab, &account, &device, &device_fp, 3, Some(&other_key));
+    let mut other = initiator_with_file(&lab, &account, &device, 3, Some(&other_key));
     let (_, why) = other.wait_exit_line(Duration::from_secs(20));
     assert!(
         why.contains(&format!("initiator key {other_fp} is not in")),
@@ -107,7 +95,7 @@ fn a_device_takes_only_the_initiators_on_its_list() {
     );
 
     // A legacy mode from the listed installation is refused too: its keys come from the server.
-    let mut legacy = initiator_with_file(&lab, &account, &device, &device_fp, 2, None);
+    let mut legacy = initiator_with_file(&lab, &account, &device, 2, None);
     let (_, why) = legacy.wait_exit_line(Duration::from_secs(20));
     assert!(why.contains("end-to-end sessions only"), "{why}");
     assert_eq!(
@@ -124,13 +112,12 @@ fn a_hostile_server_cannot_open_a_session_to_a_device_with_a_list() {
     lab.server.put_in_front(hostile.control);
     let http = HttpServer::with_marker_body(MARKER, 16 * 1024);
     let (account, device) = lab.account_and_device();
-    let (_list, line) = authorized_list(&lab, &fingerprint(&lab, &[]));
+    let (_list, line) = authorized_list(&lab, &lab.fingerprint(&[]));
     let mut target = lab.target_with_lines(&device, http.port(), &line);
-    let device_fp = fingerprint(&lab, &["-f".into(), target.conf.display().to_string()]);
 
     // The server introduces its own key to the device (and to the initiator, which refuses it too).
     // The device refuses the grant before any handshake, naming the key it was offered.
-    let mut refused = initiator_with_file(&lab, &account, &device, &device_fp, 3, None);
+    let mut refused = initiator_with_file(&lab, &account, &device, 3, None);
     let server_fp = hostile.fingerprint().to_string();
     let (_, why) = refused.wait_exit_line(Duration::from_secs(20));
     assert!(
@@ -159,12 +146,11 @@ fn a_device_with_a_list_refuses_a_handshake_under_another_key_than_the_one_intro
     lab.server.put_in_front(hostile.control);
     let http = HttpServer::with_marker_body(MARKER, 16 * 1024);
     let (account, device) = lab.account_and_device();
-    let (_list, line) = authorized_list(&lab, &fingerprint(&lab, &[]));
+    let (_list, line) = authorized_list(&lab, &lab.fingerprint(&[]));
     let mut target = lab.target_with_lines(&device, http.port(), &line);
-    let device_fp = fingerprint(&lab, &["-f".into(), target.conf.display().to_string()]);
 
     // The grant names the listed laptop, but the handshake the device gets is the server's.
-    let mut refused = initiator_with_file(&lab, &account, &device, &device_fp, 3, None);
+    let mut refused = initiator_with_file(&lab, &account, &device, 3, None);
     let (code, _) = refused.wait_exit_line(Duration::from_secs(20));
     assert_eq!(code, 23, "the initiator refuses the server's key too");
     p2p_system_tests::poll::wait_until(

@@ -231,7 +231,7 @@ impl Shared {
             match self.attack() {
                 Attack::SwapKeys => g.peer_key = Some(self.key.public().to_base64()),
                 Attack::StripKeys => g.peer_key = None,
-                Attack::Watch | Attack::Inject => {}
+                Attack::Watch | Attack::Inject | Attack::Impersonate => {}
             }
             g
         };

@@ -340,25 +340,27 @@ impl Lab {
             &self.server.key,
         );
         std::fs::write(&path, conf).expect("write a target file to read the fingerprint");
+        let printed = self.fingerprint(&["-f".into(), path.display().to_string()]);
+        known.insert(d.uid.clone(), printed.clone());
+        printed
+    }
+
+    /// `connectd --fingerprint ARGS`: this lab's initiator installation's key without `-f`, else the
+    /// key of the file's device (or of an initiator file's `key_file`), created on first use.
+    pub fn fingerprint(&self, args: &[String]) -> String {
+        let mut all = vec!["--fingerprint".to_string()];
+        all.extend_from_slice(args);
         let out = self
-            .connectd_cmd(
-                &[
-                    "--fingerprint".into(),
-                    "-f".into(),
-                    path.display().to_string(),
-                ],
-                &self.base,
-            )
+            .connectd_cmd(&all, &self.base)
             .output()
             .expect("run connectd --fingerprint");
         let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(
             out.status.success() && printed.starts_with("SHA256:"),
-            "connectd --fingerprint -f {}: {printed} {}",
-            path.display(),
+            "connectd {}: {printed} {}",
+            all.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
-        known.insert(d.uid.clone(), printed.clone());
         printed
     }
 

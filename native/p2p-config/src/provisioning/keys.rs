@@ -38,7 +38,7 @@ pub(crate) enum Key {
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 21] = [
+    pub(crate) const ALL: [Key; 22] = [
         Key::Autoconnect,
         Key::UserId,
         Key::AuthPass,
