@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use p2p_system_tests::data::contains;
-use p2p_system_tests::hostile::{Attack, HostileServer};
+use p2p_system_tests::hostile::{hostile_lab, Attack, HostileServer};
 use p2p_system_tests::initiator::Initiator;
 use p2p_system_tests::services::HttpServer;
 use p2p_system_tests::Lab;
@@ -26,14 +26,6 @@ const MARKER: &str = "E2E-HOSTILE-MARKER";
 /// `connectd --fingerprint -f FILE`: the key the device holds.
 fn device_fingerprint(lab: &Lab, conf: &Path) -> String {
     lab.fingerprint(&["-f".into(), conf.display().to_string()])
-}
-
-/// The lab with the hostile server in front of its server.
-fn hostile_lab(name: &str, attack: Attack) -> (Lab, HostileServer) {
-    let mut lab = Lab::new(name);
-    let hostile = HostileServer::start(&lab.server, attack);
-    lab.server.put_in_front(hostile.control);
-    (lab, hostile)
 }
 
 fn assert_never_seen(hostile: &HostileServer, marker: &str) {

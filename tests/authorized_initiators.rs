@@ -7,9 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use p2p_system_tests::hostile::{Attack, HostileServer};
+use p2p_system_tests::hostile::{hostile_lab, Attack, HostileServer};
 use p2p_system_tests::initiator::Initiator;
 use p2p_system_tests::services::HttpServer;
+use p2p_system_tests::target::Target;
 use p2p_system_tests::{Account, Device, Lab};
 
 const MARKER: &str = "AUTHORIZED-INITIATORS-MARKER";
@@ -105,63 +106,85 @@ fn a_device_takes_only_the_initiators_on_its_list() {
     );
 }
 
-#[test]
-fn a_hostile_server_cannot_open_a_session_to_a_device_with_a_list() {
-    let mut lab = Lab::new("authorized_initiators_hostile");
-    let hostile = HostileServer::start(&lab.server, Attack::SwapKeys);
-    lab.server.put_in_front(hostile.control);
+/// A device listing the lab's initiator installation, behind a hostile server.
+struct Behind {
+    lab: Lab,
+    hostile: HostileServer,
+    http: HttpServer,
+    account: Account,
+    device: Device,
+    target: Target,
+}
+
+fn listing_device_behind(name: &str, attack: Attack) -> Behind {
+    let (lab, hostile) = hostile_lab(name, attack);
     let http = HttpServer::with_marker_body(MARKER, 16 * 1024);
     let (account, device) = lab.account_and_device();
     let (_list, line) = authorized_list(&lab, &lab.fingerprint(&[]));
-    let mut target = lab.target_with_lines(&device, http.port(), &line);
+    let target = lab.target_with_lines(&device, http.port(), &line);
+    Behind {
+        lab,
+        hostile,
+        http,
+        account,
+        device,
+        target,
+    }
+}
+
+#[test]
+fn a_hostile_server_cannot_open_a_session_to_a_device_with_a_list() {
+    let mut b = listing_device_behind("authorized_initiators_hostile", Attack::SwapKeys);
 
     // The server introduces its own key to the device (and to the initiator, which refuses it too).
     // The device refuses the grant before any handshake, naming the key it was offered.
-    let mut refused = initiator_with_file(&lab, &account, &device, 3, None);
-    let server_fp = hostile.fingerprint().to_string();
+    let mut refused = initiator_with_file(&b.lab, &b.account, &b.device, 3, None);
+    let server_fp = b.hostile.fingerprint().to_string();
     let (_, why) = refused.wait_exit_line(Duration::from_secs(20));
     assert!(
         why.contains(&format!("initiator key {server_fp} is not in")),
         "{why}"
     );
-    target.proc.wait_for_text(
+    b.target.proc.wait_for_text(
         &format!("refused: initiator key {server_fp} is not in"),
         Duration::from_secs(5),
     );
     // Given time to try, the server never completed a handshake with the device.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        hostile.report().completed_with_targets,
+        b.hostile.report().completed_with_targets,
         0,
         "{:?}",
-        hostile.report()
+        b.hostile.report()
     );
-    assert_eq!(http.requests(), 0, "a refused session reached the service");
+    assert_eq!(
+        b.http.requests(),
+        0,
+        "a refused session reached the service"
+    );
 }
 
 #[test]
 fn a_device_with_a_list_refuses_a_handshake_under_another_key_than_the_one_introduced() {
-    let mut lab = Lab::new("authorized_initiators_impersonate");
-    let hostile = HostileServer::start(&lab.server, Attack::Impersonate);
-    lab.server.put_in_front(hostile.control);
-    let http = HttpServer::with_marker_body(MARKER, 16 * 1024);
-    let (account, device) = lab.account_and_device();
-    let (_list, line) = authorized_list(&lab, &lab.fingerprint(&[]));
-    let mut target = lab.target_with_lines(&device, http.port(), &line);
+    let mut b = listing_device_behind("authorized_initiators_impersonate", Attack::Impersonate);
 
     // The grant names the listed laptop, but the handshake the device gets is the server's.
-    let mut refused = initiator_with_file(&lab, &account, &device, 3, None);
+    let mut refused = initiator_with_file(&b.lab, &b.account, &b.device, 3, None);
     let (code, _) = refused.wait_exit_line(Duration::from_secs(20));
     assert_eq!(code, 23, "the initiator refuses the server's key too");
     p2p_system_tests::poll::wait_until(
         "the server's handshake with the device",
         Duration::from_secs(5),
-        || hostile.report().completed_with_targets > 0,
+        || b.hostile.report().completed_with_targets > 0,
     );
-    let server_fp = hostile.fingerprint().to_string();
-    target.proc.wait_for_text(
+    let server_fp = b.hostile.fingerprint().to_string();
+    b.target.proc.wait_for_text(
         &format!("refused: the peer's key {server_fp} is not one of the 1 authorized keys"),
         Duration::from_secs(10),
     );
-    assert_eq!(http.requests(), 0, "a refused session reached the service");
+    assert_eq!(
+        b.http.requests(),
+        0,
+        "a refused session reached the service"
+    );
 }

@@ -186,6 +186,14 @@ impl HostileServer {
     }
 }
 
+/// A lab whose clients reach `attack`'s hostile server in front of the lab's real server.
+pub fn hostile_lab(name: &str, attack: Attack) -> (crate::Lab, HostileServer) {
+    let mut lab = crate::Lab::new(name);
+    let hostile = HostileServer::start(&lab.server, attack);
+    lab.server.put_in_front(hostile.control);
+    (lab, hostile)
+}
+
 fn server_secret(data_dir: &std::path::Path) -> [u8; 32] {
     use base64::Engine;
     let text = std::fs::read_to_string(data_dir.join("server.key")).expect("read server.key");
