@@ -38,7 +38,7 @@ Describe 'The RemoteItP2P package' {
 
     It 'carries no test hook: no panic hook, no driver knob in either native library or the programs' {
         $script:Nupkg | Should -Not -BeNullOrEmpty
-        $hooks = 'p2p_test_inject_panic', 'P2P_DISABLE_DIRECT', 'P2P_RELAY_OVERRIDE'
+        $hooks = 'p2p_test_inject_panic', 'P2P_DISABLE_DIRECT', 'P2P_RELAY_OVERRIDE', 'P2P_REKEY_BYTES'
         function Test-Contains([byte[]] $Bytes, [string] $Text) {
             # Latin-1 keeps one character per byte, so a string search finds the ASCII name.
             [System.Text.Encoding]::Latin1.GetString($Bytes).Contains($Text)
@@ -55,7 +55,7 @@ Describe 'The RemoteItP2P package' {
         } finally { $zip.Dispose() }
         # The programs build.ps1 ships beside the package (out/bin/<runtime>).
         foreach ($exe in Get-ChildItem (Join-Path $PSScriptRoot '../out/bin') -Recurse -File -Filter 'connectd*') {
-            foreach ($h in $hooks[1..2]) { Test-Contains ([System.IO.File]::ReadAllBytes($exe.FullName)) $h | Should -BeFalse -Because "$($exe.FullName) must not read $h" }
+            foreach ($h in $hooks[1..3]) { Test-Contains ([System.IO.File]::ReadAllBytes($exe.FullName)) $h | Should -BeFalse -Because "$($exe.FullName) must not read $h" }
         }
     }
 
@@ -78,7 +78,7 @@ Install-PSResource -Name RemoteItP2P -Repository p2plocal -Scope CurrentUser
 Import-Module RemoteItP2P
 `$m = Get-Module RemoteItP2P
 `$cred = [pscredential]::new('$($script:Lab.User)', (ConvertTo-SecureString 'correct horse battery staple' -AsPlainText -Force))
-`$c = New-P2PConnection '$($script:Lab.DeviceId)' `$cred -Server '$($script:Lab.Server)' -ServerKey '$($script:Lab.ServerKey)'
+`$c = New-P2PConnection '$($script:Lab.DeviceId)' `$cred -Server '$($script:Lab.Server)' -ServerKey '$($script:Lab.ServerKey)' -DeviceKey '$($script:Lab.DeviceFingerprint)'
 `$page = Invoke-WebRequest -Uri "http://`$(`$c.LocalEndpoint)/" -UseBasicParsing -TimeoutSec 20
 `$c | Stop-P2PConnection
 "base=`$(`$m.ModuleBase)"
