@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use p2p_proto::crypto::{Fingerprint, PublicStaticKey};
+use p2p_proto::crypto::Fingerprint;
 use p2p_proto::{EncryptionMode, Uid};
 
 use crate::config::decode_server_key;
@@ -83,16 +83,12 @@ pub fn parse_uid(text: &str) -> Result<Uid, String> {
 /// A device key as its owner copied it from the device: the `SHA256:` fingerprint or the base64
 /// public key. Gives the fingerprint (what a pin compares).
 pub fn parse_device_key(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if let Some(key) = PublicStaticKey::from_base64(text) {
-        return Ok(key.fingerprint().to_string());
-    }
-    text.parse::<Fingerprint>()
+    Fingerprint::of_key_or_fingerprint(text)
         .map(|f| f.to_string())
-        .map_err(|_| {
+        .ok_or_else(|| {
             format!(
                 "invalid device key '{}': expected its fingerprint (SHA256: and 43 base64 characters, as 'connectd --fingerprint' prints it on the device) or the base64 public key",
-                shown(text)
+                shown(text.trim())
             )
         })
 }

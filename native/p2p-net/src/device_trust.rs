@@ -113,10 +113,7 @@ pub fn load_authorized_initiators(path: &Path) -> Result<Vec<Fingerprint>> {
         else {
             continue;
         };
-        let fingerprint = PublicStaticKey::from_base64(word)
-            .map(|k| k.fingerprint())
-            .or_else(|| word.parse().ok())
-            .ok_or_else(|| {
+        let fingerprint = Fingerprint::of_key_or_fingerprint(word).ok_or_else(|| {
                 invalid(format!(
                     "{} line {}: expected an initiator's fingerprint (SHA256:..., as 'connectd --fingerprint' prints it) or its base64 public key, then an optional label",
                     path.display(),

@@ -98,6 +98,14 @@ impl Fingerprint {
     pub fn matches(&self, key: &PublicStaticKey) -> bool {
         key.fingerprint() == *self
     }
+
+    /// A key written as users copy it: its base64 public key or its fingerprint.
+    pub fn of_key_or_fingerprint(text: &str) -> Option<Fingerprint> {
+        let text = text.trim();
+        PublicStaticKey::from_base64(text)
+            .map(|key| key.fingerprint())
+            .or_else(|| text.parse().ok())
+    }
 }
 
 impl fmt::Display for Fingerprint {
