@@ -65,6 +65,14 @@ impl KeyUpdates {
         }
     }
 
+    /// Our direction moved to its next key at `now`; its first packet will be `first_pn`.
+    fn start_phase(&mut self, now: Instant, first_pn: u64) {
+        self.phase_started = now;
+        self.phase_first_pn = first_pn;
+        self.phase_acked = false;
+        self.sealed = 0;
+    }
+
     fn is_due(&self, now: Instant) -> bool {
         self.limits.is_some_and(|l| {
             self.phase_acked
@@ -85,13 +93,8 @@ impl Session {
             return;
         };
         if protection.update_seal_key() {
-            self.key_updates = KeyUpdates {
-                limits: self.key_updates.limits,
-                phase_started: now,
-                phase_first_pn: self.recovery.next_packet_number(),
-                phase_acked: false,
-                sealed: 0,
-            };
+            let first_pn = self.recovery.next_packet_number();
+            self.key_updates.start_phase(now, first_pn);
         } else {
             // The peer did not announce key updates: never due again.
             self.key_updates.limits = None;
